@@ -1,0 +1,1 @@
+"""AntRing accounts service."""

@@ -1,0 +1,51 @@
+import uuid
+
+from fastapi import APIRouter, status
+
+from app.auth import service
+from app.auth.dependencies import AuthenticatorDep, PlatformAdmin, PlatformRead
+from app.auth.exceptions import ApiKeyNotFound
+from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.database import SessionDep
+from app.errors import Forbidden, Unauthorized, responses
+from app.tenants.exceptions import TenantNotFound
+
+router = APIRouter(
+    prefix="/v1/tenants/{tenant_id}/api-keys",
+    tags=["api keys"],
+    responses=responses(Unauthorized, Forbidden, TenantNotFound),
+)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+async def create_api_key(
+    tenant_id: uuid.UUID, body: ApiKeyCreate, session: SessionDep, _key: PlatformAdmin
+) -> ApiKeyCreated:
+    """Create an API key for a tenant; the key is returned only in this answer."""
+    key, secret = await service.create_api_key(
+        session, tenant_id=tenant_id, role=body.role, name=body.name
+    )
+    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
+
+
+@router.get("", response_model=list[ApiKeyOut])
+async def list_api_keys(
+    tenant_id: uuid.UUID, session: SessionDep, _key: PlatformRead
+) -> list[ApiKeyOut]:
+    """List a tenant's API keys (never their secrets)."""
+    keys = await service.list_api_keys(session, tenant_id=tenant_id)
+    return [ApiKeyOut.model_validate(k) for k in keys]
+
+
+@router.delete(
+    "/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(ApiKeyNotFound)
+)
+async def revoke_api_key(
+    tenant_id: uuid.UUID,
+    key_id: uuid.UUID,
+    session: SessionDep,
+    authenticator: AuthenticatorDep,
+    _key: PlatformAdmin,
+) -> None:
+    """Revoke an API key."""
+    await service.revoke_api_key(session, authenticator, tenant_id=tenant_id, key_id=key_id)

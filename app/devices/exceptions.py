@@ -1,0 +1,11 @@
+from app.errors import Conflict, NotFound
+
+
+class DeviceNotFound(NotFound):
+    code = "device-not-found"
+    title = "Device not found"
+
+
+class DeviceNameTaken(Conflict):
+    code = "device-name-taken"
+    title = "Device name taken"

@@ -1,0 +1,41 @@
+import uuid
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.database import Base, IdMixin, TimestampMixin
+
+if TYPE_CHECKING:
+    from app.users.models import User
+
+
+class DeviceKind(StrEnum):
+    web = "web"
+    softphone = "softphone"
+    ip_phone = "ip_phone"
+
+
+class Device(IdMixin, TimestampMixin, Base):
+    """A SIP account: one per device an agent uses."""
+
+    __tablename__ = "device"
+    __table_args__ = (UniqueConstraint("tenant_id", "name_key"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    # Lower-cased name: SIP usernames are unique per tenant whatever their case.
+    name_key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[DeviceKind] = mapped_column(Enum(DeviceKind, native_enum=False, length=20))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    password_encrypted: Mapped[str] = mapped_column(String(512))
+    ha1: Mapped[str] = mapped_column(String(32))
+    ha1_sha256: Mapped[str] = mapped_column(String(64))
+
+    user: Mapped["User"] = relationship(back_populates="devices", lazy="raise")

@@ -1,0 +1,116 @@
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.devices.models import DeviceKind
+from app.schemas import PatchModel
+
+DeviceName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9._-]{3,64}$"),
+    Field(
+        description="The SIP username: 3 to 64 letters, digits, '.', '_' or '-'; unique in the "
+        "tenant whatever the case.",
+        examples=["lan.softphone"],
+    ),
+]
+DevicePassword = Annotated[
+    str,
+    Field(
+        min_length=12,
+        max_length=128,
+        description="At least 12 printable ASCII characters with letters and digits, not "
+        "containing the device name. Omit it to have a strong one generated.",
+        examples=["Blue7Harbor42x"],
+    ),
+]
+
+
+class DeviceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: DeviceName
+    kind: DeviceKind = Field(examples=["softphone"])
+    password: DevicePassword | None = None
+
+
+class DeviceUpdate(PatchModel):
+    name: DeviceName | None = None
+    kind: DeviceKind | None = None
+    enabled: bool | None = Field(default=None, description="A disabled device cannot register.")
+
+
+class PasswordRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: DevicePassword | None = None
+
+
+class DeviceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    kind: DeviceKind
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeviceSummary(BaseModel):
+    """A device as the Users table shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    kind: DeviceKind
+    enabled: bool
+
+
+class DeviceCreated(DeviceOut):
+    password: str = Field(description="Shown here once; later only in the device's config view.")
+
+
+class PasswordRotated(BaseModel):
+    device_id: uuid.UUID
+    password: str = Field(description="The new password, shown here once.")
+
+
+class TransportPorts(BaseModel):
+    udp: int = Field(examples=[5060])
+    tcp: int = Field(examples=[5060])
+    tls: int = Field(examples=[5061])
+
+
+class WebConfig(BaseModel):
+    """What a browser softphone (SIP over WebSocket) needs."""
+
+    websocket_url: str = Field(examples=["wss://sip.antring.vn:7443/ws"])
+    sip_uri: str = Field(examples=["sip:lan.web@acme.sip.antring.vn"])
+    authorization_user: str
+    password: str
+    realm: str
+    display_name: str
+
+
+class IpPhoneConfig(BaseModel):
+    """What an IP phone or desktop softphone needs."""
+
+    registrar: str = Field(examples=["acme.sip.antring.vn"])
+    domain: str
+    outbound_proxy: str = Field(examples=["sip.antring.vn"])
+    ports: TransportPorts
+    username: str
+    auth_id: str
+    password: str
+    display_name: str
+
+
+class DeviceConfig(BaseModel):
+    device_id: uuid.UUID
+    web: WebConfig
+    ip_phone: IpPhoneConfig

@@ -1,0 +1,88 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from app.auth.dependencies import AdminAccess, ReadAccess
+from app.database import SessionDep
+from app.errors import Forbidden, InvalidInput, Unauthorized, responses
+from app.extensions import service
+from app.extensions.exceptions import ExtensionNotFound, ExtensionTaken
+from app.extensions.schemas import (
+    AvailableExtensions,
+    ExtensionCreate,
+    ExtensionHolder,
+    ExtensionOut,
+)
+from app.users.exceptions import UserNotFound
+
+router = APIRouter(tags=["extensions"], responses=responses(Unauthorized, Forbidden))
+
+NumberPath = Annotated[str, Path(pattern=r"^[0-9]{2,4}$", examples=["102"])]
+
+
+@router.get(
+    "/v1/users/{user_id}/extensions",
+    response_model=list[ExtensionOut],
+    responses=responses(UserNotFound),
+)
+async def list_user_extensions(
+    user_id: uuid.UUID, session: SessionDep, scope: ReadAccess
+) -> list[ExtensionOut]:
+    """List a user's extensions."""
+    extensions = await service.list_extensions(session, tenant_id=scope.tenant_id, user_id=user_id)
+    return [ExtensionOut.model_validate(e) for e in extensions]
+
+
+@router.post(
+    "/v1/users/{user_id}/extensions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ExtensionOut,
+    responses=responses(UserNotFound, ExtensionTaken, InvalidInput),
+)
+async def add_user_extension(
+    user_id: uuid.UUID, body: ExtensionCreate, session: SessionDep, scope: AdminAccess
+) -> ExtensionOut:
+    """Give a user an extension (2 to 4 digits, unique in the company)."""
+    extension = await service.add_extension(
+        session, tenant_id=scope.tenant_id, user_id=user_id, number=body.number
+    )
+    return ExtensionOut.model_validate(extension)
+
+
+@router.delete(
+    "/v1/users/{user_id}/extensions/{number}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(UserNotFound, ExtensionNotFound),
+)
+async def remove_user_extension(
+    user_id: uuid.UUID, number: NumberPath, session: SessionDep, scope: AdminAccess
+) -> None:
+    """Take an extension away from a user."""
+    await service.remove_extension(
+        session, tenant_id=scope.tenant_id, user_id=user_id, number=number
+    )
+
+
+@router.get("/v1/extensions/available", response_model=AvailableExtensions)
+async def list_available_extensions(
+    session: SessionDep,
+    scope: ReadAccess,
+    digits: Annotated[int, Query(ge=2, le=4, description="Length of the numbers.")] = 3,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> AvailableExtensions:
+    """Suggest the next free extensions of a given length."""
+    numbers = await service.available_numbers(
+        session, tenant_id=scope.tenant_id, digits=digits, limit=limit
+    )
+    return AvailableExtensions(digits=digits, numbers=numbers)
+
+
+@router.get(
+    "/v1/extensions/{number}",
+    response_model=ExtensionHolder,
+    responses=responses(ExtensionNotFound),
+)
+async def get_extension(number: NumberPath, session: SessionDep, scope: ReadAccess) -> ExtensionHolder:
+    """Who holds an extension (404 when it is free)."""
+    return await service.find_holder(session, tenant_id=scope.tenant_id, number=number)

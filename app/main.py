@@ -1,0 +1,83 @@
+"""The FastAPI application: routers, error handlers and what lives as long as the app."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.auth.router import router as api_keys_router
+from app.auth.service import Authenticator
+from app.bootstrap import bootstrap_if_empty
+from app.crypto import PasswordCipher
+from app.database import Database
+from app.devices.router import router as devices_router
+from app.errors import install_error_handlers
+from app.extensions.router import router as extensions_router
+from app.health import router as health_router
+from app.quotas.router import router as quotas_router
+from app.settings import Settings, get_settings
+from app.tenants.router import router as tenants_router
+from app.users.router import router as users_router
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Configure the agents of a cloud call center: their SIP accounts (devices), internal extensions,
+monthly outbound-minute quota, and the switches "outbound calls allowed" and "auto-answer".
+
+Every `/v1` route needs an API key: press **Authorize** and paste it. A platform key acts on the
+tenant named in the `X-Tenant-ID` header. Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings)
+        app.state.db = db
+        app.state.authenticator = Authenticator(db.engine, ttl=settings.api_key_cache_seconds)
+        if settings.uses_development_key:
+            logger.warning(
+                "Using the built-in development secret key: set ANTRING_SECRET_KEY and "
+                "ANTRING_ENVIRONMENT=production for real data."
+            )
+        if settings.bootstrap:
+            await bootstrap_if_empty(db)
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    app = FastAPI(
+        title="AntRing accounts service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.cipher = PasswordCipher(settings.secret_key.get_secret_value())
+    install_error_handlers(app)
+    for router in (
+        health_router,
+        tenants_router,
+        api_keys_router,
+        users_router,
+        devices_router,
+        extensions_router,
+        quotas_router,
+    ):
+        app.include_router(router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    return create_app()

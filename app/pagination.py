@@ -1,0 +1,31 @@
+"""One pagination shape and one set of query parameters for every list."""
+
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel, Field
+
+
+class PageParams(BaseModel):
+    limit: int
+    offset: int
+
+
+def _page_params(
+    limit: Annotated[int, Query(ge=1, le=200, description="Items per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+) -> PageParams:
+    return PageParams(limit=limit, offset=offset)
+
+
+PageDep = Annotated[PageParams, Depends(_page_params)]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int = Field(description="Items matching the query, over all pages.")
+    limit: int
+    offset: int

@@ -1,0 +1,21 @@
+import uuid
+
+from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.database import Base
+
+
+class MonthlyUsage(Base):
+    """Outbound seconds charged to a user in one calendar month of the tenant's time zone."""
+
+    __tablename__ = "monthly_usage"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
+    )
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), index=True
+    )
+    used_seconds: Mapped[int] = mapped_column(BigInteger, default=0)

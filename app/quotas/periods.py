@@ -1,0 +1,30 @@
+"""Calendar months in a tenant's time zone: the unit of the outbound-minute quota."""
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+
+def period_of(instant: datetime, timezone: str) -> str:
+    """The month ("2026-11") that an instant belongs to, on the tenant's local calendar."""
+    local = instant.astimezone(ZoneInfo(timezone))
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def period_start(period: str, timezone: str) -> datetime:
+    """Local midnight on the 1st of the month, as an aware datetime in the tenant's zone."""
+    year, month = (int(part) for part in period.split("-"))
+    return datetime(year, month, 1, tzinfo=ZoneInfo(timezone))
+
+
+def next_period(period: str) -> str:
+    year, month = (int(part) for part in period.split("-"))
+    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+
+
+def resets_at(instant: datetime, timezone: str) -> datetime:
+    """When the month containing `instant` ends: the next local month start."""
+    return period_start(next_period(period_of(instant, timezone)), timezone)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

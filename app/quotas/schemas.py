@@ -1,0 +1,24 @@
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.users.schemas import LimitMinutes
+
+
+class QuotaOut(BaseModel):
+    limit_minutes: int | None = Field(examples=[600], description="null: unlimited")
+    used_seconds: int = Field(examples=[7440], description="Charged this month, after rounding.")
+    used_minutes: int = Field(examples=[124], description="used_seconds in minutes, rounded up.")
+    remaining_seconds: int | None = Field(examples=[28560], description="null when unlimited")
+    period: str = Field(examples=["2026-11"], description="The month, in the tenant's time zone.")
+    resets_at: datetime = Field(
+        examples=["2026-12-01T00:00:00+07:00"], description="Next local month start."
+    )
+
+
+class QuotaUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit_minutes: LimitMinutes | None = Field(
+        description="Minutes allowed each month; null for unlimited.", examples=[600]
+    )

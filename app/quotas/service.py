@@ -1,0 +1,70 @@
+"""The monthly outbound-minute quota: minutes used against minutes allowed."""
+
+import math
+import uuid
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.quotas import repository
+from app.quotas.periods import now_utc, period_of, resets_at
+from app.quotas.schemas import QuotaOut
+from app.tenants.models import Tenant
+from app.users.exceptions import UserNotFound
+from app.users.models import User
+from app.users.repository import get_user
+
+
+def used_minutes(used_seconds: int) -> int:
+    return math.ceil(used_seconds / 60)
+
+
+def remaining_seconds(limit_minutes: int | None, used_seconds: int) -> int | None:
+    return None if limit_minutes is None else max(limit_minutes * 60 - used_seconds, 0)
+
+
+async def used_seconds_by_user(
+    session: AsyncSession, *, tenant: Tenant, user_ids: list[uuid.UUID], at: datetime
+) -> tuple[str, dict[uuid.UUID, int]]:
+    period = period_of(at, tenant.timezone)
+    used = await repository.used_seconds_by_user(
+        session, tenant_id=tenant.id, user_ids=user_ids, period=period
+    )
+    return period, used
+
+
+def _quota(user: User, *, tenant: Tenant, used: int, at: datetime) -> QuotaOut:
+    return QuotaOut(
+        limit_minutes=user.limit_minutes,
+        used_seconds=used,
+        used_minutes=used_minutes(used),
+        remaining_seconds=remaining_seconds(user.limit_minutes, used),
+        period=period_of(at, tenant.timezone),
+        resets_at=resets_at(at, tenant.timezone),
+    )
+
+
+async def _user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:
+    user = await get_user(session, tenant_id=tenant_id, user_id=user_id)
+    if user is None:
+        raise UserNotFound(f"No user {user_id}.")
+    return user
+
+
+async def get_quota(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> QuotaOut:
+    user = await _user(session, tenant_id=tenant_id, user_id=user_id)
+    tenant = await session.get_one(Tenant, tenant_id)
+    at = now_utc()
+    _, used = await used_seconds_by_user(session, tenant=tenant, user_ids=[user.id], at=at)
+    return _quota(user, tenant=tenant, used=used.get(user.id, 0), at=at)
+
+
+async def set_limit(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit_minutes: int | None
+) -> QuotaOut:
+    user = await _user(session, tenant_id=tenant_id, user_id=user_id)
+    user.limit_minutes = limit_minutes
+    await session.flush()
+    return await get_quota(session, tenant_id=tenant_id, user_id=user_id)

@@ -1,0 +1,68 @@
+"""Typed settings, read once from the environment (prefix ANTRING_, plus DATABASE_URL)."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Used only when ANTRING_ENVIRONMENT=development (the default for `make run`); refused otherwise.
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "please-change-me", DEVELOPMENT_SECRET_KEY}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANTRING_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./antring.db",
+        validation_alias=AliasChoices("DATABASE_URL", "ANTRING_DATABASE_URL"),
+    )
+    database_pool_size: int = Field(default=10, ge=1)
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Encrypts device passwords at rest; at least 32 characters.",
+    )
+    bootstrap: bool = Field(
+        default=True,
+        description="On first start with no tenant, create a default tenant and print its keys.",
+    )
+    log_level: str = "INFO"
+
+    # What the device configuration views show.
+    sip_proxy_host: str = "sip.antring.local"
+    sip_udp_port: int = 5060
+    sip_tcp_port: int = 5060
+    sip_tls_port: int = 5061
+    sip_websocket_url: str = "wss://sip.antring.local:7443/ws"
+
+    api_key_cache_seconds: float = Field(default=5.0, ge=0)
+
+    # Call control.
+    hold_ttl_seconds: int = Field(default=4 * 3600, ge=60)
+    scheduler_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _refuse_insecure(self) -> "Settings":
+        key = self.secret_key.get_secret_value()
+        if self.environment == "production":
+            if key.strip().lower() in _PLACEHOLDERS or len(key) < 32:
+                raise ValueError(
+                    "ANTRING_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production"
+                )
+        elif not key:
+            self.secret_key = SecretStr(DEVELOPMENT_SECRET_KEY)
+        elif len(key) < 32:
+            raise ValueError("ANTRING_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def uses_development_key(self) -> bool:
+        return self.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

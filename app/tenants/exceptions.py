@@ -1,0 +1,11 @@
+from app.errors import Conflict, NotFound
+
+
+class TenantNotFound(NotFound):
+    code = "tenant-not-found"
+    title = "Tenant not found"
+
+
+class SipDomainTaken(Conflict):
+    code = "sip-domain-taken"
+    title = "SIP domain taken"

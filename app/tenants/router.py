@@ -1,0 +1,68 @@
+import uuid
+
+from fastapi import APIRouter, status
+
+from app.auth.dependencies import PlatformAdmin, PlatformRead
+from app.database import SessionDep
+from app.deps import CipherDep
+from app.errors import Forbidden, Unauthorized, responses
+from app.pagination import Page, PageDep
+from app.tenants import service
+from app.tenants.exceptions import SipDomainTaken, TenantNotFound
+from app.tenants.schemas import TenantCreate, TenantOut, TenantUpdate
+
+router = APIRouter(
+    prefix="/v1/tenants", tags=["tenants"], responses=responses(Unauthorized, Forbidden)
+)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TenantOut,
+    responses=responses(SipDomainTaken),
+)
+async def create_tenant(body: TenantCreate, session: SessionDep, _key: PlatformAdmin) -> TenantOut:
+    """Create a tenant (a company using the call center)."""
+    return TenantOut.model_validate(await service.create_tenant(session, data=body))
+
+
+@router.get("", response_model=Page[TenantOut])
+async def list_tenants(session: SessionDep, page: PageDep, _key: PlatformRead) -> Page[TenantOut]:
+    """List tenants."""
+    tenants, total = await service.list_tenants(session, limit=page.limit, offset=page.offset)
+    return Page(
+        items=[TenantOut.model_validate(t) for t in tenants],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/{tenant_id}", response_model=TenantOut, responses=responses(TenantNotFound))
+async def get_tenant(tenant_id: uuid.UUID, session: SessionDep, _key: PlatformRead) -> TenantOut:
+    """Show a tenant."""
+    return TenantOut.model_validate(await service.get_tenant(session, tenant_id=tenant_id))
+
+
+@router.patch(
+    "/{tenant_id}", response_model=TenantOut, responses=responses(TenantNotFound, SipDomainTaken)
+)
+async def update_tenant(
+    tenant_id: uuid.UUID,
+    body: TenantUpdate,
+    session: SessionDep,
+    cipher: CipherDep,
+    _key: PlatformAdmin,
+) -> TenantOut:
+    """Change a tenant's settings."""
+    tenant = await service.update_tenant(session, cipher, tenant_id=tenant_id, data=body)
+    return TenantOut.model_validate(tenant)
+
+
+@router.delete(
+    "/{tenant_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(TenantNotFound)
+)
+async def delete_tenant(tenant_id: uuid.UUID, session: SessionDep, _key: PlatformAdmin) -> None:
+    """Delete a tenant with all its users, devices, extensions, usage and keys."""
+    await service.delete_tenant(session, tenant_id=tenant_id)

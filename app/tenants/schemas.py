@@ -1,0 +1,85 @@
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from app.schemas import PatchModel
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _check_domain(value: str) -> str:
+    value = value.strip().lower()
+    if not _HOSTNAME.match(value):
+        raise ValueError("must be a DNS host name such as acme.sip.example.com")
+    return value
+
+
+def _check_timezone(value: str) -> str:
+    if value not in available_timezones():
+        raise ValueError("must be an IANA time zone such as Asia/Ho_Chi_Minh")
+    try:
+        ZoneInfo(value)
+    except ZoneInfoNotFoundError:
+        raise ValueError("unknown time zone") from None
+    return value
+
+
+def _check_emergency(values: list[str]) -> list[str]:
+    return sorted(set(values))
+
+
+SipDomain = Annotated[str, AfterValidator(_check_domain)]
+TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+EmergencyNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,6}$")]
+EmergencyNumbers = Annotated[
+    list[EmergencyNumber], Field(max_length=20), AfterValidator(_check_emergency)
+]
+TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+BillingIncrement = Annotated[int, Field(ge=1, le=3600)]
+
+
+class TenantCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: TenantName = Field(examples=["Acme Call Center"])
+    sip_domain: SipDomain = Field(
+        description="The tenant's SIP domain, also the digest realm of its devices.",
+        examples=["acme.sip.antring.vn"],
+    )
+    timezone: TimeZoneName = Field(
+        default="Asia/Ho_Chi_Minh", description="IANA time zone: decides when a month starts."
+    )
+    emergency_numbers: EmergencyNumbers = Field(
+        default_factory=lambda: ["113", "114", "115"],
+        description="Always callable, never charged, never usable as extensions.",
+    )
+    billing_increment_seconds: BillingIncrement = Field(
+        default=60, description="Each outbound call is rounded up to a multiple of this."
+    )
+
+
+class TenantUpdate(PatchModel):
+    name: TenantName | None = None
+    sip_domain: SipDomain | None = Field(
+        default=None, description="Changing it recomputes every device's digest HA1."
+    )
+    timezone: TimeZoneName | None = None
+    emergency_numbers: EmergencyNumbers | None = None
+    billing_increment_seconds: BillingIncrement | None = None
+
+
+class TenantOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    sip_domain: str
+    timezone: str
+    emergency_numbers: list[str]
+    billing_increment_seconds: int
+    created_at: datetime
+    updated_at: datetime

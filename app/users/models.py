@@ -1,0 +1,43 @@
+import uuid
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.database import Base, IdMixin, TimestampMixin
+
+if TYPE_CHECKING:
+    from app.devices.models import Device
+    from app.extensions.models import Extension
+
+
+class User(IdMixin, TimestampMixin, Base):
+    """An agent of the call center."""
+
+    __tablename__ = "user_account"
+    __table_args__ = (UniqueConstraint("tenant_id", "external_ref"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), index=True
+    )
+    display_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    external_ref: Mapped[str | None] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    outbound_allowed: Mapped[bool] = mapped_column(default=True)
+    auto_answer: Mapped[bool] = mapped_column(default=False)
+    limit_minutes: Mapped[int | None]
+
+    devices: Mapped[list["Device"]] = relationship(
+        back_populates="user",
+        lazy="raise",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Device.created_at",
+    )
+    extensions: Mapped[list["Extension"]] = relationship(
+        lazy="raise",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Extension.number",
+    )
