@@ -67,6 +67,17 @@ async def _revoke_key(settings: Settings, args: argparse.Namespace) -> None:
         await db.dispose()
 
 
+async def _run_job(settings: Settings, name: str) -> None:
+    from app.jobs.registry import JOBS
+
+    db = Database(settings)
+    try:
+        result = await JOBS[name].run(db)
+        print(f"{name}: {result}")
+    finally:
+        await db.dispose()
+
+
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -116,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = key.add_parser("revoke", help="Revoke a key by its id.")
     p.add_argument("key_id", type=uuid.UUID)
     p.add_argument("--tenant", type=uuid.UUID, help="The key's tenant (omit for a platform key).")
+    jobs = sub.add_parser("jobs", help="Scheduled jobs.").add_subparsers(
+        dest="action", required=True
+    )
+    jobs.add_parser("list", help="List the jobs.")
+    p = jobs.add_parser("run", help="Run a job now (jobs are idempotent).")
+    p.add_argument("name")
     return parser
 
 
@@ -133,6 +150,18 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_create_key(settings, args))
     elif args.command == "api-key":
         asyncio.run(_revoke_key(settings, args))
+    elif args.command == "jobs" and args.action == "list":
+        from app.jobs.registry import JOBS
+
+        for name, job in JOBS.items():
+            print(f"{name}\t{job.description}")
+    elif args.command == "jobs":
+        from app.jobs.registry import JOBS
+
+        if args.name not in JOBS:
+            print(f"unknown job {args.name}; try: antring jobs list", file=sys.stderr)
+            return 2
+        asyncio.run(_run_job(settings, args.name))
     return 0
 
 

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -135,3 +136,41 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 # scope="function": commit and give the connection back before the response is sent.
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+@asynccontextmanager
+async def _read_only(db: "Database") -> AsyncIterator[AsyncConnection]:
+    async with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # One statement, no BEGIN/ROLLBACK round trips around it.
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
+async def _request_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with get_database(request).engine.begin() as conn:
+        yield conn
+
+
+async def _request_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with _read_only(get_database(request)) as conn:
+        yield conn
+
+
+# Core connections for the hot call-control paths: no ORM unit of work, same commit-at-the-edge.
+ConnectionDep = Annotated[AsyncConnection, Depends(_request_connection, scope="function")]
+ReadConnectionDep = Annotated[
+    AsyncConnection, Depends(_request_read_connection, scope="function")
+]
+
+
+def dialect_insert(conn: AsyncConnection | AsyncSession, table: Any) -> Any:
+    """INSERT with ON CONFLICT support for the connection's backend (PostgreSQL or SQLite)."""
+    name = conn.bind.dialect.name if isinstance(conn, AsyncSession) else conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)

@@ -10,12 +10,16 @@ from fastapi.routing import APIRoute
 from app.auth.router import router as api_keys_router
 from app.auth.service import Authenticator
 from app.bootstrap import bootstrap_if_empty
+from app.callcontrol.router import calls_router
+from app.callcontrol.router import router as callcontrol_router
 from app.crypto import PasswordCipher
 from app.database import Database
 from app.devices.router import router as devices_router
 from app.errors import install_error_handlers
 from app.extensions.router import router as extensions_router
 from app.health import router as health_router
+from app.jobs.registry import start_scheduler
+from app.jobs.router import router as jobs_router
 from app.quotas.router import router as quotas_router
 from app.settings import Settings, get_settings
 from app.tenants.router import router as tenants_router
@@ -51,9 +55,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         if settings.bootstrap:
             await bootstrap_if_empty(db)
+        scheduler = start_scheduler(db, settings) if settings.scheduler_enabled else None
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             await db.dispose()
 
     app = FastAPI(
@@ -74,6 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         devices_router,
         extensions_router,
         quotas_router,
+        callcontrol_router,
+        calls_router,
+        jobs_router,
     ):
         app.include_router(router)
     return app

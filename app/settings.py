@@ -40,8 +40,16 @@ class Settings(BaseSettings):
     api_key_cache_seconds: float = Field(default=5.0, ge=0)
 
     # Call control.
-    hold_ttl_seconds: int = Field(default=4 * 3600, ge=60)
+    hold_grace_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="How long past its max duration a granted call's hold lasts without a usage "
+        "report (ringing time, late reports).",
+    )
     scheduler_enabled: bool = True
+    rollover_interval_seconds: int = Field(
+        default=60, ge=1, description="How often the month rollover job looks for closed months."
+    )
 
     @model_validator(mode="after")
     def _refuse_insecure(self) -> "Settings":

@@ -1,10 +1,16 @@
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, String, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.quotas.models import MonthlyUsage
+from app.callcontrol.models import CallAuthorization
+from app.database import dialect_insert
+from app.quotas.models import MonthlyUsage, MonthRollover, QuotaHistory
+from app.tenants.models import Tenant
+from app.users.models import User
 
 
 async def used_seconds_by_user(
@@ -20,3 +26,90 @@ async def used_seconds_by_user(
         )
     )
     return {row.user_id: row.used_seconds for row in rows}
+
+
+async def used_and_held_seconds(
+    conn: AsyncConnection | AsyncSession, *, user_id: uuid.UUID, period: str, now: datetime
+) -> tuple[int, int]:
+    used = (
+        select(MonthlyUsage.used_seconds)
+        .where(MonthlyUsage.user_id == user_id, MonthlyUsage.period == period)
+        .scalar_subquery()
+    )
+    held = (
+        select(func.sum(CallAuthorization.held_seconds))
+        .where(
+            CallAuthorization.user_id == user_id,
+            CallAuthorization.released_at.is_(None),
+            CallAuthorization.period == period,
+            CallAuthorization.held_seconds > 0,
+            CallAuthorization.expires_at > now,
+        )
+        .scalar_subquery()
+    )
+    row = (await conn.execute(select(func.coalesce(used, 0), func.coalesce(held, 0)))).one()
+    return int(row[0]), int(row[1])
+
+
+async def tenants_for_rollover(session: AsyncSession) -> list[Row[Any]]:
+    """Each tenant with its time zone, creation time and last closed month."""
+    last_closed = (
+        select(func.max(MonthRollover.period))
+        .where(MonthRollover.tenant_id == Tenant.id)
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(Tenant.id, Tenant.timezone, Tenant.created_at, last_closed.label("last_closed"))
+    )
+    return list(rows.all())
+
+
+async def claim_rollover(
+    session: AsyncSession, *, tenant_id: uuid.UUID, period: str, now: datetime
+) -> bool:
+    """Marks a tenant's month closed; False when it already was (by this or another replica)."""
+    claimed = await session.scalar(
+        dialect_insert(session, MonthRollover.__table__)
+        .values(tenant_id=tenant_id, period=period, closed_at=now)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "period"])
+        .returning(MonthRollover.__table__.c.period)
+    )
+    return claimed is not None
+
+
+async def snapshot_limits(
+    session: AsyncSession, *, tenant_id: uuid.UUID, period: str, period_end: datetime
+) -> None:
+    """Keeps each user's limit for the closed month (users that existed by its end)."""
+    users = select(
+        User.id, literal(period, String(7)), User.tenant_id, User.limit_minutes
+    ).where(User.tenant_id == tenant_id, User.created_at < period_end)
+    await session.execute(
+        dialect_insert(session, QuotaHistory.__table__)
+        .from_select(["user_id", "period", "tenant_id", "limit_minutes"], users)
+        .on_conflict_do_nothing(index_elements=["user_id", "period"])
+    )
+
+
+async def quota_history(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[Row[Any]], int]:
+    where = (QuotaHistory.tenant_id == tenant_id, QuotaHistory.user_id == user_id)
+    total = await session.scalar(select(func.count()).select_from(QuotaHistory).where(*where))
+    rows = await session.execute(
+        select(
+            QuotaHistory.period,
+            QuotaHistory.limit_minutes,
+            func.coalesce(MonthlyUsage.used_seconds, 0).label("used_seconds"),
+        )
+        .outerjoin(
+            MonthlyUsage,
+            (MonthlyUsage.user_id == QuotaHistory.user_id)
+            & (MonthlyUsage.period == QuotaHistory.period),
+        )
+        .where(*where)
+        .order_by(QuotaHistory.period.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows.all()), total or 0

@@ -6,7 +6,8 @@ from app.auth.dependencies import AdminAccess, ReadAccess
 from app.database import SessionDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.quotas import service
-from app.quotas.schemas import QuotaOut, QuotaUpdate
+from app.pagination import Page, PageDep
+from app.quotas.schemas import QuotaHistoryEntry, QuotaOut, QuotaUpdate
 from app.users.exceptions import UserNotFound
 
 router = APIRouter(
@@ -30,3 +31,14 @@ async def set_quota(
     return await service.set_limit(
         session, tenant_id=scope.tenant_id, user_id=user_id, limit_minutes=body.limit_minutes
     )
+
+
+@router.get("/history", response_model=Page[QuotaHistoryEntry])
+async def get_quota_history(
+    user_id: uuid.UUID, session: SessionDep, page: PageDep, scope: ReadAccess
+) -> Page[QuotaHistoryEntry]:
+    """Past months: minutes allowed and used, newest first."""
+    entries, total = await service.quota_history(
+        session, tenant_id=scope.tenant_id, user_id=user_id, limit=page.limit, offset=page.offset
+    )
+    return Page(items=entries, total=total, limit=page.limit, offset=page.offset)

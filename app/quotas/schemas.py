@@ -9,7 +9,12 @@ class QuotaOut(BaseModel):
     limit_minutes: int | None = Field(examples=[600], description="null: unlimited")
     used_seconds: int = Field(examples=[7440], description="Charged this month, after rounding.")
     used_minutes: int = Field(examples=[124], description="used_seconds in minutes, rounded up.")
-    remaining_seconds: int | None = Field(examples=[28560], description="null when unlimited")
+    held_seconds: int = Field(
+        examples=[0], description="Held by calls in progress until their usage is reported."
+    )
+    remaining_seconds: int | None = Field(
+        examples=[28560], description="What new calls may still use; null when unlimited."
+    )
     period: str = Field(examples=["2026-11"], description="The month, in the tenant's time zone.")
     resets_at: datetime = Field(
         examples=["2026-12-01T00:00:00+07:00"], description="Next local month start."
@@ -22,3 +27,10 @@ class QuotaUpdate(BaseModel):
     limit_minutes: LimitMinutes | None = Field(
         description="Minutes allowed each month; null for unlimited.", examples=[600]
     )
+
+
+class QuotaHistoryEntry(BaseModel):
+    period: str = Field(examples=["2026-10"])
+    limit_minutes: int | None = Field(description="The limit when the month closed; null: unlimited.")
+    used_seconds: int
+    used_minutes: int

@@ -1,0 +1,120 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from app.auth.dependencies import CallControlAccess, ReadAccess
+from app.callcontrol import service
+from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
+from app.callcontrol.schemas import (
+    AuthorizationOut,
+    AuthorizationRequest,
+    CallOut,
+    ExtensionRoute,
+    SipAccount,
+    UsageReport,
+)
+from app.database import ConnectionDep, ReadConnectionDep
+from app.deps import SettingsDep
+from app.errors import Forbidden, Unauthorized, responses
+from app.extensions.exceptions import ExtensionNotFound
+from app.pagination import Page, PageDep
+from app.quotas.periods import now_utc
+from app.tenants.schemas import SipDomain
+from app.users.exceptions import UserNotFound
+
+router = APIRouter(
+    prefix="/v1/call-control",
+    tags=["call control"],
+    responses=responses(Unauthorized, Forbidden),
+)
+
+DomainQuery = Annotated[SipDomain, Query(description="The tenant's SIP domain (realm).")]
+
+
+@router.get(
+    "/sip-accounts/{username}",
+    response_model=SipAccount,
+    responses=responses(SipAccountNotFound),
+)
+async def lookup_sip_account(
+    username: Annotated[str, Path(max_length=64)],
+    domain: DomainQuery,
+    conn: ReadConnectionDep,
+    key: CallControlAccess,
+) -> SipAccount:
+    """Registrar lookup: the digest HA1 and state of a SIP account."""
+    return await service.sip_account(
+        conn, domain=domain, username=username, tenant_id=key.tenant_id
+    )
+
+
+@router.get(
+    "/extensions/{number}",
+    response_model=ExtensionRoute,
+    responses=responses(ExtensionNotFound),
+)
+async def route_extension(
+    number: Annotated[str, Path(pattern=r"^[0-9]{2,4}$")],
+    domain: DomainQuery,
+    conn: ReadConnectionDep,
+    key: CallControlAccess,
+) -> ExtensionRoute:
+    """Hotline and internal routing: the devices to ring for an extension, with auto-answer."""
+    return await service.extension_route(
+        conn, domain=domain, number=number, tenant_id=key.tenant_id
+    )
+
+
+@router.post("/authorizations", response_model=AuthorizationOut)
+async def authorize_call(
+    body: AuthorizationRequest,
+    conn: ConnectionDep,
+    settings: SettingsDep,
+    key: CallControlAccess,
+) -> AuthorizationOut:
+    """Outbound authorization: may this caller call this number now, and for how long."""
+    return await service.authorize(
+        conn,
+        request=body,
+        tenant_id=key.tenant_id,
+        now=now_utc(),
+        hold_grace_seconds=settings.hold_grace_seconds,
+    )
+
+
+@router.post(
+    "/usage",
+    response_model=CallOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": CallOut, "description": "Already recorded: the first result."},
+        **responses(CallerNotFound),
+    },
+)
+async def report_usage(
+    body: UsageReport, response: Response, conn: ConnectionDep, key: CallControlAccess
+) -> CallOut:
+    """Usage report: record a finished outbound call once and charge its minutes."""
+    call, created = await service.record_usage(
+        conn, report=body, tenant_id=key.tenant_id, now=now_utc()
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return call
+
+
+calls_router = APIRouter(tags=["calls"], responses=responses(Unauthorized, Forbidden))
+
+
+@calls_router.get(
+    "/v1/users/{user_id}/calls", response_model=Page[CallOut], responses=responses(UserNotFound)
+)
+async def list_user_calls(
+    user_id: uuid.UUID, conn: ReadConnectionDep, page: PageDep, scope: ReadAccess
+) -> Page[CallOut]:
+    """A user's outbound calls, newest first."""
+    calls, total = await service.list_calls(
+        conn, tenant_id=scope.tenant_id, user_id=user_id, limit=page.limit, offset=page.offset
+    )
+    return Page(items=calls, total=total, limit=page.limit, offset=page.offset)

@@ -1,0 +1,123 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from app.devices.schemas import DeviceName
+from app.tenants.schemas import SipDomain
+
+CallId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255),
+    Field(description="The SIP Call-ID: the key that makes retries safe.", examples=["a84b4c76e66710@pc33"]),
+]
+Destination = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\+?[0-9*#]+$"),
+    Field(description="The dialled number.", examples=["0901234567"]),
+]
+
+
+class Reason(StrEnum):
+    ok = "ok"
+    outbound_disabled = "outbound_disabled"
+    quota_exhausted = "quota_exhausted"
+    device_disabled = "device_disabled"
+    unknown_caller = "unknown_caller"
+
+
+class SipAccount(BaseModel):
+    """What a SIP registrar needs to challenge a REGISTER (digest HA1, never the password)."""
+
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    device_id: uuid.UUID
+    username: str
+    realm: str
+    enabled: bool = Field(description="The device and its user are both enabled.")
+    device_enabled: bool
+    user_enabled: bool
+    ha1: str = Field(description="MD5(username:realm:password), RFC 2617.")
+    ha1_sha256: str = Field(description="SHA-256(username:realm:password), RFC 8760.")
+    auto_answer: bool
+
+
+class SipHeader(BaseModel):
+    name: str
+    value: str
+
+
+class ExtensionRoute(BaseModel):
+    """Where a call to an extension goes: the SIP usernames of the holder's enabled devices."""
+
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    number: str
+    user_enabled: bool
+    auto_answer: bool
+    targets: list[str] = Field(examples=[["lan.web", "lan.desk"]])
+    auto_answer_headers: list[SipHeader] = Field(
+        description="Headers a proxy adds to the INVITE when auto-answer is on (empty when off). "
+        "`Call-Info: <sip:domain>;answer-after=0` is honoured by Polycom, Yealink, Snom, "
+        "Grandstream, Fanvil and most softphones; `Alert-Info: <http://127.0.0.1>;"
+        "info=alert-autoanswer` by Yealink, Grandstream, Cisco SPA/MPP and Fanvil."
+    )
+    auto_answer_header_block: str = Field(
+        description="The same headers as one CRLF-terminated block, ready for a proxy's append_hf."
+    )
+
+
+class CallerRef(BaseModel):
+    """The caller: a device's SIP username, or a user id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain: SipDomain = Field(examples=["acme.sip.antring.vn"])
+    username: DeviceName | None = None
+    user_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _one_caller(self) -> Self:
+        if (self.username is None) == (self.user_id is None):
+            raise ValueError("give exactly one of username or user_id")
+        return self
+
+
+class AuthorizationRequest(CallerRef):
+    call_id: CallId
+    destination: Destination
+
+
+class AuthorizationOut(BaseModel):
+    call_id: str
+    allowed: bool
+    reason: Reason
+    max_duration_seconds: int | None = Field(description="null: no limit on this call.")
+    emergency: bool
+    user_id: uuid.UUID | None
+
+
+class UsageReport(CallerRef):
+    call_id: CallId
+    destination: Destination
+    started_at: AwareDatetime = Field(
+        description="When the call started (answer time), with its offset; or Unix seconds.",
+        examples=["2026-11-25T09:30:00+07:00"],
+    )
+    duration_seconds: int = Field(ge=0, le=7 * 86400, examples=[125])
+
+
+class CallOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    call_id: str
+    user_id: uuid.UUID
+    device_id: uuid.UUID | None
+    destination: str
+    started_at: datetime
+    duration_seconds: int
+    charged_seconds: int = Field(description="Rounded up to the tenant's billing increment.")
+    period: str = Field(description="The month charged, in the tenant's time zone.")
+    emergency: bool

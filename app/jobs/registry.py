@@ -1,0 +1,48 @@
+"""Every scheduled job, by name: the scheduler, the CLI and the admin route all run them from here."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from app.database import Database
+from app.quotas.jobs import close_finished_months
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class Job:
+    run: Callable[[Database], Awaitable[int]]
+    description: str
+    interval: Callable[[Settings], int]
+
+
+JOBS: dict[str, Job] = {
+    "close-finished-months": Job(
+        run=close_finished_months,
+        description="Close each tenant's finished months (history of limits); catches up on "
+        "months missed while the service was down.",
+        interval=lambda settings: settings.rollover_interval_seconds,
+    ),
+}
+
+
+def start_scheduler(db: Database, settings: Settings) -> AsyncIOScheduler:
+    """Runs every job now (to catch up) and then at its interval."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    for name, job in JOBS.items():
+        scheduler.add_job(
+            job.run,
+            IntervalTrigger(seconds=job.interval(settings)),
+            args=[db],
+            id=name,
+            name=name,
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+    scheduler.start()
+    return scheduler

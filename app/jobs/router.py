@@ -1,0 +1,43 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+
+from app.auth.dependencies import PlatformAdmin
+from app.database import get_database
+from app.errors import Forbidden, NotFound, Unauthorized, responses
+from app.jobs.registry import JOBS
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=responses(Unauthorized, Forbidden))
+
+
+class JobOut(BaseModel):
+    name: str = Field(examples=["close-finished-months"])
+    description: str
+
+
+class JobRun(BaseModel):
+    name: str
+    result: int = Field(description="What the job did (for the rollover: months closed).")
+
+
+class JobNotFound(NotFound):
+    code = "job-not-found"
+    title = "Job not found"
+
+
+@router.get("", response_model=list[JobOut])
+async def list_jobs(_key: PlatformAdmin) -> list[JobOut]:
+    """List the scheduled jobs."""
+    return [JobOut(name=name, description=job.description) for name, job in JOBS.items()]
+
+
+@router.post("/{name}/run", response_model=JobRun, responses=responses(JobNotFound))
+async def run_job(
+    name: Annotated[str, Path(max_length=64)], request: Request, _key: PlatformAdmin
+) -> JobRun:
+    """Run a job now (it is idempotent)."""
+    job = JOBS.get(name)
+    if job is None:
+        raise JobNotFound(f"No job {name}; see GET /v1/jobs.")
+    return JobRun(name=name, result=await job.run(get_database(request)))
