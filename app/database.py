@@ -139,29 +139,21 @@ SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")
 
 
 @asynccontextmanager
-async def _read_only(db: "Database") -> AsyncIterator[AsyncConnection]:
+async def connection_scope(db: "Database") -> AsyncIterator[AsyncConnection]:
+    """A Core connection that commits when the block ends and rolls back on error; it begins on
+    first use, and is for the hot paths that need no ORM unit of work."""
+    async with db.engine.connect() as conn:
+        yield conn
+        await conn.commit()
+
+
+@asynccontextmanager
+async def read_connection_scope(db: "Database") -> AsyncIterator[AsyncConnection]:
+    """A Core connection for one read: on PostgreSQL no BEGIN/ROLLBACK round trips around it."""
     async with db.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
-            # One statement, no BEGIN/ROLLBACK round trips around it.
             await conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
-
-
-async def _request_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    async with get_database(request).engine.begin() as conn:
-        yield conn
-
-
-async def _request_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    async with _read_only(get_database(request)) as conn:
-        yield conn
-
-
-# Core connections for the hot call-control paths: no ORM unit of work, same commit-at-the-edge.
-ConnectionDep = Annotated[AsyncConnection, Depends(_request_connection, scope="function")]
-ReadConnectionDep = Annotated[
-    AsyncConnection, Depends(_request_read_connection, scope="function")
-]
 
 
 def dialect_insert(conn: AsyncConnection | AsyncSession, table: Any) -> Any:

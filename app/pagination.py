@@ -13,7 +13,8 @@ class PageParams(BaseModel):
 
 def _page_params(
     limit: Annotated[int, Query(ge=1, le=200, description="Items per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    # Bounded so that it fits the databases' 64-bit OFFSET instead of failing there.
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 

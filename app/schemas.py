@@ -1,8 +1,20 @@
 """Shared schema building blocks."""
 
+import unicodedata
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
+
+
+def _refuse_control_characters(value: str) -> str:
+    # PostgreSQL cannot store NUL at all; other control characters have no place in a name.
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# For free text kept in the database (names, emails): one line, no control characters.
+SingleLine = AfterValidator(_refuse_control_characters)
 
 
 class PatchModel(BaseModel):
@@ -11,14 +23,13 @@ class PatchModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     nullable: ClassVar[frozenset[str]] = frozenset()
 
-    @model_validator(mode="before")
+    # Per field (not on the whole model) so that the error names the field.
+    @field_validator("*", mode="before")
     @classmethod
-    def _refuse_null(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for name, value in data.items():
-                if value is None and name in cls.model_fields and name not in cls.nullable:
-                    raise ValueError(f"{name} may be omitted but not null")
-        return data
+    def _refuse_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.nullable:
+            raise ValueError("may be omitted but not null")
+        return value
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)

@@ -1,16 +1,18 @@
 """Who is calling, and what they may do: the access aliases every router uses."""
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth.models import Role
 from app.auth.repository import KeyIdentity
 from app.auth.service import Authenticator
-from app.database import get_database
+from app.database import connection_scope, get_database, read_connection_scope
 from app.errors import Forbidden, InvalidInput, Unauthorized
 from app.tenants.exceptions import TenantNotFound
 from app.tenants.repository import tenant_exists
@@ -37,6 +39,22 @@ async def current_key(
 
 CurrentKey = Annotated[KeyIdentity, Depends(current_key)]
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
+
+
+# The Core connections depend on the key so that a request is authenticated before it takes a
+# pooled connection: a request never holds one connection while waiting for another.
+async def _connection(request: Request, _key: CurrentKey) -> AsyncIterator[AsyncConnection]:
+    async with connection_scope(get_database(request)) as conn:
+        yield conn
+
+
+async def _read_connection(request: Request, _key: CurrentKey) -> AsyncIterator[AsyncConnection]:
+    async with read_connection_scope(get_database(request)) as conn:
+        yield conn
+
+
+ConnectionDep = Annotated[AsyncConnection, Depends(_connection, scope="function")]
+ReadConnectionDep = Annotated[AsyncConnection, Depends(_read_connection, scope="function")]
 
 
 @dataclass(frozen=True, slots=True)

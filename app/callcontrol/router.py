@@ -3,7 +3,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from app.auth.dependencies import CallControlAccess, ReadAccess
+from app.auth.dependencies import (
+    CallControlAccess,
+    ConnectionDep,
+    ReadAccess,
+    ReadConnectionDep,
+)
 from app.callcontrol import service
 from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
 from app.callcontrol.schemas import (
@@ -14,7 +19,6 @@ from app.callcontrol.schemas import (
     SipAccount,
     UsageReport,
 )
-from app.database import ConnectionDep, ReadConnectionDep
 from app.deps import SettingsDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.extensions.exceptions import ExtensionNotFound

@@ -141,9 +141,10 @@ async def update_device(
         password = cipher.decrypt(device.password_encrypted)
         if changes["name"].lower() in password.lower():
             raise InvalidInput("body.name", "The device password contains the new name.")
+        # Loaded before the rename: its query would autoflush a taken name outside `_flush`.
+        tenant = await session.get_one(Tenant, tenant_id)
         device.name = changes["name"]
         device.name_key = device.name.lower()
-        tenant = await session.get_one(Tenant, tenant_id)
         _set_password(device, cipher, password=password, realm=tenant.sip_domain)
     if "kind" in changes:
         device.kind = changes["kind"]

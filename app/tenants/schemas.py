@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from app.schemas import PatchModel
+from app.schemas import PatchModel, SingleLine
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
@@ -38,7 +38,9 @@ EmergencyNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,6}$")]
 EmergencyNumbers = Annotated[
     list[EmergencyNumber], Field(max_length=20), AfterValidator(_check_emergency)
 ]
-TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+TenantName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
+]
 BillingIncrement = Annotated[int, Field(ge=1, le=3600)]
 
 

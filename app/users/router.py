@@ -8,6 +8,7 @@ from app.database import SessionDep
 from app.deps import CipherDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.pagination import Page, PageDep
+from app.schemas import SingleLine
 from app.users import service
 from app.users.exceptions import ExternalRefTaken, UserNotFound
 from app.users.repository import UserSort
@@ -28,6 +29,7 @@ async def list_users(
             max_length=100,
             description="Matches name, email, extension or device name (case-insensitive).",
         ),
+        SingleLine,
     ] = None,
     sort: Annotated[UserSort, Query(description="Sort key; '-' for descending.")] = "display_name",
 ) -> Page[UserOut]:

@@ -5,11 +5,12 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.devices.schemas import DeviceSummary
-from app.schemas import PatchModel
+from app.schemas import PatchModel, SingleLine
 
 DisplayName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    SingleLine,
     Field(examples=["Nguyễn Thị Lan"]),
 ]
 Email = Annotated[
@@ -17,11 +18,13 @@ Email = Annotated[
     StringConstraints(
         strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
     ),
+    SingleLine,
     Field(examples=["lan@acme.vn"]),
 ]
 ExternalRef = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    SingleLine,
     Field(description="The agent's id in the company's identity system; unique in the tenant."),
 ]
 LimitMinutes = Annotated[

@@ -1,0 +1,141 @@
+import hashlib
+
+import httpx
+
+from app.auth.models import Role
+from app.database import Database
+from tests.callcontrol.conftest import Agent, new_agent
+from tests.conftest import TenantKeys, new_platform_key
+
+
+async def test_registrar_lookup_gives_digest_ha1_of_the_device_password(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    agent = await new_agent(client, tenant)
+    created = await client.post(
+        f"/v1/users/{agent.id}/devices",
+        json={"name": "Lan.Desk", "kind": "ip_phone", "password": "Harbor7Blue42x"},
+        headers=tenant.admin,
+    )
+    assert created.status_code == 201
+
+    response = await client.get(
+        "/v1/call-control/sip-accounts/lan.desk",
+        params={"domain": tenant.sip_domain},
+        headers=tenant.call_control,
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    secret = f"Lan.Desk:{tenant.sip_domain}:Harbor7Blue42x".encode()
+    assert body["ha1"] == hashlib.md5(secret).hexdigest()
+    assert body["ha1_sha256"] == hashlib.sha256(secret).hexdigest()
+    assert body["realm"] == tenant.sip_domain
+    assert body["username"] == "Lan.Desk"
+    assert body["enabled"] is True
+    assert body["auto_answer"] is False
+    assert "password" not in body
+
+
+async def test_registrar_lookup_reports_disabled_device_and_user(
+    client: httpx.AsyncClient, agent: Agent
+) -> None:
+    devices = await client.get(f"/v1/users/{agent.id}/devices", headers=agent.tenant.admin)
+    device_id = devices.json()[0]["id"]
+    url = f"/v1/call-control/sip-accounts/{agent.username}"
+    params = {"domain": agent.domain}
+
+    await client.patch(f"/v1/devices/{device_id}", json={"enabled": False}, headers=agent.tenant.admin)
+    body = (await client.get(url, params=params, headers=agent.tenant.call_control)).json()
+    assert (body["enabled"], body["device_enabled"], body["user_enabled"]) == (False, False, True)
+
+    await client.patch(f"/v1/devices/{device_id}", json={"enabled": True}, headers=agent.tenant.admin)
+    await client.patch(f"/v1/users/{agent.id}", json={"enabled": False}, headers=agent.tenant.admin)
+    body = (await client.get(url, params=params, headers=agent.tenant.call_control)).json()
+    assert (body["enabled"], body["device_enabled"], body["user_enabled"]) == (False, True, False)
+
+
+async def test_registrar_lookup_of_unknown_account_or_foreign_domain_is_404(
+    client: httpx.AsyncClient, agent: Agent, other_tenant: TenantKeys
+) -> None:
+    unknown = await client.get(
+        "/v1/call-control/sip-accounts/nobody",
+        params={"domain": agent.domain},
+        headers=agent.tenant.call_control,
+    )
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"] == "application/problem+json"
+
+    foreign = await client.get(
+        f"/v1/call-control/sip-accounts/{agent.username}",
+        params={"domain": agent.domain},
+        headers=other_tenant.call_control,
+    )
+    assert foreign.status_code == 404
+    assert "ha1" not in foreign.text
+
+
+async def test_platform_call_control_key_serves_every_tenant_by_domain(
+    client: httpx.AsyncClient, db: Database, agent: Agent
+) -> None:
+    platform_cc = await new_platform_key(db, Role.call_control)
+
+    response = await client.get(
+        f"/v1/call-control/sip-accounts/{agent.username}",
+        params={"domain": agent.domain},
+        headers=platform_cc,
+    )
+
+    assert response.status_code == 200
+    assert response.json()["user_id"] == agent.id
+    users = await client.get("/v1/users", headers={**platform_cc, "X-Tenant-ID": str(agent.tenant.id)})
+    assert users.status_code == 403
+
+
+async def test_call_control_routes_refuse_viewer_keys(
+    client: httpx.AsyncClient, agent: Agent
+) -> None:
+    response = await client.get(
+        f"/v1/call-control/sip-accounts/{agent.username}",
+        params={"domain": agent.domain},
+        headers=agent.tenant.viewer,
+    )
+    assert response.status_code == 403
+
+
+async def test_extension_route_rings_enabled_devices_with_auto_answer_headers_only_when_on(
+    client: httpx.AsyncClient, agent: Agent
+) -> None:
+    admin = agent.tenant.admin
+    await client.post(f"/v1/users/{agent.id}/extensions", json={"number": "102"}, headers=admin)
+    desk = await client.post(
+        f"/v1/users/{agent.id}/devices", json={"name": "desk-102", "kind": "ip_phone"}, headers=admin
+    )
+    spare = await client.post(
+        f"/v1/users/{agent.id}/devices", json={"name": "spare-102", "kind": "softphone"}, headers=admin
+    )
+    await client.patch(f"/v1/devices/{spare.json()['id']}", json={"enabled": False}, headers=admin)
+    url = "/v1/call-control/extensions/102"
+
+    off = await client.get(url, params={"domain": agent.domain}, headers=agent.tenant.call_control)
+    assert off.status_code == 200
+    assert sorted(off.json()["targets"]) == sorted([agent.username, desk.json()["name"]])
+    assert off.json()["auto_answer"] is False
+    assert off.json()["auto_answer_headers"] == []
+    assert off.json()["auto_answer_header_block"] == ""
+
+    await client.patch(f"/v1/users/{agent.id}/toggles", json={"auto_answer": True}, headers=admin)
+    on = (await client.get(url, params={"domain": agent.domain}, headers=agent.tenant.call_control)).json()
+    assert on["auto_answer"] is True
+    names = [h["name"] for h in on["auto_answer_headers"]]
+    assert names == ["Call-Info", "Alert-Info"]
+    assert f"Call-Info: <sip:{agent.domain}>;answer-after=0\r\n" in on["auto_answer_header_block"]
+
+
+async def test_free_extension_route_is_404(client: httpx.AsyncClient, agent: Agent) -> None:
+    response = await client.get(
+        "/v1/call-control/extensions/555",
+        params={"domain": agent.domain},
+        headers=agent.tenant.call_control,
+    )
+    assert response.status_code == 404
