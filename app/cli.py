@@ -13,11 +13,14 @@ from app.auth.models import Role
 from app.database import Database
 from app.settings import Settings, get_settings
 
-ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+def _alembic_ini() -> Path:
+    # Next to the package in a checkout; the working directory for an installed package.
+    beside = Path(__file__).resolve().parent.parent / "alembic.ini"
+    return beside if beside.exists() else Path.cwd() / "alembic.ini"
 
 
 def alembic_config(database_url: str | None = None) -> Config:
-    config = Config(str(ALEMBIC_INI))
+    config = Config(str(_alembic_ini()))
     if database_url:
         config.attributes["database_url"] = database_url
     return config
