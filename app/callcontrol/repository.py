@@ -85,10 +85,8 @@ async def find_caller(
     username: str | None,
     user_id: uuid.UUID | None,
     tenant_id: uuid.UUID | None,
-    lock: bool,
 ) -> Row[Any] | None:
-    """The caller with its tenant's call settings. With `lock`, the user's row is locked until
-    the transaction ends, so that one user's concurrent authorizations are decided one by one."""
+    """The caller with its tenant's call settings."""
     if username is not None:
         query = (
             select(
@@ -110,9 +108,15 @@ async def find_caller(
             .join(User, User.tenant_id == Tenant.id)
             .where(*_tenant_filter(domain, tenant_id), User.id == user_id)
         )
-    if lock:
-        query = query.with_for_update(of=User.__table__)
     return (await conn.execute(query)).first()
+
+
+async def lock_user_limit(conn: AsyncConnection, *, user_id: uuid.UUID) -> int | None:
+    """Locks the user's row until the transaction ends, so that one user's concurrent
+    authorizations are decided one after the other; returns the limit as it now stands."""
+    return await conn.scalar(
+        select(User.limit_minutes).where(User.id == user_id).with_for_update()
+    )
 
 
 _AUTHORIZATION_ANSWER = (

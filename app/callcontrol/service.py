@@ -123,7 +123,6 @@ async def authorize(
         username=request.username,
         user_id=request.user_id,
         tenant_id=tenant_id,
-        lock=True,
     )
     if caller is None:
         return AuthorizationOut(
@@ -139,11 +138,15 @@ async def authorize(
     refusal = _decide(caller, emergency=emergency)
     max_duration: int | None = None
     held = 0
-    if refusal is None and not emergency and caller.limit_minutes is not None:
+    limit_minutes = caller.limit_minutes
+    if refusal is None and not emergency and limit_minutes is not None:
+        # Only limited users pay for the lock; unlimited ones (the default) need no accounting.
+        limit_minutes = await repository.lock_user_limit(conn, user_id=caller.user_id)
+    if refusal is None and not emergency and limit_minutes is not None:
         used, held_by_others = await used_and_held_seconds(
             conn, user_id=caller.user_id, period=period, now=now
         )
-        remaining = caller.limit_minutes * 60 - used - held_by_others
+        remaining = limit_minutes * 60 - used - held_by_others
         if remaining <= 0:
             refusal = Reason.quota_exhausted
         else:
@@ -190,7 +193,6 @@ async def record_usage(
         username=report.username,
         user_id=report.user_id,
         tenant_id=tenant_id,
-        lock=False,
     )
     if caller is None:
         who = report.username or report.user_id
