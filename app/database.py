@@ -4,10 +4,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias, Unpack
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Row, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -50,6 +50,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+# Any result row, whatever its columns (SQLAlchemy 2.1 types rows by their column types).
+AnyRow: TypeAlias = Row[Unpack[tuple[Any, ...]]]
 
 
 def utcnow() -> datetime:
@@ -164,7 +168,7 @@ async def read_connection_scope(db: "Database") -> AsyncIterator[AsyncConnection
 
 def dialect_insert(conn: AsyncConnection | AsyncSession, table: Any) -> Any:
     """INSERT with ON CONFLICT support for the connection's backend (PostgreSQL or SQLite)."""
-    name = conn.bind.dialect.name if isinstance(conn, AsyncSession) else conn.dialect.name
+    name = conn.get_bind().dialect.name if isinstance(conn, AsyncSession) else conn.dialect.name
     if name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 

@@ -2,13 +2,13 @@
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
-from sqlalchemy import Row, and_, func, null, select, true, update
+from sqlalchemy import Select, and_, func, null, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.callcontrol.models import CallAuthorization, CallRecord
-from app.database import dialect_insert
+from app.database import AnyRow, dialect_insert
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.quotas.models import MonthlyUsage
@@ -36,7 +36,7 @@ def _tenant_filter(domain: str, tenant_id: uuid.UUID | None) -> list[Any]:
 
 async def find_sip_account(
     conn: AsyncConnection, *, domain: str, username: str, tenant_id: uuid.UUID | None
-) -> Row[Any] | None:
+) -> AnyRow | None:
     query = (
         select(
             Tenant.id.label("tenant_id"),
@@ -59,7 +59,7 @@ async def find_sip_account(
 
 async def find_extension_route(
     conn: AsyncConnection, *, domain: str, number: str, tenant_id: uuid.UUID | None
-) -> list[Row[Any]]:
+) -> list[AnyRow]:
     """One row per enabled device of the extension's holder (one row with no device if none)."""
     query = (
         select(
@@ -85,8 +85,9 @@ async def find_caller(
     username: str | None,
     user_id: uuid.UUID | None,
     tenant_id: uuid.UUID | None,
-) -> Row[Any] | None:
+) -> AnyRow | None:
     """The caller with its tenant's call settings."""
+    query: Select[Unpack[tuple[Any, ...]]]
     if username is not None:
         query = (
             select(
@@ -129,7 +130,7 @@ _AUTHORIZATION_ANSWER = (
 )
 
 
-async def insert_authorization(conn: AsyncConnection, values: dict[str, Any]) -> Row[Any]:
+async def insert_authorization(conn: AsyncConnection, values: dict[str, Any]) -> AnyRow:
     """Stores the answer for a call id, or returns the one stored first for it."""
     table = CallAuthorization.__table__
     inserted = (
@@ -165,7 +166,7 @@ _CALL_COLUMNS = (
 )
 
 
-async def insert_call(conn: AsyncConnection, values: dict[str, Any]) -> tuple[Row[Any], bool]:
+async def insert_call(conn: AsyncConnection, values: dict[str, Any]) -> tuple[AnyRow, bool]:
     """Records a call once; returns the stored row and whether this call inserted it."""
     table = CallRecord.__table__
     inserted = (
@@ -229,7 +230,7 @@ async def user_in_tenant(
 
 async def list_calls(
     conn: AsyncConnection, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int, offset: int
-) -> tuple[list[Row[Any]], int]:
+) -> tuple[list[AnyRow], int]:
     where = (CallRecord.tenant_id == tenant_id, CallRecord.user_id == user_id)
     total = await conn.scalar(select(func.count()).select_from(CallRecord).where(*where))
     rows = await conn.execute(

@@ -13,7 +13,6 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.callcontrol import repository
@@ -28,6 +27,7 @@ from app.callcontrol.schemas import (
     SipHeader,
     UsageReport,
 )
+from app.database import AnyRow
 from app.extensions.exceptions import ExtensionNotFound
 from app.quotas.periods import period_of
 from app.quotas.repository import used_and_held_seconds
@@ -98,7 +98,7 @@ async def extension_route(
     )
 
 
-def _decide(caller: Row[Any], *, emergency: bool) -> Reason | None:
+def _decide(caller: AnyRow, *, emergency: bool) -> Reason | None:
     """The refusal reason that needs no accounting, or None to go on."""
     if emergency:
         return None
@@ -179,7 +179,7 @@ async def authorize(
     )
 
 
-def _call_out(row: Row[Any]) -> CallOut:
+def _call_out(row: AnyRow) -> CallOut:
     return CallOut.model_validate(row._mapping)
 
 

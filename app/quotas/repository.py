@@ -3,11 +3,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, String, func, literal, select
+from sqlalchemy import String, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.callcontrol.models import CallAuthorization
-from app.database import dialect_insert
+from app.database import AnyRow, dialect_insert
 from app.quotas.models import MonthlyUsage, MonthRollover, QuotaHistory
 from app.tenants.models import Tenant
 from app.users.models import User
@@ -51,7 +51,7 @@ async def used_and_held_seconds(
     return int(row[0]), int(row[1])
 
 
-async def tenants_for_rollover(session: AsyncSession) -> list[Row[Any]]:
+async def tenants_for_rollover(session: AsyncSession) -> list[AnyRow]:
     """Each tenant with its time zone, creation time and last closed month."""
     last_closed = (
         select(func.max(MonthRollover.period))
@@ -93,7 +93,7 @@ async def snapshot_limits(
 
 async def quota_history(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int, offset: int
-) -> tuple[list[Row[Any]], int]:
+) -> tuple[list[AnyRow], int]:
     where = (QuotaHistory.tenant_id == tenant_id, QuotaHistory.user_id == user_id)
     total = await session.scalar(select(func.count()).select_from(QuotaHistory).where(*where))
     rows = await session.execute(

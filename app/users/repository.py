@@ -35,7 +35,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(tenant_id: uuid.UUID, search: str | None) -> Select[tuple[User]]:
+def _filtered(tenant_id: uuid.UUID, search: str | None) -> Select[User]:
     query = select(User).where(User.tenant_id == tenant_id)
     if search:
         pattern = f"%{_escape_like(search.lower())}%"
