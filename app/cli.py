@@ -13,6 +13,7 @@ from app.auth.models import Role
 from app.database import Database
 from app.settings import Settings, get_settings
 
+
 def _alembic_ini() -> Path:
     # Next to the package in a checkout; the working directory for an installed package.
     beside = Path(__file__).resolve().parent.parent / "alembic.ini"

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeAlias, Unpack
+from typing import Annotated, Any, TypeAlias
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, Row, event
@@ -53,7 +53,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 # Any result row, whatever its columns (SQLAlchemy 2.1 types rows by their column types).
-AnyRow: TypeAlias = Row[Unpack[tuple[Any, ...]]]
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 
 def utcnow() -> datetime:

@@ -111,10 +111,39 @@ def responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
     for error in errors:
         entry = out.setdefault(
             error.status_code,
-            {"model": Problem, "description": "", "content": {PROBLEM_MEDIA_TYPE: {}}},
+            {"model": Problem, "description": ""},
         )
         entry["description"] = "; ".join(filter(None, [entry["description"], error.title]))
     return out
+
+
+def problem_openapi(app: FastAPI) -> None:
+    """Makes /docs tell the truth: every error response is problem+json, 422 included (FastAPI
+    documents its own validation body otherwise)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            for status, response in operation.get("responses", {}).items():
+                if status.startswith(("4", "5")):
+                    response["content"] = {PROBLEM_MEDIA_TYPE: problem}
+                if status == "422":
+                    response["description"] = "Invalid input: `errors` names each bad field"
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        for model in (Problem, FieldError):
+            components.setdefault(
+                model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}")
+            )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:

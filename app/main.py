@@ -15,7 +15,7 @@ from app.callcontrol.router import router as callcontrol_router
 from app.crypto import PasswordCipher
 from app.database import Database
 from app.devices.router import router as devices_router
-from app.errors import install_error_handlers
+from app.errors import install_error_handlers, problem_openapi
 from app.extensions.router import router as extensions_router
 from app.health import router as health_router
 from app.jobs.registry import start_scheduler
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.cipher = PasswordCipher(settings.secret_key.get_secret_value())
     install_error_handlers(app)
+    problem_openapi(app)
     for router in (
         health_router,
         tenants_router,

@@ -224,10 +224,10 @@ def assert_problem(
     return body
 
 
-async def db_get(db: Database, model: type[T], id: Any) -> T | None:
+async def db_get(db: Database, model: type[T], id: str | uuid.UUID) -> T | None:
     """A row as it is now committed in the database, not as any response describes it."""
     async with db.sessionmaker() as session:
-        return await session.get(model, id)
+        return await session.get(model, uuid.UUID(str(id)))
 
 
 async def db_rows(db: Database, statement: Any) -> list[Any]:

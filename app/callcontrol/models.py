@@ -18,9 +18,7 @@ class CallAuthorization(IdMixin, Base):
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("user_account.id", ondelete="CASCADE")
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
     device_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("device.id", ondelete="SET NULL")
     )
@@ -47,9 +45,7 @@ class CallRecord(IdMixin, Base):
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("user_account.id", ondelete="CASCADE")
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
     device_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("device.id", ondelete="SET NULL")
     )

@@ -1,8 +1,8 @@
-"""Core queries for the call-control hot paths: each answer in as few round trips as the SQL allows."""
+"""Core queries for the call-control hot paths: each answer in as few round trips as possible."""
 
 import uuid
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Select, and_, func, null, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -87,7 +87,7 @@ async def find_caller(
     tenant_id: uuid.UUID | None,
 ) -> AnyRow | None:
     """The caller with its tenant's call settings."""
-    query: Select[Unpack[tuple[Any, ...]]]
+    query: Select[*tuple[Any, ...]]
     if username is not None:
         query = (
             select(
@@ -115,9 +115,7 @@ async def find_caller(
 async def lock_user_limit(conn: AsyncConnection, *, user_id: uuid.UUID) -> int | None:
     """Locks the user's row until the transaction ends, so that one user's concurrent
     authorizations are decided one after the other; returns the limit as it now stands."""
-    return await conn.scalar(
-        select(User.limit_minutes).where(User.id == user_id).with_for_update()
-    )
+    return await conn.scalar(select(User.limit_minutes).where(User.id == user_id).with_for_update())
 
 
 _AUTHORIZATION_ANSWER = (
@@ -200,7 +198,10 @@ async def add_usage(
     await conn.execute(
         statement.on_conflict_do_update(
             index_elements=["user_id", "period"],
-            set_={"used_seconds": MonthlyUsage.__table__.c.used_seconds + statement.excluded.used_seconds},
+            set_={
+                "used_seconds": MonthlyUsage.__table__.c.used_seconds
+                + statement.excluded.used_seconds
+            },
         )
     )
 

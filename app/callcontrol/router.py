@@ -24,6 +24,7 @@ from app.errors import Forbidden, Unauthorized, responses
 from app.extensions.exceptions import ExtensionNotFound
 from app.pagination import Page, PageDep
 from app.quotas.periods import now_utc
+from app.tenants.exceptions import TenantNotFound
 from app.tenants.schemas import SipDomain
 from app.users.exceptions import UserNotFound
 
@@ -108,7 +109,9 @@ async def report_usage(
     return call
 
 
-calls_router = APIRouter(tags=["calls"], responses=responses(Unauthorized, Forbidden))
+calls_router = APIRouter(
+    tags=["calls"], responses=responses(Unauthorized, Forbidden, TenantNotFound)
+)
 
 
 @calls_router.get(

@@ -11,7 +11,10 @@ from app.tenants.schemas import SipDomain
 CallId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=255),
-    Field(description="The SIP Call-ID: the key that makes retries safe.", examples=["a84b4c76e66710@pc33"]),
+    Field(
+        description="The SIP Call-ID: the key that makes retries safe.",
+        examples=["a84b4c76e66710@pc33"],
+    ),
 ]
 Destination = Annotated[
     str,

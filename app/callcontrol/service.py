@@ -11,7 +11,6 @@ import math
 import re
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -199,7 +198,9 @@ async def record_usage(
         raise CallerNotFound(f"No caller {who} in {report.domain}.")
     emergency = is_emergency(report.destination, caller.emergency_numbers)
     charged = (
-        0 if emergency else charged_seconds(report.duration_seconds, caller.billing_increment_seconds)
+        0
+        if emergency
+        else charged_seconds(report.duration_seconds, caller.billing_increment_seconds)
     )
     period = period_of(report.started_at, caller.timezone)
     row, created = await repository.insert_call(

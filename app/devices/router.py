@@ -17,9 +17,10 @@ from app.devices.schemas import (
     PasswordRotated,
 )
 from app.errors import Forbidden, InvalidInput, Unauthorized, responses
+from app.tenants.exceptions import TenantNotFound
 from app.users.exceptions import UserNotFound
 
-router = APIRouter(tags=["devices"], responses=responses(Unauthorized, Forbidden))
+router = APIRouter(tags=["devices"], responses=responses(Unauthorized, Forbidden, TenantNotFound))
 
 
 @router.get(
@@ -53,7 +54,9 @@ async def create_device(
     return DeviceCreated(**DeviceOut.model_validate(device).model_dump(), password=password)
 
 
-@router.get("/v1/devices/{device_id}", response_model=DeviceOut, responses=responses(DeviceNotFound))
+@router.get(
+    "/v1/devices/{device_id}", response_model=DeviceOut, responses=responses(DeviceNotFound)
+)
 async def get_device(device_id: uuid.UUID, session: SessionDep, scope: ReadAccess) -> DeviceOut:
     """Show a SIP account."""
     device = await service.get_device(session, tenant_id=scope.tenant_id, device_id=device_id)

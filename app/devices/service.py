@@ -52,7 +52,7 @@ async def _flush(session: AsyncSession, name: str) -> None:
 
 
 def default_device_name(display_name: str) -> str:
-    """A readable, unique-enough SIP username from the agent's name: 'Nguyễn Văn An' → nguyen-van-an-3fa9c1."""
+    """A readable SIP username from the agent's name: 'Nguyễn Văn An' → nguyen-van-an-3fa9c1."""
     ascii_name = unicodedata.normalize("NFKD", display_name.replace("đ", "d").replace("Đ", "D"))
     ascii_name = ascii_name.encode("ascii", "ignore").decode().lower()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:40].strip("-") or "agent"

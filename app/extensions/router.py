@@ -14,9 +14,12 @@ from app.extensions.schemas import (
     ExtensionHolder,
     ExtensionOut,
 )
+from app.tenants.exceptions import TenantNotFound
 from app.users.exceptions import UserNotFound
 
-router = APIRouter(tags=["extensions"], responses=responses(Unauthorized, Forbidden))
+router = APIRouter(
+    tags=["extensions"], responses=responses(Unauthorized, Forbidden, TenantNotFound)
+)
 
 NumberPath = Annotated[str, Path(pattern=r"^[0-9]{2,4}$", examples=["102"])]
 
@@ -83,6 +86,8 @@ async def list_available_extensions(
     response_model=ExtensionHolder,
     responses=responses(ExtensionNotFound),
 )
-async def get_extension(number: NumberPath, session: SessionDep, scope: ReadAccess) -> ExtensionHolder:
+async def get_extension(
+    number: NumberPath, session: SessionDep, scope: ReadAccess
+) -> ExtensionHolder:
     """Who holds an extension (404 when it is free)."""
     return await service.find_holder(session, tenant_id=scope.tenant_id, number=number)

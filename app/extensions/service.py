@@ -34,8 +34,7 @@ async def add_extension(
     if shadows_emergency(number, tenant.emergency_numbers):
         raise ExtensionShadowsEmergency(
             "body.number",
-            f"{number} would shadow an emergency number "
-            f"({', '.join(tenant.emergency_numbers)}).",
+            f"{number} would shadow an emergency number ({', '.join(tenant.emergency_numbers)}).",
             type="extension_shadows_emergency",
         )
     extension = Extension(tenant_id=tenant_id, user_id=user_id, number=number)
@@ -64,12 +63,16 @@ async def remove_extension(
         raise ExtensionNotFound(f"The user does not hold extension {number}.")
 
 
-async def find_holder(session: AsyncSession, *, tenant_id: uuid.UUID, number: str) -> ExtensionHolder:
+async def find_holder(
+    session: AsyncSession, *, tenant_id: uuid.UUID, number: str
+) -> ExtensionHolder:
     found = await repository.find_holder(session, tenant_id=tenant_id, number=number)
     if found is None:
         raise ExtensionNotFound(f"Extension {number} is free.")
     extension, display_name = found
-    return ExtensionHolder(number=extension.number, user_id=extension.user_id, display_name=display_name)
+    return ExtensionHolder(
+        number=extension.number, user_id=extension.user_id, display_name=display_name
+    )
 
 
 async def available_numbers(

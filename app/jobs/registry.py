@@ -1,4 +1,4 @@
-"""Every scheduled job, by name: the scheduler, the CLI and the admin route all run them from here."""
+"""Every scheduled job, by name: the scheduler, the CLI and the admin route run them from here."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass

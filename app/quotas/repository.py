@@ -1,7 +1,6 @@
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import String, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -81,9 +80,9 @@ async def snapshot_limits(
     session: AsyncSession, *, tenant_id: uuid.UUID, period: str, period_end: datetime
 ) -> None:
     """Keeps each user's limit for the closed month (users that existed by its end)."""
-    users = select(
-        User.id, literal(period, String(7)), User.tenant_id, User.limit_minutes
-    ).where(User.tenant_id == tenant_id, User.created_at < period_end)
+    users = select(User.id, literal(period, String(7)), User.tenant_id, User.limit_minutes).where(
+        User.tenant_id == tenant_id, User.created_at < period_end
+    )
     await session.execute(
         dialect_insert(session, QuotaHistory.__table__)
         .from_select(["user_id", "period", "tenant_id", "limit_minutes"], users)

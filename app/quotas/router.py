@@ -5,15 +5,16 @@ from fastapi import APIRouter
 from app.auth.dependencies import AdminAccess, ReadAccess
 from app.database import SessionDep
 from app.errors import Forbidden, Unauthorized, responses
-from app.quotas import service
 from app.pagination import Page, PageDep
+from app.quotas import service
 from app.quotas.schemas import QuotaHistoryEntry, QuotaOut, QuotaUpdate
+from app.tenants.exceptions import TenantNotFound
 from app.users.exceptions import UserNotFound
 
 router = APIRouter(
     prefix="/v1/users/{user_id}/quota",
     tags=["quota"],
-    responses=responses(Unauthorized, Forbidden, UserNotFound),
+    responses=responses(Unauthorized, Forbidden, TenantNotFound, UserNotFound),
 )
 
 

@@ -31,6 +31,8 @@ class QuotaUpdate(BaseModel):
 
 class QuotaHistoryEntry(BaseModel):
     period: str = Field(examples=["2026-10"])
-    limit_minutes: int | None = Field(description="The limit when the month closed; null: unlimited.")
+    limit_minutes: int | None = Field(
+        description="The limit when the month closed; null: unlimited."
+    )
     used_seconds: int
     used_minutes: int

@@ -33,8 +33,6 @@ async def used_seconds_by_user(
     return period, used
 
 
-
-
 async def _user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:
     user = await get_user(session, tenant_id=tenant_id, user_id=user_id)
     if user is None:
@@ -42,9 +40,7 @@ async def _user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UU
     return user
 
 
-async def get_quota(
-    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> QuotaOut:
+async def get_quota(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> QuotaOut:
     user = await _user(session, tenant_id=tenant_id, user_id=user_id)
     tenant = await session.get_one(Tenant, tenant_id)
     at = now_utc()

@@ -14,7 +14,9 @@ async def get_tenant(session: AsyncSession, *, tenant_id: uuid.UUID) -> Tenant |
     return await session.get(Tenant, tenant_id)
 
 
-async def list_tenants(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[Tenant], int]:
+async def list_tenants(
+    session: AsyncSession, *, limit: int, offset: int
+) -> tuple[list[Tenant], int]:
     total = await session.scalar(select(func.count()).select_from(Tenant))
     rows = await session.scalars(
         select(Tenant).order_by(Tenant.created_at, Tenant.id).limit(limit).offset(offset)

@@ -15,9 +15,7 @@ UserSort = Literal["display_name", "-display_name", "created_at", "-created_at"]
 async def get_user(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> User | None:
-    return await session.scalar(
-        select(User).where(User.id == user_id, User.tenant_id == tenant_id)
-    )
+    return await session.scalar(select(User).where(User.id == user_id, User.tenant_id == tenant_id))
 
 
 async def get_user_with_accounts(

@@ -9,12 +9,15 @@ from app.deps import CipherDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.pagination import Page, PageDep
 from app.schemas import SingleLine
+from app.tenants.exceptions import TenantNotFound
 from app.users import service
 from app.users.exceptions import ExternalRefTaken, UserNotFound
 from app.users.repository import UserSort
 from app.users.schemas import Toggles, TogglesUpdate, UserCreate, UserOut, UserUpdate
 
-router = APIRouter(prefix="/v1/users", tags=["users"], responses=responses(Unauthorized, Forbidden))
+router = APIRouter(
+    prefix="/v1/users", tags=["users"], responses=responses(Unauthorized, Forbidden, TenantNotFound)
+)
 
 
 @router.get("", response_model=Page[UserOut])
@@ -71,9 +74,7 @@ async def update_user(
     user_id: uuid.UUID, body: UserUpdate, session: SessionDep, scope: AdminAccess
 ) -> UserOut:
     """Change a user's details, switches or monthly limit."""
-    return await service.update_user(
-        session, tenant_id=scope.tenant_id, user_id=user_id, data=body
-    )
+    return await service.update_user(session, tenant_id=scope.tenant_id, user_id=user_id, data=body)
 
 
 @router.delete(

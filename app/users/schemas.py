@@ -15,9 +15,7 @@ DisplayName = Annotated[
 ]
 Email = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-    ),
+    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
     SingleLine,
     Field(examples=["lan@acme.vn"]),
 ]

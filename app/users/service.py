@@ -16,10 +16,19 @@ from app.users import repository
 from app.users.exceptions import ExternalRefTaken, UserNotFound
 from app.users.models import User
 from app.users.repository import UserSort
-from app.users.schemas import MinutesSummary, Toggles, TogglesUpdate, UserCreate, UserOut, UserUpdate
+from app.users.schemas import (
+    MinutesSummary,
+    Toggles,
+    TogglesUpdate,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+)
 
 
-async def _present(session: AsyncSession, *, tenant_id: uuid.UUID, users: list[User]) -> list[UserOut]:
+async def _present(
+    session: AsyncSession, *, tenant_id: uuid.UUID, users: list[User]
+) -> list[UserOut]:
     """Users with devices and extensions loaded, as the Users table shows them."""
     tenant = await session.get_one(Tenant, tenant_id)
     period, used = await used_seconds_by_user(

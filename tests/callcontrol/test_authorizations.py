@@ -25,7 +25,9 @@ async def test_outbound_disabled_refuses_everything_but_emergency_numbers(
     client: httpx.AsyncClient, agent: Agent
 ) -> None:
     await client.patch(
-        f"/v1/users/{agent.id}/toggles", json={"outbound_allowed": False}, headers=agent.tenant.admin
+        f"/v1/users/{agent.id}/toggles",
+        json={"outbound_allowed": False},
+        headers=agent.tenant.admin,
     )
 
     for i, number in enumerate(["0901234567", "19001234", "1130"]):
@@ -103,11 +105,15 @@ async def test_user_at_zero_is_refused_and_a_report_frees_the_rest(
     assert (first["allowed"], first["max_duration_seconds"]) == (True, 120)
     assert (await authorize(client, agent, "b"))["reason"] == "quota_exhausted"
 
-    assert (await report(client, agent, "a", 50, started_at=now_utc().isoformat())).status_code == 201
+    assert (
+        await report(client, agent, "a", 50, started_at=now_utc().isoformat())
+    ).status_code == 201
     after = await authorize(client, agent, "c")
     assert (after["allowed"], after["max_duration_seconds"]) == (True, 60)
 
-    assert (await report(client, agent, "c", 60, started_at=now_utc().isoformat())).status_code == 201
+    assert (
+        await report(client, agent, "c", 60, started_at=now_utc().isoformat())
+    ).status_code == 201
     assert (await authorize(client, agent, "d"))["reason"] == "quota_exhausted"
     assert (await quota(client, agent))["remaining_seconds"] == 0
 
@@ -159,7 +165,12 @@ async def test_authorization_input_errors_name_the_field(
 ) -> None:
     response = await client.post(
         "/v1/call-control/authorizations",
-        json={"domain": agent.domain, "username": agent.username, "call_id": "", "destination": "x"},
+        json={
+            "domain": agent.domain,
+            "username": agent.username,
+            "call_id": "",
+            "destination": "x",
+        },
         headers=agent.tenant.call_control,
     )
     assert response.status_code == 422

@@ -45,11 +45,15 @@ async def test_registrar_lookup_reports_disabled_device_and_user(
     url = f"/v1/call-control/sip-accounts/{agent.username}"
     params = {"domain": agent.domain}
 
-    await client.patch(f"/v1/devices/{device_id}", json={"enabled": False}, headers=agent.tenant.admin)
+    await client.patch(
+        f"/v1/devices/{device_id}", json={"enabled": False}, headers=agent.tenant.admin
+    )
     body = (await client.get(url, params=params, headers=agent.tenant.call_control)).json()
     assert (body["enabled"], body["device_enabled"], body["user_enabled"]) == (False, False, True)
 
-    await client.patch(f"/v1/devices/{device_id}", json={"enabled": True}, headers=agent.tenant.admin)
+    await client.patch(
+        f"/v1/devices/{device_id}", json={"enabled": True}, headers=agent.tenant.admin
+    )
     await client.patch(f"/v1/users/{agent.id}", json={"enabled": False}, headers=agent.tenant.admin)
     body = (await client.get(url, params=params, headers=agent.tenant.call_control)).json()
     assert (body["enabled"], body["device_enabled"], body["user_enabled"]) == (False, True, False)
@@ -88,7 +92,9 @@ async def test_platform_call_control_key_serves_every_tenant_by_domain(
 
     assert response.status_code == 200
     assert response.json()["user_id"] == agent.id
-    users = await client.get("/v1/users", headers={**platform_cc, "X-Tenant-ID": str(agent.tenant.id)})
+    users = await client.get(
+        "/v1/users", headers={**platform_cc, "X-Tenant-ID": str(agent.tenant.id)}
+    )
     assert users.status_code == 403
 
 
@@ -109,10 +115,14 @@ async def test_extension_route_rings_enabled_devices_with_auto_answer_headers_on
     admin = agent.tenant.admin
     await client.post(f"/v1/users/{agent.id}/extensions", json={"number": "102"}, headers=admin)
     desk = await client.post(
-        f"/v1/users/{agent.id}/devices", json={"name": "desk-102", "kind": "ip_phone"}, headers=admin
+        f"/v1/users/{agent.id}/devices",
+        json={"name": "desk-102", "kind": "ip_phone"},
+        headers=admin,
     )
     spare = await client.post(
-        f"/v1/users/{agent.id}/devices", json={"name": "spare-102", "kind": "softphone"}, headers=admin
+        f"/v1/users/{agent.id}/devices",
+        json={"name": "spare-102", "kind": "softphone"},
+        headers=admin,
     )
     await client.patch(f"/v1/devices/{spare.json()['id']}", json={"enabled": False}, headers=admin)
     url = "/v1/call-control/extensions/102"
@@ -125,7 +135,9 @@ async def test_extension_route_rings_enabled_devices_with_auto_answer_headers_on
     assert off.json()["auto_answer_header_block"] == ""
 
     await client.patch(f"/v1/users/{agent.id}/toggles", json={"auto_answer": True}, headers=admin)
-    on = (await client.get(url, params={"domain": agent.domain}, headers=agent.tenant.call_control)).json()
+    on = (
+        await client.get(url, params={"domain": agent.domain}, headers=agent.tenant.call_control)
+    ).json()
     assert on["auto_answer"] is True
     names = [h["name"] for h in on["auto_answer_headers"]]
     assert names == ["Call-Info", "Alert-Info"]

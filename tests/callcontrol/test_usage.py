@@ -104,18 +104,26 @@ async def test_usage_this_month_shows_in_the_quota_and_the_ledger_newest_first(
     from app.quotas.periods import now_utc
 
     now = now_utc()
-    await client.put(f"/v1/users/{agent.id}/quota", json={"limit_minutes": 10}, headers=agent.tenant.admin)
+    await client.put(
+        f"/v1/users/{agent.id}/quota", json={"limit_minutes": 10}, headers=agent.tenant.admin
+    )
     await report(client, agent, "old", 60, started_at="2020-01-15T03:00:00Z")
     await report(client, agent, "new", 150, started_at=now.isoformat())
 
     shown = await quota(client, agent)
-    assert (shown["used_seconds"], shown["used_minutes"], shown["remaining_seconds"]) == (180, 3, 420)
+    assert (shown["used_seconds"], shown["used_minutes"], shown["remaining_seconds"]) == (
+        180,
+        3,
+        420,
+    )
 
     calls = await client.get(f"/v1/users/{agent.id}/calls", headers=agent.tenant.viewer)
     assert calls.status_code == 200
     assert [c["call_id"] for c in calls.json()["items"]] == ["new", "old"]
     assert calls.json()["total"] == 2
-    page = await client.get(f"/v1/users/{agent.id}/calls?limit=1&offset=1", headers=agent.tenant.viewer)
+    page = await client.get(
+        f"/v1/users/{agent.id}/calls?limit=1&offset=1", headers=agent.tenant.viewer
+    )
     assert [c["call_id"] for c in page.json()["items"]] == ["old"]
 
 

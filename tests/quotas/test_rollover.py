@@ -18,7 +18,9 @@ from tests.conftest import TenantKeys, make_settings
 
 async def _backdate(db: Database, tenant: TenantKeys, created_at: datetime) -> None:
     async with db.engine.begin() as conn:
-        await conn.execute(update(Tenant).where(Tenant.id == tenant.id).values(created_at=created_at))
+        await conn.execute(
+            update(Tenant).where(Tenant.id == tenant.id).values(created_at=created_at)
+        )
         await conn.execute(
             update(User).where(User.tenant_id == tenant.id).values(created_at=created_at)
         )
@@ -118,7 +120,9 @@ async def test_history_keeps_the_limit_of_each_closed_month_and_late_usage(
     await _backdate(db, tenant, datetime(2026, 9, 3, tzinfo=UTC))
     await report(client, agent, "sep", 125, started_at="2026-09-10T03:00:00Z")
     await close_finished_months(db, now=datetime(2026, 10, 2, tzinfo=UTC))
-    await client.put(f"/v1/users/{agent.id}/quota", json={"limit_minutes": 200}, headers=tenant.admin)
+    await client.put(
+        f"/v1/users/{agent.id}/quota", json={"limit_minutes": 200}, headers=tenant.admin
+    )
     await close_finished_months(db, now=datetime(2026, 11, 2, tzinfo=UTC))
     # Started before September ended, reported after it closed: still September's.
     await report(client, agent, "late", 60, started_at="2026-09-30T16:59:00Z")
@@ -126,7 +130,9 @@ async def test_history_keeps_the_limit_of_each_closed_month_and_late_usage(
     response = await client.get(f"/v1/users/{agent.id}/quota/history", headers=tenant.viewer)
 
     assert response.status_code == 200
-    assert [(e["period"], e["limit_minutes"], e["used_seconds"]) for e in response.json()["items"]] == [
+    assert [
+        (e["period"], e["limit_minutes"], e["used_seconds"]) for e in response.json()["items"]
+    ] == [
         ("2026-10", 200, 0),
         ("2026-09", 100, 240),
     ]

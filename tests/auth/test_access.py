@@ -1,0 +1,401 @@
+"""Who may call what: keys (401), roles (403), tenant isolation (404) on every /v1 route."""
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from app.auth.models import ApiKey, Role
+from app.database import Database
+from app.models import Base
+from app.tenants.models import Tenant
+from app.users.models import User
+from tests.conftest import (
+    TenantKeys,
+    add_device,
+    add_extension,
+    assert_problem,
+    create_user,
+    db_rows,
+    new_platform_key,
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+    admin_only: bool = False
+
+    @property
+    def writes(self) -> bool:
+        return self.method != "GET"
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+TENANT_ROUTES = [
+    Route("GET", "/v1/users"),
+    Route("POST", "/v1/users", {"display_name": "Mallory"}),
+    Route("GET", "/v1/users/{user_id}"),
+    Route("PATCH", "/v1/users/{user_id}", {"display_name": "Mallory"}),
+    Route("DELETE", "/v1/users/{user_id}"),
+    Route("GET", "/v1/users/{user_id}/toggles"),
+    Route("PATCH", "/v1/users/{user_id}/toggles", {"outbound_allowed": False}),
+    Route("GET", "/v1/users/{user_id}/quota"),
+    Route("PUT", "/v1/users/{user_id}/quota", {"limit_minutes": 1}),
+    Route("GET", "/v1/users/{user_id}/quota/history"),
+    Route("GET", "/v1/users/{user_id}/calls"),
+    Route("GET", "/v1/users/{user_id}/devices"),
+    Route("POST", "/v1/users/{user_id}/devices", {"name": "mallory.phone", "kind": "softphone"}),
+    Route("GET", "/v1/devices/{device_id}"),
+    Route("PATCH", "/v1/devices/{device_id}", {"enabled": False}),
+    Route("DELETE", "/v1/devices/{device_id}"),
+    # The config view shows the password: admins only.
+    Route("GET", "/v1/devices/{device_id}/config", admin_only=True),
+    Route("POST", "/v1/devices/{device_id}/password", {}),
+    Route("GET", "/v1/users/{user_id}/extensions"),
+    Route("POST", "/v1/users/{user_id}/extensions", {"number": "666"}),
+    Route("DELETE", "/v1/users/{user_id}/extensions/{number}"),
+    Route("GET", "/v1/extensions/available"),
+    Route("GET", "/v1/extensions/{number}"),
+]
+PLATFORM_ROUTES = [
+    Route("POST", "/v1/tenants", {"name": "Mallory", "sip_domain": "mallory.sip.test"}),
+    Route("GET", "/v1/tenants"),
+    Route("GET", "/v1/tenants/{tenant_id}"),
+    Route("PATCH", "/v1/tenants/{tenant_id}", {"name": "Mallory"}),
+    Route("DELETE", "/v1/tenants/{tenant_id}"),
+    Route("POST", "/v1/tenants/{tenant_id}/api-keys", {"name": "mallory", "role": "admin"}),
+    Route("GET", "/v1/tenants/{tenant_id}/api-keys"),
+    Route("DELETE", "/v1/tenants/{tenant_id}/api-keys/{key_id}"),
+    Route("GET", "/v1/jobs"),
+    Route("POST", "/v1/jobs/{name}/run"),
+]
+ID_ROUTES = [r for r in TENANT_ROUTES if "{" in r.path]
+# Served to the SIP proxy with call_control keys; tested in tests/callcontrol/.
+CALL_CONTROL_PREFIX = "/v1/call-control/"
+
+
+def served_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every /v1 operation the app publishes."""
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/v1/")
+        for method in operations
+    }
+
+
+def test_every_route_outside_call_control_is_in_these_tests(app: FastAPI) -> None:
+    served = {
+        (method, path)
+        for method, path in served_operations(app)
+        if not path.startswith(CALL_CONTROL_PREFIX)
+    }
+    tested = {(r.method, r.path) for r in TENANT_ROUTES + PLATFORM_ROUTES}
+
+    assert served - tested == set(), "routes without access tests"
+    assert tested - served == set(), "tests of routes that are not served"
+
+
+@dataclass
+class World:
+    """One tenant's user with a device and an extension, and one of its API keys."""
+
+    keys: TenantKeys
+    user: dict[str, Any]
+    device: dict[str, Any]
+    ids: dict[str, str]
+
+
+async def make_world(
+    client: httpx.AsyncClient, platform: dict[str, str], keys: TenantKeys, number: str
+) -> World:
+    user = await create_user(client, keys.admin, display_name=f"Secret Agent {number}")
+    device = await add_device(client, keys.admin, user["id"], name=f"hidden.phone{number}")
+    await add_extension(client, keys.admin, user["id"], number)
+    api_keys = await client.get(f"/v1/tenants/{keys.id}/api-keys", headers=platform)
+    ids = {
+        "tenant_id": str(keys.id),
+        "user_id": user["id"],
+        "device_id": device["id"],
+        "number": number,
+        "key_id": api_keys.json()[0]["id"],
+        "name": "close-finished-months",
+    }
+    return World(keys=keys, user=user, device=device, ids=ids)
+
+
+@pytest.fixture
+async def mine(client: httpx.AsyncClient, platform: dict[str, str], tenant: TenantKeys) -> World:
+    return await make_world(client, platform, tenant, "101")
+
+
+@pytest.fixture
+async def theirs(
+    client: httpx.AsyncClient, platform: dict[str, str], other_tenant: TenantKeys
+) -> World:
+    return await make_world(client, platform, other_tenant, "102")
+
+
+async def call(
+    client: httpx.AsyncClient, route: Route, ids: dict[str, str], headers: dict[str, str]
+) -> httpx.Response:
+    return await client.request(
+        route.method, route.path.format(**ids), json=route.body, headers=headers
+    )
+
+
+async def snapshot(db: Database, tenant_id: uuid.UUID | None = None) -> dict[str, list[Any]]:
+    """Every row (of one tenant, when given), to show that a refused request changed nothing."""
+    tables: dict[str, list[Any]] = {}
+    for table in Base.metadata.sorted_tables:
+        columns = [c for c in table.columns if c.name != "last_used_at"]
+        query = select(*columns)
+        if tenant_id is not None and "tenant_id" in table.columns:
+            query = query.where(table.columns["tenant_id"] == tenant_id)
+        elif tenant_id is not None and table.name == Tenant.__tablename__:
+            query = query.where(table.columns["id"] == tenant_id)
+        elif tenant_id is not None:
+            continue
+        tables[table.name] = sorted(map(tuple, await db_rows(db, query)), key=repr)
+    return tables
+
+
+UNAUTHENTICATED = {
+    "no key": {},
+    "unknown key": {"Authorization": "Bearer ark_not-a-real-key"},
+    "empty bearer": {"Authorization": "Bearer "},
+    "basic scheme": {"Authorization": "Basic YWRtaW46YWRtaW4="},
+}
+
+
+@pytest.mark.parametrize("headers", UNAUTHENTICATED.values(), ids=UNAUTHENTICATED.keys())
+async def test_every_v1_route_needs_a_valid_key(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    mine: World,
+    db: Database,
+    headers: dict[str, str],
+) -> None:
+    before = await snapshot(db)
+
+    operations = served_operations(app)
+    assert len(operations) > len(TENANT_ROUTES + PLATFORM_ROUTES)
+    for method, template in operations:
+        path = re.sub(r"\{(\w+)\}", lambda m: mine.ids.get(m.group(1), str(uuid.uuid4())), template)
+        response = await client.request(method, path, json={}, headers=headers)
+        assert_problem(response, 401, code="unauthorized")
+        assert response.headers["www-authenticate"] == "Bearer", f"{method} {path}"
+
+    assert await snapshot(db) == before
+
+
+async def test_a_revoked_key_is_refused(
+    client: httpx.AsyncClient, platform: dict[str, str], tenant: TenantKeys
+) -> None:
+    created = await client.post(
+        f"/v1/tenants/{tenant.id}/api-keys",
+        json={"name": "temp", "role": "admin"},
+        headers=platform,
+    )
+    key = {"Authorization": f"Bearer {created.json()['key']}"}
+    assert (await client.get("/v1/users", headers=key)).status_code == 200
+
+    revoked = await client.delete(
+        f"/v1/tenants/{tenant.id}/api-keys/{created.json()['id']}", headers=platform
+    )
+
+    assert revoked.status_code == 204
+    assert_problem(await client.get("/v1/users", headers=key), 401)
+    assert (await client.get("/v1/users", headers=tenant.admin)).status_code == 200
+
+
+async def viewers(db: Database, keys: TenantKeys) -> dict[str, dict[str, str]]:
+    platform_viewer = await new_platform_key(db, Role.viewer)
+    return {
+        "tenant viewer": keys.viewer,
+        "platform viewer": {**platform_viewer, "X-Tenant-ID": str(keys.id)},
+    }
+
+
+async def test_a_viewer_reads_but_cannot_write(
+    client: httpx.AsyncClient, mine: World, db: Database
+) -> None:
+    keys = await viewers(db, mine.keys)
+    before = await snapshot(db)
+
+    for who, headers in keys.items():
+        for route in TENANT_ROUTES:
+            response = await call(client, route, mine.ids, headers)
+            if route.writes or route.admin_only:
+                assert_problem(response, 403, code="forbidden")
+            else:
+                assert response.status_code == 200, f"{who}: {route}: {response.text}"
+
+    assert await snapshot(db) == before
+
+
+async def test_the_config_view_with_passwords_is_for_admins_only(
+    client: httpx.AsyncClient, mine: World, db: Database
+) -> None:
+    for headers in (await viewers(db, mine.keys)).values():
+        response = await client.get(f"/v1/devices/{mine.device['id']}/config", headers=headers)
+        assert_problem(response, 403)
+        assert mine.device["password"] not in response.text
+
+
+async def test_a_call_control_key_may_use_no_other_route(
+    client: httpx.AsyncClient, mine: World, platform: dict[str, str], db: Database
+) -> None:
+    platform_call_control = await new_platform_key(db, Role.call_control)
+    before = await snapshot(db)
+
+    for headers in (
+        mine.keys.call_control,
+        {**platform_call_control, "X-Tenant-ID": str(mine.keys.id)},
+    ):
+        for route in TENANT_ROUTES + PLATFORM_ROUTES:
+            response = await call(client, route, mine.ids, headers)
+            assert_problem(response, 403, code="forbidden")
+
+    assert await snapshot(db) == before
+
+
+async def test_tenant_keys_cannot_manage_tenants(
+    client: httpx.AsyncClient, mine: World, db: Database
+) -> None:
+    before = await snapshot(db)
+
+    for headers in (mine.keys.admin, mine.keys.viewer):
+        for route in PLATFORM_ROUTES:
+            response = await call(client, route, mine.ids, headers)
+            assert_problem(response, 403, code="forbidden")
+
+    assert await snapshot(db) == before
+
+
+def acting_on(keys: TenantKeys, platform: dict[str, str]) -> dict[str, dict[str, str]]:
+    return {
+        "tenant admin key": keys.admin,
+        "platform key": {**platform, "X-Tenant-ID": str(keys.id)},
+    }
+
+
+async def test_another_tenants_ids_answer_404_and_leak_nothing(
+    client: httpx.AsyncClient, platform: dict[str, str], mine: World, theirs: World, db: Database
+) -> None:
+    before = await snapshot(db, theirs.keys.id)
+    nobody = {**theirs.ids, "user_id": str(uuid.uuid4()), "device_id": str(uuid.uuid4())}
+    nobody["number"] = "9876"
+
+    for who, headers in acting_on(mine.keys, platform).items():
+        for route in ID_ROUTES:
+            response = await call(client, route, theirs.ids, headers)
+            missing = await call(client, route, nobody, headers)
+            body = assert_problem(response, 404)
+            assert body["type"] == missing.json()["type"], f"{who}: {route}"
+            for name in ("user_id", "device_id", "number"):
+                body["detail"] = re.sub(rf"\b{theirs.ids[name]}\b", nobody[name], body["detail"])
+            assert body == missing.json(), f"{who}: {route}"
+            for secret in (theirs.user["display_name"], theirs.device["name"]):
+                assert secret not in response.text, f"{who}: {route}"
+
+    assert await snapshot(db, theirs.keys.id) == before
+
+
+async def test_lists_show_only_the_callers_tenant(
+    client: httpx.AsyncClient, platform: dict[str, str], mine: World, theirs: World
+) -> None:
+    for headers in acting_on(mine.keys, platform).values():
+        users = await client.get("/v1/users", headers=headers)
+        assert [u["id"] for u in users.json()["items"]] == [mine.user["id"]]
+        assert users.json()["total"] == 1
+        searched = await client.get(
+            "/v1/users", params={"search": theirs.device["name"]}, headers=headers
+        )
+        assert searched.json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
+        available = await client.get(
+            "/v1/extensions/available", params={"limit": 100}, headers=headers
+        )
+        assert theirs.ids["number"] in available.json()["numbers"]
+        assert mine.ids["number"] not in available.json()["numbers"]
+
+
+async def test_a_tenant_key_ignores_x_tenant_id(
+    client: httpx.AsyncClient, mine: World, theirs: World, db: Database
+) -> None:
+    headers = {**mine.keys.admin, "X-Tenant-ID": str(theirs.keys.id)}
+
+    listed = await client.get("/v1/users", headers=headers)
+    created = await client.post("/v1/users", json={"display_name": "Planted"}, headers=headers)
+
+    assert [u["id"] for u in listed.json()["items"]] == [mine.user["id"]]
+    assert created.status_code == 201
+    [owner] = await db_rows(db, select(User.tenant_id).where(User.display_name == "Planted"))
+    assert owner.tenant_id == mine.keys.id
+
+
+async def test_a_platform_key_acts_on_the_tenant_it_names(
+    client: httpx.AsyncClient, platform: dict[str, str], tenant: TenantKeys, db: Database
+) -> None:
+    headers = {**platform, "X-Tenant-ID": str(tenant.id)}
+
+    created = await client.post("/v1/users", json={"display_name": "Lan"}, headers=headers)
+
+    assert created.status_code == 201, created.text
+    [owner] = await db_rows(db, select(User.tenant_id))
+    assert owner.tenant_id == tenant.id
+    listed = await client.get("/v1/users", headers=tenant.admin)
+    assert [u["id"] for u in listed.json()["items"]] == [created.json()["id"]]
+
+
+@pytest.mark.parametrize(
+    ("x_tenant_id", "status"),
+    [(None, 422), ("not-a-uuid", 422), ("", 422), (str(uuid.uuid4()), 404)],
+)
+async def test_a_platform_key_must_name_an_existing_tenant(
+    client: httpx.AsyncClient,
+    platform: dict[str, str],
+    tenant: TenantKeys,
+    db: Database,
+    x_tenant_id: str | None,
+    status: int,
+) -> None:
+    headers = dict(platform)
+    if x_tenant_id is not None:
+        headers["X-Tenant-ID"] = x_tenant_id
+
+    listed = await client.get("/v1/users", headers=headers)
+    created = await client.post("/v1/users", json={"display_name": "Lost"}, headers=headers)
+
+    for response in (listed, created):
+        if status == 422:
+            assert_problem(response, 422, field="header.X-Tenant-ID")
+        else:
+            assert_problem(response, 404, code="tenant-not-found")
+    assert await db_rows(db, select(User.id)) == []
+
+
+async def test_using_a_key_records_when_it_was_last_used(
+    client: httpx.AsyncClient, tenant: TenantKeys, db: Database
+) -> None:
+    never = await db_rows(
+        db, select(ApiKey.role, ApiKey.last_used_at).where(ApiKey.tenant_id == tenant.id)
+    )
+    assert {(r.role, r.last_used_at) for r in never} == {(role, None) for role in Role}
+
+    await client.get("/v1/users", headers=tenant.viewer)
+
+    used = await db_rows(
+        db, select(ApiKey.role, ApiKey.last_used_at).where(ApiKey.tenant_id == tenant.id)
+    )
+    assert {r.role for r in used if r.last_used_at is not None} == {Role.viewer}

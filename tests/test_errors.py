@@ -1,0 +1,230 @@
+"""One error format everywhere (RFC 9457), and bad input never becomes a 500."""
+
+import itertools
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import TenantKeys, add_extension, assert_problem, create_user
+
+
+async def test_a_malformed_uuid_is_422_naming_the_path_parameter(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    for path, field in (
+        ("/v1/users/not-a-uuid", "path.user_id"),
+        ("/v1/devices/1234", "path.device_id"),
+        ("/v1/users/123e4567-e89b-12d3-a456-42661417400Z/devices", "path.user_id"),
+    ):
+        body = assert_problem(
+            await client.get(path, headers=tenant.admin), 422, field=field, code="validation-error"
+        )
+        assert body["title"] == "Invalid input"
+        assert field in body["detail"]
+        assert body["errors"][0]["type"] == "uuid_parsing"
+
+
+async def test_a_body_that_is_not_json_is_422(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    response = await client.post(
+        "/v1/users",
+        content=b'{"display_name": "Lan",',
+        headers={**tenant.admin, "Content-Type": "application/json"},
+    )
+
+    body = assert_problem(response, 422, field="body", code="validation-error")
+    assert body["errors"][0]["type"] == "json_invalid"
+    assert "JSON" in body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"[]", b'"Lan"', b"null", b"42", b""],
+    ids=["array", "string", "null", "number", "empty"],
+)
+async def test_a_body_that_is_not_an_object_is_422(
+    client: httpx.AsyncClient, tenant: TenantKeys, content: bytes
+) -> None:
+    response = await client.post(
+        "/v1/users", content=content, headers={**tenant.admin, "Content-Type": "application/json"}
+    )
+
+    body = assert_problem(response, 422, code="validation-error")
+    assert body["errors"]
+
+
+async def test_an_unknown_kind_is_422_naming_the_field(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    user = await create_user(client, tenant.admin)
+
+    response = await client.post(
+        f"/v1/users/{user['id']}/devices",
+        json={"name": "lan.fax", "kind": "fax"},
+        headers=tenant.admin,
+    )
+
+    body = assert_problem(response, 422, field="body.kind", code="validation-error")
+    assert "web" in body["errors"][0]["message"]
+
+
+async def test_a_negative_limit_is_422_naming_the_field(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    user = await create_user(client, tenant.admin)
+
+    listed = await client.get("/v1/users", params={"limit": -5}, headers=tenant.admin)
+    created = await client.post(
+        "/v1/users", json={"display_name": "x", "limit_minutes": -5}, headers=tenant.admin
+    )
+    patched = await client.patch(
+        f"/v1/users/{user['id']}", json={"limit_minutes": -1}, headers=tenant.admin
+    )
+
+    assert_problem(listed, 422, field="query.limit")
+    assert_problem(created, 422, field="body.limit_minutes")
+    assert_problem(patched, 422, field="body.limit_minutes")
+
+
+async def test_a_five_digit_extension_is_422_naming_the_field(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    user = await create_user(client, tenant.admin)
+
+    response = await client.post(
+        f"/v1/users/{user['id']}/extensions", json={"number": "12345"}, headers=tenant.admin
+    )
+
+    body = assert_problem(response, 422, field="body.number", code="validation-error")
+    assert "body.number" in body["detail"]
+
+
+async def test_several_bad_fields_are_all_named(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    response = await client.post(
+        "/v1/users",
+        json={"display_name": "", "email": "nope", "limit_minutes": -1},
+        headers=tenant.admin,
+    )
+
+    body = assert_problem(response, 422)
+    assert sorted(e["field"] for e in body["errors"]) == [
+        "body.display_name",
+        "body.email",
+        "body.limit_minutes",
+    ]
+
+
+async def test_not_found_is_a_problem(client: httpx.AsyncClient, tenant: TenantKeys) -> None:
+    missing = await client.get(f"/v1/users/{uuid.uuid4()}", headers=tenant.admin)
+    no_route = await client.get("/v1/nothing-here", headers=tenant.admin)
+
+    body = assert_problem(missing, 404, code="user-not-found")
+    assert body["title"] == "User not found"
+    assert body["detail"]
+    assert "errors" not in body
+    assert_problem(no_route, 404)
+
+
+async def test_method_not_allowed_is_a_problem(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    response = await client.put("/v1/users", json={}, headers=tenant.admin)
+
+    assert_problem(response, 405)
+    assert "GET" in response.headers["allow"]
+
+
+async def test_conflict_is_a_problem_naming_what_is_taken(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    user = await create_user(client, tenant.admin)
+    await add_extension(client, tenant.admin, user["id"], "102")
+
+    response = await client.post(
+        f"/v1/users/{user['id']}/extensions", json={"number": "102"}, headers=tenant.admin
+    )
+
+    body = assert_problem(response, 409, code="extension-taken")
+    assert body["title"] == "Extension taken"
+    assert "102" in body["detail"]
+
+
+BAD_VALUES: list[Any] = [
+    None,
+    -1,
+    10**30,
+    1.5,
+    True,
+    "",
+    "x" * 5000,
+    "\x00",
+    "١٢٣",
+    "'; DROP TABLE user_account; --",
+    [],
+    {"nested": {"deeper": []}},
+]
+
+BODIES: dict[str, dict[str, Any]] = {
+    "POST /v1/users": {
+        "display_name": "Lan",
+        "email": "lan@acme.vn",
+        "external_ref": "e1",
+        "limit_minutes": 5,
+        "outbound_allowed": True,
+    },
+    "PATCH /v1/users/{user_id}": {
+        "display_name": "Lan",
+        "email": "lan@acme.vn",
+        "enabled": True,
+        "auto_answer": True,
+    },
+    "PATCH /v1/users/{user_id}/toggles": {"outbound_allowed": True, "auto_answer": False},
+    "POST /v1/users/{user_id}/devices": {
+        "name": "lan.new",
+        "kind": "web",
+        "password": "Blue7Harbor42x",
+    },
+    "PATCH /v1/devices/{device_id}": {"name": "lan.renamed", "kind": "web", "enabled": True},
+    "POST /v1/devices/{device_id}/password": {"password": "Blue7Harbor42x"},
+    "POST /v1/users/{user_id}/extensions": {"number": "777"},
+}
+
+
+async def test_bad_input_never_causes_a_server_error(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    user = await create_user(client, tenant.admin)
+    ids = {"user_id": user["id"], "device_id": user["devices"][0]["id"]}
+
+    for route, fields in BODIES.items():
+        method, template = route.split(" ")
+        for field, value in itertools.product(fields, BAD_VALUES):
+            body = {**fields, field: value}
+            response = await client.request(
+                method, template.format(**ids), json=body, headers=tenant.admin
+            )
+            assert response.status_code < 500, (route, field, value)
+            if response.status_code >= 400:
+                assert_problem(response, response.status_code)
+
+    for path in (
+        "/v1/users/%00",
+        "/v1/users/" + "a" * 5000,
+        "/v1/extensions/%00%00",
+        "/v1/extensions/" + "1" * 5000,
+        "/v1/users?search=%00",
+        "/v1/users?search=%25%25%5C",
+        "/v1/users?limit=1e3",
+        "/v1/users?offset=99999999999999999999",
+        "/v1/users?sort=display_name;DROP",
+        "/v1/extensions/available?digits=99999999999999999999",
+    ):
+        response = await client.get(path, headers=tenant.admin)
+        assert response.status_code < 500, path
+        if response.status_code >= 400:
+            assert_problem(response, response.status_code)
