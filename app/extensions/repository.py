@@ -53,3 +53,10 @@ async def taken_numbers(session: AsyncSession, *, tenant_id: uuid.UUID, digits: 
         )
     )
     return set(rows)
+
+
+async def tenant_extension_numbers(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[str]:
+    rows = await session.scalars(
+        select(Extension.number).where(Extension.tenant_id == tenant_id).order_by(Extension.number)
+    )
+    return list(rows)

@@ -9,3 +9,8 @@ class TenantNotFound(NotFound):
 class SipDomainTaken(Conflict):
     code = "sip-domain-taken"
     title = "SIP domain taken"
+
+
+class EmergencyNumberInUse(Conflict):
+    code = "emergency-number-in-use"
+    title = "Emergency number in use as an extension"

@@ -8,7 +8,7 @@ from app.deps import CipherDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.pagination import Page, PageDep
 from app.tenants import service
-from app.tenants.exceptions import SipDomainTaken, TenantNotFound
+from app.tenants.exceptions import EmergencyNumberInUse, SipDomainTaken, TenantNotFound
 from app.tenants.schemas import TenantCreate, TenantOut, TenantUpdate
 
 router = APIRouter(
@@ -46,7 +46,9 @@ async def get_tenant(tenant_id: uuid.UUID, session: SessionDep, _key: PlatformRe
 
 
 @router.patch(
-    "/{tenant_id}", response_model=TenantOut, responses=responses(TenantNotFound, SipDomainTaken)
+    "/{tenant_id}",
+    response_model=TenantOut,
+    responses=responses(TenantNotFound, SipDomainTaken, EmergencyNumberInUse),
 )
 async def update_tenant(
     tenant_id: uuid.UUID,

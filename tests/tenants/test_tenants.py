@@ -241,3 +241,24 @@ async def test_a_platform_viewer_key_reads_tenants_but_changes_nothing(
     assert_problem(created, 403)
     row = await db_get(db, Tenant, tenant.id)
     assert row is not None and row.name == "Acme"
+
+
+async def test_a_new_emergency_number_held_as_an_extension_is_refused(
+    client: httpx.AsyncClient, db: Database, tenant: TenantKeys
+) -> None:
+    user = await create_user(client, tenant.admin)
+    added = await client.post(
+        f"/v1/users/{user['id']}/extensions", json={"number": "112"}, headers=tenant.admin
+    )
+    assert added.status_code == 201
+
+    response = await client.patch(
+        f"/v1/tenants/{tenant.id}",
+        json={"emergency_numbers": ["112", "113"]},
+        headers=await new_platform_key(db),
+    )
+
+    assert response.status_code == 409
+    assert "112" in response.json()["detail"]
+    shown = await client.get(f"/v1/tenants/{tenant.id}", headers=await new_platform_key(db))
+    assert shown.json()["emergency_numbers"] == ["113", "114", "115"]
