@@ -1,0 +1,473 @@
+"""Load benchmark of the call-control API: one uvicorn worker on PostgreSQL, driven by wrk.
+
+Creates and seeds its own database, starts `antring serve`, runs bench/lua/ scripts at 64 and 8
+connections, prints a Markdown table (stdout; progress goes to stderr), checks that every usage
+report the service acknowledged was recorded exactly once, and writes bench/results/latest.json.
+
+    .venv/bin/python -m bench.run [--workers-compare]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from app.crypto import ha1_md5
+from app.settings import Settings, get_settings
+from bench.seed import (
+    USERNAME_PREFIX,
+    LedgerTotals,
+    Seeded,
+    drop_database,
+    ledger_totals,
+    recreate_database,
+    seed_users,
+)
+from bench.server import Server, request_json, run_cli
+from bench.wrk import WrkResult, find_wrk, run_wrk, wrk_version
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/antring_bench"
+SIP_DOMAIN = "bench.sip.test"
+CONNECTIONS = (64, 8)
+P99_TARGET_MS = {64: 60.0, 8: 15.0}
+WORKERS_TARGET = 1.6
+USAGE_MAX_DURATION = 900
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    script: str
+    label: str
+    target_ratio: float | None
+
+
+BARE = Endpoint("live", "bare `GET /health/live`", None)
+LOOKUP = Endpoint("sip_account", "registrar lookup `GET …/sip-accounts/{username}`", 0.30)
+ENDPOINTS = (
+    BARE,
+    LOOKUP,
+    Endpoint("authorize", "authorization `POST …/authorizations`", 0.20),
+    Endpoint("usage", "usage report `POST …/usage`", 0.18),
+)
+
+_started = time.monotonic()
+
+
+def progress(message: str) -> None:
+    print(f"[{time.monotonic() - _started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _charged(duration: int, increment: int) -> int:
+    return -(-duration // increment) * increment
+
+
+@dataclass
+class UsageBook:
+    """The usage reports the service acknowledged (2xx), and the seconds they must have charged.
+
+    Reports still unanswered when wrk stops are resent with the same call_id, as a SIP platform
+    would retry them: 200 means the first one was recorded, 201 that it was not.
+    """
+
+    increment: int
+    sent: int = 0
+    calls: int = 0
+    duration_seconds: int = 0
+    charged_seconds: int = 0
+    first_try_created: int = 0
+    first_try_repeated: int = 0
+    resent_recorded_before: int = 0
+    resent_recorded_now: int = 0
+    resent_failed: int = 0
+    unmatched: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    def _acknowledge(self, duration: int, count: int = 1) -> None:
+        self.calls += count
+        self.duration_seconds += duration * count
+        self.charged_seconds += _charged(duration, self.increment) * count
+
+    def add(self, result: WrkResult, *, base_url: str, token: str) -> None:
+        for thread in result.threads:
+            self.sent += int(thread["sent"])
+            self.first_try_created += int(thread["created"])
+            self.first_try_repeated += int(thread["repeated"])
+            self.unmatched += int(thread["unmatched"])
+            for status, count in thread["statuses"].items():
+                self.statuses[status] = self.statuses.get(status, 0) + int(count)
+            for duration, count in thread["acknowledged"].items():
+                self._acknowledge(int(duration), int(count))
+            for body in thread["pending"].values():
+                self._resend(body, base_url=base_url, token=token)
+
+    def _resend(self, body: str, *, base_url: str, token: str) -> None:
+        status, _ = request_json(
+            "POST", f"{base_url}/v1/call-control/usage", token=token, body=body.encode()
+        )
+        if status == 200:
+            self.resent_recorded_before += 1
+        elif status == 201:
+            self.resent_recorded_now += 1
+        else:
+            self.resent_failed += 1
+            return
+        self._acknowledge(int(json.loads(body)["duration_seconds"]))
+
+    def check(self, totals: LedgerTotals) -> tuple[bool, list[str]]:
+        problems = []
+        if totals.calls != self.calls:
+            problems.append(f"call_record has {totals.calls:,} calls, {self.calls:,} acknowledged")
+        if totals.duration_seconds != self.duration_seconds:
+            problems.append(
+                f"call_record has {totals.duration_seconds:,} s of calls, "
+                f"{self.duration_seconds:,} s reported"
+            )
+        if totals.charged_seconds != self.charged_seconds:
+            problems.append(
+                f"call_record charged {totals.charged_seconds:,} s, expected "
+                f"{self.charged_seconds:,} s"
+            )
+        if totals.used_seconds != self.charged_seconds:
+            problems.append(
+                f"monthly_usage has {totals.used_seconds:,} s used, expected "
+                f"{self.charged_seconds:,} s"
+            )
+        if self.resent_failed:
+            problems.append(f"{self.resent_failed} resent reports were still not acknowledged")
+        if self.unmatched:
+            problems.append(f"{self.unmatched} 2xx answers named a call_id that was not sent")
+        return not problems, problems
+
+
+@dataclass
+class Bench:
+    wrk: str
+    base_url: str
+    token: str
+    users: int
+    seconds: int
+    warmup: int
+    usage: UsageBook
+    started_at: str
+    runs: int = 0
+
+    def measure(self, endpoint: Endpoint, connections: int) -> WrkResult:
+        if self.warmup > 0:
+            self._run(endpoint, connections, self.warmup)
+        result = self._run(endpoint, connections, self.seconds)
+        progress(
+            f"{endpoint.script} c={connections}: {result.requests_per_second:,.0f} req/s, "
+            f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, {result.errors} errors"
+        )
+        return result
+
+    def _run(self, endpoint: Endpoint, connections: int, seconds: int) -> WrkResult:
+        self.runs += 1
+        env = {
+            "BENCH_TOKEN": self.token,
+            "BENCH_DOMAIN": SIP_DOMAIN,
+            "BENCH_USERS": str(self.users),
+            "BENCH_USERNAME_PREFIX": USERNAME_PREFIX,
+            "BENCH_RUN_TAG": f"bench{self.runs}",
+            "BENCH_STARTED_AT": self.started_at,
+            "BENCH_MAX_DURATION": str(USAGE_MAX_DURATION),
+        }
+        result = run_wrk(
+            self.wrk,
+            endpoint.script,
+            base_url=self.base_url,
+            connections=connections,
+            seconds=seconds,
+            env=env,
+        )
+        if endpoint.script == "usage":
+            self.usage.add(result, base_url=self.base_url, token=self.token)
+        return result
+
+
+def _check_seeded(server: Server, seeded: Seeded, *, token: str, admin_token: str) -> None:
+    """The server reads the seeded rows as its own: the HA1 and the encrypted password."""
+    status, account = request_json(
+        "GET",
+        f"{server.base_url}/v1/call-control/sip-accounts/{seeded.sample_username}"
+        f"?domain={SIP_DOMAIN}",
+        token=token,
+    )
+    expected_ha1 = ha1_md5(seeded.sample_username, seeded.realm, seeded.sample_password)
+    if status != 200 or account["ha1"] != expected_ha1 or not account["enabled"]:
+        raise RuntimeError(f"registrar lookup of a seeded device: {status} {account}")
+    status, config = request_json(
+        "GET", f"{server.base_url}/v1/devices/{seeded.sample_device_id}/config", token=admin_token
+    )
+    if status != 200 or config["ip_phone"]["password"] != seeded.sample_password:
+        raise RuntimeError(f"the server cannot read a seeded device password: {status}")
+
+
+def _reasons(results: list[WrkResult]) -> dict[str, int]:
+    reasons: dict[str, int] = {}
+    for result in results:
+        for thread in result.threads:
+            for group in ("reasons", "statuses"):
+                for name, count in thread[group].items():
+                    reasons[name] = reasons.get(name, 0) + int(count)
+    return reasons
+
+
+def _target(endpoint: Endpoint, result: WrkResult, ratio: float) -> str:
+    if endpoint.target_ratio is None:
+        return "—"
+    p99_limit = P99_TARGET_MS[result.connections]
+    met = ratio >= endpoint.target_ratio and result.p99_ms < p99_limit
+    return f"≥ {endpoint.target_ratio:.2f}, p99 < {p99_limit:g} ms: {'yes' if met else 'no'}"
+
+
+def ratio_to_bare(result: WrkResult, rows: list[tuple[Endpoint, WrkResult]]) -> float:
+    bare = next(r for e, r in rows if e is BARE and r.connections == result.connections)
+    return result.requests_per_second / bare.requests_per_second
+
+
+def markdown_table(rows: list[tuple[Endpoint, WrkResult]]) -> str:
+    lines = [
+        "| endpoint | connections | requests/s | p50 ms | p99 ms | ratio to bare | errors "
+        "| target met |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for endpoint, result in rows:
+        ratio = ratio_to_bare(result, rows)
+        lines.append(
+            f"| {endpoint.label} | {result.connections} | {result.requests_per_second:,.0f} "
+            f"| {result.p50_ms:.1f} | {result.p99_ms:.1f} | {ratio:.2f} | {result.errors} "
+            f"| {_target(endpoint, result, ratio)} |"
+        )
+    return "\n".join(lines)
+
+
+def _settings(database_url: str) -> Settings:
+    return get_settings().model_copy(update={"database_url": database_url})
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_DATABASE_URL,
+        help="dropped and created again; its name must contain 'bench'",
+    )
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds before each run")
+    parser.add_argument(
+        "--workers-compare",
+        action="store_true",
+        help="also the registrar lookup at 64 connections with 2 workers",
+    )
+    parser.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
+    args = parser.parse_args(argv)
+    if not 1 <= args.users <= 99_999:
+        parser.error("--users must be between 1 and 99999 (5-digit SIP usernames)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wrk = find_wrk()
+    RESULTS_DIR.mkdir(exist_ok=True)
+    log_path = RESULTS_DIR / "server.log"
+    log_path.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": args.database_url,
+        "ANTRING_BOOTSTRAP": "false",
+        "ANTRING_SCHEDULER_ENABLED": "false",
+        "ANTRING_LOG_LEVEL": "WARNING",
+    }
+    settings = _settings(args.database_url)
+    load_before = os.getloadavg()
+    progress(f"creating {args.database_url}")
+    asyncio.run(recreate_database(args.database_url))
+    try:
+        return _benchmark(
+            args, wrk=wrk, env=env, settings=settings, log_path=log_path, load_before=load_before
+        )
+    except RuntimeError as error:
+        print(f"benchmark failed: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if not args.keep_database:
+            asyncio.run(drop_database(args.database_url))
+            progress("dropped the database")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    token: str
+    admin_token: str
+    seeded: Seeded
+
+
+def _prepare(args: argparse.Namespace, *, env: dict[str, str], settings: Settings) -> Prepared:
+    """Schema, tenant and keys through the CLI, as an operator would; users in bulk."""
+    run_cli(env, "migrate")
+    tenant_id = run_cli(env, "tenant", "create", "--name", "Benchmark", "--sip-domain", SIP_DOMAIN)
+    token = run_cli(
+        env, "api-key", "create", "--tenant", tenant_id, "--role", "call_control", "--name", "bench"
+    )
+    admin_token = run_cli(
+        env, "api-key", "create", "--tenant", tenant_id, "--role", "admin", "--name", "bench check"
+    )
+    progress(f"seeding {args.users:,} users")
+    seeded = asyncio.run(seed_users(settings, tenant_id=uuid.UUID(tenant_id), count=args.users))
+    progress(f"seeded in {seeded.seconds:.1f} s ({seeded.limited_users:,} with a minute limit)")
+    return Prepared(token=token, admin_token=admin_token, seeded=seeded)
+
+
+def _compare_workers(
+    bench: Bench, rows: list[tuple[Endpoint, WrkResult]], *, env: dict[str, str], log_path: Path
+) -> dict[str, Any]:
+    with Server(env=env, workers=2, log_path=log_path) as server:
+        bench.base_url = server.base_url
+        two = bench.measure(LOOKUP, 64)
+    one = next(r for e, r in rows if e is LOOKUP and r.connections == 64)
+    return {
+        "one_worker": one.summary(),
+        "two_workers": two.summary(),
+        "ratio": two.requests_per_second / one.requests_per_second,
+    }
+
+
+def _print_report(
+    table: str,
+    *,
+    authorizations: dict[str, int],
+    compare: dict[str, Any] | None,
+    usage: UsageBook,
+    totals: LedgerTotals,
+    problems: list[str],
+) -> None:
+    print(table)
+    print()
+    answers = ", ".join(f"{reason} {count:,}" for reason, count in authorizations.items())
+    print(f"Authorization answers in the measured runs: {answers}")
+    if compare is not None:
+        print()
+        print("| registrar lookup, 64 connections | requests/s | p50 ms | p99 ms |")
+        print("|---|---:|---:|---:|")
+        for name in ("one_worker", "two_workers"):
+            run = compare[name]
+            print(
+                f"| {name.replace('_', ' ')} | {run['requests_per_second']:,.0f} "
+                f"| {run['p50_ms']:.1f} | {run['p99_ms']:.1f} |"
+            )
+        verdict = "yes" if compare["ratio"] >= WORKERS_TARGET else "no"
+        print(
+            f"\n2 workers / 1 worker: {compare['ratio']:.2f} (target ≥ {WORKERS_TARGET}: {verdict})"
+        )
+    print()
+    resent = usage.resent_recorded_before + usage.resent_recorded_now + usage.resent_failed
+    print(
+        f"Usage ledger: {usage.calls:,} reports acknowledged ({resent} unanswered when wrk "
+        f"stopped, resent: {usage.resent_recorded_before} already recorded, "
+        f"{usage.resent_recorded_now} recorded now); reported {usage.duration_seconds:,} s, "
+        f"charged {usage.charged_seconds:,} s (increment {usage.increment} s); database: "
+        f"{totals.calls:,} calls, {totals.charged_seconds:,} s charged, "
+        f"{totals.used_seconds:,} s in monthly_usage."
+    )
+    print("FAIL: " + "; ".join(problems) if problems else "PASS: none lost, none doubled.")
+
+
+def _benchmark(
+    args: argparse.Namespace,
+    *,
+    wrk: str,
+    env: dict[str, str],
+    settings: Settings,
+    log_path: Path,
+    load_before: tuple[float, float, float],
+) -> int:
+    prepared = _prepare(args, env=env, settings=settings)
+    usage = UsageBook(increment=prepared.seeded.billing_increment_seconds)
+    rows: list[tuple[Endpoint, WrkResult]] = []
+    with Server(env=env, workers=1, log_path=log_path) as server:
+        _check_seeded(
+            server, prepared.seeded, token=prepared.token, admin_token=prepared.admin_token
+        )
+        bench = Bench(
+            wrk=wrk,
+            base_url=server.base_url,
+            token=prepared.token,
+            users=args.users,
+            seconds=args.duration,
+            warmup=args.warmup,
+            usage=usage,
+            # Calls of the last hour: charged to the current month.
+            started_at=(datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds"),
+        )
+        for connections in CONNECTIONS:
+            for endpoint in ENDPOINTS:
+                rows.append((endpoint, bench.measure(endpoint, connections)))
+    # After the server has stopped, so nothing is still being written.
+    totals = asyncio.run(ledger_totals(settings))
+    passed, problems = usage.check(totals)
+    compare = (
+        _compare_workers(bench, rows, env=env, log_path=log_path) if args.workers_compare else None
+    )
+
+    table = markdown_table(rows)
+    authorizations = _reasons([r for e, r in rows if e.script == "authorize"])
+    _print_report(
+        table,
+        authorizations=authorizations,
+        compare=compare,
+        usage=usage,
+        totals=totals,
+        problems=problems,
+    )
+    report = {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "wrk": wrk_version(wrk),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+        },
+        "config": {
+            "users": prepared.seeded.users,
+            "limited_users": prepared.seeded.limited_users,
+            "seed_seconds": round(prepared.seeded.seconds, 1),
+            "duration_seconds": args.duration,
+            "warmup_seconds": args.warmup,
+            "wrk_threads": 2,
+            "uvicorn_workers": 1,
+        },
+        "runs": [
+            {"endpoint": e.label, **r.summary(), "ratio_to_bare": ratio_to_bare(r, rows)}
+            for e, r in rows
+        ],
+        "authorization_answers": authorizations,
+        "usage_check": {
+            "passed": passed,
+            "problems": problems,
+            "reported": asdict(usage),
+            "database": asdict(totals),
+        },
+        "workers_compare": compare,
+        "markdown": table,
+    }
+    (RESULTS_DIR / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    progress(f"wrote {RESULTS_DIR / 'latest.json'}")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
