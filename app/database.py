@@ -98,7 +98,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngine:
     url = settings.database_url
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -107,16 +107,23 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
-        pool_pre_ping=False,
+        max_overflow=settings.database_pool_size // 2,
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
 
 
 class Database:
-    """One engine and its session factory, owned by the app (or a CLI command)."""
+    """The engines and the session factory, owned by the app (or a CLI command)."""
 
     def __init__(self, settings: Settings) -> None:
         self.engine = create_engine(settings)
+        # PostgreSQL reads of one statement use a pool of autocommit connections: no BEGIN and
+        # ROLLBACK round trips, and no isolation switch at each checkout.
+        self.read_engine = (
+            self.engine
+            if self.engine.dialect.name == "sqlite"
+            else create_engine(settings, autocommit=True)
+        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -132,6 +139,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
 def get_database(request: Request) -> Database:
@@ -160,15 +169,19 @@ async def connection_scope(db: "Database") -> AsyncIterator[AsyncConnection]:
 @asynccontextmanager
 async def read_connection_scope(db: "Database") -> AsyncIterator[AsyncConnection]:
     """A Core connection for one read: on PostgreSQL no BEGIN/ROLLBACK round trips around it."""
-    async with db.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
+    async with db.read_engine.connect() as conn:
         yield conn
 
 
-def dialect_insert(conn: AsyncConnection | AsyncSession, table: Any) -> Any:
-    """INSERT with ON CONFLICT support for the connection's backend (PostgreSQL or SQLite)."""
-    name = conn.get_bind().dialect.name if isinstance(conn, AsyncSession) else conn.dialect.name
+def dialect_insert(conn: AsyncConnection | AsyncSession | str, table: Any) -> Any:
+    """INSERT with ON CONFLICT support for the backend (PostgreSQL or SQLite) of a connection, a
+    session, or a dialect name."""
+    if isinstance(conn, str):
+        name = conn
+    elif isinstance(conn, AsyncSession):
+        name = conn.get_bind().dialect.name
+    else:
+        name = conn.dialect.name
     if name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 

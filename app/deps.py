@@ -8,12 +8,12 @@ from app.crypto import PasswordCipher
 from app.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _cipher(request: Request) -> PasswordCipher:
+async def _cipher(request: Request) -> PasswordCipher:
     cipher: PasswordCipher = request.app.state.cipher
     return cipher
 

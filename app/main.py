@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cipher = PasswordCipher(settings.secret_key.get_secret_value())
     install_error_handlers(app)
     problem_openapi(app)
+    # The call-control routes come first: they take most of the traffic and routes match in order.
     for router in (
+        callcontrol_router,
         health_router,
         tenants_router,
         api_keys_router,
@@ -82,7 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         devices_router,
         extensions_router,
         quotas_router,
-        callcontrol_router,
         calls_router,
         jobs_router,
     ):

@@ -19,7 +19,12 @@ class Settings(BaseSettings):
         default="sqlite+aiosqlite:///./antring.db",
         validation_alias=AliasChoices("DATABASE_URL", "ANTRING_DATABASE_URL"),
     )
-    database_pool_size: int = Field(default=10, ge=1)
+    database_pool_size: int = Field(
+        default=12,
+        ge=2,
+        description="PostgreSQL connections per pool, plus half as many more under load; a "
+        "process has two pools (reads and writes).",
+    )
     secret_key: SecretStr = Field(
         default=SecretStr(""),
         description="Encrypts device passwords at rest; at least 32 characters.",

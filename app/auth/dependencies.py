@@ -20,9 +20,14 @@ from app.tenants.repository import tenant_exists
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ark_...`")
 
 
-def get_authenticator(request: Request) -> Authenticator:
+def _authenticator(request: Request) -> Authenticator:
     authenticator: Authenticator = request.app.state.authenticator
     return authenticator
+
+
+# Dependencies are async: FastAPI runs a sync one in a worker thread, a cost on every request.
+async def get_authenticator(request: Request) -> Authenticator:
+    return _authenticator(request)
 
 
 async def current_key(
@@ -31,7 +36,7 @@ async def current_key(
 ) -> KeyIdentity:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
-    identity = await get_authenticator(request).authenticate(credentials.credentials)
+    identity = await _authenticator(request).authenticate(credentials.credentials)
     if identity is None:
         raise Unauthorized("The API key is not valid.")
     return identity
@@ -108,7 +113,7 @@ def _platform(*roles: Role):  # type: ignore[no-untyped-def]
     return dependency
 
 
-def _call_control(key: CurrentKey) -> KeyIdentity:
+async def _call_control(key: CurrentKey) -> KeyIdentity:
     _require_role(key, (Role.call_control, Role.admin))
     return key
 

@@ -2,9 +2,10 @@
 
 import uuid
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, func, null, select, true, update
+from sqlalchemy import Select, and_, bindparam, func, null, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.callcontrol.models import CallAuthorization, CallRecord
@@ -14,6 +15,50 @@ from app.extensions.models import Extension
 from app.quotas.models import MonthlyUsage
 from app.tenants.models import Tenant
 from app.users.models import User
+
+
+# Statements are built once: building and cache-keying a select() costs more CPU than running it.
+def _both_scopes(query: Select[*tuple[Any, ...]]) -> dict[bool, Select[*tuple[Any, ...]]]:
+    """The query for a platform key (any tenant) and for a tenant's key (its tenant only)."""
+    return {False: query, True: query.where(Tenant.id == bindparam("tenant_id"))}
+
+
+def _params(tenant_id: uuid.UUID | None, **params: Any) -> dict[str, Any]:
+    return {**params, "tenant_id": tenant_id} if tenant_id is not None else params
+
+
+_SIP_ACCOUNT = _both_scopes(
+    select(
+        Tenant.id.label("tenant_id"),
+        Tenant.sip_domain.label("realm"),
+        Device.id.label("device_id"),
+        Device.user_id,
+        Device.name.label("username"),
+        Device.enabled.label("device_enabled"),
+        Device.ha1,
+        Device.ha1_sha256,
+        User.enabled.label("user_enabled"),
+        User.auto_answer,
+    )
+    .join(Device, Device.tenant_id == Tenant.id)
+    .join(User, User.id == Device.user_id)
+    .where(Tenant.sip_domain == bindparam("domain"), Device.name_key == bindparam("name_key"))
+)
+
+_EXTENSION_ROUTE = _both_scopes(
+    select(
+        Tenant.id.label("tenant_id"),
+        User.id.label("user_id"),
+        User.enabled.label("user_enabled"),
+        User.auto_answer,
+        Device.name.label("device_name"),
+    )
+    .join(Extension, Extension.tenant_id == Tenant.id)
+    .join(User, User.id == Extension.user_id)
+    .outerjoin(Device, and_(Device.user_id == User.id, Device.enabled.is_(True)))
+    .where(Tenant.sip_domain == bindparam("domain"), Extension.number == bindparam("number"))
+    .order_by(Device.created_at)
+)
 
 _CALLER_COLUMNS = (
     Tenant.id.label("tenant_id"),
@@ -26,56 +71,35 @@ _CALLER_COLUMNS = (
     User.limit_minutes,
 )
 
+_CALLER_BY_USERNAME = _both_scopes(
+    select(*_CALLER_COLUMNS, Device.id.label("device_id"), Device.enabled.label("device_enabled"))
+    .join(Device, Device.tenant_id == Tenant.id)
+    .join(User, User.id == Device.user_id)
+    .where(Tenant.sip_domain == bindparam("domain"), Device.name_key == bindparam("name_key"))
+)
 
-def _tenant_filter(domain: str, tenant_id: uuid.UUID | None) -> list[Any]:
-    clauses = [Tenant.sip_domain == domain]
-    if tenant_id is not None:
-        clauses.append(Tenant.id == tenant_id)
-    return clauses
+_CALLER_BY_USER_ID = _both_scopes(
+    select(*_CALLER_COLUMNS, null().label("device_id"), true().label("device_enabled"))
+    .join(User, User.tenant_id == Tenant.id)
+    .where(Tenant.sip_domain == bindparam("domain"), User.id == bindparam("user_id"))
+)
+
+_LOCK_USER = select(User.limit_minutes).where(User.id == bindparam("user_id")).with_for_update()
 
 
 async def find_sip_account(
     conn: AsyncConnection, *, domain: str, username: str, tenant_id: uuid.UUID | None
 ) -> AnyRow | None:
-    query = (
-        select(
-            Tenant.id.label("tenant_id"),
-            Tenant.sip_domain.label("realm"),
-            Device.id.label("device_id"),
-            Device.user_id,
-            Device.name.label("username"),
-            Device.enabled.label("device_enabled"),
-            Device.ha1,
-            Device.ha1_sha256,
-            User.enabled.label("user_enabled"),
-            User.auto_answer,
-        )
-        .join(Device, Device.tenant_id == Tenant.id)
-        .join(User, User.id == Device.user_id)
-        .where(*_tenant_filter(domain, tenant_id), Device.name_key == username.lower())
-    )
-    return (await conn.execute(query)).first()
+    params = _params(tenant_id, domain=domain, name_key=username.lower())
+    return (await conn.execute(_SIP_ACCOUNT[tenant_id is not None], params)).first()
 
 
 async def find_extension_route(
     conn: AsyncConnection, *, domain: str, number: str, tenant_id: uuid.UUID | None
 ) -> list[AnyRow]:
     """One row per enabled device of the extension's holder (one row with no device if none)."""
-    query = (
-        select(
-            Tenant.id.label("tenant_id"),
-            User.id.label("user_id"),
-            User.enabled.label("user_enabled"),
-            User.auto_answer,
-            Device.name.label("device_name"),
-        )
-        .join(Extension, Extension.tenant_id == Tenant.id)
-        .join(User, User.id == Extension.user_id)
-        .outerjoin(Device, and_(Device.user_id == User.id, Device.enabled.is_(True)))
-        .where(*_tenant_filter(domain, tenant_id), Extension.number == number)
-        .order_by(Device.created_at)
-    )
-    return list((await conn.execute(query)).all())
+    params = _params(tenant_id, domain=domain, number=number)
+    return list((await conn.execute(_EXTENSION_ROUTE[tenant_id is not None], params)).all())
 
 
 async def find_caller(
@@ -87,35 +111,20 @@ async def find_caller(
     tenant_id: uuid.UUID | None,
 ) -> AnyRow | None:
     """The caller with its tenant's call settings."""
-    query: Select[*tuple[Any, ...]]
+    scoped = tenant_id is not None
     if username is not None:
-        query = (
-            select(
-                *_CALLER_COLUMNS,
-                Device.id.label("device_id"),
-                Device.enabled.label("device_enabled"),
-            )
-            .join(Device, Device.tenant_id == Tenant.id)
-            .join(User, User.id == Device.user_id)
-            .where(*_tenant_filter(domain, tenant_id), Device.name_key == username.lower())
-        )
+        query = _CALLER_BY_USERNAME[scoped]
+        params = _params(tenant_id, domain=domain, name_key=username.lower())
     else:
-        query = (
-            select(
-                *_CALLER_COLUMNS,
-                null().label("device_id"),
-                true().label("device_enabled"),
-            )
-            .join(User, User.tenant_id == Tenant.id)
-            .where(*_tenant_filter(domain, tenant_id), User.id == user_id)
-        )
-    return (await conn.execute(query)).first()
+        query = _CALLER_BY_USER_ID[scoped]
+        params = _params(tenant_id, domain=domain, user_id=user_id)
+    return (await conn.execute(query, params)).first()
 
 
 async def lock_user_limit(conn: AsyncConnection, *, user_id: uuid.UUID) -> int | None:
     """Locks the user's row until the transaction ends, so that one user's concurrent
     authorizations are decided one after the other; returns the limit as it now stands."""
-    return await conn.scalar(select(User.limit_minutes).where(User.id == user_id).with_for_update())
+    return await conn.scalar(_LOCK_USER, {"user_id": user_id})
 
 
 _AUTHORIZATION_ANSWER = (
@@ -128,27 +137,30 @@ _AUTHORIZATION_ANSWER = (
 )
 
 
+_SELECT_AUTHORIZATION = select(*_AUTHORIZATION_ANSWER).where(
+    CallAuthorization.tenant_id == bindparam("tenant_id"),
+    CallAuthorization.call_id == bindparam("call_id"),
+)
+
+
+@cache
+def _insert_authorization(dialect: str) -> Any:
+    return (
+        dialect_insert(dialect, CallAuthorization.__table__)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "call_id"])
+        .returning(*_AUTHORIZATION_ANSWER)
+    )
+
+
 async def insert_authorization(conn: AsyncConnection, values: dict[str, Any]) -> AnyRow:
     """Stores the answer for a call id, or returns the one stored first for it."""
-    table = CallAuthorization.__table__
     inserted = (
-        await conn.execute(
-            dialect_insert(conn, table)
-            .values(id=uuid.uuid4(), **values)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "call_id"])
-            .returning(*_AUTHORIZATION_ANSWER)
-        )
+        await conn.execute(_insert_authorization(conn.dialect.name), {"id": uuid.uuid4(), **values})
     ).first()
     if inserted is not None:
         return inserted
-    return (
-        await conn.execute(
-            select(*_AUTHORIZATION_ANSWER).where(
-                CallAuthorization.tenant_id == values["tenant_id"],
-                CallAuthorization.call_id == values["call_id"],
-            )
-        )
-    ).one()
+    key = {"tenant_id": values["tenant_id"], "call_id": values["call_id"]}
+    return (await conn.execute(_SELECT_AUTHORIZATION, key)).one()
 
 
 _CALL_COLUMNS = (
@@ -163,60 +175,68 @@ _CALL_COLUMNS = (
     CallRecord.emergency,
 )
 
+_SELECT_CALL = select(*_CALL_COLUMNS).where(
+    CallRecord.tenant_id == bindparam("tenant_id"), CallRecord.call_id == bindparam("call_id")
+)
+
+
+@cache
+def _insert_call(dialect: str) -> Any:
+    return (
+        dialect_insert(dialect, CallRecord.__table__)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "call_id"])
+        .returning(*_CALL_COLUMNS)
+    )
+
 
 async def insert_call(conn: AsyncConnection, values: dict[str, Any]) -> tuple[AnyRow, bool]:
     """Records a call once; returns the stored row and whether this call inserted it."""
-    table = CallRecord.__table__
     inserted = (
-        await conn.execute(
-            dialect_insert(conn, table)
-            .values(id=uuid.uuid4(), **values)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "call_id"])
-            .returning(*_CALL_COLUMNS)
-        )
+        await conn.execute(_insert_call(conn.dialect.name), {"id": uuid.uuid4(), **values})
     ).first()
     if inserted is not None:
         return inserted, True
-    existing = (
-        await conn.execute(
-            select(*_CALL_COLUMNS).where(
-                CallRecord.tenant_id == values["tenant_id"],
-                CallRecord.call_id == values["call_id"],
-            )
-        )
-    ).one()
-    return existing, False
+    key = {"tenant_id": values["tenant_id"], "call_id": values["call_id"]}
+    return (await conn.execute(_SELECT_CALL, key)).one(), False
+
+
+@cache
+def _add_usage(dialect: str) -> Any:
+    statement = dialect_insert(dialect, MonthlyUsage.__table__)
+    return statement.on_conflict_do_update(
+        index_elements=["user_id", "period"],
+        set_={
+            "used_seconds": MonthlyUsage.__table__.c.used_seconds + statement.excluded.used_seconds
+        },
+    )
 
 
 async def add_usage(
     conn: AsyncConnection, *, tenant_id: uuid.UUID, user_id: uuid.UUID, period: str, seconds: int
 ) -> None:
     """used_seconds += seconds, atomically, creating the month's row if needed."""
-    statement = dialect_insert(conn, MonthlyUsage.__table__).values(
-        tenant_id=tenant_id, user_id=user_id, period=period, used_seconds=seconds
-    )
     await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["user_id", "period"],
-            set_={
-                "used_seconds": MonthlyUsage.__table__.c.used_seconds
-                + statement.excluded.used_seconds
-            },
-        )
+        _add_usage(conn.dialect.name),
+        {"tenant_id": tenant_id, "user_id": user_id, "period": period, "used_seconds": seconds},
     )
+
+
+_RELEASE_HOLD = (
+    update(CallAuthorization)
+    .where(
+        CallAuthorization.tenant_id == bindparam("key_tenant_id"),
+        CallAuthorization.call_id == bindparam("key_call_id"),
+        CallAuthorization.released_at.is_(None),
+    )
+    .values(released_at=bindparam("now"))
+)
 
 
 async def release_hold(
     conn: AsyncConnection, *, tenant_id: uuid.UUID, call_id: str, now: datetime
 ) -> None:
     await conn.execute(
-        update(CallAuthorization)
-        .where(
-            CallAuthorization.tenant_id == tenant_id,
-            CallAuthorization.call_id == call_id,
-            CallAuthorization.released_at.is_(None),
-        )
-        .values(released_at=now)
+        _RELEASE_HOLD, {"key_tenant_id": tenant_id, "key_call_id": call_id, "now": now}
     )
 
 

@@ -1,0 +1,525 @@
+"""Processes for the real-SIP tests: the AntRing service, Kamailio and sipp.
+
+Everything binds to 127.0.0.1 on free ports and runs in its own process group, so it can
+always be killed, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+KAMAILIO_CFG = ROOT / "deploy" / "kamailio" / "kamailio.cfg"
+SCENARIOS = ROOT / "deploy" / "kamailio" / "sipp"
+LOCALHOST = "127.0.0.1"
+
+
+def find_tool(name: str) -> str | None:
+    """A program on PATH, or in the sbin directories Debian installs Kamailio to."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+    return shutil.which(name, path=search)
+
+
+def tool(name: str) -> str:
+    path = find_tool(name)
+    if path is None:
+        raise RuntimeError(f"{name} is not installed")
+    return path
+
+
+# --- ports and processes -------------------------------------------------------------------
+
+_handed_out: set[int] = set()
+
+
+def _bindable(port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind((LOCALHOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(kind: int = socket.SOCK_DGRAM, span: int = 1) -> int:
+    """A port (and `span - 1` ports after it, for sipp's audio and video RTP) free right now."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((LOCALHOST, 0))
+            port = int(s.getsockname()[1])
+        ports = range(port, port + span)
+        if port + span > 65535 or _handed_out.intersection(ports):
+            continue
+        if all(_bindable(p, kind) for p in ports):
+            _handed_out.update(ports)
+            return port
+    raise RuntimeError("no free port found")
+
+
+def _port_taken(port: int, kind: int) -> bool:
+    return not _bindable(port, kind)
+
+
+class Proc:
+    """A subprocess in its own process group, output sent to a log file."""
+
+    def __init__(self, name: str, argv: list[str], log: Path, **kwargs: Any) -> None:
+        self.name = name
+        self.argv = argv
+        self.log = log
+        self._out = log.open("wb")
+        self._stopped = False
+        self.popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **kwargs,
+        )
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(
+                f"{self.name} still running after {timeout}s\n{self.tail()}"
+            ) from None
+
+    def freeze(self) -> None:
+        """Stop the process without ending it: connections are accepted, never answered."""
+        os.killpg(self.popen.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.killpg(self.popen.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGCONT)
+            for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(self.popen.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.popen.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        else:
+            # Kamailio's workers share the group; make sure none outlives the main process.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+        self._out.close()
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+# --- the AntRing service -------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    url: str
+    platform_key: str
+    call_control_key: str
+    proc: Proc
+    env: dict[str, str]
+
+    def client(self, key: str | None = None, tenant_id: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key or self.platform_key}"}
+        if tenant_id is not None:
+            headers["X-Tenant-ID"] = tenant_id
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10.0)
+
+    def create_tenant(self, name: str, sip_domain: str) -> Tenant:
+        with self.client() as platform:
+            resp = platform.post(
+                "/v1/tenants",
+                json={"name": f"{name} {sip_domain}", "sip_domain": sip_domain,
+                      "timezone": "Asia/Ho_Chi_Minh"},
+            )  # fmt: skip
+        assert resp.status_code == 201, resp.text
+        tenant_id = resp.json()["id"]
+        return Tenant(tenant_id, sip_domain, self.client(tenant_id=tenant_id))
+
+    def create_tenant_key(self, tenant_id: str, role: str) -> str:
+        with self.client() as platform:
+            resp = platform.post(
+                f"/v1/tenants/{tenant_id}/api-keys", json={"name": f"{role} key", "role": role}
+            )
+        assert resp.status_code == 201, resp.text
+        key: str = resp.json()["key"]
+        return key
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def _antring_cli() -> list[str]:
+    script = Path(sys.executable).with_name("antring")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "app.cli"]
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [*_antring_cli(), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"antring {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip()
+
+
+def start_service(workdir: Path) -> Service:
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'antring.db'}",
+            "ANTRING_BOOTSTRAP": "false",
+            "ANTRING_SCHEDULER_ENABLED": "false",
+            "ANTRING_LOG_LEVEL": "WARNING",
+            "ANTRING_SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
+        }
+    )
+    _cli(env, "migrate")
+    platform_key = _cli(
+        env, "api-key", "create", "--platform", "--role", "admin", "--name", "sip-tests"
+    ).splitlines()[-1]
+    call_control_key = _cli(
+        env, "api-key", "create", "--platform", "--role", "call_control", "--name", "kamailio"
+    ).splitlines()[-1]
+    port = free_port(socket.SOCK_STREAM)
+    proc = Proc(
+        "antring",
+        [*_antring_cli(), "serve", "--host", LOCALHOST, "--port", str(port)],
+        workdir / "service.log",
+        env=env,
+        cwd=ROOT,
+    )
+    service = Service(f"http://{LOCALHOST}:{port}", platform_key, call_control_key, proc, env)
+    deadline = time.monotonic() + 30
+    with service.client() as client:
+        while True:
+            if not proc.alive():
+                raise RuntimeError(f"the service exited at start:\n{proc.tail()}")
+            try:
+                if client.get("/v1/tenants").status_code == 200:
+                    return service
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                proc.stop()
+                raise RuntimeError(f"the service did not answer within 30s:\n{proc.tail()}")
+            time.sleep(0.2)
+
+
+# --- Kamailio ------------------------------------------------------------------------------
+
+
+@dataclass
+class Kamailio:
+    port: int
+    gateway_port: int
+    proc: Proc
+
+    @property
+    def target(self) -> str:
+        return f"{LOCALHOST}:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def sip_ping(port: int, timeout: float = 0.5) -> bool:
+    """One OPTIONS to the proxy; True when any SIP answer came back."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((LOCALHOST, 0))
+        s.settimeout(timeout)
+        local = s.getsockname()[1]
+        call_id = uuid.uuid4().hex
+        msg = (
+            f"OPTIONS sip:{LOCALHOST}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {LOCALHOST}:{local};branch=z9hG4bK{call_id[:16]};rport\r\n"
+            f"From: <sip:ping@{LOCALHOST}>;tag={call_id[:8]}\r\n"
+            f"To: <sip:{LOCALHOST}:{port}>\r\n"
+            f"Call-ID: {call_id}\r\n"
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        s.sendto(msg.encode(), (LOCALHOST, port))
+        try:
+            data = s.recv(4096)
+        except (TimeoutError, ConnectionRefusedError):
+            return False
+        return data.startswith(b"SIP/2.0 ")
+
+
+def start_kamailio(workdir: Path, service_url: str, api_key: str) -> Kamailio:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    gateway_port = free_port()
+    env = dict(os.environ)
+    # Handed over through the environment so the key is not on the command line.
+    env["ANTRING_API_KEY"] = api_key
+    argv = [
+        tool("kamailio"),
+        "-f", str(KAMAILIO_CFG),
+        "-DD", "-E",
+        "-P", str(workdir / "kamailio.pid"),
+        "-Y", str(workdir),
+        "-m", "64",
+        "-A", f"LISTEN=udp:{LOCALHOST}:{port}",
+        "-A", f'ANTRING_URL="{service_url}"',
+        "-A", f'GW_URI="sip:{LOCALHOST}:{gateway_port}"',
+        "-A", "ANTRING_HTTP_TIMEOUT=2",
+        "-A", "WORKERS=2",
+    ]  # fmt: skip
+    proc = Proc("kamailio", argv, workdir / "kamailio.log", env=env)
+    deadline = time.monotonic() + 15
+    while not sip_ping(port):
+        if not proc.alive() or time.monotonic() > deadline:
+            proc.stop()
+            raise RuntimeError(f"Kamailio did not start:\n{proc.tail()}")
+        time.sleep(0.1)
+    return Kamailio(port, gateway_port, proc)
+
+
+# --- sipp ----------------------------------------------------------------------------------
+
+_FINAL = re.compile(r"^FINAL SIP/2\.0 (\d{3}) ?(.*)$", re.MULTILINE)
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    log: str
+    output: str
+
+    @property
+    def final(self) -> tuple[int, str] | None:
+        match = _FINAL.search(self.log)
+        return (int(match.group(1)), match.group(2).strip()) if match else None
+
+    @property
+    def code(self) -> int | None:
+        final = self.final
+        return final[0] if final else None
+
+    def lines(self, prefix: str) -> list[str]:
+        return [line for line in self.log.splitlines() if line.startswith(prefix)]
+
+    def clock(self, prefix: str) -> int:
+        """The millisecond clock logged on the first line that starts with `prefix`."""
+        return int(self.lines(prefix)[0].split()[1])
+
+
+class Sipp:
+    """Runs sipp scenarios from deploy/kamailio/sipp against one Kamailio."""
+
+    def __init__(self, kamailio: Kamailio, workdir: Path) -> None:
+        self.kamailio = kamailio
+        self.workdir = workdir
+        self._running: list[Proc] = []
+        self._count = 0
+
+    def _argv(self, scenario: str, port: int, extra: list[str]) -> tuple[list[str], Path]:
+        self._count += 1
+        stem = f"{self._count:02d}-{scenario.removesuffix('.xml')}-{port}"
+        log = self.workdir / f"{stem}.log"
+        argv = [
+            tool("sipp"),
+            "-sf", str(SCENARIOS / scenario),
+            "-m", "1",
+            "-i", LOCALHOST,
+            "-p", str(port),
+            "-mp", str(free_port(span=4)),
+            "-cp", str(free_port()),
+            "-nostdin",
+            "-trace_logs", "-log_file", str(log),
+            "-trace_err", "-error_file", str(self.workdir / f"{stem}.errors"),
+            "-timeout", "60s",
+            *extra,
+        ]  # fmt: skip
+        return argv, log
+
+    def uas(self, scenario: str, port: int | None = None) -> SippUas:
+        """Start an answering side and return once it listens."""
+        port = port or free_port()
+        argv, log = self._argv(scenario, port, [])
+        proc = Proc(f"sipp {scenario}", argv, log.with_suffix(".out"))
+        self._running.append(proc)
+        deadline = time.monotonic() + 10
+        while not _port_taken(port, socket.SOCK_DGRAM):
+            if not proc.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"sipp {scenario} did not start:\n{proc.tail()}")
+            time.sleep(0.05)
+        return SippUas(proc, log, port)
+
+    def _client(self, scenario: str, extra: list[str], timeout: float) -> SippResult:
+        argv, log = self._argv(scenario, free_port(), [*extra, self.kamailio.target])
+        proc = Proc(f"sipp {scenario}", argv, log.with_suffix(".out"))
+        self._running.append(proc)
+        code = proc.wait(timeout)
+        proc.stop()
+        return SippResult(code, _read(log), _read(log.with_suffix(".out")))
+
+    def register(
+        self,
+        username: str,
+        password: str,
+        domain: str,
+        *,
+        to_user: str | None = None,
+        contact_port: int | None = None,
+        expires: int = 300,
+    ) -> SippResult:
+        return self._client(
+            "register.xml",
+            [
+                "-au", username, "-ap", password,
+                "-key", "user", to_user or username,
+                "-key", "domain", domain,
+                "-key", "contact_port", str(contact_port or free_port()),
+                "-key", "expires", str(expires),
+            ],
+            timeout=20,
+        )  # fmt: skip
+
+    def call(
+        self,
+        username: str,
+        password: str,
+        domain: str,
+        destination: str,
+        *,
+        hold_ms: int = 500,
+        wait_for_bye: bool = False,
+        timeout: float = 40,
+    ) -> SippResult:
+        scenario = "uac_call_wait_bye.xml" if wait_for_bye else "uac_call.xml"
+        return self._client(
+            scenario,
+            [
+                "-s", destination,
+                "-au", username, "-ap", password,
+                "-key", "user", username,
+                "-key", "domain", domain,
+                "-d", str(hold_ms),
+            ],
+            timeout=timeout,
+        )  # fmt: skip
+
+    def stop_all(self) -> None:
+        for proc in self._running:
+            proc.stop()
+
+
+@dataclass
+class SippUas:
+    proc: Proc
+    log_path: Path
+    port: int
+    _result: SippResult | None = field(default=None, init=False)
+
+    def log(self) -> str:
+        return _read(self.log_path)
+
+    def invites(self) -> list[str]:
+        return [line for line in self.log().splitlines() if line.startswith("INVITE ")]
+
+    def finish(self, timeout: float = 30) -> SippResult:
+        """Wait for the scenario to complete (it handles exactly one call)."""
+        if self._result is None:
+            code = self.proc.wait(timeout)
+            self.proc.stop()
+            self._result = SippResult(code, self.log(), _read(self.log_path.with_suffix(".out")))
+        return self._result
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+# --- provisioning through the REST API -----------------------------------------------------
+
+
+@dataclass
+class Device:
+    id: str
+    name: str
+    password: str
+
+
+@dataclass
+class User:
+    id: str
+    display_name: str
+    devices: list[Device]
+
+
+@dataclass
+class Tenant:
+    id: str
+    sip_domain: str
+    api: httpx.Client
+
+    def create_user(self, display_name: str, *, devices: int = 1) -> User:
+        resp = self.api.post("/v1/users", json={"display_name": display_name})
+        assert resp.status_code == 201, resp.text
+        user = User(resp.json()["id"], display_name, [])
+        slug = re.sub(r"[^a-z0-9]+", "", display_name.lower())[:12] or "user"
+        for n in range(devices):
+            user.devices.append(self.add_device(user.id, f"{slug}-{uuid.uuid4().hex[:4]}-{n + 1}"))
+        return user
+
+    def add_device(self, user_id: str, name: str) -> Device:
+        password = f"Pw{uuid.uuid4().hex[:14]}9"
+        resp = self.api.post(
+            f"/v1/users/{user_id}/devices",
+            json={"name": name, "kind": "ip_phone", "password": password},
+        )
+        assert resp.status_code == 201, resp.text
+        body = resp.json()
+        return Device(body["id"], body["name"], body.get("password") or password)
+
+
+MakeTenant = Callable[..., Tenant]

@@ -1,0 +1,322 @@
+"""End-to-end: accounts made through the REST API, enforced by Kamailio, proven with sipp."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .harness import (
+    Kamailio,
+    MakeTenant,
+    Service,
+    Sipp,
+    SippResult,
+    Tenant,
+    free_port,
+    start_kamailio,
+    start_service,
+)
+
+pytestmark = pytest.mark.sip
+OUTSIDE_NUMBER = "0912345678"
+
+
+def _assert_final(result: SippResult, code: int, reason: str | None = None) -> None:
+    detail = f"\nsipp log:\n{result.log}\nsipp output:\n{result.output[-2000:]}"
+    assert result.final is not None, f"no final response logged{detail}"
+    assert result.final[0] == code, f"expected {code}, got {result.final}{detail}"
+    if reason is not None:
+        assert reason in result.final[1], f"expected reason {reason!r} in {result.final}{detail}"
+
+
+def _call_id(result: SippResult) -> str:
+    return result.lines("CALL_ID ")[0].split(" ", 1)[1]
+
+
+def _calls(tenant: Tenant, user_id: str) -> list[dict[str, Any]]:
+    resp = tenant.api.get(f"/v1/users/{user_id}/calls")
+    assert resp.status_code == 200, resp.text
+    items: list[dict[str, Any]] = resp.json()["items"]
+    return items
+
+
+def _wait_for_call(tenant: Tenant, user_id: str, call_id: str) -> list[dict[str, Any]]:
+    """Usage is posted right after the BYE; give it a moment to land."""
+    deadline = time.monotonic() + 10
+    while True:
+        matching = [c for c in _calls(tenant, user_id) if c["call_id"] == call_id]
+        if matching or time.monotonic() > deadline:
+            return matching
+        time.sleep(0.2)
+
+
+def test_device_registers_only_while_the_api_allows_it(make_tenant: MakeTenant, sipp: Sipp) -> None:
+    tenant = make_tenant("Registrations")
+    alice = tenant.create_user("Alice")
+    desk = alice.devices[0]
+    domain = tenant.sip_domain
+
+    _assert_final(sipp.register(desk.name, desk.password, domain), 200)
+    _assert_final(sipp.register(desk.name, "Wrongpassword42", domain), 401)
+    _assert_final(sipp.register("nobody-here", desk.password, domain), 401)
+
+    # Valid credentials may not register another device's address.
+    other = tenant.add_device(alice.id, "alice-other")
+    _assert_final(sipp.register(desk.name, desk.password, domain, to_user=other.name), 403)
+
+    resp = tenant.api.post(f"/v1/devices/{desk.id}/password", json={})
+    assert resp.status_code == 200, resp.text
+    new_password = resp.json()["password"]
+    assert new_password != desk.password
+    _assert_final(sipp.register(desk.name, desk.password, domain), 401)
+    _assert_final(sipp.register(desk.name, new_password, domain), 200)
+
+    resp = tenant.api.patch(f"/v1/devices/{desk.id}", json={"enabled": False})
+    assert resp.status_code == 200, resp.text
+    _assert_final(sipp.register(desk.name, new_password, domain), 403)
+    resp = tenant.api.patch(f"/v1/devices/{desk.id}", json={"enabled": True})
+    assert resp.status_code == 200, resp.text
+    _assert_final(sipp.register(desk.name, new_password, domain), 200)
+
+    resp = tenant.api.patch(f"/v1/users/{alice.id}", json={"enabled": False})
+    assert resp.status_code == 200, resp.text
+    _assert_final(sipp.register(desk.name, new_password, domain), 403)
+    resp = tenant.api.patch(f"/v1/users/{alice.id}", json={"enabled": True})
+    assert resp.status_code == 200, resp.text
+
+    resp = tenant.api.delete(f"/v1/devices/{desk.id}")
+    assert resp.status_code == 204, resp.text
+    _assert_final(sipp.register(desk.name, new_password, domain), 401)
+
+
+def test_outbound_switch_decides_whether_the_call_is_relayed(
+    make_tenant: MakeTenant, sipp: Sipp, kamailio: Kamailio
+) -> None:
+    tenant = make_tenant("Switch")
+    bob = tenant.create_user("Bob")
+    phone = bob.devices[0]
+    gateway = sipp.uas("uas_answer.xml", kamailio.gateway_port)
+
+    resp = tenant.api.patch(f"/v1/users/{bob.id}/toggles", json={"outbound_allowed": False})
+    assert resp.status_code == 200, resp.text
+    refused = sipp.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER)
+    _assert_final(refused, 403, "outbound_disabled")
+    assert gateway.invites() == []
+
+    resp = tenant.api.patch(f"/v1/users/{bob.id}/toggles", json={"outbound_allowed": True})
+    assert resp.status_code == 200, resp.text
+    relayed = sipp.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER)
+    _assert_final(relayed, 200)
+    assert relayed.lines("HUNGUP"), relayed.log
+
+    gw = gateway.finish()
+    invites = gw.lines("INVITE ")
+    assert len(invites) == 1, gw.log
+    assert f"INVITE sip:{OUTSIDE_NUMBER}@" in invites[0]
+    assert gw.lines("BYE "), gw.log
+
+    # The caller's BYE ends the dialog and Kamailio reports the call once.
+    recorded = _wait_for_call(tenant, bob.id, _call_id(relayed))
+    assert len(recorded) == 1, recorded
+    assert recorded[0]["destination"] == OUTSIDE_NUMBER
+    assert recorded[0]["duration_seconds"] <= 2
+
+
+def test_quota_limits_and_ends_the_call(
+    make_tenant: MakeTenant, sipp: Sipp, kamailio: Kamailio, service: Service
+) -> None:
+    tenant = make_tenant("Quota", billing_increment_seconds=1)
+    carol = tenant.create_user("Carol")
+    phone = carol.devices[0]
+    resp = tenant.api.put(f"/v1/users/{carol.id}/quota", json={"limit_minutes": 1})
+    assert resp.status_code == 200, resp.text
+
+    # 57 of the 60 seconds go through the same usage route Kamailio uses.
+    with service.client(service.call_control_key) as call_control:
+        resp = call_control.post(
+            "/v1/call-control/usage",
+            json={
+                "domain": tenant.sip_domain,
+                "username": phone.name,
+                "call_id": f"earlier-{uuid.uuid4().hex}",
+                "destination": "0900000000",
+                "started_at": int(time.time()) - 600,
+                "duration_seconds": 57,
+            },
+        )
+    assert resp.status_code == 201, resp.text
+    quota = tenant.api.get(f"/v1/users/{carol.id}/quota").json()
+    assert quota["remaining_seconds"] == 3, quota
+
+    # An unanswered call holds the 3 s only until Kamailio reports it with no duration.
+    busy = sipp.uas("uas_busy.xml", kamailio.gateway_port)
+    _assert_final(sipp.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER), 486)
+    busy.finish()
+
+    gateway = sipp.uas("uas_answer.xml", kamailio.gateway_port)
+    call = sipp.call(
+        phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER, wait_for_bye=True
+    )
+    _assert_final(call, 200)
+    # Kamailio, not either phone, hangs up once the 3 seconds are used.
+    bye = call.lines("BYE_RECEIVED")
+    assert bye, call.log
+    assert "Call time limit reached" in bye[0]
+    # At least the granted 3 s (the dialog timer has whole-second ticks, so up to ~1 s more).
+    held_ms = call.clock("BYE_RECEIVED") - call.clock("ANSWERED")
+    assert 2800 <= held_ms <= 5000, call.log
+    gw = gateway.finish()
+    assert "Call time limit reached" in gw.lines("BYE ")[0], gw.log
+
+    call_id = _call_id(call)
+    recorded = _wait_for_call(tenant, carol.id, call_id)
+    assert len(recorded) == 1, recorded
+    assert recorded[0]["duration_seconds"] == 3
+    assert recorded[0]["charged_seconds"] == 3
+    quota = tenant.api.get(f"/v1/users/{carol.id}/quota").json()
+    assert quota["used_seconds"] == 60, quota
+    assert quota["remaining_seconds"] == 0, quota
+    # The earlier report, the busy attempt (0 s) and the call that ran out.
+    assert sorted(c["charged_seconds"] for c in _calls(tenant, carol.id)) == [0, 3, 57]
+
+    gateway = sipp.uas("uas_answer.xml", kamailio.gateway_port)
+    refused = sipp.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER)
+    _assert_final(refused, 403, "quota_exhausted")
+    assert gateway.invites() == []
+    assert tenant.api.get(f"/v1/users/{carol.id}/quota").json()["used_seconds"] == 60
+
+
+def test_emergency_number_passes_for_a_blocked_user(
+    make_tenant: MakeTenant, sipp: Sipp, kamailio: Kamailio
+) -> None:
+    tenant = make_tenant("Emergency")
+    dave = tenant.create_user("Dave")
+    phone = dave.devices[0]
+    resp = tenant.api.patch(f"/v1/users/{dave.id}/toggles", json={"outbound_allowed": False})
+    assert resp.status_code == 200, resp.text
+
+    gateway = sipp.uas("uas_answer.xml", kamailio.gateway_port)
+    _assert_final(
+        sipp.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER),
+        403,
+        "outbound_disabled",
+    )
+    call = sipp.call(phone.name, phone.password, tenant.sip_domain, "113")
+    _assert_final(call, 200)
+    gw = gateway.finish()
+    invites = gw.lines("INVITE ")
+    assert len(invites) == 1 and "INVITE sip:113@" in invites[0], gw.log
+
+
+def test_extension_rings_every_device_with_auto_answer_only_when_on(
+    make_tenant: MakeTenant, sipp: Sipp
+) -> None:
+    tenant = make_tenant("Extensions")
+    agent = tenant.create_user("Erin", devices=2)
+    caller = tenant.create_user("Frank")
+    resp = tenant.api.post(f"/v1/users/{agent.id}/extensions", json={"number": "102"})
+    assert resp.status_code == 201, resp.text
+    desk, web = agent.devices
+    caller_phone = caller.devices[0]
+    desk_port, web_port = free_port(), free_port()
+    for device, port in ((desk, desk_port), (web, web_port)):
+        _assert_final(
+            sipp.register(device.name, device.password, tenant.sip_domain, contact_port=port),
+            200,
+        )
+
+    for auto_answer in (False, True):
+        resp = tenant.api.patch(f"/v1/users/{agent.id}/toggles", json={"auto_answer": auto_answer})
+        assert resp.status_code == 200, resp.text
+        answering = sipp.uas("uas_answer.xml", desk_port)
+        ringing = sipp.uas("uas_ring.xml", web_port)
+        call = sipp.call(caller_phone.name, caller_phone.password, tenant.sip_domain, "102")
+        _assert_final(call, 200)
+        answered, rang = answering.finish(), ringing.finish()
+        assert rang.lines("CANCELLED"), rang.log
+
+        for device, result in ((desk, answered), (web, rang)):
+            invites = result.lines("INVITE ")
+            assert len(invites) == 1, result.log
+            _, call_info, alert_info = (part.strip() for part in invites[0].split("|"))
+            assert f"INVITE sip:{device.name}@127.0.0.1:" in invites[0]
+            if auto_answer:
+                assert call_info.startswith("Call-Info:"), invites[0]
+                assert "answer-after=0" in call_info
+                assert alert_info.startswith("Alert-Info:"), invites[0]
+                assert "autoanswer" in alert_info
+            else:
+                assert call_info == "" and alert_info == "", invites[0]
+
+    _assert_final(
+        sipp.call(caller_phone.name, caller_phone.password, tenant.sip_domain, "150"), 404
+    )
+    # Internal calls and free extensions are not outbound calls: nothing is charged.
+    assert _calls(tenant, caller.id) == []
+
+
+def test_calls_are_refused_when_the_service_is_down(sip_tools: None, tmp_path: Path) -> None:
+    # A service and a Kamailio of their own, so stopping them spares the other tests.
+    own_service = start_service(tmp_path / "service")
+    kam: Kamailio | None = None
+    runner: Sipp | None = None
+    tenant: Tenant | None = None
+    try:
+        tenant = own_service.create_tenant("Outage", "outage.test")
+        # A tenant key with the call_control role, as a single-tenant install would use.
+        tenant_key = own_service.create_tenant_key(tenant.id, "call_control")
+        phone = tenant.create_user("Gina").devices[0]
+
+        kam = start_kamailio(tmp_path / "kamailio", own_service.url, tenant_key)
+        runner = Sipp(kam, tmp_path)
+        gateway = runner.uas("uas_answer.xml", kam.gateway_port)
+        _assert_final(
+            runner.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER), 200
+        )
+        gateway.finish()
+
+        gateway = runner.uas("uas_answer.xml", kam.gateway_port)
+        # A hung service: Kamailio gives up after ANTRING_HTTP_TIMEOUT (2 s).
+        own_service.proc.freeze()
+        started = time.monotonic()
+        refused = runner.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER)
+        assert refused.code in (403, 503), refused.log
+        assert time.monotonic() - started < 10
+        own_service.proc.thaw()
+
+        # A stopped service: connection refused.
+        own_service.stop()
+        refused = runner.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER)
+        assert refused.code in (403, 503), refused.log
+        _assert_final(runner.register(phone.name, phone.password, tenant.sip_domain), 503)
+        assert gateway.invites() == []
+    finally:
+        if runner is not None:
+            runner.stop_all()
+        if kam is not None:
+            kam.stop()
+        if tenant is not None:
+            tenant.api.close()
+        own_service.stop()
+
+
+def test_calls_are_refused_when_the_service_rejects_the_key(
+    make_tenant: MakeTenant, service: Service, tmp_path: Path
+) -> None:
+    tenant = make_tenant("Badkey")
+    phone = tenant.create_user("Hank").devices[0]
+    kam = start_kamailio(tmp_path / "kamailio", service.url, "not-a-valid-key")
+    runner = Sipp(kam, tmp_path)
+    try:
+        gateway = runner.uas("uas_answer.xml", kam.gateway_port)
+        refused = runner.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER)
+        assert refused.code in (403, 503), refused.log
+        _assert_final(runner.register(phone.name, phone.password, tenant.sip_domain), 503)
+        assert gateway.invites() == []
+    finally:
+        runner.stop_all()
+        kam.stop()
