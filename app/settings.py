@@ -20,10 +20,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "ANTRING_DATABASE_URL"),
     )
     database_pool_size: int = Field(
-        default=12,
+        default=20,
         ge=2,
-        description="PostgreSQL connections per pool, plus half as many more under load; a "
-        "process has two pools (reads and writes).",
+        description="PostgreSQL connections in each of a process's two pools (one-statement "
+        "reads, and transactions); requests beyond it wait for a connection.",
     )
     secret_key: SecretStr = Field(
         default=SecretStr(""),

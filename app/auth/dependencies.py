@@ -30,10 +30,10 @@ async def get_authenticator(request: Request) -> Authenticator:
     return _authenticator(request)
 
 
-async def current_key(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> KeyIdentity:
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def current_key(request: Request, credentials: BearerCredentials) -> KeyIdentity:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
     identity = await _authenticator(request).authenticate(credentials.credentials)
@@ -48,17 +48,11 @@ AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
 
 # The Core connections depend on the key so that a request is authenticated before it takes a
 # pooled connection: a request never holds one connection while waiting for another.
-async def _connection(request: Request, _key: CurrentKey) -> AsyncIterator[AsyncConnection]:
-    async with connection_scope(get_database(request)) as conn:
-        yield conn
-
-
 async def _read_connection(request: Request, _key: CurrentKey) -> AsyncIterator[AsyncConnection]:
     async with read_connection_scope(get_database(request)) as conn:
         yield conn
 
 
-ConnectionDep = Annotated[AsyncConnection, Depends(_connection, scope="function")]
 ReadConnectionDep = Annotated[AsyncConnection, Depends(_read_connection, scope="function")]
 
 
@@ -113,13 +107,41 @@ def _platform(*roles: Role):  # type: ignore[no-untyped-def]
     return dependency
 
 
-async def _call_control(key: CurrentKey) -> KeyIdentity:
+@dataclass(frozen=True, slots=True)
+class CallControl:
+    """An authenticated call-control request and its database connection."""
+
+    key: KeyIdentity
+    conn: AsyncConnection
+
+
+# One dependency per call-control route, not a chain: FastAPI's work per dependency is a large
+# share of a registrar lookup. The key is checked before a pooled connection is taken.
+async def _call_control_key(request: Request, credentials: BearerCredentials) -> KeyIdentity:
+    key = await current_key(request, credentials)
     _require_role(key, (Role.call_control, Role.admin))
     return key
+
+
+async def _call_control_reader(
+    request: Request, credentials: BearerCredentials
+) -> AsyncIterator[CallControl]:
+    key = await _call_control_key(request, credentials)
+    async with read_connection_scope(get_database(request)) as conn:
+        yield CallControl(key=key, conn=conn)
+
+
+async def _call_control_writer(
+    request: Request, credentials: BearerCredentials
+) -> AsyncIterator[CallControl]:
+    key = await _call_control_key(request, credentials)
+    async with connection_scope(get_database(request)) as conn:
+        yield CallControl(key=key, conn=conn)
 
 
 ReadAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin, Role.viewer))]
 AdminAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin))]
 PlatformRead = Annotated[KeyIdentity, Depends(_platform(Role.admin, Role.viewer))]
 PlatformAdmin = Annotated[KeyIdentity, Depends(_platform(Role.admin))]
-CallControlAccess = Annotated[KeyIdentity, Depends(_call_control)]
+CallControlRead = Annotated[CallControl, Depends(_call_control_reader, scope="function")]
+CallControlWrite = Annotated[CallControl, Depends(_call_control_writer, scope="function")]

@@ -1,6 +1,7 @@
 """Core queries for the call-control hot paths: each answer in as few round trips as possible."""
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -9,7 +10,7 @@ from sqlalchemy import Select, and_, bindparam, func, null, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.callcontrol.models import CallAuthorization, CallRecord
-from app.database import AnyRow, dialect_insert
+from app.database import AnyRow, PreparedQuery, dialect_insert
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.quotas.models import MonthlyUsage
@@ -23,11 +24,15 @@ def _both_scopes(query: Select[*tuple[Any, ...]]) -> dict[bool, Select[*tuple[An
     return {False: query, True: query.where(Tenant.id == bindparam("tenant_id"))}
 
 
+def _prepared(query: Select[*tuple[Any, ...]]) -> dict[bool, PreparedQuery]:
+    return {scoped: PreparedQuery(q) for scoped, q in _both_scopes(query).items()}
+
+
 def _params(tenant_id: uuid.UUID | None, **params: Any) -> dict[str, Any]:
     return {**params, "tenant_id": tenant_id} if tenant_id is not None else params
 
 
-_SIP_ACCOUNT = _both_scopes(
+_SIP_ACCOUNT = _prepared(
     select(
         Tenant.id.label("tenant_id"),
         Tenant.sip_domain.label("realm"),
@@ -45,7 +50,7 @@ _SIP_ACCOUNT = _both_scopes(
     .where(Tenant.sip_domain == bindparam("domain"), Device.name_key == bindparam("name_key"))
 )
 
-_EXTENSION_ROUTE = _both_scopes(
+_EXTENSION_ROUTE = _prepared(
     select(
         Tenant.id.label("tenant_id"),
         User.id.label("user_id"),
@@ -71,14 +76,14 @@ _CALLER_COLUMNS = (
     User.limit_minutes,
 )
 
-_CALLER_BY_USERNAME = _both_scopes(
+_CALLER_BY_USERNAME = _prepared(
     select(*_CALLER_COLUMNS, Device.id.label("device_id"), Device.enabled.label("device_enabled"))
     .join(Device, Device.tenant_id == Tenant.id)
     .join(User, User.id == Device.user_id)
     .where(Tenant.sip_domain == bindparam("domain"), Device.name_key == bindparam("name_key"))
 )
 
-_CALLER_BY_USER_ID = _both_scopes(
+_CALLER_BY_USER_ID = _prepared(
     select(*_CALLER_COLUMNS, null().label("device_id"), true().label("device_enabled"))
     .join(User, User.tenant_id == Tenant.id)
     .where(Tenant.sip_domain == bindparam("domain"), User.id == bindparam("user_id"))
@@ -89,17 +94,17 @@ _LOCK_USER = select(User.limit_minutes).where(User.id == bindparam("user_id")).w
 
 async def find_sip_account(
     conn: AsyncConnection, *, domain: str, username: str, tenant_id: uuid.UUID | None
-) -> AnyRow | None:
+) -> Mapping[str, Any] | None:
     params = _params(tenant_id, domain=domain, name_key=username.lower())
-    return (await conn.execute(_SIP_ACCOUNT[tenant_id is not None], params)).first()
+    return await _SIP_ACCOUNT[tenant_id is not None].first(conn, params)
 
 
 async def find_extension_route(
     conn: AsyncConnection, *, domain: str, number: str, tenant_id: uuid.UUID | None
-) -> list[AnyRow]:
+) -> list[Mapping[str, Any]]:
     """One row per enabled device of the extension's holder (one row with no device if none)."""
     params = _params(tenant_id, domain=domain, number=number)
-    return list((await conn.execute(_EXTENSION_ROUTE[tenant_id is not None], params)).all())
+    return await _EXTENSION_ROUTE[tenant_id is not None].all(conn, params)
 
 
 async def find_caller(
@@ -109,7 +114,7 @@ async def find_caller(
     username: str | None,
     user_id: uuid.UUID | None,
     tenant_id: uuid.UUID | None,
-) -> AnyRow | None:
+) -> Mapping[str, Any] | None:
     """The caller with its tenant's call settings."""
     scoped = tenant_id is not None
     if username is not None:
@@ -118,7 +123,7 @@ async def find_caller(
     else:
         query = _CALLER_BY_USER_ID[scoped]
         params = _params(tenant_id, domain=domain, user_id=user_id)
-    return (await conn.execute(query, params)).first()
+    return await query.first(conn, params)
 
 
 async def lock_user_limit(conn: AsyncConnection, *, user_id: uuid.UUID) -> int | None:

@@ -1,14 +1,9 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from app.auth.dependencies import (
-    CallControlAccess,
-    ConnectionDep,
-    ReadAccess,
-    ReadConnectionDep,
-)
+from app.auth.dependencies import CallControlRead, CallControlWrite, ReadAccess, ReadConnectionDep
 from app.callcontrol import service
 from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
 from app.callcontrol.schemas import (
@@ -19,11 +14,11 @@ from app.callcontrol.schemas import (
     SipAccount,
     UsageReport,
 )
-from app.deps import SettingsDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.extensions.exceptions import ExtensionNotFound
 from app.pagination import Page, PageDep
 from app.quotas.periods import now_utc
+from app.settings import Settings
 from app.tenants.exceptions import TenantNotFound
 from app.tenants.schemas import SipDomain
 from app.users.exceptions import UserNotFound
@@ -45,12 +40,11 @@ DomainQuery = Annotated[SipDomain, Query(description="The tenant's SIP domain (r
 async def lookup_sip_account(
     username: Annotated[str, Path(max_length=64)],
     domain: DomainQuery,
-    conn: ReadConnectionDep,
-    key: CallControlAccess,
+    cc: CallControlRead,
 ) -> SipAccount:
     """Registrar lookup: the digest HA1 and state of a SIP account."""
     return await service.sip_account(
-        conn, domain=domain, username=username, tenant_id=key.tenant_id
+        cc.conn, domain=domain, username=username, tenant_id=cc.key.tenant_id
     )
 
 
@@ -62,27 +56,24 @@ async def lookup_sip_account(
 async def route_extension(
     number: Annotated[str, Path(pattern=r"^[0-9]{2,4}$")],
     domain: DomainQuery,
-    conn: ReadConnectionDep,
-    key: CallControlAccess,
+    cc: CallControlRead,
 ) -> ExtensionRoute:
     """Hotline and internal routing: the devices to ring for an extension, with auto-answer."""
     return await service.extension_route(
-        conn, domain=domain, number=number, tenant_id=key.tenant_id
+        cc.conn, domain=domain, number=number, tenant_id=cc.key.tenant_id
     )
 
 
 @router.post("/authorizations", response_model=AuthorizationOut)
 async def authorize_call(
-    body: AuthorizationRequest,
-    conn: ConnectionDep,
-    settings: SettingsDep,
-    key: CallControlAccess,
+    body: AuthorizationRequest, request: Request, cc: CallControlWrite
 ) -> AuthorizationOut:
     """Outbound authorization: may this caller call this number now, and for how long."""
+    settings: Settings = request.app.state.settings
     return await service.authorize(
-        conn,
+        cc.conn,
         request=body,
-        tenant_id=key.tenant_id,
+        tenant_id=cc.key.tenant_id,
         now=now_utc(),
         hold_grace_seconds=settings.hold_grace_seconds,
     )
@@ -97,12 +88,10 @@ async def authorize_call(
         **responses(CallerNotFound),
     },
 )
-async def report_usage(
-    body: UsageReport, response: Response, conn: ConnectionDep, key: CallControlAccess
-) -> CallOut:
+async def report_usage(body: UsageReport, response: Response, cc: CallControlWrite) -> CallOut:
     """Usage report: record a finished outbound call once and charge its minutes."""
     call, created = await service.record_usage(
-        conn, report=body, tenant_id=key.tenant_id, now=now_utc()
+        cc.conn, report=body, tenant_id=cc.key.tenant_id, now=now_utc()
     )
     if not created:
         response.status_code = status.HTTP_200_OK

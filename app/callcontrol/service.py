@@ -10,7 +10,9 @@ up to the tenant's billing increment, to the month (tenant's time zone) in which
 import math
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,17 +62,17 @@ async def sip_account(
     if row is None:
         raise SipAccountNotFound(f"No SIP account {username}@{domain}.")
     return SipAccount(
-        tenant_id=row.tenant_id,
-        user_id=row.user_id,
-        device_id=row.device_id,
-        username=row.username,
-        realm=row.realm,
-        enabled=row.device_enabled and row.user_enabled,
-        device_enabled=row.device_enabled,
-        user_enabled=row.user_enabled,
-        ha1=row.ha1,
-        ha1_sha256=row.ha1_sha256,
-        auto_answer=row.auto_answer,
+        tenant_id=row["tenant_id"],
+        user_id=row["user_id"],
+        device_id=row["device_id"],
+        username=row["username"],
+        realm=row["realm"],
+        enabled=row["device_enabled"] and row["user_enabled"],
+        device_enabled=row["device_enabled"],
+        user_enabled=row["user_enabled"],
+        ha1=row["ha1"],
+        ha1_sha256=row["ha1_sha256"],
+        auto_answer=row["auto_answer"],
     )
 
 
@@ -83,27 +85,27 @@ async def extension_route(
     if not rows:
         raise ExtensionNotFound(f"Extension {number} is free in {domain}.")
     first = rows[0]
-    targets = [r.device_name for r in rows if r.device_name] if first.user_enabled else []
-    headers = auto_answer_headers(domain) if first.auto_answer else []
+    targets = [r["device_name"] for r in rows if r["device_name"]] if first["user_enabled"] else []
+    headers = auto_answer_headers(domain) if first["auto_answer"] else []
     return ExtensionRoute(
-        tenant_id=first.tenant_id,
-        user_id=first.user_id,
+        tenant_id=first["tenant_id"],
+        user_id=first["user_id"],
         number=number,
-        user_enabled=first.user_enabled,
-        auto_answer=first.auto_answer,
+        user_enabled=first["user_enabled"],
+        auto_answer=first["auto_answer"],
         targets=targets,
         auto_answer_headers=headers,
         auto_answer_header_block="".join(f"{h.name}: {h.value}\r\n" for h in headers),
     )
 
 
-def _decide(caller: AnyRow, *, emergency: bool) -> Reason | None:
+def _decide(caller: Mapping[str, Any], *, emergency: bool) -> Reason | None:
     """The refusal reason that needs no accounting, or None to go on."""
     if emergency:
         return None
-    if not (caller.device_enabled and caller.user_enabled):
+    if not (caller["device_enabled"] and caller["user_enabled"]):
         return Reason.device_disabled
-    if not caller.outbound_allowed:
+    if not caller["outbound_allowed"]:
         return Reason.outbound_disabled
     return None
 
@@ -132,18 +134,18 @@ async def authorize(
             emergency=False,
             user_id=None,
         )
-    emergency = is_emergency(request.destination, caller.emergency_numbers)
-    period = period_of(now, caller.timezone)
+    emergency = is_emergency(request.destination, caller["emergency_numbers"])
+    period = period_of(now, caller["timezone"])
     refusal = _decide(caller, emergency=emergency)
     max_duration: int | None = None
     held = 0
-    limit_minutes = caller.limit_minutes
+    limit_minutes = caller["limit_minutes"]
     if refusal is None and not emergency and limit_minutes is not None:
         # Only limited users pay for the lock; unlimited ones (the default) need no accounting.
-        limit_minutes = await repository.lock_user_limit(conn, user_id=caller.user_id)
+        limit_minutes = await repository.lock_user_limit(conn, user_id=caller["user_id"])
     if refusal is None and not emergency and limit_minutes is not None:
         used, held_by_others = await used_and_held_seconds(
-            conn, user_id=caller.user_id, period=period, now=now
+            conn, user_id=caller["user_id"], period=period, now=now
         )
         remaining = limit_minutes * 60 - used - held_by_others
         if remaining <= 0:
@@ -153,9 +155,9 @@ async def authorize(
     stored = await repository.insert_authorization(
         conn,
         {
-            "tenant_id": caller.tenant_id,
-            "user_id": caller.user_id,
-            "device_id": caller.device_id,
+            "tenant_id": caller["tenant_id"],
+            "user_id": caller["user_id"],
+            "device_id": caller["device_id"],
             "call_id": request.call_id,
             "destination": request.destination,
             "allowed": refusal is None,
@@ -196,19 +198,19 @@ async def record_usage(
     if caller is None:
         who = report.username or report.user_id
         raise CallerNotFound(f"No caller {who} in {report.domain}.")
-    emergency = is_emergency(report.destination, caller.emergency_numbers)
+    emergency = is_emergency(report.destination, caller["emergency_numbers"])
     charged = (
         0
         if emergency
-        else charged_seconds(report.duration_seconds, caller.billing_increment_seconds)
+        else charged_seconds(report.duration_seconds, caller["billing_increment_seconds"])
     )
-    period = period_of(report.started_at, caller.timezone)
+    period = period_of(report.started_at, caller["timezone"])
     row, created = await repository.insert_call(
         conn,
         {
-            "tenant_id": caller.tenant_id,
-            "user_id": caller.user_id,
-            "device_id": caller.device_id,
+            "tenant_id": caller["tenant_id"],
+            "user_id": caller["user_id"],
+            "device_id": caller["device_id"],
             "call_id": report.call_id,
             "destination": report.destination,
             "started_at": report.started_at,
@@ -223,13 +225,13 @@ async def record_usage(
         if charged:
             await repository.add_usage(
                 conn,
-                tenant_id=caller.tenant_id,
-                user_id=caller.user_id,
+                tenant_id=caller["tenant_id"],
+                user_id=caller["user_id"],
                 period=period,
                 seconds=charged,
             )
         await repository.release_hold(
-            conn, tenant_id=caller.tenant_id, call_id=report.call_id, now=now
+            conn, tenant_id=caller["tenant_id"], call_id=report.call_id, now=now
         )
     return _call_out(row), created
 
