@@ -4,10 +4,10 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeAlias
+from typing import Annotated, Any, TypeAlias, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, Row, Select, event
+from sqlalchemy import ClauseElement, DateTime, Executable, MetaData, Row, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
 from app.settings import Settings
@@ -175,19 +176,34 @@ async def read_connection_scope(db: "Database") -> AsyncIterator[AsyncConnection
 
 
 class PreparedQuery:
-    """A Core SELECT for a hot path. On PostgreSQL it runs straight on the asyncpg connection:
+    """A statement for a hot path. On PostgreSQL it runs straight on the asyncpg connection:
     compiled once, and prepared once per connection by asyncpg, which skips SQLAlchemy's
-    per-execution work (it costs more CPU than the query). Elsewhere it runs through SQLAlchemy.
-    Rows are mappings; use it only for columns that need no result processing beyond the
-    driver's own (UUID, text, numbers, booleans, JSON)."""
+    per-execution work (it costs more CPU than the query). Elsewhere `portable` (by default the
+    same statement) runs through SQLAlchemy. Rows are mappings; use it only for values that need
+    no processing beyond the driver's own (UUID, text, numbers, booleans, JSON, aware datetimes).
+    Outside a transaction begun through SQLAlchemy, a statement commits by itself on PostgreSQL.
+    """
 
-    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+    def __init__(
+        self,
+        statement: Executable,
+        *,
+        portable: Executable | None = None,
+        column_keys: list[str] | None = None,
+    ) -> None:
         self.statement = statement
+        self.portable = portable if portable is not None else statement
+        self.column_keys = column_keys
         self._postgres: tuple[str, list[str]] | None = None
 
     async def _fetch(self, conn: AsyncConnection, params: dict[str, Any]) -> list[Any]:
         if self._postgres is None:
-            compiled = self.statement.compile(dialect=conn.dialect)
+            compiled = cast(
+                SQLCompiler,
+                cast(ClauseElement, self.statement).compile(
+                    dialect=conn.dialect, column_keys=self.column_keys
+                ),
+            )
             self._postgres = (str(compiled), list(compiled.positiontup or []))
         sql, names = self._postgres
         driver: Any = (await conn.get_raw_connection()).driver_connection
@@ -197,7 +213,7 @@ class PreparedQuery:
     async def all(self, conn: AsyncConnection, params: dict[str, Any]) -> list[Mapping[str, Any]]:
         if conn.dialect.name == "postgresql":
             return await self._fetch(conn, params)
-        rows = (await conn.execute(self.statement, params)).mappings().all()
+        rows = (await conn.execute(self.portable, params)).mappings().all()
         return [dict(row) for row in rows]
 
     async def first(

@@ -2,11 +2,10 @@
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, null, select, true, update
+from sqlalchemy import Select, and_, bindparam, func, null, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.callcontrol.models import CallAuthorization, CallRecord
@@ -142,30 +141,40 @@ _AUTHORIZATION_ANSWER = (
 )
 
 
-_SELECT_AUTHORIZATION = select(*_AUTHORIZATION_ANSWER).where(
-    CallAuthorization.tenant_id == bindparam("tenant_id"),
-    CallAuthorization.call_id == bindparam("call_id"),
+_SELECT_AUTHORIZATION = PreparedQuery(
+    select(*_AUTHORIZATION_ANSWER).where(
+        CallAuthorization.tenant_id == bindparam("tenant_id"),
+        CallAuthorization.call_id == bindparam("call_id"),
+    )
 )
 
 
-@cache
-def _insert_authorization(dialect: str) -> Any:
-    return (
-        dialect_insert(dialect, CallAuthorization.__table__)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "call_id"])
-        .returning(*_AUTHORIZATION_ANSWER)
-    )
+def _insert_or_nothing(table: Any, returning: tuple[Any, ...]) -> PreparedQuery:
+    """INSERT ... ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING, for each backend."""
+
+    def build(dialect: str) -> Any:
+        return (
+            dialect_insert(dialect, table)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "call_id"])
+            .returning(*returning)
+        )
+
+    columns = [c.name for c in table.columns if c.name != "released_at"]
+    return PreparedQuery(build("postgresql"), portable=build("sqlite"), column_keys=columns)
 
 
-async def insert_authorization(conn: AsyncConnection, values: dict[str, Any]) -> AnyRow:
+_INSERT_AUTHORIZATION = _insert_or_nothing(CallAuthorization.__table__, _AUTHORIZATION_ANSWER)
+
+
+async def insert_authorization(conn: AsyncConnection, values: dict[str, Any]) -> Mapping[str, Any]:
     """Stores the answer for a call id, or returns the one stored first for it."""
-    inserted = (
-        await conn.execute(_insert_authorization(conn.dialect.name), {"id": uuid.uuid4(), **values})
-    ).first()
+    inserted = await _INSERT_AUTHORIZATION.first(conn, {"id": uuid.uuid4(), **values})
     if inserted is not None:
         return inserted
     key = {"tenant_id": values["tenant_id"], "call_id": values["call_id"]}
-    return (await conn.execute(_SELECT_AUTHORIZATION, key)).one()
+    stored = await _SELECT_AUTHORIZATION.first(conn, key)
+    assert stored is not None  # the conflict that stopped the insert is this row
+    return stored
 
 
 _CALL_COLUMNS = (
@@ -180,29 +189,83 @@ _CALL_COLUMNS = (
     CallRecord.emergency,
 )
 
-_SELECT_CALL = select(*_CALL_COLUMNS).where(
-    CallRecord.tenant_id == bindparam("tenant_id"), CallRecord.call_id == bindparam("call_id")
+_SELECT_CALL = PreparedQuery(
+    select(*_CALL_COLUMNS).where(
+        CallRecord.tenant_id == bindparam("tenant_id"), CallRecord.call_id == bindparam("call_id")
+    )
+)
+
+_INSERT_CALL = _insert_or_nothing(CallRecord.__table__, _CALL_COLUMNS)
+
+# PostgreSQL records the call, charges it and releases its hold in one statement (atomic without
+# a transaction around it); SQLite, which has no INSERT/UPDATE in WITH, does it in three.
+_RECORD_CALL_POSTGRES = PreparedQuery(
+    text(
+        """
+        WITH inserted AS (
+            INSERT INTO call_record (id, tenant_id, user_id, device_id, call_id, destination,
+                started_at, duration_seconds, charged_seconds, period, emergency, created_at)
+            VALUES (:id, :tenant_id, :user_id, :device_id, :call_id, :destination,
+                :started_at, :duration_seconds, :charged_seconds, :period, :emergency,
+                :created_at)
+            ON CONFLICT (tenant_id, call_id) DO NOTHING
+            RETURNING *
+        ), charged AS (
+            INSERT INTO monthly_usage (user_id, period, tenant_id, used_seconds)
+            SELECT user_id, period, tenant_id, charged_seconds FROM inserted
+            WHERE charged_seconds > 0
+            ON CONFLICT (user_id, period)
+            DO UPDATE SET used_seconds = monthly_usage.used_seconds + excluded.used_seconds
+        ), released AS (
+            UPDATE call_authorization SET released_at = :created_at
+            FROM inserted
+            WHERE call_authorization.tenant_id = inserted.tenant_id
+              AND call_authorization.call_id = inserted.call_id
+              AND call_authorization.released_at IS NULL
+        )
+        SELECT call_id, user_id, device_id, destination, started_at, duration_seconds,
+            charged_seconds, period, emergency
+        FROM inserted
+        """
+    )
 )
 
 
-@cache
-def _insert_call(dialect: str) -> Any:
-    return (
-        dialect_insert(dialect, CallRecord.__table__)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "call_id"])
-        .returning(*_CALL_COLUMNS)
-    )
-
-
-async def insert_call(conn: AsyncConnection, values: dict[str, Any]) -> tuple[AnyRow, bool]:
-    """Records a call once; returns the stored row and whether this call inserted it."""
-    inserted = (
-        await conn.execute(_insert_call(conn.dialect.name), {"id": uuid.uuid4(), **values})
-    ).first()
+async def record_call(
+    conn: AsyncConnection, values: dict[str, Any]
+) -> tuple[Mapping[str, Any], bool]:
+    """Records a call once, adds its charge to the month and releases its hold; returns the
+    stored call and whether this report recorded it."""
+    params = {"id": uuid.uuid4(), **values}
+    if conn.dialect.name == "postgresql":
+        inserted = await _RECORD_CALL_POSTGRES.first(conn, params)
+    else:
+        inserted = await _INSERT_CALL.first(conn, params)
+        if inserted is not None:
+            if values["charged_seconds"]:
+                await conn.execute(
+                    _add_usage(conn.dialect.name),
+                    {
+                        "tenant_id": values["tenant_id"],
+                        "user_id": values["user_id"],
+                        "period": values["period"],
+                        "used_seconds": values["charged_seconds"],
+                    },
+                )
+            await conn.execute(
+                _RELEASE_HOLD,
+                {
+                    "key_tenant_id": values["tenant_id"],
+                    "key_call_id": values["call_id"],
+                    "now": values["created_at"],
+                },
+            )
     if inserted is not None:
         return inserted, True
     key = {"tenant_id": values["tenant_id"], "call_id": values["call_id"]}
-    return (await conn.execute(_SELECT_CALL, key)).one(), False
+    stored = await _SELECT_CALL.first(conn, key)
+    assert stored is not None  # the conflict that stopped the insert is this row
+    return stored, False
 
 
 @cache
@@ -216,16 +279,6 @@ def _add_usage(dialect: str) -> Any:
     )
 
 
-async def add_usage(
-    conn: AsyncConnection, *, tenant_id: uuid.UUID, user_id: uuid.UUID, period: str, seconds: int
-) -> None:
-    """used_seconds += seconds, atomically, creating the month's row if needed."""
-    await conn.execute(
-        _add_usage(conn.dialect.name),
-        {"tenant_id": tenant_id, "user_id": user_id, "period": period, "used_seconds": seconds},
-    )
-
-
 _RELEASE_HOLD = (
     update(CallAuthorization)
     .where(
@@ -235,14 +288,6 @@ _RELEASE_HOLD = (
     )
     .values(released_at=bindparam("now"))
 )
-
-
-async def release_hold(
-    conn: AsyncConnection, *, tenant_id: uuid.UUID, call_id: str, now: datetime
-) -> None:
-    await conn.execute(
-        _RELEASE_HOLD, {"key_tenant_id": tenant_id, "key_call_id": call_id, "now": now}
-    )
 
 
 async def user_in_tenant(

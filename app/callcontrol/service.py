@@ -28,7 +28,6 @@ from app.callcontrol.schemas import (
     SipHeader,
     UsageReport,
 )
-from app.database import AnyRow
 from app.extensions.exceptions import ExtensionNotFound
 from app.quotas.periods import period_of
 from app.quotas.repository import used_and_held_seconds
@@ -171,17 +170,17 @@ async def authorize(
         },
     )
     return AuthorizationOut(
-        call_id=stored.call_id,
-        allowed=stored.allowed,
-        reason=Reason(stored.reason),
-        max_duration_seconds=stored.max_duration_seconds,
-        emergency=stored.emergency,
-        user_id=stored.user_id,
+        call_id=stored["call_id"],
+        allowed=stored["allowed"],
+        reason=Reason(stored["reason"]),
+        max_duration_seconds=stored["max_duration_seconds"],
+        emergency=stored["emergency"],
+        user_id=stored["user_id"],
     )
 
 
-def _call_out(row: AnyRow) -> CallOut:
-    return CallOut.model_validate(row._mapping)
+def _call_out(row: Mapping[str, Any]) -> CallOut:
+    return CallOut.model_validate(dict(row))
 
 
 async def record_usage(
@@ -205,7 +204,7 @@ async def record_usage(
         else charged_seconds(report.duration_seconds, caller["billing_increment_seconds"])
     )
     period = period_of(report.started_at, caller["timezone"])
-    row, created = await repository.insert_call(
+    row, created = await repository.record_call(
         conn,
         {
             "tenant_id": caller["tenant_id"],
@@ -221,18 +220,6 @@ async def record_usage(
             "created_at": now,
         },
     )
-    if created:
-        if charged:
-            await repository.add_usage(
-                conn,
-                tenant_id=caller["tenant_id"],
-                user_id=caller["user_id"],
-                period=period,
-                seconds=charged,
-            )
-        await repository.release_hold(
-            conn, tenant_id=caller["tenant_id"], call_id=report.call_id, now=now
-        )
     return _call_out(row), created
 
 
@@ -244,4 +231,4 @@ async def list_calls(
     rows, total = await repository.list_calls(
         conn, tenant_id=tenant_id, user_id=user_id, limit=limit, offset=offset
     )
-    return [_call_out(r) for r in rows], total
+    return [_call_out(dict(r._mapping)) for r in rows], total
