@@ -2,6 +2,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
+from pydantic import BaseModel
 
 from app.auth.dependencies import CallControlRead, CallControlWrite, ReadAccess, ReadConnectionDep
 from app.callcontrol import service
@@ -23,6 +24,13 @@ from app.tenants.exceptions import TenantNotFound
 from app.tenants.schemas import SipDomain
 from app.users.exceptions import UserNotFound
 
+
+def json_response(model: BaseModel, *, status_code: int = 200) -> Response:
+    """The model serialized by pydantic alone: the hot routes skip FastAPI's second validation
+    and its JSON encoding (the route's response_model still documents the body)."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
 router = APIRouter(
     prefix="/v1/call-control",
     tags=["call control"],
@@ -41,11 +49,12 @@ async def lookup_sip_account(
     username: Annotated[str, Path(max_length=64)],
     domain: DomainQuery,
     cc: CallControlRead,
-) -> SipAccount:
+) -> Response:
     """Registrar lookup: the digest HA1 and state of a SIP account."""
-    return await service.sip_account(
+    account = await service.sip_account(
         cc.conn, domain=domain, username=username, tenant_id=cc.key.tenant_id
     )
+    return json_response(account)
 
 
 @router.get(
@@ -57,26 +66,28 @@ async def route_extension(
     number: Annotated[str, Path(pattern=r"^[0-9]{2,4}$")],
     domain: DomainQuery,
     cc: CallControlRead,
-) -> ExtensionRoute:
+) -> Response:
     """Hotline and internal routing: the devices to ring for an extension, with auto-answer."""
-    return await service.extension_route(
+    route = await service.extension_route(
         cc.conn, domain=domain, number=number, tenant_id=cc.key.tenant_id
     )
+    return json_response(route)
 
 
 @router.post("/authorizations", response_model=AuthorizationOut)
 async def authorize_call(
     body: AuthorizationRequest, request: Request, cc: CallControlWrite
-) -> AuthorizationOut:
+) -> Response:
     """Outbound authorization: may this caller call this number now, and for how long."""
     settings: Settings = request.app.state.settings
-    return await service.authorize(
+    answer = await service.authorize(
         cc.conn,
         request=body,
         tenant_id=cc.key.tenant_id,
         now=now_utc(),
         hold_grace_seconds=settings.hold_grace_seconds,
     )
+    return json_response(answer)
 
 
 @router.post(
@@ -88,14 +99,12 @@ async def authorize_call(
         **responses(CallerNotFound),
     },
 )
-async def report_usage(body: UsageReport, response: Response, cc: CallControlWrite) -> CallOut:
+async def report_usage(body: UsageReport, cc: CallControlWrite) -> Response:
     """Usage report: record a finished outbound call once and charge its minutes."""
     call, created = await service.record_usage(
         cc.conn, report=body, tenant_id=cc.key.tenant_id, now=now_utc()
     )
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return call
+    return json_response(call, status_code=201 if created else 200)
 
 
 calls_router = APIRouter(
