@@ -1,5 +1,6 @@
 """API keys: creation, revocation, and the authentication of a bearer token."""
 
+import asyncio
 import time
 import uuid
 
@@ -55,19 +56,38 @@ class Authenticator:
         self._engine = engine
         self._ttl = ttl
         self._cache: dict[str, tuple[float, KeyIdentity | None]] = {}
+        self._pending: dict[str, asyncio.Future[KeyIdentity | None]] = {}
 
     async def authenticate(self, token: str) -> KeyIdentity | None:
         key_hash = hash_api_key(token)
-        now = time.monotonic()
         cached = self._cache.get(key_hash)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        async with self._engine.begin() as conn:
-            identity = await repository.touch_key(conn, key_hash=key_hash, now=utcnow())
+        # When an entry expires under load, one request looks the key up and the others wait for
+        # it, instead of all of them updating the same row at once.
+        pending = self._pending.get(key_hash)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[KeyIdentity | None] = asyncio.get_running_loop().create_future()
+        self._pending[key_hash] = future
+        try:
+            async with self._engine.begin() as conn:
+                identity = await repository.touch_key(conn, key_hash=key_hash, now=utcnow())
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so an unawaited failure is not reported twice
+            raise
+        else:
+            future.set_result(identity)
+        finally:
+            del self._pending[key_hash]
         if self._ttl > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[key_hash] = (now + self._ttl, identity)
+            self._cache[key_hash] = (time.monotonic() + self._ttl, identity)
         return identity
 
     def forget(self, key_hash: str) -> None:

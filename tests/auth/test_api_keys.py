@@ -1,11 +1,13 @@
+import asyncio
 import hashlib
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from app.auth.models import ApiKey
+from app.auth.models import ApiKey, Role
+from app.auth.service import Authenticator, create_api_key
 from app.database import Database
 from app.main import create_app
 from tests.conftest import TenantKeys, assert_problem, bearer, db_get, db_rows, make_settings
@@ -149,3 +151,25 @@ async def test_a_key_revoked_through_this_process_stops_at_once_despite_the_cach
 
             assert revoked.status_code == 204
             assert_problem(await c.get("/v1/users", headers=key), 401)
+
+
+async def test_an_expired_key_is_looked_up_once_for_concurrent_requests(db: Database) -> None:
+    async with db.session_scope() as session:
+        _, secret = await create_api_key(session, tenant_id=None, role=Role.admin, name="busy")
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "api_key" in statement:
+            statements.append(statement)
+
+    authenticator = Authenticator(db.engine, ttl=60)
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        identities = await asyncio.gather(*(authenticator.authenticate(secret) for _ in range(20)))
+        again = await authenticator.authenticate(secret)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+    assert all(i is not None and i.role == Role.admin for i in identities)
+    assert again == identities[0]
+    assert len(statements) == 1
