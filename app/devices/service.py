@@ -23,9 +23,7 @@ from app.devices.schemas import (
 from app.errors import InvalidInput
 from app.settings import Settings
 from app.tenants.models import Tenant
-from app.users.exceptions import UserNotFound
-from app.users.models import User
-from app.users.repository import get_user
+from app.users.repository import require_user
 
 
 def check_password(password: str, *, username: str, field: str = "body.password") -> None:
@@ -82,13 +80,6 @@ async def add_device(
     return device, password
 
 
-async def _require_user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:
-    user = await get_user(session, tenant_id=tenant_id, user_id=user_id)
-    if user is None:
-        raise UserNotFound(f"No user {user_id}.")
-    return user
-
-
 async def create_device(
     session: AsyncSession,
     cipher: PasswordCipher,
@@ -97,7 +88,7 @@ async def create_device(
     user_id: uuid.UUID,
     data: DeviceCreate,
 ) -> tuple[Device, str]:
-    await _require_user(session, tenant_id=tenant_id, user_id=user_id)
+    await require_user(session, tenant_id=tenant_id, user_id=user_id)
     tenant = await session.get_one(Tenant, tenant_id)
     return await add_device(
         session,
@@ -113,7 +104,7 @@ async def create_device(
 async def list_devices(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> list[Device]:
-    await _require_user(session, tenant_id=tenant_id, user_id=user_id)
+    await require_user(session, tenant_id=tenant_id, user_id=user_id)
     return await repository.list_user_devices(session, tenant_id=tenant_id, user_id=user_id)
 
 

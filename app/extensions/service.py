@@ -10,8 +10,7 @@ from app.extensions.exceptions import ExtensionNotFound, ExtensionShadowsEmergen
 from app.extensions.models import Extension
 from app.extensions.schemas import ExtensionHolder
 from app.tenants.models import Tenant
-from app.users.exceptions import UserNotFound
-from app.users.repository import get_user
+from app.users.repository import require_user
 
 
 def shadows_emergency(number: str, emergency_numbers: list[str]) -> bool:
@@ -21,15 +20,10 @@ def shadows_emergency(number: str, emergency_numbers: list[str]) -> bool:
     return any(number.startswith(e) or e.startswith(number) for e in emergency_numbers)
 
 
-async def _require_user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    if await get_user(session, tenant_id=tenant_id, user_id=user_id) is None:
-        raise UserNotFound(f"No user {user_id}.")
-
-
 async def add_extension(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, number: str
 ) -> Extension:
-    await _require_user(session, tenant_id=tenant_id, user_id=user_id)
+    await require_user(session, tenant_id=tenant_id, user_id=user_id)
     tenant = await session.get_one(Tenant, tenant_id)
     if shadows_emergency(number, tenant.emergency_numbers):
         raise ExtensionShadowsEmergency(
@@ -49,14 +43,14 @@ async def add_extension(
 async def list_extensions(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> list[Extension]:
-    await _require_user(session, tenant_id=tenant_id, user_id=user_id)
+    await require_user(session, tenant_id=tenant_id, user_id=user_id)
     return await repository.list_user_extensions(session, tenant_id=tenant_id, user_id=user_id)
 
 
 async def remove_extension(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, number: str
 ) -> None:
-    await _require_user(session, tenant_id=tenant_id, user_id=user_id)
+    await require_user(session, tenant_id=tenant_id, user_id=user_id)
     if not await repository.delete_user_extension(
         session, tenant_id=tenant_id, user_id=user_id, number=number
     ):

@@ -10,9 +10,7 @@ from app.quotas import repository
 from app.quotas.periods import now_utc, period_of, resets_at
 from app.quotas.schemas import QuotaHistoryEntry, QuotaOut
 from app.tenants.models import Tenant
-from app.users.exceptions import UserNotFound
-from app.users.models import User
-from app.users.repository import get_user
+from app.users.repository import require_user
 
 
 def used_minutes(used_seconds: int) -> int:
@@ -33,15 +31,8 @@ async def used_seconds_by_user(
     return period, used
 
 
-async def _user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:
-    user = await get_user(session, tenant_id=tenant_id, user_id=user_id)
-    if user is None:
-        raise UserNotFound(f"No user {user_id}.")
-    return user
-
-
 async def get_quota(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> QuotaOut:
-    user = await _user(session, tenant_id=tenant_id, user_id=user_id)
+    user = await require_user(session, tenant_id=tenant_id, user_id=user_id)
     tenant = await session.get_one(Tenant, tenant_id)
     at = now_utc()
     period = period_of(at, tenant.timezone)
@@ -62,7 +53,7 @@ async def get_quota(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uui
 async def set_limit(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit_minutes: int | None
 ) -> QuotaOut:
-    user = await _user(session, tenant_id=tenant_id, user_id=user_id)
+    user = await require_user(session, tenant_id=tenant_id, user_id=user_id)
     user.limit_minutes = limit_minutes
     await session.flush()
     return await get_quota(session, tenant_id=tenant_id, user_id=user_id)
@@ -72,7 +63,7 @@ async def quota_history(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[QuotaHistoryEntry], int]:
     """Closed months, newest first: the limit as it was, and what was used (late reports too)."""
-    await _user(session, tenant_id=tenant_id, user_id=user_id)
+    await require_user(session, tenant_id=tenant_id, user_id=user_id)
     rows, total = await repository.quota_history(
         session, tenant_id=tenant_id, user_id=user_id, limit=limit, offset=offset
     )

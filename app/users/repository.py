@@ -7,6 +7,7 @@ from sqlalchemy.orm import selectinload
 
 from app.devices.models import Device
 from app.extensions.models import Extension
+from app.users.exceptions import UserNotFound
 from app.users.models import User
 
 UserSort = Literal["display_name", "-display_name", "created_at", "-created_at"]
@@ -16,6 +17,14 @@ async def get_user(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> User | None:
     return await session.scalar(select(User).where(User.id == user_id, User.tenant_id == tenant_id))
+
+
+async def require_user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:
+    """The tenant's user; UserNotFound otherwise (another tenant's user is not found either)."""
+    user = await get_user(session, tenant_id=tenant_id, user_id=user_id)
+    if user is None:
+        raise UserNotFound(f"No user {user_id}.")
+    return user
 
 
 async def get_user_with_accounts(

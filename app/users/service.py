@@ -109,17 +109,10 @@ async def list_users(
     return await _present(session, tenant_id=tenant_id, users=users), total
 
 
-async def _require(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:
-    user = await repository.get_user(session, tenant_id=tenant_id, user_id=user_id)
-    if user is None:
-        raise UserNotFound(f"No user {user_id}.")
-    return user
-
-
 async def update_user(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, data: UserUpdate
 ) -> UserOut:
-    user = await _require(session, tenant_id=tenant_id, user_id=user_id)
+    user = await repository.require_user(session, tenant_id=tenant_id, user_id=user_id)
     for field, value in data.changes().items():
         setattr(user, field, value)
     await _flush(session, user.external_ref)
@@ -128,7 +121,7 @@ async def update_user(
 
 async def delete_user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
     """Deletes the user with its devices and extensions (the database cascades)."""
-    user = await _require(session, tenant_id=tenant_id, user_id=user_id)
+    user = await repository.require_user(session, tenant_id=tenant_id, user_id=user_id)
     await session.delete(user)
     await session.flush()
 
@@ -136,14 +129,14 @@ async def delete_user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: u
 async def get_toggles(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> Toggles:
-    user = await _require(session, tenant_id=tenant_id, user_id=user_id)
+    user = await repository.require_user(session, tenant_id=tenant_id, user_id=user_id)
     return Toggles(outbound_allowed=user.outbound_allowed, auto_answer=user.auto_answer)
 
 
 async def update_toggles(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, data: TogglesUpdate
 ) -> Toggles:
-    user = await _require(session, tenant_id=tenant_id, user_id=user_id)
+    user = await repository.require_user(session, tenant_id=tenant_id, user_id=user_id)
     for field, value in data.changes().items():
         setattr(user, field, value)
     await session.flush()
