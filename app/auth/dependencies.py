@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -12,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.auth.models import Role
 from app.auth.repository import KeyIdentity
 from app.auth.service import Authenticator
-from app.database import connection_scope, get_database, read_connection_scope
+from app.database import Database, connection_scope, get_database, read_connection_scope
 from app.errors import Forbidden, InvalidInput, Unauthorized
+from app.settings import Settings
 from app.tenants.exceptions import TenantNotFound
 from app.tenants.repository import tenant_exists
 
@@ -109,39 +111,32 @@ def _platform(*roles: Role):  # type: ignore[no-untyped-def]
 
 @dataclass(frozen=True, slots=True)
 class CallControl:
-    """An authenticated call-control request and its database connection."""
+    """An authenticated call-control request, and the connection its route takes for its work:
+    `reading()` for one statement, `writing()` for a transaction committed when the block ends
+    (and so before the response is sent)."""
 
     key: KeyIdentity
-    conn: AsyncConnection
+    db: Database
+    settings: Settings
+
+    def reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return read_connection_scope(self.db)
+
+    def writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return connection_scope(self.db)
 
 
-# One dependency per call-control route, not a chain: FastAPI's work per dependency is a large
-# share of a registrar lookup. The key is checked before a pooled connection is taken.
-async def _call_control_key(request: Request, credentials: BearerCredentials) -> KeyIdentity:
+# A plain dependency, not a yielding one: FastAPI's work per dependency, and more per yielding
+# one, is a large share of a registrar lookup.
+async def _call_control(request: Request, credentials: BearerCredentials) -> CallControl:
     key = await current_key(request, credentials)
     _require_role(key, (Role.call_control, Role.admin))
-    return key
-
-
-async def _call_control_reader(
-    request: Request, credentials: BearerCredentials
-) -> AsyncIterator[CallControl]:
-    key = await _call_control_key(request, credentials)
-    async with read_connection_scope(get_database(request)) as conn:
-        yield CallControl(key=key, conn=conn)
-
-
-async def _call_control_writer(
-    request: Request, credentials: BearerCredentials
-) -> AsyncIterator[CallControl]:
-    key = await _call_control_key(request, credentials)
-    async with connection_scope(get_database(request)) as conn:
-        yield CallControl(key=key, conn=conn)
+    settings: Settings = request.app.state.settings
+    return CallControl(key=key, db=get_database(request), settings=settings)
 
 
 ReadAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin, Role.viewer))]
 AdminAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin))]
 PlatformRead = Annotated[KeyIdentity, Depends(_platform(Role.admin, Role.viewer))]
 PlatformAdmin = Annotated[KeyIdentity, Depends(_platform(Role.admin))]
-CallControlRead = Annotated[CallControl, Depends(_call_control_reader, scope="function")]
-CallControlWrite = Annotated[CallControl, Depends(_call_control_writer, scope="function")]
+CallControlAccess = Annotated[CallControl, Depends(_call_control)]

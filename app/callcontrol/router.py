@@ -1,10 +1,10 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel
 
-from app.auth.dependencies import CallControlRead, CallControlWrite, ReadAccess, ReadConnectionDep
+from app.auth.dependencies import CallControlAccess, ReadAccess, ReadConnectionDep
 from app.callcontrol import service
 from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
 from app.callcontrol.schemas import (
@@ -19,7 +19,6 @@ from app.errors import Forbidden, Unauthorized, responses
 from app.extensions.exceptions import ExtensionNotFound
 from app.pagination import Page, PageDep
 from app.quotas.periods import now_utc
-from app.settings import Settings
 from app.tenants.exceptions import TenantNotFound
 from app.tenants.schemas import SipDomain
 from app.users.exceptions import UserNotFound
@@ -48,12 +47,13 @@ DomainQuery = Annotated[SipDomain, Query(description="The tenant's SIP domain (r
 async def lookup_sip_account(
     username: Annotated[str, Path(max_length=64)],
     domain: DomainQuery,
-    cc: CallControlRead,
+    cc: CallControlAccess,
 ) -> Response:
     """Registrar lookup: the digest HA1 and state of a SIP account."""
-    account = await service.sip_account(
-        cc.conn, domain=domain, username=username, tenant_id=cc.key.tenant_id
-    )
+    async with cc.reading() as conn:
+        account = await service.sip_account(
+            conn, domain=domain, username=username, tenant_id=cc.key.tenant_id
+        )
     return json_response(account)
 
 
@@ -65,28 +65,27 @@ async def lookup_sip_account(
 async def route_extension(
     number: Annotated[str, Path(pattern=r"^[0-9]{2,4}$")],
     domain: DomainQuery,
-    cc: CallControlRead,
+    cc: CallControlAccess,
 ) -> Response:
     """Hotline and internal routing: the devices to ring for an extension, with auto-answer."""
-    route = await service.extension_route(
-        cc.conn, domain=domain, number=number, tenant_id=cc.key.tenant_id
-    )
+    async with cc.reading() as conn:
+        route = await service.extension_route(
+            conn, domain=domain, number=number, tenant_id=cc.key.tenant_id
+        )
     return json_response(route)
 
 
 @router.post("/authorizations", response_model=AuthorizationOut)
-async def authorize_call(
-    body: AuthorizationRequest, request: Request, cc: CallControlWrite
-) -> Response:
+async def authorize_call(body: AuthorizationRequest, cc: CallControlAccess) -> Response:
     """Outbound authorization: may this caller call this number now, and for how long."""
-    settings: Settings = request.app.state.settings
-    answer = await service.authorize(
-        cc.conn,
-        request=body,
-        tenant_id=cc.key.tenant_id,
-        now=now_utc(),
-        hold_grace_seconds=settings.hold_grace_seconds,
-    )
+    async with cc.writing() as conn:
+        answer = await service.authorize(
+            conn,
+            request=body,
+            tenant_id=cc.key.tenant_id,
+            now=now_utc(),
+            hold_grace_seconds=cc.settings.hold_grace_seconds,
+        )
     return json_response(answer)
 
 
@@ -99,11 +98,12 @@ async def authorize_call(
         **responses(CallerNotFound),
     },
 )
-async def report_usage(body: UsageReport, cc: CallControlWrite) -> Response:
+async def report_usage(body: UsageReport, cc: CallControlAccess) -> Response:
     """Usage report: record a finished outbound call once and charge its minutes."""
-    call, created = await service.record_usage(
-        cc.conn, report=body, tenant_id=cc.key.tenant_id, now=now_utc()
-    )
+    async with cc.writing() as conn:
+        call, created = await service.record_usage(
+            conn, report=body, tenant_id=cc.key.tenant_id, now=now_utc()
+        )
     return json_response(call, status_code=201 if created else 200)
 
 
