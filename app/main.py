@@ -99,4 +99,6 @@ def app_factory() -> FastAPI:
     """The served app (`antring serve`), with the service's own log lines on stderr."""
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    # The scheduler logs each run of each job at INFO: once a minute, forever.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     return create_app(settings)
