@@ -71,7 +71,7 @@ def run_wrk(
     connections: int,
     seconds: int,
     env: dict[str, str],
-    threads: int = 2,
+    threads: int = 1,
 ) -> WrkResult:
     command = [
         wrk,
