@@ -173,7 +173,8 @@ async def connection_scope(db: "Database") -> AsyncIterator[AsyncConnection]:
     first use, and is for the hot paths that need no ORM unit of work."""
     async with db.write_slots, db.engine.connect() as conn:
         yield conn
-        await conn.commit()
+        if conn.in_transaction():
+            await conn.commit()
 
 
 @asynccontextmanager
@@ -181,6 +182,15 @@ async def read_connection_scope(db: "Database") -> AsyncIterator[AsyncConnection
     """A Core connection for one read: on PostgreSQL no BEGIN/ROLLBACK round trips around it."""
     async with db.read_slots, db.read_engine.connect() as conn:
         yield conn
+
+
+async def _driver_connection(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under a checked-out SQLAlchemy one."""
+    try:
+        # Plain attribute reads while the connection is live; no greenlet hop needed.
+        return conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    except Exception:
+        return (await conn.get_raw_connection()).driver_connection
 
 
 class PreparedQuery:
@@ -214,7 +224,7 @@ class PreparedQuery:
             )
             self._postgres = (str(compiled), list(compiled.positiontup or []))
         sql, names = self._postgres
-        driver: Any = (await conn.get_raw_connection()).driver_connection
+        driver = await _driver_connection(conn)
         records: list[Any] = await driver.fetch(sql, *(params[name] for name in names))
         return records
 
