@@ -72,12 +72,11 @@ async def _revoke_key(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _run_job(settings: Settings, name: str) -> None:
-    from app.jobs.registry import JOBS
+    from app.jobs.registry import run_job
 
     db = Database(settings)
     try:
-        result = await JOBS[name].run(db)
-        print(f"{name}: {result}")
+        print(f"{name}: {await run_job(db, name)}")
     finally:
         await db.dispose()
 
@@ -160,12 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, job in JOBS.items():
             print(f"{name}\t{job.description}")
     elif args.command == "jobs":
-        from app.jobs.registry import JOBS
+        from app.jobs.registry import JobNotFound
 
-        if args.name not in JOBS:
-            print(f"unknown job {args.name}; try: antring jobs list", file=sys.stderr)
+        try:
+            asyncio.run(_run_job(settings, args.name))
+        except JobNotFound as exc:
+            print(exc.detail, file=sys.stderr)
             return 2
-        asyncio.run(_run_job(settings, args.name))
     return 0
 
 

@@ -1,7 +1,6 @@
 """Who is calling, and what they may do: the access aliases every router uses."""
 
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated
@@ -22,14 +21,10 @@ from app.tenants.repository import tenant_exists
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ark_...`")
 
 
-def _authenticator(request: Request) -> Authenticator:
-    authenticator: Authenticator = request.app.state.authenticator
-    return authenticator
-
-
 # Dependencies are async: FastAPI runs a sync one in a worker thread, a cost on every request.
 async def get_authenticator(request: Request) -> Authenticator:
-    return _authenticator(request)
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator
 
 
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -38,7 +33,7 @@ BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bear
 async def current_key(request: Request, credentials: BearerCredentials) -> KeyIdentity:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
-    identity = await _authenticator(request).authenticate(credentials.credentials)
+    identity = await (await get_authenticator(request)).authenticate(credentials.credentials)
     if identity is None:
         raise Unauthorized("The API key is not valid.")
     return identity
@@ -46,16 +41,6 @@ async def current_key(request: Request, credentials: BearerCredentials) -> KeyId
 
 CurrentKey = Annotated[KeyIdentity, Depends(current_key)]
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
-
-
-# The Core connections depend on the key so that a request is authenticated before it takes a
-# pooled connection: a request never holds one connection while waiting for another.
-async def _read_connection(request: Request, _key: CurrentKey) -> AsyncIterator[AsyncConnection]:
-    async with read_connection_scope(get_database(request)) as conn:
-        yield conn
-
-
-ReadConnectionDep = Annotated[AsyncConnection, Depends(_read_connection, scope="function")]
 
 
 @dataclass(frozen=True, slots=True)

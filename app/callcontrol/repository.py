@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, func, null, select, text, true, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.callcontrol.models import CallAuthorization, CallRecord
 from app.database import AnyRow, PreparedQuery, dialect_insert
@@ -163,18 +163,24 @@ def _insert_or_nothing(table: Any, returning: tuple[Any, ...]) -> PreparedQuery:
     return PreparedQuery(build("postgresql"), portable=build("sqlite"), column_keys=columns)
 
 
+async def _stored_first(
+    conn: AsyncConnection, query: PreparedQuery, values: dict[str, Any]
+) -> Mapping[str, Any]:
+    """The row stored first for this call id: the one whose conflict stopped an insert."""
+    stored = await query.first(
+        conn, {"tenant_id": values["tenant_id"], "call_id": values["call_id"]}
+    )
+    assert stored is not None
+    return stored
+
+
 _INSERT_AUTHORIZATION = _insert_or_nothing(CallAuthorization.__table__, _AUTHORIZATION_ANSWER)
 
 
 async def insert_authorization(conn: AsyncConnection, values: dict[str, Any]) -> Mapping[str, Any]:
     """Stores the answer for a call id, or returns the one stored first for it."""
     inserted = await _INSERT_AUTHORIZATION.first(conn, {"id": uuid.uuid4(), **values})
-    if inserted is not None:
-        return inserted
-    key = {"tenant_id": values["tenant_id"], "call_id": values["call_id"]}
-    stored = await _SELECT_AUTHORIZATION.first(conn, key)
-    assert stored is not None  # the conflict that stopped the insert is this row
-    return stored
+    return inserted or await _stored_first(conn, _SELECT_AUTHORIZATION, values)
 
 
 _CALL_COLUMNS = (
@@ -262,10 +268,7 @@ async def record_call(
             )
     if inserted is not None:
         return inserted, True
-    key = {"tenant_id": values["tenant_id"], "call_id": values["call_id"]}
-    stored = await _SELECT_CALL.first(conn, key)
-    assert stored is not None  # the conflict that stopped the insert is this row
-    return stored, False
+    return await _stored_first(conn, _SELECT_CALL, values), False
 
 
 @cache
@@ -290,21 +293,12 @@ _RELEASE_HOLD = (
 )
 
 
-async def user_in_tenant(
-    conn: AsyncConnection, *, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> bool:
-    found = await conn.scalar(
-        select(User.id).where(User.id == user_id, User.tenant_id == tenant_id)
-    )
-    return found is not None
-
-
 async def list_calls(
-    conn: AsyncConnection, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int, offset: int
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[AnyRow], int]:
     where = (CallRecord.tenant_id == tenant_id, CallRecord.user_id == user_id)
-    total = await conn.scalar(select(func.count()).select_from(CallRecord).where(*where))
-    rows = await conn.execute(
+    total = await session.scalar(select(func.count()).select_from(CallRecord).where(*where))
+    rows = await session.execute(
         select(*_CALL_COLUMNS)
         .where(*where)
         .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())

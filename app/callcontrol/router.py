@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel
 
-from app.auth.dependencies import CallControlAccess, ReadAccess, ReadConnectionDep
+from app.auth.dependencies import CallControlAccess, ReadAccess
 from app.callcontrol import service
 from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
 from app.callcontrol.schemas import (
@@ -15,6 +15,7 @@ from app.callcontrol.schemas import (
     SipAccount,
     UsageReport,
 )
+from app.database import SessionDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.extensions.exceptions import ExtensionNotFound
 from app.pagination import Page, PageDep
@@ -116,10 +117,10 @@ calls_router = APIRouter(
     "/v1/users/{user_id}/calls", response_model=Page[CallOut], responses=responses(UserNotFound)
 )
 async def list_user_calls(
-    user_id: uuid.UUID, conn: ReadConnectionDep, page: PageDep, scope: ReadAccess
+    user_id: uuid.UUID, session: SessionDep, page: PageDep, scope: ReadAccess
 ) -> Page[CallOut]:
     """A user's outbound calls, newest first."""
     calls, total = await service.list_calls(
-        conn, tenant_id=scope.tenant_id, user_id=user_id, limit=page.limit, offset=page.offset
+        session, tenant_id=scope.tenant_id, user_id=user_id, limit=page.limit, offset=page.offset
     )
     return Page(items=calls, total=total, limit=page.limit, offset=page.offset)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.callcontrol import repository
 from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
@@ -31,7 +31,8 @@ from app.callcontrol.schemas import (
 from app.extensions.exceptions import ExtensionNotFound
 from app.quotas.periods import period_of
 from app.quotas.repository import used_and_held_seconds
-from app.users.exceptions import UserNotFound
+from app.quotas.service import remaining_seconds
+from app.users.repository import require_user
 
 _DIAL_SEPARATORS = re.compile(r"[\s\-().]")
 
@@ -138,19 +139,19 @@ async def authorize(
     refusal = _decide(caller, emergency=emergency)
     max_duration: int | None = None
     held = 0
-    limit_minutes = caller["limit_minutes"]
-    if refusal is None and not emergency and limit_minutes is not None:
-        # Only limited users pay for the lock; unlimited ones (the default) need no accounting.
+    # Only limited users pay for the lock; unlimited ones (the default) need no accounting.
+    if refusal is None and not emergency and caller["limit_minutes"] is not None:
+        # The limit is read again under the lock: it may have changed since the first read.
         limit_minutes = await repository.lock_user_limit(conn, user_id=caller["user_id"])
-    if refusal is None and not emergency and limit_minutes is not None:
-        used, held_by_others = await used_and_held_seconds(
-            conn, user_id=caller["user_id"], period=period, now=now
-        )
-        remaining = limit_minutes * 60 - used - held_by_others
-        if remaining <= 0:
-            refusal = Reason.quota_exhausted
-        else:
-            max_duration = held = remaining
+        if limit_minutes is not None:
+            used, held_by_others = await used_and_held_seconds(
+                conn, user_id=caller["user_id"], period=period, now=now
+            )
+            remaining = remaining_seconds(limit_minutes, used + held_by_others)
+            if not remaining:
+                refusal = Reason.quota_exhausted
+            else:
+                max_duration = held = remaining
     stored = await repository.insert_authorization(
         conn,
         {
@@ -224,11 +225,10 @@ async def record_usage(
 
 
 async def list_calls(
-    conn: AsyncConnection, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int, offset: int
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[CallOut], int]:
-    if not await repository.user_in_tenant(conn, tenant_id=tenant_id, user_id=user_id):
-        raise UserNotFound(f"No user {user_id}.")
+    await require_user(session, tenant_id=tenant_id, user_id=user_id)
     rows, total = await repository.list_calls(
-        conn, tenant_id=tenant_id, user_id=user_id, limit=limit, offset=offset
+        session, tenant_id=tenant_id, user_id=user_id, limit=limit, offset=offset
     )
     return [_call_out(dict(r._mapping)) for r in rows], total

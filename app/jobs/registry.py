@@ -8,6 +8,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from app.database import Database
+from app.errors import NotFound
 from app.quotas.jobs import close_finished_months
 from app.settings import Settings
 
@@ -27,6 +28,19 @@ JOBS: dict[str, Job] = {
         interval=lambda settings: settings.rollover_interval_seconds,
     ),
 }
+
+
+class JobNotFound(NotFound):
+    code = "job-not-found"
+    title = "Job not found"
+
+
+async def run_job(db: Database, name: str) -> int:
+    """Runs a job now, by name (every job is idempotent)."""
+    job = JOBS.get(name)
+    if job is None:
+        raise JobNotFound(f"No job {name}; the jobs are: {', '.join(JOBS)}.")
+    return await job.run(db)
 
 
 def start_scheduler(db: Database, settings: Settings) -> AsyncIOScheduler:

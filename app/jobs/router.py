@@ -5,8 +5,9 @@ from pydantic import BaseModel, Field
 
 from app.auth.dependencies import PlatformAdmin
 from app.database import get_database
-from app.errors import Forbidden, NotFound, Unauthorized, responses
-from app.jobs.registry import JOBS
+from app.errors import Forbidden, Unauthorized, responses
+from app.jobs import registry
+from app.jobs.registry import JOBS, JobNotFound
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=responses(Unauthorized, Forbidden))
 
@@ -21,11 +22,6 @@ class JobRun(BaseModel):
     result: int = Field(description="What the job did (for the rollover: months closed).")
 
 
-class JobNotFound(NotFound):
-    code = "job-not-found"
-    title = "Job not found"
-
-
 @router.get("", response_model=list[JobOut])
 async def list_jobs(_key: PlatformAdmin) -> list[JobOut]:
     """List the scheduled jobs."""
@@ -37,7 +33,4 @@ async def run_job(
     name: Annotated[str, Path(max_length=64)], request: Request, _key: PlatformAdmin
 ) -> JobRun:
     """Run a job now (it is idempotent)."""
-    job = JOBS.get(name)
-    if job is None:
-        raise JobNotFound(f"No job {name}; see GET /v1/jobs.")
-    return JobRun(name=name, result=await job.run(get_database(request)))
+    return JobRun(name=name, result=await registry.run_job(get_database(request), name))

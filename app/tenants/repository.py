@@ -17,11 +17,11 @@ async def get_tenant(session: AsyncSession, *, tenant_id: uuid.UUID) -> Tenant |
 async def list_tenants(
     session: AsyncSession, *, limit: int, offset: int
 ) -> tuple[list[Tenant], int]:
-    total = await session.scalar(select(func.count()).select_from(Tenant))
+    total = await count_tenants(session)
     rows = await session.scalars(
         select(Tenant).order_by(Tenant.created_at, Tenant.id).limit(limit).offset(offset)
     )
-    return list(rows), total or 0
+    return list(rows), total
 
 
 async def count_tenants(session: AsyncSession) -> int:
