@@ -1,14 +1,17 @@
 """Engine, sessions and the declarative base shared by every domain."""
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeAlias, cast
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import ClauseElement, DateTime, Executable, MetaData, Row, event
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -100,7 +103,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngine:
+def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -111,30 +114,87 @@ def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngin
         pool_size=settings.database_pool_size,
         # No overflow: connections opened for a burst and closed after it cost more than waiting.
         max_overflow=0,
-        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
 
 
+APPLICATION_NAME = "antring call control"
+
+
+class DriverPool:
+    """asyncpg connections for the call-control hot paths on PostgreSQL, handed out first come,
+    first served. A checkout from SQLAlchemy's pool costs more CPU than a registrar lookup's
+    query, and its waiters are not served in order (a woken waiter can find the connection
+    taken and queue again, which under load gives a few requests very long waits).
+
+    Statements on these connections commit by themselves unless run in `conn.transaction()`.
+    A connection that is closed, still in a transaction, or was interrupted (cancelled) is not
+    reused; the next checkout opens a new one.
+    """
+
+    def __init__(self, engine: AsyncEngine, size: int) -> None:
+        args = dict(engine.dialect.create_connect_args(engine.url)[1])
+        # Named in pg_stat_activity, apart from the ORM pool's connections.
+        args["server_settings"] = {
+            "application_name": APPLICATION_NAME,
+            **args.get("server_settings", {}),
+        }
+        self._connect_args = args
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[asyncpg.Connection] = []
+
+    async def _open(self) -> asyncpg.Connection:
+        conn: asyncpg.Connection = await asyncpg.connect(**self._connect_args)
+        await conn.set_type_codec(
+            "json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+        return conn
+
+    async def _checkout(self) -> asyncpg.Connection:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+        return await self._open()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._slots:
+            conn = await self._checkout()
+            reusable = False
+            try:
+                yield conn
+                reusable = True
+            except Exception:
+                reusable = True
+                raise
+            finally:
+                if reusable and not conn.is_closed() and not conn.is_in_transaction():
+                    self._idle.append(conn)
+                else:
+                    conn.terminate()
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
+
+# The connection of a call-control hot path: asyncpg's own on PostgreSQL, SQLAlchemy's on SQLite.
+HotConnection: TypeAlias = "asyncpg.Connection | AsyncConnection"
+
+
 class Database:
-    """The engines and the session factory, owned by the app (or a CLI command)."""
+    """The engine, the session factory and the hot paths' connections, owned by the app (or a
+    CLI command)."""
 
     def __init__(self, settings: Settings) -> None:
         self.engine = create_engine(settings)
-        # PostgreSQL reads of one statement use a pool of autocommit connections: no BEGIN and
-        # ROLLBACK round trips, and no isolation switch at each checkout.
-        self.read_engine = (
-            self.engine
-            if self.engine.dialect.name == "sqlite"
-            else create_engine(settings, autocommit=True)
-        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
-        # Waiting for a pooled connection is not first-come first-served (a woken waiter can
-        # find the connection taken and queue again), which under load gives a few requests
-        # very long waits. The hot paths queue here instead, in order, for a connection that is
-        # then always free; the transaction pool keeps two for the ORM routes and key checks.
-        size = settings.database_pool_size
-        self.read_slots = asyncio.Semaphore(size)
-        self.write_slots = asyncio.Semaphore(max(size - 2, 1))
+        self.driver_pool = (
+            DriverPool(self.engine, settings.database_pool_size)
+            if self.engine.dialect.name == "postgresql"
+            else None
+        )
 
     @asynccontextmanager
     async def session_scope(self) -> AsyncIterator[AsyncSession]:
@@ -147,10 +207,36 @@ class Database:
                 await session.rollback()
                 raise
 
+    @asynccontextmanager
+    async def hot_connection(self) -> AsyncIterator[HotConnection]:
+        """A connection for a call-control hot path. On PostgreSQL each statement commits by
+        itself unless run in `transaction(conn)`; on SQLite the work is one transaction, begun
+        (BEGIN IMMEDIATE) by the first statement and committed when the block ends."""
+        if self.driver_pool is not None:
+            async with self.driver_pool.connection() as driver:
+                yield driver
+            return
+        async with self.engine.connect() as conn:
+            yield conn
+            if conn.in_transaction():
+                await conn.commit()
+
     async def dispose(self) -> None:
+        if self.driver_pool is not None:
+            await self.driver_pool.close()
         await self.engine.dispose()
-        if self.read_engine is not self.engine:
-            await self.read_engine.dispose()
+
+
+def transaction(conn: HotConnection) -> AbstractAsyncContextManager[object]:
+    """A transaction around statements that must see each other's locks: asyncpg's own on
+    PostgreSQL; on SQLite the one the hot connection's block already holds."""
+    if isinstance(conn, AsyncConnection):
+        return nullcontext() if conn.in_transaction() else conn.begin()
+    return cast(AbstractAsyncContextManager[object], conn.transaction())
+
+
+def dialect_name(conn: HotConnection) -> str:
+    return conn.dialect.name if isinstance(conn, AsyncConnection) else "postgresql"
 
 
 def get_database(request: Request) -> Database:
@@ -167,30 +253,18 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 
 
-@asynccontextmanager
-async def connection_scope(db: "Database") -> AsyncIterator[AsyncConnection]:
-    """A Core connection that commits when the block ends and rolls back on error; it begins on
-    first use, and is for the hot paths that need no ORM unit of work."""
-    async with db.write_slots, db.engine.connect() as conn:
-        yield conn
-        if conn.in_transaction():
-            await conn.commit()
-
-
-@asynccontextmanager
-async def read_connection_scope(db: "Database") -> AsyncIterator[AsyncConnection]:
-    """A Core connection for one read: on PostgreSQL no BEGIN/ROLLBACK round trips around it."""
-    async with db.read_slots, db.read_engine.connect() as conn:
-        yield conn
-
-
-async def _driver_connection(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under a checked-out SQLAlchemy one."""
+async def _driver_connection(conn: HotConnection) -> Any:
+    """The asyncpg connection of a hot path, or under a checked-out SQLAlchemy one."""
+    if not isinstance(conn, AsyncConnection):
+        return conn
     try:
         # Plain attribute reads while the connection is live; no greenlet hop needed.
         return conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
     except Exception:
         return (await conn.get_raw_connection()).driver_connection
+
+
+_POSTGRES = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
 
 class PreparedQuery:
@@ -199,7 +273,6 @@ class PreparedQuery:
     per-execution work (it costs more CPU than the query). Elsewhere `portable` (by default the
     same statement) runs through SQLAlchemy. Rows are mappings; use it only for values that need
     no processing beyond the driver's own (UUID, text, numbers, booleans, JSON, aware datetimes).
-    Outside a transaction begun through SQLAlchemy, a statement commits by itself on PostgreSQL.
     """
 
     def __init__(
@@ -212,31 +285,31 @@ class PreparedQuery:
         self.statement = statement
         self.portable = portable if portable is not None else statement
         self.column_keys = column_keys
-        self._postgres: tuple[str, list[str]] | None = None
+        self._postgres: tuple[str, list[str], dict[str, Any]] | None = None
 
-    async def _fetch(self, conn: AsyncConnection, params: dict[str, Any]) -> list[Any]:
+    def _compiled(self) -> tuple[str, list[str], dict[str, Any]]:
         if self._postgres is None:
             compiled = cast(
                 SQLCompiler,
                 cast(ClauseElement, self.statement).compile(
-                    dialect=conn.dialect, column_keys=self.column_keys
+                    dialect=_POSTGRES, column_keys=self.column_keys
                 ),
             )
-            self._postgres = (str(compiled), list(compiled.positiontup or []))
-        sql, names = self._postgres
+            # Literals in the statement (a COALESCE's 0) are parameters with a value of their own.
+            self._postgres = (str(compiled), list(compiled.positiontup or []), compiled.params)
+        return self._postgres
+
+    async def all(self, conn: HotConnection, params: dict[str, Any]) -> list[Mapping[str, Any]]:
+        if dialect_name(conn) != "postgresql":
+            rows = (await cast(AsyncConnection, conn).execute(self.portable, params)).mappings()
+            return [dict(row) for row in rows.all()]
+        sql, names, literals = self._compiled()
         driver = await _driver_connection(conn)
-        records: list[Any] = await driver.fetch(sql, *(params[name] for name in names))
+        values = [params[name] if name in params else literals[name] for name in names]
+        records: list[Any] = await driver.fetch(sql, *values)
         return records
 
-    async def all(self, conn: AsyncConnection, params: dict[str, Any]) -> list[Mapping[str, Any]]:
-        if conn.dialect.name == "postgresql":
-            return await self._fetch(conn, params)
-        rows = (await conn.execute(self.portable, params)).mappings().all()
-        return [dict(row) for row in rows]
-
-    async def first(
-        self, conn: AsyncConnection, params: dict[str, Any]
-    ) -> Mapping[str, Any] | None:
+    async def first(self, conn: HotConnection, params: dict[str, Any]) -> Mapping[str, Any] | None:
         rows = await self.all(conn, params)
         return rows[0] if rows else None
 

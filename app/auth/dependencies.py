@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth.models import Role
 from app.auth.repository import KeyIdentity
 from app.auth.service import Authenticator
-from app.database import Database, connection_scope, get_database, read_connection_scope
+from app.database import Database, HotConnection, get_database
 from app.errors import Forbidden, InvalidInput, Unauthorized
 from app.settings import Settings
 from app.tenants.exceptions import TenantNotFound
@@ -96,19 +95,15 @@ def _platform(*roles: Role):  # type: ignore[no-untyped-def]
 
 @dataclass(frozen=True, slots=True)
 class CallControl:
-    """An authenticated call-control request, and the connection its route takes for its work:
-    `reading()` for one statement, `writing()` for a transaction committed when the block ends
-    (and so before the response is sent)."""
+    """An authenticated call-control request, and the connection its route takes for its work
+    (given back, with its work committed, before the response is sent)."""
 
     key: KeyIdentity
     db: Database
     settings: Settings
 
-    def reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return read_connection_scope(self.db)
-
-    def writing(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return connection_scope(self.db)
+    def connection(self) -> AbstractAsyncContextManager[HotConnection]:
+        return self.db.hot_connection()
 
 
 # A plain dependency, not a yielding one: FastAPI's work per dependency, and more per yielding

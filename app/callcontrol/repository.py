@@ -2,14 +2,13 @@
 
 import uuid
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, func, null, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.callcontrol.models import CallAuthorization, CallRecord
-from app.database import AnyRow, PreparedQuery, dialect_insert
+from app.database import AnyRow, HotConnection, PreparedQuery, dialect_insert
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.quotas.models import MonthlyUsage
@@ -88,18 +87,20 @@ _CALLER_BY_USER_ID = _prepared(
     .where(Tenant.sip_domain == bindparam("domain"), User.id == bindparam("user_id"))
 )
 
-_LOCK_USER = select(User.limit_minutes).where(User.id == bindparam("user_id")).with_for_update()
+_LOCK_USER = PreparedQuery(
+    select(User.limit_minutes).where(User.id == bindparam("user_id")).with_for_update()
+)
 
 
 async def find_sip_account(
-    conn: AsyncConnection, *, domain: str, username: str, tenant_id: uuid.UUID | None
+    conn: HotConnection, *, domain: str, username: str, tenant_id: uuid.UUID | None
 ) -> Mapping[str, Any] | None:
     params = _params(tenant_id, domain=domain, name_key=username.lower())
     return await _SIP_ACCOUNT[tenant_id is not None].first(conn, params)
 
 
 async def find_extension_route(
-    conn: AsyncConnection, *, domain: str, number: str, tenant_id: uuid.UUID | None
+    conn: HotConnection, *, domain: str, number: str, tenant_id: uuid.UUID | None
 ) -> list[Mapping[str, Any]]:
     """One row per enabled device of the extension's holder (one row with no device if none)."""
     params = _params(tenant_id, domain=domain, number=number)
@@ -107,7 +108,7 @@ async def find_extension_route(
 
 
 async def find_caller(
-    conn: AsyncConnection,
+    conn: HotConnection,
     *,
     domain: str,
     username: str | None,
@@ -125,10 +126,11 @@ async def find_caller(
     return await query.first(conn, params)
 
 
-async def lock_user_limit(conn: AsyncConnection, *, user_id: uuid.UUID) -> int | None:
+async def lock_user_limit(conn: HotConnection, *, user_id: uuid.UUID) -> int | None:
     """Locks the user's row until the transaction ends, so that one user's concurrent
     authorizations are decided one after the other; returns the limit as it now stands."""
-    return await conn.scalar(_LOCK_USER, {"user_id": user_id})
+    row = await _LOCK_USER.first(conn, {"user_id": user_id})
+    return None if row is None else row["limit_minutes"]
 
 
 _AUTHORIZATION_ANSWER = (
@@ -164,7 +166,7 @@ def _insert_or_nothing(table: Any, returning: tuple[Any, ...]) -> PreparedQuery:
 
 
 async def _stored_first(
-    conn: AsyncConnection, query: PreparedQuery, values: dict[str, Any]
+    conn: HotConnection, query: PreparedQuery, values: dict[str, Any]
 ) -> Mapping[str, Any]:
     """The row stored first for this call id: the one whose conflict stopped an insert."""
     stored = await query.first(
@@ -177,7 +179,7 @@ async def _stored_first(
 _INSERT_AUTHORIZATION = _insert_or_nothing(CallAuthorization.__table__, _AUTHORIZATION_ANSWER)
 
 
-async def insert_authorization(conn: AsyncConnection, values: dict[str, Any]) -> Mapping[str, Any]:
+async def insert_authorization(conn: HotConnection, values: dict[str, Any]) -> Mapping[str, Any]:
     """Stores the answer for a call id, or returns the one stored first for it."""
     inserted = await _INSERT_AUTHORIZATION.first(conn, {"id": uuid.uuid4(), **values})
     return inserted or await _stored_first(conn, _SELECT_AUTHORIZATION, values)
@@ -238,48 +240,59 @@ _RECORD_CALL_POSTGRES = PreparedQuery(
 
 
 async def record_call(
-    conn: AsyncConnection, values: dict[str, Any]
+    conn: HotConnection, values: dict[str, Any]
 ) -> tuple[Mapping[str, Any], bool]:
     """Records a call once, adds its charge to the month and releases its hold; returns the
     stored call and whether this report recorded it."""
     params = {"id": uuid.uuid4(), **values}
-    if conn.dialect.name == "postgresql":
-        inserted = await _RECORD_CALL_POSTGRES.first(conn, params)
+    if isinstance(conn, AsyncConnection) and conn.dialect.name == "sqlite":
+        inserted = await _record_call_sqlite(conn, params)
     else:
-        inserted = await _INSERT_CALL.first(conn, params)
-        if inserted is not None:
-            if values["charged_seconds"]:
-                await conn.execute(
-                    _add_usage(conn.dialect.name),
-                    {
-                        "tenant_id": values["tenant_id"],
-                        "user_id": values["user_id"],
-                        "period": values["period"],
-                        "used_seconds": values["charged_seconds"],
-                    },
-                )
-            await conn.execute(
-                _RELEASE_HOLD,
-                {
-                    "key_tenant_id": values["tenant_id"],
-                    "key_call_id": values["call_id"],
-                    "now": values["created_at"],
-                },
-            )
+        inserted = await _RECORD_CALL_POSTGRES.first(conn, params)
     if inserted is not None:
         return inserted, True
     return await _stored_first(conn, _SELECT_CALL, values), False
 
 
-@cache
-def _add_usage(dialect: str) -> Any:
-    statement = dialect_insert(dialect, MonthlyUsage.__table__)
+async def _record_call_sqlite(
+    conn: AsyncConnection, params: dict[str, Any]
+) -> Mapping[str, Any] | None:
+    """The three statements of _RECORD_CALL_POSTGRES, in the hot connection's transaction."""
+    inserted = await _INSERT_CALL.first(conn, params)
+    if inserted is None:
+        return None
+    if params["charged_seconds"]:
+        await conn.execute(
+            _ADD_USAGE_SQLITE,
+            {
+                "tenant_id": params["tenant_id"],
+                "user_id": params["user_id"],
+                "period": params["period"],
+                "used_seconds": params["charged_seconds"],
+            },
+        )
+    await conn.execute(
+        _RELEASE_HOLD,
+        {
+            "key_tenant_id": params["tenant_id"],
+            "key_call_id": params["call_id"],
+            "now": params["created_at"],
+        },
+    )
+    return inserted
+
+
+def _add_usage_statement() -> Any:
+    statement = dialect_insert("sqlite", MonthlyUsage.__table__)
     return statement.on_conflict_do_update(
         index_elements=["user_id", "period"],
         set_={
             "used_seconds": MonthlyUsage.__table__.c.used_seconds + statement.excluded.used_seconds
         },
     )
+
+
+_ADD_USAGE_SQLITE = _add_usage_statement()
 
 
 _RELEASE_HOLD = (

@@ -51,7 +51,7 @@ async def lookup_sip_account(
     cc: CallControlAccess,
 ) -> Response:
     """Registrar lookup: the digest HA1 and state of a SIP account."""
-    async with cc.reading() as conn:
+    async with cc.connection() as conn:
         account = await service.sip_account(
             conn, domain=domain, username=username, tenant_id=cc.key.tenant_id
         )
@@ -69,7 +69,7 @@ async def route_extension(
     cc: CallControlAccess,
 ) -> Response:
     """Hotline and internal routing: the devices to ring for an extension, with auto-answer."""
-    async with cc.reading() as conn:
+    async with cc.connection() as conn:
         route = await service.extension_route(
             conn, domain=domain, number=number, tenant_id=cc.key.tenant_id
         )
@@ -79,7 +79,7 @@ async def route_extension(
 @router.post("/authorizations", response_model=AuthorizationOut)
 async def authorize_call(body: AuthorizationRequest, cc: CallControlAccess) -> Response:
     """Outbound authorization: may this caller call this number now, and for how long."""
-    async with cc.writing() as conn:
+    async with cc.connection() as conn:
         answer = await service.authorize(
             conn,
             request=body,
@@ -101,7 +101,7 @@ async def authorize_call(body: AuthorizationRequest, cc: CallControlAccess) -> R
 )
 async def report_usage(body: UsageReport, cc: CallControlAccess) -> Response:
     """Usage report: record a finished outbound call once and charge its minutes."""
-    async with cc.writing() as conn:
+    async with cc.connection() as conn:
         call, created = await service.record_usage(
             conn, report=body, tenant_id=cc.key.tenant_id, now=now_utc()
         )

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.callcontrol import repository
 from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
@@ -28,6 +28,7 @@ from app.callcontrol.schemas import (
     SipHeader,
     UsageReport,
 )
+from app.database import HotConnection, transaction
 from app.extensions.exceptions import ExtensionNotFound
 from app.quotas.periods import period_of
 from app.quotas.repository import used_and_held_seconds
@@ -54,7 +55,7 @@ def auto_answer_headers(domain: str) -> list[SipHeader]:
 
 
 async def sip_account(
-    conn: AsyncConnection, *, domain: str, username: str, tenant_id: uuid.UUID | None
+    conn: HotConnection, *, domain: str, username: str, tenant_id: uuid.UUID | None
 ) -> SipAccount:
     row = await repository.find_sip_account(
         conn, domain=domain, username=username, tenant_id=tenant_id
@@ -77,7 +78,7 @@ async def sip_account(
 
 
 async def extension_route(
-    conn: AsyncConnection, *, domain: str, number: str, tenant_id: uuid.UUID | None
+    conn: HotConnection, *, domain: str, number: str, tenant_id: uuid.UUID | None
 ) -> ExtensionRoute:
     rows = await repository.find_extension_route(
         conn, domain=domain, number=number, tenant_id=tenant_id
@@ -111,7 +112,7 @@ def _decide(caller: Mapping[str, Any], *, emergency: bool) -> Reason | None:
 
 
 async def authorize(
-    conn: AsyncConnection,
+    conn: HotConnection,
     *,
     request: AuthorizationRequest,
     tenant_id: uuid.UUID | None,
@@ -137,39 +138,27 @@ async def authorize(
     emergency = is_emergency(request.destination, caller["emergency_numbers"])
     period = period_of(now, caller["timezone"])
     refusal = _decide(caller, emergency=emergency)
-    max_duration: int | None = None
-    held = 0
+    values = {
+        "tenant_id": caller["tenant_id"],
+        "user_id": caller["user_id"],
+        "device_id": caller["device_id"],
+        "call_id": request.call_id,
+        "destination": request.destination,
+        "emergency": emergency,
+        "period": period,
+        "created_at": now,
+    }
     # Only limited users pay for the lock; unlimited ones (the default) need no accounting.
     if refusal is None and not emergency and caller["limit_minutes"] is not None:
-        # The limit is read again under the lock: it may have changed since the first read.
-        limit_minutes = await repository.lock_user_limit(conn, user_id=caller["user_id"])
-        if limit_minutes is not None:
-            used, held_by_others = await used_and_held_seconds(
+        async with transaction(conn):
+            refusal, max_duration = await _hold_remaining(
                 conn, user_id=caller["user_id"], period=period, now=now
             )
-            remaining = remaining_seconds(limit_minutes, used + held_by_others)
-            if not remaining:
-                refusal = Reason.quota_exhausted
-            else:
-                max_duration = held = remaining
-    stored = await repository.insert_authorization(
-        conn,
-        {
-            "tenant_id": caller["tenant_id"],
-            "user_id": caller["user_id"],
-            "device_id": caller["device_id"],
-            "call_id": request.call_id,
-            "destination": request.destination,
-            "allowed": refusal is None,
-            "reason": (refusal or Reason.ok).value,
-            "emergency": emergency,
-            "max_duration_seconds": max_duration,
-            "held_seconds": held,
-            "period": period,
-            "expires_at": now + timedelta(seconds=held + hold_grace_seconds) if held else None,
-            "created_at": now,
-        },
-    )
+            stored = await _store_answer(
+                conn, values, refusal, max_duration, hold_grace_seconds=hold_grace_seconds
+            )
+    else:
+        stored = await _store_answer(conn, values, refusal, None, hold_grace_seconds=0)
     return AuthorizationOut(
         call_id=stored["call_id"],
         allowed=stored["allowed"],
@@ -180,12 +169,56 @@ async def authorize(
     )
 
 
+async def _hold_remaining(
+    conn: HotConnection, *, user_id: uuid.UUID, period: str, now: datetime
+) -> tuple[Reason | None, int | None]:
+    """Locks the user (until the transaction ends), so that its concurrent authorizations are
+    decided one after the other; returns the refusal, or the seconds the call may hold."""
+    # The limit is read again under the lock: it may have changed since the first read.
+    limit_minutes = await repository.lock_user_limit(conn, user_id=user_id)
+    if limit_minutes is None:
+        return None, None
+    used, held_by_others = await used_and_held_seconds(
+        conn, user_id=user_id, period=period, now=now
+    )
+    remaining = remaining_seconds(limit_minutes, used + held_by_others)
+    return (None, remaining) if remaining else (Reason.quota_exhausted, None)
+
+
+async def _store_answer(
+    conn: HotConnection,
+    values: dict[str, Any],
+    refusal: Reason | None,
+    max_duration: int | None,
+    *,
+    hold_grace_seconds: int,
+) -> Mapping[str, Any]:
+    """Stores the answer for the call id, holding `max_duration` seconds (if any) until the
+    usage report or the hold's expiry; returns the answer stored first for the call id."""
+    held = max_duration or 0
+    return await repository.insert_authorization(
+        conn,
+        {
+            **values,
+            "allowed": refusal is None,
+            "reason": (refusal or Reason.ok).value,
+            "max_duration_seconds": max_duration,
+            "held_seconds": held,
+            "expires_at": (
+                values["created_at"] + timedelta(seconds=held + hold_grace_seconds)
+                if held
+                else None
+            ),
+        },
+    )
+
+
 def _call_out(row: Mapping[str, Any]) -> CallOut:
     return CallOut.model_validate(dict(row))
 
 
 async def record_usage(
-    conn: AsyncConnection, *, report: UsageReport, tenant_id: uuid.UUID | None, now: datetime
+    conn: HotConnection, *, report: UsageReport, tenant_id: uuid.UUID | None, now: datetime
 ) -> tuple[CallOut, bool]:
     """Charges a reported call once; returns the call and whether this report recorded it."""
     caller = await repository.find_caller(

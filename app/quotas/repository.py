@@ -2,11 +2,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import String, func, literal, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import String, bindparam, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.callcontrol.models import CallAuthorization
-from app.database import AnyRow, dialect_insert
+from app.database import AnyRow, HotConnection, PreparedQuery, dialect_insert
 from app.quotas.models import MonthlyUsage, MonthRollover, QuotaHistory
 from app.tenants.models import Tenant
 from app.users.models import User
@@ -27,27 +27,41 @@ async def used_seconds_by_user(
     return {row.user_id: row.used_seconds for row in rows}
 
 
+# Built once: the authorization runs it for every call of a limited user.
+_USED_AND_HELD = PreparedQuery(
+    select(
+        func.coalesce(
+            select(MonthlyUsage.used_seconds)
+            .where(
+                MonthlyUsage.user_id == bindparam("user_id"),
+                MonthlyUsage.period == bindparam("period"),
+            )
+            .scalar_subquery(),
+            0,
+        ).label("used"),
+        func.coalesce(
+            select(func.sum(CallAuthorization.held_seconds))
+            .where(
+                CallAuthorization.user_id == bindparam("user_id"),
+                CallAuthorization.released_at.is_(None),
+                CallAuthorization.period == bindparam("period"),
+                CallAuthorization.held_seconds > 0,
+                CallAuthorization.expires_at > bindparam("now"),
+            )
+            .scalar_subquery(),
+            0,
+        ).label("held"),
+    )
+)
+
+
 async def used_and_held_seconds(
-    conn: AsyncConnection | AsyncSession, *, user_id: uuid.UUID, period: str, now: datetime
+    conn: HotConnection, *, user_id: uuid.UUID, period: str, now: datetime
 ) -> tuple[int, int]:
-    used = (
-        select(MonthlyUsage.used_seconds)
-        .where(MonthlyUsage.user_id == user_id, MonthlyUsage.period == period)
-        .scalar_subquery()
-    )
-    held = (
-        select(func.sum(CallAuthorization.held_seconds))
-        .where(
-            CallAuthorization.user_id == user_id,
-            CallAuthorization.released_at.is_(None),
-            CallAuthorization.period == period,
-            CallAuthorization.held_seconds > 0,
-            CallAuthorization.expires_at > now,
-        )
-        .scalar_subquery()
-    )
-    row = (await conn.execute(select(func.coalesce(used, 0), func.coalesce(held, 0)))).one()
-    return int(row[0]), int(row[1])
+    """Seconds charged to the month, and seconds held by its calls still in progress."""
+    row = await _USED_AND_HELD.first(conn, {"user_id": user_id, "period": period, "now": now})
+    assert row is not None
+    return int(row["used"]), int(row["held"])
 
 
 async def tenants_for_rollover(session: AsyncSession) -> list[AnyRow]:

@@ -37,7 +37,7 @@ async def get_quota(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uui
     at = now_utc()
     period = period_of(at, tenant.timezone)
     used, held = await repository.used_and_held_seconds(
-        session, user_id=user.id, period=period, now=at
+        await session.connection(), user_id=user.id, period=period, now=at
     )
     return QuotaOut(
         limit_minutes=user.limit_minutes,

@@ -1,0 +1,112 @@
+"""The call-control routes' own connections (app.database.Database.hot_connection)."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from app.database import APPLICATION_NAME, Database
+from app.main import create_app
+from tests.callcontrol.conftest import Agent, new_agent
+from tests.conftest import TenantKeys, make_settings, new_platform_key, new_tenant
+
+
+@pytest.fixture
+def postgres_only(backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite has no server connections: the hot paths use the engine's own")
+
+
+@pytest.fixture
+async def small_pool_app(migrated_url: str, db: Database) -> AsyncIterator[FastAPI]:
+    """A second app on the same database whose pools hold two connections each."""
+    application = create_app(make_settings(migrated_url, database_pool_size=2))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def small_client(small_pool_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=small_pool_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://antring.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def small_agent(small_client: httpx.AsyncClient, db: Database) -> Agent:
+    platform = await new_platform_key(db)
+    tenant: TenantKeys = await new_tenant(small_client, platform, "Pool")
+    return await new_agent(small_client, tenant)
+
+
+async def _lookup(client: httpx.AsyncClient, agent: Agent) -> int:
+    response = await client.get(
+        f"/v1/call-control/sip-accounts/{agent.username}",
+        params={"domain": agent.domain},
+        headers=agent.tenant.call_control,
+    )
+    return response.status_code
+
+
+async def _hot_backends(db: Database) -> list[int]:
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": APPLICATION_NAME},
+        )
+        return [row.pid for row in rows]
+
+
+async def test_concurrent_requests_beyond_the_pool_wait_their_turn(
+    backend: str, small_client: httpx.AsyncClient, small_agent: Agent, db: Database
+) -> None:
+    before = set(await _hot_backends(db)) if backend == "postgresql" else set()
+    statuses = await asyncio.gather(*(_lookup(small_client, small_agent) for _ in range(40)))
+    assert statuses == [200] * 40
+    if backend == "postgresql":
+        opened = set(await _hot_backends(db)) - before
+        assert 1 <= len(opened) <= 2
+
+
+async def test_connections_closed_by_the_server_are_replaced(
+    postgres_only: None, small_client: httpx.AsyncClient, small_agent: Agent, db: Database
+) -> None:
+    await asyncio.gather(*(_lookup(small_client, small_agent) for _ in range(4)))
+    async with db.engine.connect() as conn:
+        await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = :name"
+            ),
+            {"name": APPLICATION_NAME},
+        )
+    await asyncio.sleep(0.2)  # the termination reaches the idle connections' sockets
+    statuses = await asyncio.gather(*(_lookup(small_client, small_agent) for _ in range(4)))
+    assert statuses == [200] * 4
+
+
+async def test_a_cancelled_statement_gives_its_slot_back(
+    postgres_only: None,
+    small_pool_app: FastAPI,
+    small_client: httpx.AsyncClient,
+    small_agent: Agent,
+) -> None:
+    hot: Database = small_pool_app.state.db
+
+    async def stuck() -> None:
+        async with hot.hot_connection() as conn:
+            await conn.fetch("SELECT pg_sleep(30)")
+
+    tasks = [asyncio.create_task(stuck()) for _ in range(2)]
+    await asyncio.sleep(0.3)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    # Both slots are free again, and the interrupted connections are not handed out.
+    statuses = await asyncio.wait_for(
+        asyncio.gather(*(_lookup(small_client, small_agent) for _ in range(4))), timeout=10
+    )
+    assert statuses == [200] * 4
