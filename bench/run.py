@@ -30,6 +30,7 @@ from bench.seed import (
     ledger_totals,
     recreate_database,
     seed_users,
+    settle_database,
 )
 from bench.server import Server, request_json, run_cli
 from bench.wrk import WrkResult, find_wrk, run_wrk, wrk_version
@@ -268,7 +269,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers-compare",
         action="store_true",
-        help="also the registrar lookup at 64 connections with 2 workers",
+        help="also the registrar lookup at 64 connections with 1 and then 2 workers, back to back",
     )
     parser.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
     args = parser.parse_args(argv)
@@ -330,17 +331,18 @@ def _prepare(args: argparse.Namespace, *, env: dict[str, str], settings: Setting
     return Prepared(token=token, admin_token=admin_token, seeded=seeded)
 
 
-def _compare_workers(
-    bench: Bench, rows: list[tuple[Endpoint, WrkResult]], *, env: dict[str, str], log_path: Path
-) -> dict[str, Any]:
-    with Server(env=env, workers=2, log_path=log_path) as server:
-        bench.base_url = server.base_url
-        two = bench.measure(LOOKUP, 64)
-    one = next(r for e, r in rows if e is LOOKUP and r.connections == 64)
+def _compare_workers(bench: Bench, *, env: dict[str, str], log_path: Path) -> dict[str, Any]:
+    """The registrar lookup at 64 connections with one worker, then with two, back to back on a
+    settled database, so that both runs see the same conditions."""
+    runs = {}
+    for name, workers in (("one_worker", 1), ("two_workers", 2)):
+        with Server(env=env, workers=workers, log_path=log_path) as server:
+            bench.base_url = server.base_url
+            runs[name] = bench.measure(LOOKUP, 64)
     return {
-        "one_worker": one.summary(),
-        "two_workers": two.summary(),
-        "ratio": two.requests_per_second / one.requests_per_second,
+        "one_worker": runs["one_worker"].summary(),
+        "two_workers": runs["two_workers"].summary(),
+        "ratio": runs["two_workers"].requests_per_second / runs["one_worker"].requests_per_second,
     }
 
 
@@ -417,9 +419,10 @@ def _benchmark(
     # After the server has stopped, so nothing is still being written.
     totals = asyncio.run(ledger_totals(settings))
     passed, problems = usage.check(totals)
-    compare = (
-        _compare_workers(bench, rows, env=env, log_path=log_path) if args.workers_compare else None
-    )
+    compare = None
+    if args.workers_compare:
+        asyncio.run(settle_database(args.database_url))
+        compare = _compare_workers(bench, env=env, log_path=log_path)
 
     table = markdown_table(rows)
     authorizations = _reasons([r for e, r in rows if e.script == "authorize"])
@@ -447,7 +450,7 @@ def _benchmark(
             "seed_seconds": round(prepared.seeded.seconds, 1),
             "duration_seconds": args.duration,
             "warmup_seconds": args.warmup,
-            "wrk_threads": 2,
+            "wrk_threads": 1,
             "uvicorn_workers": 1,
         },
         "runs": [
