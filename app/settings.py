@@ -22,8 +22,8 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         default=20,
         ge=2,
-        description="PostgreSQL connections in each of a process's two pools (one-statement "
-        "reads, and transactions); requests beyond it wait for a connection.",
+        description="PostgreSQL connections in each of a process's two pools (the call-control "
+        "routes' own, and the other routes'); requests beyond it wait for a connection.",
     )
     secret_key: SecretStr = Field(
         default=SecretStr(""),

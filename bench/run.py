@@ -22,6 +22,7 @@ from typing import Any
 
 from app.crypto import ha1_md5
 from app.settings import Settings, get_settings
+from bench import cpu
 from bench.seed import (
     USERNAME_PREFIX,
     LedgerTotals,
@@ -160,11 +161,18 @@ class Bench:
     usage: UsageBook
     started_at: str
     runs: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
 
-    def measure(self, endpoint: Endpoint, connections: int) -> WrkResult:
+    def measure(
+        self, endpoint: Endpoint, connections: int, *, server_pid: int | None = None
+    ) -> WrkResult:
+        """One run after a warm-up; with `server_pid`, also where the CPU went (`self.cpu`)."""
         if self.warmup > 0:
             self._run(endpoint, connections, self.warmup)
+        before = cpu.sample(server_pid) if server_pid is not None else None
         result = self._run(endpoint, connections, self.seconds)
+        if server_pid is not None and before is not None:
+            self.cpu = cpu.usage(before, cpu.sample(server_pid), seconds=result.seconds)
         progress(
             f"{endpoint.script} c={connections}: {result.requests_per_second:,.0f} req/s, "
             f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, {result.errors} errors"
@@ -335,15 +343,16 @@ def _compare_workers(bench: Bench, *, env: dict[str, str], log_path: Path) -> di
     """The registrar lookup at 64 connections with one worker, then with two, back to back on a
     settled database, so that both runs see the same conditions."""
     runs = {}
+    compare: dict[str, Any] = {}
     for name, workers in (("one_worker", 1), ("two_workers", 2)):
         with Server(env=env, workers=workers, log_path=log_path) as server:
             bench.base_url = server.base_url
-            runs[name] = bench.measure(LOOKUP, 64)
-    return {
-        "one_worker": runs["one_worker"].summary(),
-        "two_workers": runs["two_workers"].summary(),
-        "ratio": runs["two_workers"].requests_per_second / runs["one_worker"].requests_per_second,
-    }
+            runs[name] = bench.measure(LOOKUP, 64, server_pid=server.pid)
+        compare[name] = {**runs[name].summary(), "cpu": bench.cpu}
+    compare["ratio"] = (
+        runs["two_workers"].requests_per_second / runs["one_worker"].requests_per_second
+    )
+    return compare
 
 
 def _print_report(
@@ -361,13 +370,18 @@ def _print_report(
     print(f"Authorization answers in the measured runs: {answers}")
     if compare is not None:
         print()
-        print("| registrar lookup, 64 connections | requests/s | p50 ms | p99 ms |")
-        print("|---|---:|---:|---:|")
+        print(
+            "| registrar lookup, 64 connections | requests/s | p50 ms | p99 ms "
+            "| cores: server | PostgreSQL | other | machine busy |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for name in ("one_worker", "two_workers"):
-            run = compare[name]
+            run, used = compare[name], compare[name]["cpu"]
             print(
                 f"| {name.replace('_', ' ')} | {run['requests_per_second']:,.0f} "
-                f"| {run['p50_ms']:.1f} | {run['p99_ms']:.1f} |"
+                f"| {run['p50_ms']:.1f} | {run['p99_ms']:.1f} | {used['server_cores']:.2f} "
+                f"| {used['postgres_cores']:.2f} | {used['other_cores']:.2f} "
+                f"| {used['machine_busy']:.0%} |"
             )
         verdict = "yes" if compare["ratio"] >= WORKERS_TARGET else "no"
         print(

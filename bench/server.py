@@ -74,6 +74,12 @@ class Server:
     ) -> None:
         self.stop()
 
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        return self._process.pid
+
     def start(self, ready_timeout: float = 60.0) -> None:
         command = [
             str(ANTRING),
