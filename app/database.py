@@ -4,7 +4,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeAlias, cast
 
@@ -126,7 +126,6 @@ class DriverPool:
     query, and its waiters are not served in order (a woken waiter can find the connection
     taken and queue again, which under load gives a few requests very long waits).
 
-    Statements on these connections commit by themselves unless run in `conn.transaction()`.
     A connection that is closed, still in a transaction, or was interrupted (cancelled) is not
     reused; the next checkout opens a new one.
     """
@@ -209,17 +208,24 @@ class Database:
 
     @asynccontextmanager
     async def hot_connection(self) -> AsyncIterator[HotConnection]:
-        """A connection for a call-control hot path. On PostgreSQL each statement commits by
-        itself unless run in `transaction(conn)`; on SQLite the work is one transaction, begun
-        (BEGIN IMMEDIATE) by the first statement and committed when the block ends."""
-        if self.driver_pool is not None:
-            async with self.driver_pool.connection() as driver:
-                yield driver
+        """A connection for a call-control hot path. Its statements commit by themselves, unless
+        `begin(conn)` made them one transaction: that one commits when the block ends, or rolls
+        back on an error. (SQLite begins one, BEGIN IMMEDIATE, at the first statement.)"""
+        if self.driver_pool is None:
+            async with self.engine.connect() as conn:
+                yield conn
+                if conn.in_transaction():
+                    await conn.commit()
             return
-        async with self.engine.connect() as conn:
-            yield conn
-            if conn.in_transaction():
-                await conn.commit()
+        async with self.driver_pool.connection() as driver:
+            try:
+                yield driver
+            except Exception:
+                if driver.is_in_transaction():
+                    await driver.execute("ROLLBACK")
+                raise
+            if driver.is_in_transaction():
+                await driver.execute("COMMIT")
 
     async def dispose(self) -> None:
         if self.driver_pool is not None:
@@ -227,12 +233,14 @@ class Database:
         await self.engine.dispose()
 
 
-def transaction(conn: HotConnection) -> AbstractAsyncContextManager[object]:
-    """A transaction around statements that must see each other's locks: asyncpg's own on
-    PostgreSQL; on SQLite the one the hot connection's block already holds."""
+async def begin(conn: HotConnection) -> None:
+    """Makes the statements that follow on a hot connection one transaction (for a lock held
+    until the end), committed by the block that gave the connection."""
     if isinstance(conn, AsyncConnection):
-        return nullcontext() if conn.in_transaction() else conn.begin()
-    return cast(AbstractAsyncContextManager[object], conn.transaction())
+        if not conn.in_transaction():
+            await conn.begin()
+    elif not conn.is_in_transaction():
+        await conn.execute("BEGIN")
 
 
 def dialect_name(conn: HotConnection) -> str:

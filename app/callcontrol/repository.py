@@ -8,7 +8,7 @@ from sqlalchemy import Select, and_, bindparam, func, null, select, text, true, 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.callcontrol.models import CallAuthorization, CallRecord
-from app.database import AnyRow, HotConnection, PreparedQuery, dialect_insert
+from app.database import AnyRow, HotConnection, PreparedQuery, begin, dialect_insert
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.quotas.models import MonthlyUsage
@@ -127,8 +127,10 @@ async def find_caller(
 
 
 async def lock_user_limit(conn: HotConnection, *, user_id: uuid.UUID) -> int | None:
-    """Locks the user's row until the transaction ends, so that one user's concurrent
-    authorizations are decided one after the other; returns the limit as it now stands."""
+    """Locks the user's row until the transaction (begun here if none was) ends, so that one
+    user's concurrent authorizations are decided one after the other; returns the limit as it
+    now stands."""
+    await begin(conn)
     row = await _LOCK_USER.first(conn, {"user_id": user_id})
     return None if row is None else row["limit_minutes"]
 

@@ -28,7 +28,7 @@ from app.callcontrol.schemas import (
     SipHeader,
     UsageReport,
 )
-from app.database import HotConnection, transaction
+from app.database import HotConnection
 from app.extensions.exceptions import ExtensionNotFound
 from app.quotas.periods import period_of
 from app.quotas.repository import used_and_held_seconds
@@ -138,27 +138,31 @@ async def authorize(
     emergency = is_emergency(request.destination, caller["emergency_numbers"])
     period = period_of(now, caller["timezone"])
     refusal = _decide(caller, emergency=emergency)
-    values = {
-        "tenant_id": caller["tenant_id"],
-        "user_id": caller["user_id"],
-        "device_id": caller["device_id"],
-        "call_id": request.call_id,
-        "destination": request.destination,
-        "emergency": emergency,
-        "period": period,
-        "created_at": now,
-    }
+    max_duration: int | None = None
     # Only limited users pay for the lock; unlimited ones (the default) need no accounting.
     if refusal is None and not emergency and caller["limit_minutes"] is not None:
-        async with transaction(conn):
-            refusal, max_duration = await _hold_remaining(
-                conn, user_id=caller["user_id"], period=period, now=now
-            )
-            stored = await _store_answer(
-                conn, values, refusal, max_duration, hold_grace_seconds=hold_grace_seconds
-            )
-    else:
-        stored = await _store_answer(conn, values, refusal, None, hold_grace_seconds=0)
+        refusal, max_duration = await _hold_remaining(
+            conn, user_id=caller["user_id"], period=period, now=now
+        )
+    held = max_duration or 0
+    stored = await repository.insert_authorization(
+        conn,
+        {
+            "tenant_id": caller["tenant_id"],
+            "user_id": caller["user_id"],
+            "device_id": caller["device_id"],
+            "call_id": request.call_id,
+            "destination": request.destination,
+            "allowed": refusal is None,
+            "reason": (refusal or Reason.ok).value,
+            "emergency": emergency,
+            "max_duration_seconds": max_duration,
+            "held_seconds": held,
+            "period": period,
+            "expires_at": now + timedelta(seconds=held + hold_grace_seconds) if held else None,
+            "created_at": now,
+        },
+    )
     return AuthorizationOut(
         call_id=stored["call_id"],
         allowed=stored["allowed"],
@@ -172,8 +176,8 @@ async def authorize(
 async def _hold_remaining(
     conn: HotConnection, *, user_id: uuid.UUID, period: str, now: datetime
 ) -> tuple[Reason | None, int | None]:
-    """Locks the user (until the transaction ends), so that its concurrent authorizations are
-    decided one after the other; returns the refusal, or the seconds the call may hold."""
+    """Under the user's lock (held until the boundary commits the answer stored with it):
+    the refusal, or the seconds the call may hold, which is everything that remains."""
     # The limit is read again under the lock: it may have changed since the first read.
     limit_minutes = await repository.lock_user_limit(conn, user_id=user_id)
     if limit_minutes is None:
@@ -183,34 +187,6 @@ async def _hold_remaining(
     )
     remaining = remaining_seconds(limit_minutes, used + held_by_others)
     return (None, remaining) if remaining else (Reason.quota_exhausted, None)
-
-
-async def _store_answer(
-    conn: HotConnection,
-    values: dict[str, Any],
-    refusal: Reason | None,
-    max_duration: int | None,
-    *,
-    hold_grace_seconds: int,
-) -> Mapping[str, Any]:
-    """Stores the answer for the call id, holding `max_duration` seconds (if any) until the
-    usage report or the hold's expiry; returns the answer stored first for the call id."""
-    held = max_duration or 0
-    return await repository.insert_authorization(
-        conn,
-        {
-            **values,
-            "allowed": refusal is None,
-            "reason": (refusal or Reason.ok).value,
-            "max_duration_seconds": max_duration,
-            "held_seconds": held,
-            "expires_at": (
-                values["created_at"] + timedelta(seconds=held + hold_grace_seconds)
-                if held
-                else None
-            ),
-        },
-    )
 
 
 def _call_out(row: Mapping[str, Any]) -> CallOut:
