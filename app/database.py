@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy import ClauseElement, DateTime, Executable, MetaData, Row, event
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -106,11 +107,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # hide_parameters: an error's text never carries a statement's values (hashes, secrets).
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     return create_async_engine(
         url,
+        hide_parameters=True,
         pool_size=settings.database_pool_size,
         # No overflow: connections opened for a burst and closed after it cost more than waiting.
         max_overflow=0,
@@ -176,6 +179,22 @@ class DriverPool:
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.close()
+
+
+# Failures to reach the database, rather than of a statement: the request may be retried.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,  # connection refused or reset, timeouts
+    asyncpg.PostgresConnectionError,  # the connection was lost
+    asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down or starting
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections
+    OperationalError,  # SQLAlchemy's: the database cannot be opened, or is locked
+)
+
+
+def database_unavailable(error: Exception) -> bool:
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, UNAVAILABLE_ERRORS)
 
 
 # The connection of a call-control hot path: asyncpg's own on PostgreSQL, SQLAlchemy's on SQLite.

@@ -8,7 +8,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.database import UNAVAILABLE_ERRORS, database_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,12 @@ class Forbidden(AppError):
     status_code = 403
     code = "forbidden"
     title = "Forbidden"
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "database-unavailable"
+    title = "Service unavailable"
 
 
 def problem_type(code: str) -> str:
@@ -195,6 +204,22 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
         headers = dict(exc.headers) if exc.headers else None
         return problem_response(exc.status_code, title, detail=detail, headers=headers)
+
+    async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        if not database_unavailable(exc):
+            raise exc  # an unexpected error: the 500 handler below answers it
+        # The type only: a driver's message may name hosts or statements.
+        logger.error("database unavailable: %s", type(exc).__name__)
+        return problem_response(
+            ServiceUnavailable.status_code,
+            ServiceUnavailable.title,
+            code=ServiceUnavailable.code,
+            detail="The database cannot be reached; try again shortly.",
+            headers={"Retry-After": "1"},
+        )
+
+    for error_class in (*UNAVAILABLE_ERRORS, DBAPIError):
+        app.add_exception_handler(error_class, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TenantKeys, add_extension, assert_problem, create_user
+from app.main import create_app
+from tests.conftest import TenantKeys, add_extension, assert_problem, create_user, make_settings
 
 
 async def test_a_malformed_uuid_is_422_naming_the_path_parameter(
@@ -228,3 +229,36 @@ async def test_bad_input_never_causes_a_server_error(
         assert response.status_code < 500, path
         if response.status_code >= 400:
             assert_problem(response, response.status_code)
+
+
+@pytest.mark.parametrize(
+    "unreachable",
+    ["postgresql+asyncpg://postgres@127.0.0.1:1/antring", "sqlite+aiosqlite:///{tmp}/missing/x.db"],
+    ids=["postgresql", "sqlite"],
+)
+async def test_an_unreachable_database_is_503_to_retry_not_500(
+    unreachable: str, tmp_path: Any
+) -> None:
+    app = create_app(make_settings(unreachable.format(tmp=tmp_path)))
+    key = {"Authorization": "Bearer ark_" + "x" * 40}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://antring.test") as c:
+            for response in (
+                await c.get("/v1/call-control/sip-accounts/lan?domain=a.sip.test", headers=key),
+                await c.post(
+                    "/v1/call-control/authorizations",
+                    json={
+                        "domain": "a.sip.test",
+                        "username": "lan",
+                        "call_id": "c1",
+                        "destination": "0901234567",
+                    },
+                    headers=key,
+                ),
+                await c.get("/v1/users", headers=key),
+            ):
+                body = assert_problem(response, 503, code="database-unavailable")
+                assert response.headers["retry-after"] == "1"
+                assert "127.0.0.1" not in response.text and "missing" not in response.text
+                assert body["detail"]

@@ -16,7 +16,7 @@ from app.callcontrol.schemas import (
     UsageReport,
 )
 from app.database import SessionDep
-from app.errors import Forbidden, Unauthorized, responses
+from app.errors import Forbidden, ServiceUnavailable, Unauthorized, responses
 from app.extensions.exceptions import ExtensionNotFound
 from app.pagination import Page, PageDep
 from app.quotas.periods import now_utc
@@ -34,7 +34,7 @@ def json_response(model: BaseModel, *, status_code: int = 200) -> Response:
 router = APIRouter(
     prefix="/v1/call-control",
     tags=["call control"],
-    responses=responses(Unauthorized, Forbidden),
+    responses=responses(Unauthorized, Forbidden, ServiceUnavailable),
 )
 
 DomainQuery = Annotated[SipDomain, Query(description="The tenant's SIP domain (realm).")]
