@@ -3,10 +3,11 @@
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeAlias, cast
+from functools import partial
+from typing import Annotated, Any, TypeAlias, TypeVar, cast
 
 import asyncpg
 from fastapi import Depends, Request
@@ -25,7 +26,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
+from app.batching import Batcher
 from app.settings import Settings
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -213,6 +218,9 @@ class Database:
             if self.engine.dialect.name == "postgresql"
             else None
         )
+        self._batchers: dict[str, Batcher[Any, Any]] = {}
+        # Batches in flight at once per kind of read: few, so that a burst forms large batches.
+        self._batch_concurrency = max(1, min(4, settings.database_pool_size // 2))
 
     @asynccontextmanager
     async def session_scope(self) -> AsyncIterator[AsyncSession]:
@@ -245,6 +253,16 @@ class Database:
                 raise
             if driver.is_in_transaction():
                 await driver.execute("COMMIT")
+
+    def batcher(
+        self, name: str, load: Callable[["Database", list[K]], Awaitable[Sequence[V]]]
+    ) -> Batcher[K, V]:
+        """The process's batcher of hot-path reads `name` (see app.batching): PostgreSQL only."""
+        batcher = self._batchers.get(name)
+        if batcher is None:
+            batcher = Batcher(partial(load, self), concurrency=self._batch_concurrency)
+            self._batchers[name] = batcher
+        return batcher
 
     async def dispose(self) -> None:
         if self.driver_pool is not None:

@@ -2,13 +2,27 @@
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import Select, and_, bindparam, func, null, select, text, true, update
+from sqlalchemy import (
+    Select,
+    String,
+    Uuid,
+    and_,
+    bindparam,
+    func,
+    null,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.callcontrol.models import CallAuthorization, CallRecord
-from app.database import AnyRow, HotConnection, PreparedQuery, begin, dialect_insert
+from app.database import AnyRow, Database, HotConnection, PreparedQuery, begin, dialect_insert
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.quotas.models import MonthlyUsage
@@ -30,23 +44,54 @@ def _params(tenant_id: uuid.UUID | None, **params: Any) -> dict[str, Any]:
     return {**params, "tenant_id": tenant_id} if tenant_id is not None else params
 
 
+_SIP_ACCOUNT_COLUMNS = (
+    Tenant.id.label("tenant_id"),
+    Tenant.sip_domain.label("realm"),
+    Device.id.label("device_id"),
+    Device.user_id,
+    Device.name.label("username"),
+    Device.enabled.label("device_enabled"),
+    Device.ha1,
+    Device.ha1_sha256,
+    User.enabled.label("user_enabled"),
+    User.auto_answer,
+)
+
+# SQLite: one account per statement.
 _SIP_ACCOUNT = _prepared(
-    select(
-        Tenant.id.label("tenant_id"),
-        Tenant.sip_domain.label("realm"),
-        Device.id.label("device_id"),
-        Device.user_id,
-        Device.name.label("username"),
-        Device.enabled.label("device_enabled"),
-        Device.ha1,
-        Device.ha1_sha256,
-        User.enabled.label("user_enabled"),
-        User.auto_answer,
-    )
+    select(*_SIP_ACCOUNT_COLUMNS)
     .join(Device, Device.tenant_id == Tenant.id)
     .join(User, User.id == Device.user_id)
     .where(Tenant.sip_domain == bindparam("domain"), Device.name_key == bindparam("name_key"))
 )
+
+# PostgreSQL: the accounts of a batch of lookups in one statement, each row numbered `i` after
+# the lookup it answers; a lookup with a tenant (a tenant's key) sees that tenant's accounts only.
+_ASKED = (
+    func.unnest(
+        bindparam("domains", type_=ARRAY(String)),
+        bindparam("name_keys", type_=ARRAY(String)),
+        bindparam("tenant_ids", type_=ARRAY(Uuid)),
+    )
+    .table_valued("domain", "name_key", "tenant_id", with_ordinality="i")
+    .render_derived(with_types=False)
+)
+_SIP_ACCOUNTS = PreparedQuery(
+    select(_ASKED.c.i, *_SIP_ACCOUNT_COLUMNS)
+    .select_from(_ASKED)
+    .join(
+        Tenant,
+        and_(
+            Tenant.sip_domain == _ASKED.c.domain,
+            or_(_ASKED.c.tenant_id.is_(None), Tenant.id == _ASKED.c.tenant_id),
+        ),
+    )
+    .join(Device, and_(Device.tenant_id == Tenant.id, Device.name_key == _ASKED.c.name_key))
+    .join(User, User.id == Device.user_id)
+)
+
+SipAccountKey: TypeAlias = tuple[str, str, uuid.UUID | None]
+
 
 _EXTENSION_ROUTE = _prepared(
     select(
@@ -93,10 +138,26 @@ _LOCK_USER = PreparedQuery(
 
 
 async def find_sip_account(
-    conn: HotConnection, *, domain: str, username: str, tenant_id: uuid.UUID | None
+    db: Database, *, domain: str, username: str, tenant_id: uuid.UUID | None
 ) -> Mapping[str, Any] | None:
+    if db.driver_pool is not None:
+        key = (domain, username.lower(), tenant_id)
+        return await db.batcher("sip_account", _sip_accounts).get(key)
     params = _params(tenant_id, domain=domain, name_key=username.lower())
-    return await _SIP_ACCOUNT[tenant_id is not None].first(conn, params)
+    async with db.hot_connection() as conn:
+        return await _SIP_ACCOUNT[tenant_id is not None].first(conn, params)
+
+
+async def _sip_accounts(db: Database, keys: list[SipAccountKey]) -> list[Mapping[str, Any] | None]:
+    params = {
+        "domains": [domain for domain, _, _ in keys],
+        "name_keys": [name_key for _, name_key, _ in keys],
+        "tenant_ids": [tenant_id for _, _, tenant_id in keys],
+    }
+    async with db.hot_connection() as conn:
+        rows = await _SIP_ACCOUNTS.all(conn, params)
+    found = {row["i"]: row for row in rows}
+    return [found.get(i) for i in range(1, len(keys) + 1)]
 
 
 async def find_extension_route(

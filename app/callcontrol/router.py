@@ -51,10 +51,9 @@ async def lookup_sip_account(
     cc: CallControlAccess,
 ) -> Response:
     """Registrar lookup: the digest HA1 and state of a SIP account."""
-    async with cc.connection() as conn:
-        account = await service.sip_account(
-            conn, domain=domain, username=username, tenant_id=cc.key.tenant_id
-        )
+    account = await service.sip_account(
+        cc.db, domain=domain, username=username, tenant_id=cc.key.tenant_id
+    )
     return json_response(account)
 
 

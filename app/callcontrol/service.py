@@ -28,7 +28,7 @@ from app.callcontrol.schemas import (
     SipHeader,
     UsageReport,
 )
-from app.database import HotConnection
+from app.database import Database, HotConnection
 from app.extensions.exceptions import ExtensionNotFound
 from app.quotas.periods import period_of
 from app.quotas.repository import used_and_held_seconds
@@ -55,10 +55,10 @@ def auto_answer_headers(domain: str) -> list[SipHeader]:
 
 
 async def sip_account(
-    conn: HotConnection, *, domain: str, username: str, tenant_id: uuid.UUID | None
+    db: Database, *, domain: str, username: str, tenant_id: uuid.UUID | None
 ) -> SipAccount:
     row = await repository.find_sip_account(
-        conn, domain=domain, username=username, tenant_id=tenant_id
+        db, domain=domain, username=username, tenant_id=tenant_id
     )
     if row is None:
         raise SipAccountNotFound(f"No SIP account {username}@{domain}.")

@@ -1,3 +1,4 @@
+import asyncio
 import hashlib
 
 import httpx
@@ -151,3 +152,50 @@ async def test_free_extension_route_is_404(client: httpx.AsyncClient, agent: Age
         headers=agent.tenant.call_control,
     )
     assert response.status_code == 404
+
+
+async def test_concurrent_lookups_each_get_their_own_account_within_their_key_s_tenant(
+    client: httpx.AsyncClient, db: Database, tenant: TenantKeys, other_tenant: TenantKeys
+) -> None:
+    # Lookups that arrive together are answered in batches on PostgreSQL: every answer must
+    # still be the account asked for, and a tenant's key must still see its own tenant only.
+    agents = [
+        await new_agent(client, t, display_name=f"Agent {i}")
+        for t in (tenant, other_tenant)
+        for i in range(3)
+    ]
+    platform_cc = await new_platform_key(db, Role.call_control)
+    cases: list[tuple[dict[str, str], str, str, str | None]] = []
+    for a in agents:
+        foreign = other_tenant if a.tenant is tenant else tenant
+        cases += [
+            (a.tenant.call_control, a.username, a.domain, a.id),
+            (platform_cc, a.username.upper(), a.domain, a.id),
+            (foreign.call_control, a.username, a.domain, None),
+            (a.tenant.call_control, a.username + "x", a.domain, None),
+        ]
+    cases *= 4
+
+    responses = await asyncio.gather(
+        *(
+            client.get(
+                f"/v1/call-control/sip-accounts/{username}",
+                params={"domain": domain},
+                headers=headers,
+            )
+            for headers, username, domain, _ in cases
+        )
+    )
+
+    for (_, username, domain, expected), response in zip(cases, responses, strict=True):
+        if expected is None:
+            assert response.status_code == 404, response.text
+            assert "ha1" not in response.text
+        else:
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert (body["user_id"], body["username"].lower(), body["realm"]) == (
+                expected,
+                username.lower(),
+                domain,
+            )
