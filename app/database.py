@@ -126,6 +126,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 APPLICATION_NAME = "antring call control"
+CONNECT_TIMEOUT_SECONDS = 5
+STATEMENT_TIMEOUT_SECONDS = 10
 
 
 class DriverPool:
@@ -145,6 +147,10 @@ class DriverPool:
             "application_name": APPLICATION_NAME,
             **args.get("server_settings", {}),
         }
+        # The SIP platform waits on these answers call by call: a database that does not answer
+        # is reported (503) within seconds rather than holding every slot for a minute.
+        args.setdefault("timeout", CONNECT_TIMEOUT_SECONDS)
+        args.setdefault("command_timeout", STATEMENT_TIMEOUT_SECONDS)
         self._connect_args = args
         self._slots = asyncio.Semaphore(size)
         self._idle: list[asyncpg.Connection] = []

@@ -6,12 +6,21 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+import app.database
+from app.callcontrol.models import CallAuthorization
 from app.database import APPLICATION_NAME, Database
 from app.main import create_app
 from tests.callcontrol.conftest import Agent, new_agent
-from tests.conftest import TenantKeys, make_settings, new_platform_key, new_tenant
+from tests.conftest import (
+    TenantKeys,
+    assert_problem,
+    db_rows,
+    make_settings,
+    new_platform_key,
+    new_tenant,
+)
 
 
 @pytest.fixture
@@ -110,3 +119,40 @@ async def test_a_cancelled_statement_gives_its_slot_back(
         asyncio.gather(*(_lookup(small_client, small_agent) for _ in range(4))), timeout=10
     )
     assert statuses == [200] * 4
+
+
+async def test_a_statement_stuck_on_a_lock_is_503_and_leaves_nothing_behind(
+    postgres_only: None, migrated_url: str, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app.database, "STATEMENT_TIMEOUT_SECONDS", 0.3)
+    application = create_app(make_settings(migrated_url))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://antring.test") as c:
+            tenant = await new_tenant(c, await new_platform_key(db), "Locked")
+            agent = await new_agent(c, tenant, limit_minutes=10)
+            body = agent.caller(call_id="stuck-1", destination="0901234567")
+            url = "/v1/call-control/authorizations"
+
+            # Another transaction holds the user's row, as a very slow authorization would.
+            async with db.engine.connect() as other:
+                await other.execute(
+                    text("SELECT 1 FROM user_account WHERE id = :id FOR UPDATE"),
+                    {"id": agent.id},
+                )
+                stuck = await asyncio.wait_for(
+                    c.post(url, json=body, headers=tenant.call_control), timeout=10
+                )
+                await other.rollback()
+
+            assert_problem(stuck, 503, code="database-unavailable")
+            stored = await db_rows(
+                db, select(CallAuthorization.id).where(CallAuthorization.call_id == "stuck-1")
+            )
+            assert stored == []
+            retried = await c.post(url, json=body, headers=tenant.call_control)
+            assert retried.status_code == 200
+            assert (retried.json()["allowed"], retried.json()["max_duration_seconds"]) == (
+                True,
+                600,
+            )
