@@ -1,4 +1,5 @@
-"""Engine, sessions and the declarative base shared by every domain."""
+"""Engine, sessions and the declarative base shared by every domain; the call-control hot
+paths' own connections and prepared statements; what counts as "the database is unavailable"."""
 
 import asyncio
 import json
