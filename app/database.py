@@ -138,7 +138,7 @@ class DriverPool:
     taken and queue again, which under load gives a few requests very long waits).
 
     A connection that is closed, still in a transaction, or was interrupted (cancelled) is not
-    reused; the next checkout opens a new one.
+    reused; a checkout that finds no idle one opens a new one.
     """
 
     def __init__(self, engine: AsyncEngine, size: int) -> None:
@@ -174,18 +174,21 @@ class DriverPool:
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         async with self._slots:
             conn = await self._checkout()
-            reusable = False
             try:
                 yield conn
-                reusable = True
             except Exception:
-                reusable = True
+                self._give_back(conn)
                 raise
-            finally:
-                if reusable and not conn.is_closed() and not conn.is_in_transaction():
-                    self._idle.append(conn)
-                else:
-                    conn.terminate()
+            except BaseException:
+                conn.terminate()  # cancelled mid-statement: its state is unknown
+                raise
+            self._give_back(conn)
+
+    def _give_back(self, conn: asyncpg.Connection) -> None:
+        if conn.is_closed() or conn.is_in_transaction():
+            conn.terminate()
+        else:
+            self._idle.append(conn)
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []

@@ -40,6 +40,7 @@ class AppError(Exception):
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "bad-request"
     title: ClassVar[str] = "Bad request"
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, detail: str | None = None, *, errors: list[FieldError] | None = None):
         super().__init__(detail or self.title)
@@ -72,6 +73,7 @@ class Unauthorized(AppError):
     status_code = 401
     code = "unauthorized"
     title = "Unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(AppError):
@@ -84,6 +86,7 @@ class ServiceUnavailable(AppError):
     status_code = 503
     code = "database-unavailable"
     title = "Service unavailable"
+    headers = {"Retry-After": "1"}
 
 
 def problem_type(code: str) -> str:
@@ -180,14 +183,13 @@ def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return problem_response(
             exc.status_code,
             exc.title,
             code=exc.code,
             detail=exc.detail,
             errors=exc.errors,
-            headers=headers,
+            headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -205,17 +207,13 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return problem_response(exc.status_code, title, detail=detail, headers=headers)
 
-    async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         if not database_unavailable(exc):
             raise exc  # an unexpected error: the 500 handler below answers it
         # The type only: a driver's message may name hosts or statements.
         logger.error("database unavailable: %s", type(exc).__name__)
-        return problem_response(
-            ServiceUnavailable.status_code,
-            ServiceUnavailable.title,
-            code=ServiceUnavailable.code,
-            detail="The database cannot be reached; try again shortly.",
-            headers={"Retry-After": "1"},
+        return await _app_error(
+            request, ServiceUnavailable("The database cannot be reached; try again shortly.")
         )
 
     for error_class in (*UNAVAILABLE_ERRORS, DBAPIError):

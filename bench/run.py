@@ -161,18 +161,18 @@ class Bench:
     usage: UsageBook
     started_at: str
     runs: int = 0
-    cpu: dict[str, float] = field(default_factory=dict)
 
-    def measure(
-        self, endpoint: Endpoint, connections: int, *, server_pid: int | None = None
-    ) -> WrkResult:
-        """One run after a warm-up; with `server_pid`, also where the CPU went (`self.cpu`)."""
+    def measure(self, endpoint: Endpoint, connections: int) -> WrkResult:
+        """One measured run after a warm-up."""
+        self.warm_up(endpoint, connections)
+        return self.measured_run(endpoint, connections)
+
+    def warm_up(self, endpoint: Endpoint, connections: int) -> None:
         if self.warmup > 0:
             self._run(endpoint, connections, self.warmup)
-        before = cpu.sample(server_pid) if server_pid is not None else None
+
+    def measured_run(self, endpoint: Endpoint, connections: int) -> WrkResult:
         result = self._run(endpoint, connections, self.seconds)
-        if server_pid is not None and before is not None:
-            self.cpu = cpu.usage(before, cpu.sample(server_pid), seconds=result.seconds)
         progress(
             f"{endpoint.script} c={connections}: {result.requests_per_second:,.0f} req/s, "
             f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, {result.errors} errors"
@@ -347,8 +347,11 @@ def _compare_workers(bench: Bench, *, env: dict[str, str], log_path: Path) -> di
     for name, workers in (("one_worker", 1), ("two_workers", 2)):
         with Server(env=env, workers=workers, log_path=log_path) as server:
             bench.base_url = server.base_url
-            runs[name] = bench.measure(LOOKUP, 64, server_pid=server.pid)
-        compare[name] = {**runs[name].summary(), "cpu": bench.cpu}
+            bench.warm_up(LOOKUP, 64)
+            before = cpu.sample(server.pid)
+            runs[name] = bench.measured_run(LOOKUP, 64)
+            used = cpu.usage(before, cpu.sample(server.pid), seconds=runs[name].seconds)
+        compare[name] = {**runs[name].summary(), "cpu": used}
     compare["ratio"] = (
         runs["two_workers"].requests_per_second / runs["one_worker"].requests_per_second
     )

@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from sqlalchemy import (
     Select,
@@ -22,7 +22,15 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.callcontrol.models import CallAuthorization, CallRecord
-from app.database import AnyRow, Database, HotConnection, PreparedQuery, begin, dialect_insert
+from app.database import (
+    AnyRow,
+    Database,
+    HotConnection,
+    PreparedQuery,
+    begin,
+    dialect_insert,
+    dialect_name,
+)
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.quotas.models import MonthlyUsage
@@ -308,8 +316,8 @@ async def record_call(
     """Records a call once, adds its charge to the month and releases its hold; returns the
     stored call and whether this report recorded it."""
     params = {"id": uuid.uuid4(), **values}
-    if isinstance(conn, AsyncConnection) and conn.dialect.name == "sqlite":
-        inserted = await _record_call_sqlite(conn, params)
+    if dialect_name(conn) == "sqlite":
+        inserted = await _record_call_sqlite(cast(AsyncConnection, conn), params)
     else:
         inserted = await _RECORD_CALL_POSTGRES.first(conn, params)
     if inserted is not None:
