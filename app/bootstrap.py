@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.auth.models import Role
 from app.auth.service import create_api_key
-from app.database import Database
+from app.db.session import Database
 from app.tenants.models import Tenant
 from app.tenants.repository import count_tenants
 

@@ -4,13 +4,16 @@ import argparse
 import asyncio
 import sys
 import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import Role
-from app.database import Database
+from app.db.session import Database
 from app.settings import Settings, get_settings
 
 
@@ -31,54 +34,82 @@ def migrate(settings: Settings, revision: str = "head") -> None:
     command.upgrade(alembic_config(settings.database_url), revision)
 
 
-async def _create_tenant(settings: Settings, args: argparse.Namespace) -> None:
+async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[str]]) -> str:
+    """Runs `work` in one unit of work on the configured database; returns what it says."""
+    db = Database(settings)
+    try:
+        async with db.session_scope() as session:
+            return await work(session)
+    finally:
+        await db.dispose()
+
+
+async def _create_tenant(settings: Settings, args: argparse.Namespace) -> str:
     from app.tenants.schemas import TenantCreate
     from app.tenants.service import create_tenant
 
     data = TenantCreate(name=args.name, sip_domain=args.sip_domain, timezone=args.timezone)
-    db = Database(settings)
-    try:
-        async with db.session_scope() as session:
-            tenant = await create_tenant(session, data=data)
-        print(tenant.id)
-    finally:
-        await db.dispose()
+
+    async def work(session: AsyncSession) -> str:
+        return str((await create_tenant(session, data=data)).id)
+
+    return await _with_session(settings, work)
 
 
-async def _create_key(settings: Settings, args: argparse.Namespace) -> None:
+async def _create_key(settings: Settings, args: argparse.Namespace) -> str:
     from app.auth.service import create_api_key
 
-    db = Database(settings)
-    try:
-        async with db.session_scope() as session:
-            _, secret = await create_api_key(
-                session, tenant_id=args.tenant, role=Role(args.role), name=args.name
-            )
-        print(secret)
-    finally:
-        await db.dispose()
+    async def work(session: AsyncSession) -> str:
+        _, secret = await create_api_key(
+            session, tenant_id=args.tenant, role=Role(args.role), name=args.name
+        )
+        return secret
+
+    return await _with_session(settings, work)
 
 
-async def _revoke_key(settings: Settings, args: argparse.Namespace) -> None:
+async def _revoke_key(settings: Settings, args: argparse.Namespace) -> str:
     from app.auth.service import revoke_api_key
 
-    db = Database(settings)
-    try:
-        async with db.session_scope() as session:
-            await revoke_api_key(session, None, tenant_id=args.tenant, key_id=args.key_id)
-        print(f"revoked {args.key_id}")
-    finally:
-        await db.dispose()
+    async def work(session: AsyncSession) -> str:
+        await revoke_api_key(session, None, tenant_id=args.tenant, key_id=args.key_id)
+        return f"revoked {args.key_id}"
+
+    return await _with_session(settings, work)
 
 
-async def _run_job(settings: Settings, name: str) -> None:
+async def _list_jobs(_settings: Settings, _args: argparse.Namespace) -> str:
+    from app.jobs.registry import JOBS
+
+    return "\n".join(f"{name}\t{job.description}" for name, job in JOBS.items())
+
+
+async def _run_job(settings: Settings, args: argparse.Namespace) -> str:
     from app.jobs.registry import run_job
 
     db = Database(settings)
     try:
-        print(f"{name}: {await run_job(db, name)}")
+        return f"{args.name}: {await run_job(db, args.name)}"
     finally:
         await db.dispose()
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> str:
+    migrate(settings, args.revision)
+    return ""
+
+
+# Every command that works on the database, by (command, action).
+# Alembic runs its own event loop: migrate is the one command that is not a coroutine.
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, str] | str]
+COMMANDS: dict[tuple[str, str | None], Command] = {
+    ("migrate", None): _migrate,
+    ("tenant", "create"): _create_tenant,
+    ("api-key", "create"): _create_key,
+    ("api-key", "revoke"): _revoke_key,
+    ("jobs", "list"): _list_jobs,
+    ("jobs", "run"): _run_job,
+}
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -144,28 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         _serve(args)
         return 0
-    settings = get_settings()
-    if args.command == "migrate":
-        migrate(settings, args.revision)
-    elif args.command == "tenant":
-        asyncio.run(_create_tenant(settings, args))
-    elif args.command == "api-key" and args.action == "create":
-        asyncio.run(_create_key(settings, args))
-    elif args.command == "api-key":
-        asyncio.run(_revoke_key(settings, args))
-    elif args.command == "jobs" and args.action == "list":
-        from app.jobs.registry import JOBS
+    from app.errors import AppError
 
-        for name, job in JOBS.items():
-            print(f"{name}\t{job.description}")
-    elif args.command == "jobs":
-        from app.jobs.registry import JobNotFound
-
-        try:
-            asyncio.run(_run_job(settings, args.name))
-        except JobNotFound as exc:
-            print(exc.detail, file=sys.stderr)
-            return 2
+    command = COMMANDS[(args.command, getattr(args, "action", None))]
+    try:
+        said = command(get_settings(), args)
+        if not isinstance(said, str):
+            said = asyncio.run(said)
+    except AppError as exc:
+        print(exc.detail or exc.title, file=sys.stderr)
+        return 2
+    if said:
+        print(said)
     return 0
 
 

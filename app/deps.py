@@ -1,11 +1,37 @@
-"""Application-wide objects that routes receive as dependencies."""
+"""Every dependency a route takes, as an `Annotated` alias: the request's session and the app's
+objects, who is calling (the key, and the tenant it acts on), and the resource a route acts on,
+loaded once per request."""
 
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.models import Role
+from app.auth.repository import KeyIdentity
+from app.auth.service import Authenticator
+from app.callcontrol.access import CallControl
 from app.crypto import PasswordCipher
+from app.db.session import Database
+from app.devices import service as devices
+from app.devices.service import TenantDevice
+from app.errors import Forbidden, InvalidInput, Unauthorized
 from app.settings import Settings
+from app.tenants import service as tenants
+from app.tenants.models import Tenant
+from app.users import service as users
+from app.users.service import TenantUser
+
+# Dependencies are async: FastAPI runs a sync one in a worker thread, a cost on every request.
+
+
+async def _database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
 
 
 async def _settings(request: Request) -> Settings:
@@ -18,5 +44,149 @@ async def _cipher(request: Request) -> PasswordCipher:
     return cipher
 
 
+async def _authenticator(request: Request) -> Authenticator:
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator
+
+
+DatabaseDep = Annotated[Database, Depends(_database)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CipherDep = Annotated[PasswordCipher, Depends(_cipher)]
+AuthenticatorDep = Annotated[Authenticator, Depends(_authenticator)]
+
+
+async def _request_session(db: DatabaseDep) -> AsyncIterator[AsyncSession]:
+    async with db.session_scope() as session:
+        yield session
+
+
+# The request's unit of work. scope="function": it commits, and gives its connection back,
+# before the response is sent.
+SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ark_...`")
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def _authenticate(request: Request, credentials: BearerCredentials) -> KeyIdentity:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
+    identity = await (await _authenticator(request)).authenticate(credentials.credentials)
+    if identity is None:
+        raise Unauthorized("The API key is not valid.")
+    return identity
+
+
+CurrentKey = Annotated[KeyIdentity, Depends(_authenticate)]
+
+
+@dataclass(frozen=True, slots=True)
+class TenantScope:
+    """The tenant a request acts on, and the key acting."""
+
+    tenant_id: uuid.UUID
+    key: KeyIdentity
+
+
+def _require_role(key: KeyIdentity, roles: tuple[Role, ...]) -> None:
+    if key.role not in roles:
+        raise Forbidden(f"A key with role {key.role.value} may not do this.")
+
+
+def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
+    async def dependency(
+        db: DatabaseDep,
+        key: CurrentKey,
+        x_tenant_id: Annotated[
+            str | None,
+            Header(description="With a platform key: the tenant to act on."),
+        ] = None,
+    ) -> TenantScope:
+        _require_role(key, roles)
+        if key.tenant_id is not None:
+            return TenantScope(tenant_id=key.tenant_id, key=key)
+        if x_tenant_id is None:
+            raise InvalidInput("header.X-Tenant-ID", "A platform key must name a tenant.")
+        try:
+            tenant_id = uuid.UUID(x_tenant_id)
+        except ValueError:
+            raise InvalidInput(
+                "header.X-Tenant-ID", "Not a valid UUID.", type="uuid_parsing"
+            ) from None
+        await tenants.require_tenant_exists(db, tenant_id=tenant_id)
+        return TenantScope(tenant_id=tenant_id, key=key)
+
+    return dependency
+
+
+def _platform(*roles: Role):  # type: ignore[no-untyped-def]
+    async def dependency(key: CurrentKey) -> KeyIdentity:
+        if key.tenant_id is not None:
+            raise Forbidden("Only a platform key may manage tenants.")
+        _require_role(key, roles)
+        return key
+
+    return dependency
+
+
+ReadAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin, Role.viewer))]
+AdminAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin))]
+PlatformRead = Annotated[KeyIdentity, Depends(_platform(Role.admin, Role.viewer))]
+PlatformAdmin = Annotated[KeyIdentity, Depends(_platform(Role.admin))]
+
+
+async def _read_tenant(session: SessionDep, scope: ReadAccess) -> Tenant:
+    return await tenants.get_tenant(session, tenant_id=scope.tenant_id)
+
+
+async def _admin_tenant(session: SessionDep, scope: AdminAccess) -> Tenant:
+    return await tenants.get_tenant(session, tenant_id=scope.tenant_id)
+
+
+# The tenant the request acts on, loaded in the request's session.
+ReadTenant = Annotated[Tenant, Depends(_read_tenant)]
+AdminTenant = Annotated[Tenant, Depends(_admin_tenant)]
+
+
+async def _read_user(user_id: uuid.UUID, session: SessionDep, scope: ReadAccess) -> TenantUser:
+    return await users.require_user(session, tenant_id=scope.tenant_id, user_id=user_id)
+
+
+async def _admin_user(user_id: uuid.UUID, session: SessionDep, scope: AdminAccess) -> TenantUser:
+    return await users.require_user(session, tenant_id=scope.tenant_id, user_id=user_id)
+
+
+# The user of the route's `{user_id}`, with its tenant; another tenant's user is not found.
+ReadUser = Annotated[TenantUser, Depends(_read_user)]
+AdminUser = Annotated[TenantUser, Depends(_admin_user)]
+
+
+async def _read_device(
+    device_id: uuid.UUID, session: SessionDep, scope: ReadAccess
+) -> TenantDevice:
+    return await devices.require_device(session, tenant_id=scope.tenant_id, device_id=device_id)
+
+
+async def _admin_device(
+    device_id: uuid.UUID, session: SessionDep, scope: AdminAccess
+) -> TenantDevice:
+    return await devices.require_device(session, tenant_id=scope.tenant_id, device_id=device_id)
+
+
+# The device of the route's `{device_id}`, with its tenant.
+ReadDevice = Annotated[TenantDevice, Depends(_read_device)]
+AdminDevice = Annotated[TenantDevice, Depends(_admin_device)]
+
+
+# A plain dependency, not a yielding one: FastAPI's work per dependency, and more per yielding
+# one, is a large share of a registrar lookup.
+async def _call_control(request: Request, credentials: BearerCredentials) -> CallControl:
+    key = await _authenticate(request, credentials)
+    _require_role(key, (Role.call_control, Role.admin))
+    return CallControl(
+        key=key, store=request.app.state.callcontrol_store, settings=request.app.state.settings
+    )
+
+
+CallControlAccess = Annotated[CallControl, Depends(_call_control)]

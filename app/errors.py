@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.database import UNAVAILABLE_ERRORS, database_unavailable
+from app.db.errors import UNAVAILABLE_ERRORS, database_unavailable
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """Liveness and readiness probes (no key needed)."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.database import get_database
+from app.deps import DatabaseDep
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -16,10 +16,10 @@ async def live() -> dict[str, str]:
 
 
 @router.get("/ready", responses={503: {"description": "The database cannot be reached."}})
-async def ready(request: Request) -> JSONResponse:
+async def ready(db: DatabaseDep) -> JSONResponse:
     """The process can reach its database."""
     try:
-        async with get_database(request).engine.connect() as conn:
+        async with db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)

@@ -11,11 +11,12 @@ from fastapi.routing import APIRoute
 from app.auth.router import router as api_keys_router
 from app.auth.service import Authenticator
 from app.bootstrap import bootstrap_if_empty
-from app.callcontrol.router import calls_router
+from app.callcontrol.access import open_store
 from app.callcontrol.router import router as callcontrol_router
 from app.crypto import PasswordCipher
-from app.database import Database
+from app.db.session import Database
 from app.devices.router import router as devices_router
+from app.directory.router import router as directory_router
 from app.errors import install_error_handlers, problem_openapi
 from app.extensions.router import router as extensions_router
 from app.health import router as health_router
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings)
         app.state.db = db
+        app.state.callcontrol_store = open_store(db)
         app.state.authenticator = Authenticator(db.engine, ttl=settings.api_key_cache_seconds)
         if settings.uses_development_key:
             logger.warning(
@@ -84,11 +86,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_router,
         tenants_router,
         api_keys_router,
+        directory_router,
         users_router,
         devices_router,
         extensions_router,
         quotas_router,
-        calls_router,
         jobs_router,
     ):
         app.include_router(router)

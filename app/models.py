@@ -1,11 +1,17 @@
-"""Every table, imported in one place for Alembic and the tests."""
+"""Every table, imported in one place: Alembic, the entry points and the tests load them all, so
+that every mapper resolves whatever a command touches first."""
 
 from app.auth.models import ApiKey
-from app.callcontrol.models import CallAuthorization, CallRecord
-from app.database import Base
+from app.db.base import Base
 from app.devices.models import Device
 from app.extensions.models import Extension
-from app.quotas.models import MonthlyUsage, MonthRollover, QuotaHistory
+from app.quotas.models import (
+    CallAuthorization,
+    CallRecord,
+    MonthlyUsage,
+    MonthRollover,
+    QuotaHistory,
+)
 from app.tenants.models import Tenant
 from app.users.models import User
 

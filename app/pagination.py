@@ -30,3 +30,7 @@ class Page(BaseModel, Generic[T]):
     total: int = Field(description="Items matching the query, over all pages.")
     limit: int
     offset: int
+
+    @classmethod
+    def of(cls, items: list[T], total: int, params: PageParams) -> "Page[T]":
+        return cls(items=items, total=total, limit=params.limit, offset=params.offset)

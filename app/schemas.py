@@ -33,3 +33,10 @@ class PatchModel(BaseModel):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
+
+    def apply_to(self, target: object) -> dict[str, Any]:
+        """Sets every given field on `target`; returns what was given."""
+        changes = self.changes()
+        for field, value in changes.items():
+            setattr(target, field, value)
+        return changes

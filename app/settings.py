@@ -25,6 +25,14 @@ class Settings(BaseSettings):
         description="PostgreSQL connections in each of a process's two pools (the call-control "
         "routes' own, and the other routes'); requests beyond it wait for a connection.",
     )
+    database_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long opening a database connection may take."
+    )
+    database_statement_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a call-control statement may run before the request answers 503.",
+    )
     secret_key: SecretStr = Field(
         default=SecretStr(""),
         description="Encrypts device passwords at rest; at least 32 characters.",

@@ -12,12 +12,12 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from app.callcontrol.models import CallRecord
+from app.quotas.models import CallRecord
 from app.crypto import PasswordCipher, generate_password, ha1_md5, ha1_sha256
-from app.database import create_engine
+from app.db.engine import create_engine
 from app.devices.models import Device, DeviceKind
 from app.extensions.models import Extension
-from app.extensions.service import shadows_emergency
+from app.dialing import shadows_emergency
 from app.quotas.models import MonthlyUsage
 from app.settings import Settings
 from app.tenants.models import Tenant

@@ -6,7 +6,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app.database import create_engine
+from app.db.engine import create_engine
 from app.models import Base
 from app.settings import Settings
 

@@ -10,9 +10,10 @@ from app.auth.models import ApiKey, Role
 from app.bootstrap import bootstrap_if_empty
 from app.cli import alembic_config
 from app.crypto import hash_api_key
-from app.database import Database
+from app.db.session import Database
 from app.tenants.models import Tenant
-from tests.conftest import db_rows, make_settings
+from tests.helpers.api import db_rows
+from tests.helpers.settings import make_settings
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ from sqlalchemy import select
 from app.auth.models import ApiKey, Role
 from app.cli import build_parser, main
 from app.crypto import hash_api_key
-from app.database import Database
+from app.db.session import Database
 from app.settings import get_settings
 from app.tenants.models import Tenant
-from tests.conftest import TEST_SECRET_KEY, db_rows, make_settings
+from tests.helpers.api import db_rows
+from tests.helpers.settings import TEST_SECRET_KEY, make_settings
 
 
 @pytest.mark.parametrize(

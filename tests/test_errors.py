@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from app.main import create_app
-from tests.conftest import TenantKeys, add_extension, assert_problem, create_user, make_settings
+from tests.helpers.api import TenantKeys, add_extension, assert_problem, create_user
+from tests.helpers.settings import make_settings
 
 
 async def test_a_malformed_uuid_is_422_naming_the_path_parameter(

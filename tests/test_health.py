@@ -3,7 +3,7 @@ from pathlib import Path
 import httpx
 
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.helpers.settings import make_settings
 
 
 async def test_liveness_and_readiness_need_no_key(client: httpx.AsyncClient) -> None:

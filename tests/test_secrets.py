@@ -6,9 +6,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.database import Database
+from app.db.session import Database
 from app.devices.models import Device
-from tests.conftest import TenantKeys, add_device, add_extension, create_user, db_rows
+from tests.helpers.api import TenantKeys, add_device, add_extension, create_user, db_rows
 
 
 async def collect_secrets(

@@ -5,7 +5,8 @@ from enum import StrEnum
 from sqlalchemy import Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import Base, IdMixin, utcnow
+from app.clock import utcnow
+from app.db.base import Base, IdMixin
 
 
 class Role(StrEnum):

@@ -3,10 +3,9 @@ import uuid
 from fastapi import APIRouter, status
 
 from app.auth import service
-from app.auth.dependencies import AuthenticatorDep, PlatformAdmin, PlatformRead
 from app.auth.exceptions import ApiKeyNotFound
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from app.database import SessionDep
+from app.deps import AuthenticatorDep, PlatformAdmin, PlatformRead, SessionDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.tenants.exceptions import TenantNotFound
 

@@ -10,8 +10,8 @@ from app.auth import repository
 from app.auth.exceptions import ApiKeyNotFound
 from app.auth.models import ApiKey, Role
 from app.auth.repository import KeyIdentity
+from app.clock import utcnow
 from app.crypto import API_KEY_PREFIX, generate_api_key, hash_api_key
-from app.database import utcnow
 from app.tenants.exceptions import TenantNotFound
 from app.tenants.repository import get_tenant
 

@@ -1,28 +1,23 @@
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel
 
-from app.auth.dependencies import CallControlAccess, ReadAccess
 from app.callcontrol import service
 from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
 from app.callcontrol.schemas import (
     AuthorizationOut,
     AuthorizationRequest,
-    CallOut,
     ExtensionRoute,
     SipAccount,
     UsageReport,
 )
-from app.database import SessionDep
+from app.clock import utcnow
+from app.deps import CallControlAccess
 from app.errors import Forbidden, ServiceUnavailable, Unauthorized, responses
 from app.extensions.exceptions import ExtensionNotFound
-from app.pagination import Page, PageDep
-from app.quotas.periods import now_utc
-from app.tenants.exceptions import TenantNotFound
+from app.quotas.schemas import CallOut
 from app.tenants.schemas import SipDomain
-from app.users.exceptions import UserNotFound
 
 
 def json_response(model: BaseModel, *, status_code: int = 200) -> Response:
@@ -52,7 +47,7 @@ async def lookup_sip_account(
 ) -> Response:
     """Registrar lookup: the digest HA1 and state of a SIP account."""
     account = await service.sip_account(
-        cc.db, domain=domain, username=username, tenant_id=cc.key.tenant_id
+        cc.store, domain=domain, username=username, tenant_id=cc.key.tenant_id
     )
     return json_response(account)
 
@@ -68,24 +63,22 @@ async def route_extension(
     cc: CallControlAccess,
 ) -> Response:
     """Hotline and internal routing: the devices to ring for an extension, with auto-answer."""
-    async with cc.connection() as conn:
-        route = await service.extension_route(
-            conn, domain=domain, number=number, tenant_id=cc.key.tenant_id
-        )
+    route = await service.extension_route(
+        cc.store, domain=domain, number=number, tenant_id=cc.key.tenant_id
+    )
     return json_response(route)
 
 
 @router.post("/authorizations", response_model=AuthorizationOut)
 async def authorize_call(body: AuthorizationRequest, cc: CallControlAccess) -> Response:
     """Outbound authorization: may this caller call this number now, and for how long."""
-    async with cc.connection() as conn:
-        answer = await service.authorize(
-            conn,
-            request=body,
-            tenant_id=cc.key.tenant_id,
-            now=now_utc(),
-            hold_grace_seconds=cc.settings.hold_grace_seconds,
-        )
+    answer = await service.authorize(
+        cc.store,
+        request=body,
+        tenant_id=cc.key.tenant_id,
+        now=utcnow(),
+        hold_grace_seconds=cc.settings.hold_grace_seconds,
+    )
     return json_response(answer)
 
 
@@ -100,26 +93,7 @@ async def authorize_call(body: AuthorizationRequest, cc: CallControlAccess) -> R
 )
 async def report_usage(body: UsageReport, cc: CallControlAccess) -> Response:
     """Usage report: record a finished outbound call once and charge its minutes."""
-    async with cc.connection() as conn:
-        call, created = await service.record_usage(
-            conn, report=body, tenant_id=cc.key.tenant_id, now=now_utc()
-        )
-    return json_response(call, status_code=201 if created else 200)
-
-
-calls_router = APIRouter(
-    tags=["calls"], responses=responses(Unauthorized, Forbidden, TenantNotFound)
-)
-
-
-@calls_router.get(
-    "/v1/users/{user_id}/calls", response_model=Page[CallOut], responses=responses(UserNotFound)
-)
-async def list_user_calls(
-    user_id: uuid.UUID, session: SessionDep, page: PageDep, scope: ReadAccess
-) -> Page[CallOut]:
-    """A user's outbound calls, newest first."""
-    calls, total = await service.list_calls(
-        session, tenant_id=scope.tenant_id, user_id=user_id, limit=page.limit, offset=page.offset
+    call, created = await service.record_usage(
+        cc.store, report=body, tenant_id=cc.key.tenant_id, now=utcnow()
     )
-    return Page(items=calls, total=total, limit=page.limit, offset=page.offset)
+    return json_response(call, status_code=201 if created else 200)

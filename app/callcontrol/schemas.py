@@ -1,5 +1,4 @@
 import uuid
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Self
 
@@ -110,17 +109,3 @@ class UsageReport(CallerRef):
         examples=["2026-11-25T09:30:00+07:00"],
     )
     duration_seconds: int = Field(ge=0, le=7 * 86400, examples=[125])
-
-
-class CallOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    call_id: str
-    user_id: uuid.UUID
-    device_id: uuid.UUID | None
-    destination: str
-    started_at: datetime
-    duration_seconds: int
-    charged_seconds: int = Field(description="Rounded up to the tenant's billing increment.")
-    period: str = Field(description="The month charged, in the tenant's time zone.")
-    emergency: bool

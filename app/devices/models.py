@@ -1,14 +1,10 @@
 import uuid
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import Base, IdMixin, TimestampMixin
-
-if TYPE_CHECKING:
-    from app.users.models import User
+from app.db.base import Base, IdMixin, TimestampMixin
 
 
 class DeviceKind(StrEnum):
@@ -37,5 +33,3 @@ class Device(IdMixin, TimestampMixin, Base):
     password_encrypted: Mapped[str] = mapped_column(String(512))
     ha1: Mapped[str] = mapped_column(String(32))
     ha1_sha256: Mapped[str] = mapped_column(String(64))
-
-    user: Mapped["User"] = relationship(back_populates="devices", lazy="raise")

@@ -4,23 +4,32 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.devices.models import Device
+from app.tenants.models import Tenant
 from app.users.models import User
 
 
-async def get_device(
+async def get_device_and_tenant(
     session: AsyncSession, *, tenant_id: uuid.UUID, device_id: uuid.UUID
-) -> Device | None:
-    return await session.scalar(
-        select(Device).where(Device.id == device_id, Device.tenant_id == tenant_id)
-    )
+) -> tuple[Device, Tenant] | None:
+    row = (
+        await session.execute(
+            select(Device, Tenant)
+            .join(Tenant, Tenant.id == Device.tenant_id)
+            .where(Device.id == device_id, Device.tenant_id == tenant_id)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
 
 
 async def list_user_devices(
-    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_ids: list[uuid.UUID]
 ) -> list[Device]:
+    """The devices of these users, in the order they were added."""
+    if not user_ids:
+        return []
     rows = await session.scalars(
         select(Device)
-        .where(Device.tenant_id == tenant_id, Device.user_id == user_id)
+        .where(Device.tenant_id == tenant_id, Device.user_id.in_(user_ids))
         .order_by(Device.created_at, Device.id)
     )
     return list(rows)
@@ -30,14 +39,6 @@ async def list_tenant_devices(session: AsyncSession, *, tenant_id: uuid.UUID) ->
     return list(await session.scalars(select(Device).where(Device.tenant_id == tenant_id)))
 
 
-async def get_device_and_owner_name(
-    session: AsyncSession, *, tenant_id: uuid.UUID, device_id: uuid.UUID
-) -> tuple[Device, str] | None:
-    row = (
-        await session.execute(
-            select(Device, User.display_name)
-            .join(User, User.id == Device.user_id)
-            .where(Device.id == device_id, Device.tenant_id == tenant_id)
-        )
-    ).first()
-    return (row[0], row[1]) if row else None
+async def owner_name(session: AsyncSession, *, device: Device) -> str:
+    name = await session.scalar(select(User.display_name).where(User.id == device.user_id))
+    return name or ""

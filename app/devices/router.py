@@ -1,10 +1,14 @@
-import uuid
-
 from fastapi import APIRouter, status
 
-from app.auth.dependencies import AdminAccess, ReadAccess
-from app.database import SessionDep
-from app.deps import CipherDep, SettingsDep
+from app.deps import (
+    AdminDevice,
+    AdminUser,
+    CipherDep,
+    ReadDevice,
+    ReadUser,
+    SessionDep,
+    SettingsDep,
+)
 from app.devices import service
 from app.devices.exceptions import DeviceNameTaken, DeviceNotFound
 from app.devices.schemas import (
@@ -26,11 +30,11 @@ router = APIRouter(tags=["devices"], responses=responses(Unauthorized, Forbidden
 @router.get(
     "/v1/users/{user_id}/devices", response_model=list[DeviceOut], responses=responses(UserNotFound)
 )
-async def list_devices(
-    user_id: uuid.UUID, session: SessionDep, scope: ReadAccess
-) -> list[DeviceOut]:
+async def list_devices(session: SessionDep, current: ReadUser) -> list[DeviceOut]:
     """List a user's SIP accounts."""
-    devices = await service.list_devices(session, tenant_id=scope.tenant_id, user_id=user_id)
+    devices = await service.list_devices(
+        session, tenant_id=current.tenant.id, user_id=current.user.id
+    )
     return [DeviceOut.model_validate(d) for d in devices]
 
 
@@ -41,15 +45,11 @@ async def list_devices(
     responses=responses(UserNotFound, DeviceNameTaken, InvalidInput),
 )
 async def create_device(
-    user_id: uuid.UUID,
-    body: DeviceCreate,
-    session: SessionDep,
-    cipher: CipherDep,
-    scope: AdminAccess,
+    body: DeviceCreate, session: SessionDep, cipher: CipherDep, current: AdminUser
 ) -> DeviceCreated:
     """Add a SIP account for one more device of a user."""
-    device, password = await service.create_device(
-        session, cipher, tenant_id=scope.tenant_id, user_id=user_id, data=body
+    device, password = await service.add_device(
+        session, cipher, tenant=current.tenant, user_id=current.user.id, data=body
     )
     return DeviceCreated(**DeviceOut.model_validate(device).model_dump(), password=password)
 
@@ -57,10 +57,9 @@ async def create_device(
 @router.get(
     "/v1/devices/{device_id}", response_model=DeviceOut, responses=responses(DeviceNotFound)
 )
-async def get_device(device_id: uuid.UUID, session: SessionDep, scope: ReadAccess) -> DeviceOut:
+async def get_device(current: ReadDevice) -> DeviceOut:
     """Show a SIP account."""
-    device = await service.get_device(session, tenant_id=scope.tenant_id, device_id=device_id)
-    return DeviceOut.model_validate(device)
+    return DeviceOut.model_validate(current.device)
 
 
 @router.patch(
@@ -69,16 +68,10 @@ async def get_device(device_id: uuid.UUID, session: SessionDep, scope: ReadAcces
     responses=responses(DeviceNotFound, DeviceNameTaken, InvalidInput),
 )
 async def update_device(
-    device_id: uuid.UUID,
-    body: DeviceUpdate,
-    session: SessionDep,
-    cipher: CipherDep,
-    scope: AdminAccess,
+    body: DeviceUpdate, session: SessionDep, cipher: CipherDep, current: AdminDevice
 ) -> DeviceOut:
     """Rename, change the kind of, enable or disable a SIP account."""
-    device = await service.update_device(
-        session, cipher, tenant_id=scope.tenant_id, device_id=device_id, data=body
-    )
+    device = await service.update_device(session, cipher, current=current, data=body)
     return DeviceOut.model_validate(device)
 
 
@@ -87,9 +80,9 @@ async def update_device(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(DeviceNotFound),
 )
-async def delete_device(device_id: uuid.UUID, session: SessionDep, scope: AdminAccess) -> None:
+async def delete_device(session: SessionDep, current: AdminDevice) -> None:
     """Delete a SIP account."""
-    await service.delete_device(session, tenant_id=scope.tenant_id, device_id=device_id)
+    await service.delete_device(session, device=current.device)
 
 
 @router.get(
@@ -98,16 +91,10 @@ async def delete_device(device_id: uuid.UUID, session: SessionDep, scope: AdminA
     responses=responses(DeviceNotFound),
 )
 async def get_device_config(
-    device_id: uuid.UUID,
-    session: SessionDep,
-    cipher: CipherDep,
-    settings: SettingsDep,
-    scope: AdminAccess,
+    session: SessionDep, cipher: CipherDep, settings: SettingsDep, current: AdminDevice
 ) -> DeviceConfig:
     """Show a SIP account's settings for the web client and for an IP phone, password included."""
-    return await service.device_config(
-        session, cipher, settings, tenant_id=scope.tenant_id, device_id=device_id
-    )
+    return await service.device_config(session, cipher, settings, current=current)
 
 
 @router.post(
@@ -116,14 +103,10 @@ async def get_device_config(
     responses=responses(DeviceNotFound, InvalidInput),
 )
 async def rotate_device_password(
-    device_id: uuid.UUID,
-    body: PasswordRotate,
-    session: SessionDep,
-    cipher: CipherDep,
-    scope: AdminAccess,
+    body: PasswordRotate, session: SessionDep, cipher: CipherDep, current: AdminDevice
 ) -> PasswordRotated:
     """Set a new password (generated unless given); it is returned once."""
     device, password = await service.rotate_password(
-        session, cipher, tenant_id=scope.tenant_id, device_id=device_id, password=body.password
+        session, cipher, current=current, password=body.password
     )
     return PasswordRotated(device_id=device.id, password=password)

@@ -4,14 +4,15 @@ import re
 import secrets
 import unicodedata
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.crypto import PasswordCipher, generate_password, ha1_md5, ha1_sha256
+from app.db.conflicts import flush_or_conflict
 from app.devices import repository
 from app.devices.exceptions import DeviceNameTaken, DeviceNotFound
-from app.devices.models import Device, DeviceKind
+from app.devices.models import Device
 from app.devices.schemas import (
     DeviceConfig,
     DeviceCreate,
@@ -23,7 +24,25 @@ from app.devices.schemas import (
 from app.errors import InvalidInput
 from app.settings import Settings
 from app.tenants.models import Tenant
-from app.users.repository import require_user
+
+
+@dataclass(frozen=True, slots=True)
+class TenantDevice:
+    """A device, and the tenant whose realm its digest HA1 is computed for."""
+
+    device: Device
+    tenant: Tenant
+
+
+async def require_device(
+    session: AsyncSession, *, tenant_id: uuid.UUID, device_id: uuid.UUID
+) -> TenantDevice:
+    found = await repository.get_device_and_tenant(
+        session, tenant_id=tenant_id, device_id=device_id
+    )
+    if found is None:
+        raise DeviceNotFound(f"No device {device_id}.")
+    return TenantDevice(device=found[0], tenant=found[1])
 
 
 def check_password(password: str, *, username: str, field: str = "body.password") -> None:
@@ -42,11 +61,15 @@ def _set_password(device: Device, cipher: PasswordCipher, *, password: str, real
     device.ha1_sha256 = ha1_sha256(device.name, realm, password)
 
 
-async def _flush(session: AsyncSession, name: str) -> None:
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise DeviceNameTaken(f"Device name {name} is already used in this tenant.") from None
+async def _flush(session: AsyncSession, device: Device) -> None:
+    await flush_or_conflict(
+        session,
+        {
+            "uq_device_tenant_id_name_key": DeviceNameTaken(
+                f"Device name {device.name} is already used in this tenant."
+            )
+        },
+    )
 
 
 def default_device_name(display_name: str) -> str:
@@ -63,132 +86,78 @@ async def add_device(
     *,
     tenant: Tenant,
     user_id: uuid.UUID,
-    name: str,
-    kind: DeviceKind,
-    password: str | None,
+    data: DeviceCreate,
 ) -> tuple[Device, str]:
-    if password is None:
+    """A new SIP account for the user; returns it with its password (generated unless given)."""
+    if data.password is None:
         password = generate_password()
     else:
-        check_password(password, username=name)
+        password = data.password
+        check_password(password, username=data.name)
     device = Device(
-        tenant_id=tenant.id, user_id=user_id, name=name, name_key=name.lower(), kind=kind
+        tenant_id=tenant.id,
+        user_id=user_id,
+        name=data.name,
+        name_key=data.name.lower(),
+        kind=data.kind,
     )
     _set_password(device, cipher, password=password, realm=tenant.sip_domain)
     session.add(device)
-    await _flush(session, name)
+    await _flush(session, device)
     return device, password
-
-
-async def create_device(
-    session: AsyncSession,
-    cipher: PasswordCipher,
-    *,
-    tenant_id: uuid.UUID,
-    user_id: uuid.UUID,
-    data: DeviceCreate,
-) -> tuple[Device, str]:
-    await require_user(session, tenant_id=tenant_id, user_id=user_id)
-    tenant = await session.get_one(Tenant, tenant_id)
-    return await add_device(
-        session,
-        cipher,
-        tenant=tenant,
-        user_id=user_id,
-        name=data.name,
-        kind=data.kind,
-        password=data.password,
-    )
 
 
 async def list_devices(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> list[Device]:
-    await require_user(session, tenant_id=tenant_id, user_id=user_id)
-    return await repository.list_user_devices(session, tenant_id=tenant_id, user_id=user_id)
-
-
-async def get_device(
-    session: AsyncSession, *, tenant_id: uuid.UUID, device_id: uuid.UUID
-) -> Device:
-    device = await repository.get_device(session, tenant_id=tenant_id, device_id=device_id)
-    if device is None:
-        raise DeviceNotFound(f"No device {device_id}.")
-    return device
+    return await repository.list_user_devices(session, tenant_id=tenant_id, user_ids=[user_id])
 
 
 async def update_device(
-    session: AsyncSession,
-    cipher: PasswordCipher,
-    *,
-    tenant_id: uuid.UUID,
-    device_id: uuid.UUID,
-    data: DeviceUpdate,
+    session: AsyncSession, cipher: PasswordCipher, *, current: TenantDevice, data: DeviceUpdate
 ) -> Device:
-    device = await get_device(session, tenant_id=tenant_id, device_id=device_id)
+    device = current.device
     changes = data.changes()
     if "name" in changes and changes["name"] != device.name:
         # The digest HA1 covers the username, so a rename needs it computed again.
         password = cipher.decrypt(device.password_encrypted)
         if changes["name"].lower() in password.lower():
             raise InvalidInput("body.name", "The device password contains the new name.")
-        # Loaded before the rename: its query would autoflush a taken name outside `_flush`.
-        tenant = await session.get_one(Tenant, tenant_id)
         device.name = changes["name"]
         device.name_key = device.name.lower()
-        _set_password(device, cipher, password=password, realm=tenant.sip_domain)
+        _set_password(device, cipher, password=password, realm=current.tenant.sip_domain)
     if "kind" in changes:
         device.kind = changes["kind"]
     if "enabled" in changes:
         device.enabled = changes["enabled"]
-    await _flush(session, device.name)
+    await _flush(session, device)
     return device
 
 
-async def delete_device(
-    session: AsyncSession, *, tenant_id: uuid.UUID, device_id: uuid.UUID
-) -> None:
-    device = await get_device(session, tenant_id=tenant_id, device_id=device_id)
+async def delete_device(session: AsyncSession, *, device: Device) -> None:
     await session.delete(device)
     await session.flush()
 
 
 async def rotate_password(
-    session: AsyncSession,
-    cipher: PasswordCipher,
-    *,
-    tenant_id: uuid.UUID,
-    device_id: uuid.UUID,
-    password: str | None,
+    session: AsyncSession, cipher: PasswordCipher, *, current: TenantDevice, password: str | None
 ) -> tuple[Device, str]:
-    device = await get_device(session, tenant_id=tenant_id, device_id=device_id)
+    device = current.device
     if password is None:
         password = generate_password()
     else:
         check_password(password, username=device.name)
-    tenant = await session.get_one(Tenant, tenant_id)
-    _set_password(device, cipher, password=password, realm=tenant.sip_domain)
+    _set_password(device, cipher, password=password, realm=current.tenant.sip_domain)
     await session.flush()
     return device, password
 
 
 async def device_config(
-    session: AsyncSession,
-    cipher: PasswordCipher,
-    settings: Settings,
-    *,
-    tenant_id: uuid.UUID,
-    device_id: uuid.UUID,
+    session: AsyncSession, cipher: PasswordCipher, settings: Settings, *, current: TenantDevice
 ) -> DeviceConfig:
-    found = await repository.get_device_and_owner_name(
-        session, tenant_id=tenant_id, device_id=device_id
-    )
-    if found is None:
-        raise DeviceNotFound(f"No device {device_id}.")
-    device, display_name = found
-    tenant = await session.get_one(Tenant, tenant_id)
+    device, domain = current.device, current.tenant.sip_domain
+    display_name = await repository.owner_name(session, device=device)
     password = cipher.decrypt(device.password_encrypted)
-    domain = tenant.sip_domain
     return DeviceConfig(
         device_id=device.id,
         web=WebConfig(

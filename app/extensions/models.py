@@ -4,7 +4,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import Base, IdMixin, utcnow
+from app.clock import utcnow
+from app.db.base import Base, IdMixin
 
 
 class Extension(IdMixin, Base):

@@ -8,11 +8,14 @@ from app.users.models import User
 
 
 async def list_user_extensions(
-    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_ids: list[uuid.UUID]
 ) -> list[Extension]:
+    """The extensions of these users, by number."""
+    if not user_ids:
+        return []
     rows = await session.scalars(
         select(Extension)
-        .where(Extension.tenant_id == tenant_id, Extension.user_id == user_id)
+        .where(Extension.tenant_id == tenant_id, Extension.user_id.in_(user_ids))
         .order_by(Extension.number)
     )
     return list(rows)

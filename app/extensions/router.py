@@ -1,10 +1,8 @@
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from app.auth.dependencies import AdminAccess, ReadAccess
-from app.database import SessionDep
+from app.deps import AdminUser, ReadAccess, ReadTenant, ReadUser, SessionDep
 from app.errors import Forbidden, InvalidInput, Unauthorized, responses
 from app.extensions import service
 from app.extensions.exceptions import ExtensionNotFound, ExtensionTaken
@@ -29,11 +27,11 @@ NumberPath = Annotated[str, Path(pattern=r"^[0-9]{2,4}$", examples=["102"])]
     response_model=list[ExtensionOut],
     responses=responses(UserNotFound),
 )
-async def list_user_extensions(
-    user_id: uuid.UUID, session: SessionDep, scope: ReadAccess
-) -> list[ExtensionOut]:
+async def list_user_extensions(session: SessionDep, current: ReadUser) -> list[ExtensionOut]:
     """List a user's extensions."""
-    extensions = await service.list_extensions(session, tenant_id=scope.tenant_id, user_id=user_id)
+    extensions = await service.list_extensions(
+        session, tenant_id=current.tenant.id, user_id=current.user.id
+    )
     return [ExtensionOut.model_validate(e) for e in extensions]
 
 
@@ -44,11 +42,11 @@ async def list_user_extensions(
     responses=responses(UserNotFound, ExtensionTaken, InvalidInput),
 )
 async def add_user_extension(
-    user_id: uuid.UUID, body: ExtensionCreate, session: SessionDep, scope: AdminAccess
+    body: ExtensionCreate, session: SessionDep, current: AdminUser
 ) -> ExtensionOut:
     """Give a user an extension (2 to 4 digits, unique in the company)."""
     extension = await service.add_extension(
-        session, tenant_id=scope.tenant_id, user_id=user_id, number=body.number
+        session, tenant=current.tenant, user_id=current.user.id, number=body.number
     )
     return ExtensionOut.model_validate(extension)
 
@@ -59,25 +57,23 @@ async def add_user_extension(
     responses=responses(UserNotFound, ExtensionNotFound),
 )
 async def remove_user_extension(
-    user_id: uuid.UUID, number: NumberPath, session: SessionDep, scope: AdminAccess
+    number: NumberPath, session: SessionDep, current: AdminUser
 ) -> None:
     """Take an extension away from a user."""
     await service.remove_extension(
-        session, tenant_id=scope.tenant_id, user_id=user_id, number=number
+        session, tenant_id=current.tenant.id, user_id=current.user.id, number=number
     )
 
 
 @router.get("/v1/extensions/available", response_model=AvailableExtensions)
 async def list_available_extensions(
     session: SessionDep,
-    scope: ReadAccess,
+    tenant: ReadTenant,
     digits: Annotated[int, Query(ge=2, le=4, description="Length of the numbers.")] = 3,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> AvailableExtensions:
     """Suggest the next free extensions of a given length."""
-    numbers = await service.available_numbers(
-        session, tenant_id=scope.tenant_id, digits=digits, limit=limit
-    )
+    numbers = await service.available_numbers(session, tenant=tenant, digits=digits, limit=limit)
     return AvailableExtensions(digits=digits, numbers=numbers)
 
 

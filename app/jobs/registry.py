@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from app.database import Database
+from app.db.session import Database
 from app.errors import NotFound
 from app.quotas.jobs import close_finished_months
 from app.settings import Settings

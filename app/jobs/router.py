@@ -1,10 +1,9 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from app.auth.dependencies import PlatformAdmin
-from app.database import get_database
+from app.deps import DatabaseDep, PlatformAdmin
 from app.errors import Forbidden, Unauthorized, responses
 from app.jobs import registry
 from app.jobs.registry import JOBS, JobNotFound
@@ -30,7 +29,7 @@ async def list_jobs(_key: PlatformAdmin) -> list[JobOut]:
 
 @router.post("/{name}/run", response_model=JobRun, responses=responses(JobNotFound))
 async def run_job(
-    name: Annotated[str, Path(max_length=64)], request: Request, _key: PlatformAdmin
+    name: Annotated[str, Path(max_length=64)], db: DatabaseDep, _key: PlatformAdmin
 ) -> JobRun:
     """Run a job now (it is idempotent)."""
-    return JobRun(name=name, result=await registry.run_job(get_database(request), name))
+    return JobRun(name=name, result=await registry.run_job(db, name))

@@ -9,16 +9,17 @@ month's effects, so replicas running it at the same instant close a month exactl
 import logging
 from datetime import datetime
 
-from app.database import Database
+from app.clock import utcnow
+from app.db.session import Database
 from app.quotas import repository
-from app.quotas.periods import next_period, now_utc, period_of, period_start
+from app.quotas.periods import next_period, period_of, period_start
 
 logger = logging.getLogger(__name__)
 
 
 async def close_finished_months(db: Database, *, now: datetime | None = None) -> int:
     """Closes every finished month not closed yet, for every tenant; returns how many it closed."""
-    now = now or now_utc()
+    now = now or utcnow()
     async with db.session_scope() as session:
         tenants = await repository.tenants_for_rollover(session)
     closed = 0

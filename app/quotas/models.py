@@ -1,10 +1,14 @@
+"""The minute ledger: each month's charged seconds, the holds of calls in progress, every
+reported call, and the closed months with their limits."""
+
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import Base, utcnow
+from app.clock import utcnow
+from app.db.base import Base, IdMixin
 
 
 class MonthlyUsage(Base):
@@ -47,3 +51,50 @@ class QuotaHistory(Base):
         ForeignKey("tenant.id", ondelete="CASCADE"), index=True
     )
     limit_minutes: Mapped[int | None]
+
+
+class _Call:
+    """What an authorization and a ledger entry both say of a call."""
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    device_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("device.id", ondelete="SET NULL")
+    )
+    call_id: Mapped[str] = mapped_column(String(255))
+    destination: Mapped[str] = mapped_column(String(64))
+    emergency: Mapped[bool] = mapped_column(default=False)
+    period: Mapped[str] = mapped_column(String(7))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CallAuthorization(IdMixin, _Call, Base):
+    """The answer given to an outbound call, kept so a retry gets the same one; a granted call
+    to a limited user holds `held_seconds` of the month's remainder until released or expired."""
+
+    __tablename__ = "call_authorization"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "call_id"),
+        Index("ix_call_authorization_user_id_released_at", "user_id", "released_at"),
+    )
+
+    allowed: Mapped[bool]
+    reason: Mapped[str] = mapped_column(String(32))
+    max_duration_seconds: Mapped[int | None]
+    held_seconds: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[datetime | None]
+    released_at: Mapped[datetime | None]
+
+
+class CallRecord(IdMixin, _Call, Base):
+    """The ledger: one row per reported outbound call, charged once."""
+
+    __tablename__ = "call_record"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "call_id"),
+        Index("ix_call_record_user_id_started_at", "user_id", "started_at"),
+    )
+
+    started_at: Mapped[datetime]
+    duration_seconds: Mapped[int]
+    charged_seconds: Mapped[int]

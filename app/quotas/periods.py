@@ -1,6 +1,6 @@
 """Calendar months in a tenant's time zone: the unit of the outbound-minute quota."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 
@@ -24,7 +24,3 @@ def next_period(period: str) -> str:
 def resets_at(instant: datetime, timezone: str) -> datetime:
     """When the month containing `instant` ends: the next local month start."""
     return period_start(next_period(period_of(instant, timezone)), timezone)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -2,12 +2,18 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import String, bindparam, func, literal, select
+from sqlalchemy import Select, String, bindparam, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.callcontrol.models import CallAuthorization
-from app.database import AnyRow, HotConnection, PreparedQuery, dialect_insert
-from app.quotas.models import MonthlyUsage, MonthRollover, QuotaHistory
+from app.db.base import AnyRow
+from app.db.sql import dialect_insert
+from app.quotas.models import (
+    CallAuthorization,
+    CallRecord,
+    MonthlyUsage,
+    MonthRollover,
+    QuotaHistory,
+)
 from app.tenants.models import Tenant
 from app.users.models import User
 
@@ -27,41 +33,40 @@ async def used_seconds_by_user(
     return {row.user_id: row.used_seconds for row in rows}
 
 
-# Built once: the authorization runs it for every call of a limited user.
-_USED_AND_HELD = PreparedQuery(
-    select(
-        func.coalesce(
-            select(MonthlyUsage.used_seconds)
-            .where(
-                MonthlyUsage.user_id == bindparam("user_id"),
-                MonthlyUsage.period == bindparam("period"),
-            )
-            .scalar_subquery(),
-            0,
-        ).label("used"),
-        func.coalesce(
-            select(func.sum(CallAuthorization.held_seconds))
-            .where(
-                CallAuthorization.user_id == bindparam("user_id"),
-                CallAuthorization.released_at.is_(None),
-                CallAuthorization.period == bindparam("period"),
-                CallAuthorization.held_seconds > 0,
-                CallAuthorization.expires_at > bindparam("now"),
-            )
-            .scalar_subquery(),
-            0,
-        ).label("held"),
-    )
+# Seconds charged to a month, and seconds held by its calls still in progress. Built once: the
+# authorization runs it for every call of a limited user (parameters user_id, period, now).
+USED_AND_HELD: Select[tuple[int, int]] = select(
+    func.coalesce(
+        select(MonthlyUsage.used_seconds)
+        .where(
+            MonthlyUsage.user_id == bindparam("user_id"),
+            MonthlyUsage.period == bindparam("period"),
+        )
+        .scalar_subquery(),
+        0,
+    ).label("used"),
+    func.coalesce(
+        select(func.sum(CallAuthorization.held_seconds))
+        .where(
+            CallAuthorization.user_id == bindparam("user_id"),
+            CallAuthorization.released_at.is_(None),
+            CallAuthorization.period == bindparam("period"),
+            CallAuthorization.held_seconds > 0,
+            CallAuthorization.expires_at > bindparam("now"),
+        )
+        .scalar_subquery(),
+        0,
+    ).label("held"),
 )
 
 
 async def used_and_held_seconds(
-    conn: HotConnection, *, user_id: uuid.UUID, period: str, now: datetime
+    session: AsyncSession, *, user_id: uuid.UUID, period: str, now: datetime
 ) -> tuple[int, int]:
-    """Seconds charged to the month, and seconds held by its calls still in progress."""
-    row = await _USED_AND_HELD.first(conn, {"user_id": user_id, "period": period, "now": now})
-    assert row is not None
-    return int(row["used"]), int(row["held"])
+    row = (
+        await session.execute(USED_AND_HELD, {"user_id": user_id, "period": period, "now": now})
+    ).one()
+    return int(row.used), int(row.held)
 
 
 async def tenants_for_rollover(session: AsyncSession) -> list[AnyRow]:
@@ -122,6 +127,35 @@ async def quota_history(
         )
         .where(*where)
         .order_by(QuotaHistory.period.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows.all()), total or 0
+
+
+# What the ledger says of a call: the usage report's answer and the calls list's rows.
+CALL_COLUMNS = (
+    CallRecord.call_id,
+    CallRecord.user_id,
+    CallRecord.device_id,
+    CallRecord.destination,
+    CallRecord.started_at,
+    CallRecord.duration_seconds,
+    CallRecord.charged_seconds,
+    CallRecord.period,
+    CallRecord.emergency,
+)
+
+
+async def list_calls(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[AnyRow], int]:
+    where = (CallRecord.tenant_id == tenant_id, CallRecord.user_id == user_id)
+    total = await session.scalar(select(func.count()).select_from(CallRecord).where(*where))
+    rows = await session.execute(
+        select(*CALL_COLUMNS)
+        .where(*where)
+        .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
         .limit(limit)
         .offset(offset)
     )

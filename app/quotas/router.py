@@ -1,45 +1,54 @@
-import uuid
-
 from fastapi import APIRouter
 
-from app.auth.dependencies import AdminAccess, ReadAccess
-from app.database import SessionDep
+from app.deps import AdminUser, ReadUser, SessionDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.pagination import Page, PageDep
 from app.quotas import service
-from app.quotas.schemas import QuotaHistoryEntry, QuotaOut, QuotaUpdate
+from app.quotas.schemas import CallOut, QuotaHistoryEntry, QuotaOut, QuotaUpdate
 from app.tenants.exceptions import TenantNotFound
 from app.users.exceptions import UserNotFound
 
 router = APIRouter(
-    prefix="/v1/users/{user_id}/quota",
-    tags=["quota"],
+    prefix="/v1/users/{user_id}",
     responses=responses(Unauthorized, Forbidden, TenantNotFound, UserNotFound),
 )
 
 
-@router.get("", response_model=QuotaOut)
-async def get_quota(user_id: uuid.UUID, session: SessionDep, scope: ReadAccess) -> QuotaOut:
+@router.get("/quota", response_model=QuotaOut, tags=["quota"])
+async def get_quota(session: SessionDep, current: ReadUser) -> QuotaOut:
     """Show minutes used and allowed this month."""
-    return await service.get_quota(session, tenant_id=scope.tenant_id, user_id=user_id)
+    return await service.get_quota(session, current=current)
 
 
-@router.put("", response_model=QuotaOut)
-async def set_quota(
-    user_id: uuid.UUID, body: QuotaUpdate, session: SessionDep, scope: AdminAccess
-) -> QuotaOut:
+@router.put("/quota", response_model=QuotaOut, tags=["quota"])
+async def set_quota(body: QuotaUpdate, session: SessionDep, current: AdminUser) -> QuotaOut:
     """Set the monthly outbound minutes (null for unlimited)."""
-    return await service.set_limit(
-        session, tenant_id=scope.tenant_id, user_id=user_id, limit_minutes=body.limit_minutes
-    )
+    return await service.set_limit(session, current=current, limit_minutes=body.limit_minutes)
 
 
-@router.get("/history", response_model=Page[QuotaHistoryEntry])
+@router.get("/quota/history", response_model=Page[QuotaHistoryEntry], tags=["quota"])
 async def get_quota_history(
-    user_id: uuid.UUID, session: SessionDep, page: PageDep, scope: ReadAccess
+    session: SessionDep, page: PageDep, current: ReadUser
 ) -> Page[QuotaHistoryEntry]:
     """Past months: minutes allowed and used, newest first."""
     entries, total = await service.quota_history(
-        session, tenant_id=scope.tenant_id, user_id=user_id, limit=page.limit, offset=page.offset
+        session,
+        tenant_id=current.tenant.id,
+        user_id=current.user.id,
+        limit=page.limit,
+        offset=page.offset,
     )
-    return Page(items=entries, total=total, limit=page.limit, offset=page.offset)
+    return Page.of(entries, total, page)
+
+
+@router.get("/calls", response_model=Page[CallOut], tags=["calls"])
+async def list_user_calls(session: SessionDep, page: PageDep, current: ReadUser) -> Page[CallOut]:
+    """A user's outbound calls, newest first."""
+    calls, total = await service.list_calls(
+        session,
+        tenant_id=current.tenant.id,
+        user_id=current.user.id,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return Page.of(calls, total, page)

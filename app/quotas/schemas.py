@@ -1,3 +1,4 @@
+import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,3 +37,17 @@ class QuotaHistoryEntry(BaseModel):
     )
     used_seconds: int
     used_minutes: int
+
+
+class CallOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    call_id: str
+    user_id: uuid.UUID
+    device_id: uuid.UUID | None
+    destination: str
+    started_at: datetime
+    duration_seconds: int
+    charged_seconds: int = Field(description="Rounded up to the tenant's billing increment.")
+    period: str = Field(description="The month charged, in the tenant's time zone.")
+    emergency: bool

@@ -1,16 +1,17 @@
-"""The monthly outbound-minute quota: minutes used against minutes allowed."""
+"""The monthly outbound-minute quota: minutes used against minutes allowed, and the ledger of
+calls behind it."""
 
 import math
 import uuid
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utcnow
 from app.quotas import repository
-from app.quotas.periods import now_utc, period_of, resets_at
-from app.quotas.schemas import QuotaHistoryEntry, QuotaOut
-from app.tenants.models import Tenant
-from app.users.repository import require_user
+from app.quotas.periods import period_of, resets_at
+from app.quotas.schemas import CallOut, QuotaHistoryEntry, QuotaOut
+from app.users import service as users
+from app.users.service import TenantUser
 
 
 def used_minutes(used_seconds: int) -> int:
@@ -21,23 +22,17 @@ def remaining_seconds(limit_minutes: int | None, spent_seconds: int) -> int | No
     return None if limit_minutes is None else max(limit_minutes * 60 - spent_seconds, 0)
 
 
-async def used_seconds_by_user(
-    session: AsyncSession, *, tenant: Tenant, user_ids: list[uuid.UUID], at: datetime
-) -> tuple[str, dict[uuid.UUID, int]]:
-    period = period_of(at, tenant.timezone)
-    used = await repository.used_seconds_by_user(
-        session, tenant_id=tenant.id, user_ids=user_ids, period=period
-    )
-    return period, used
+def charged_seconds(duration_seconds: int, increment: int) -> int:
+    """A call is billed in whole increments, rounded up (60 s: whole minutes)."""
+    return math.ceil(duration_seconds / increment) * increment
 
 
-async def get_quota(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> QuotaOut:
-    user = await require_user(session, tenant_id=tenant_id, user_id=user_id)
-    tenant = await session.get_one(Tenant, tenant_id)
-    at = now_utc()
-    period = period_of(at, tenant.timezone)
+async def get_quota(session: AsyncSession, *, current: TenantUser) -> QuotaOut:
+    user, timezone = current.user, current.tenant.timezone
+    at = utcnow()
+    period = period_of(at, timezone)
     used, held = await repository.used_and_held_seconds(
-        await session.connection(), user_id=user.id, period=period, now=at
+        session, user_id=user.id, period=period, now=at
     )
     return QuotaOut(
         limit_minutes=user.limit_minutes,
@@ -46,24 +41,21 @@ async def get_quota(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uui
         held_seconds=held,
         remaining_seconds=remaining_seconds(user.limit_minutes, used + held),
         period=period,
-        resets_at=resets_at(at, tenant.timezone),
+        resets_at=resets_at(at, timezone),
     )
 
 
 async def set_limit(
-    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit_minutes: int | None
+    session: AsyncSession, *, current: TenantUser, limit_minutes: int | None
 ) -> QuotaOut:
-    user = await require_user(session, tenant_id=tenant_id, user_id=user_id)
-    user.limit_minutes = limit_minutes
-    await session.flush()
-    return await get_quota(session, tenant_id=tenant_id, user_id=user_id)
+    await users.set_limit(session, user=current.user, limit_minutes=limit_minutes)
+    return await get_quota(session, current=current)
 
 
 async def quota_history(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[QuotaHistoryEntry], int]:
     """Closed months, newest first: the limit as it was, and what was used (late reports too)."""
-    await require_user(session, tenant_id=tenant_id, user_id=user_id)
     rows, total = await repository.quota_history(
         session, tenant_id=tenant_id, user_id=user_id, limit=limit, offset=offset
     )
@@ -77,3 +69,12 @@ async def quota_history(
         for row in rows
     ]
     return entries, total
+
+
+async def list_calls(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[CallOut], int]:
+    rows, total = await repository.list_calls(
+        session, tenant_id=tenant_id, user_id=user_id, limit=limit, offset=offset
+    )
+    return [CallOut.model_validate(row, from_attributes=True) for row in rows], total

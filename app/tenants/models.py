@@ -1,7 +1,7 @@
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import Base, IdMixin, TimestampMixin
+from app.db.base import Base, IdMixin, TimestampMixin
 
 DEFAULT_EMERGENCY_NUMBERS = ["113", "114", "115"]
 

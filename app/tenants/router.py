@@ -2,9 +2,8 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from app.auth.dependencies import PlatformAdmin, PlatformRead
-from app.database import SessionDep
-from app.deps import CipherDep
+from app.deps import CipherDep, PlatformAdmin, PlatformRead, SessionDep
+from app.directory import service as directory
 from app.errors import Forbidden, Unauthorized, responses
 from app.pagination import Page, PageDep
 from app.tenants import service
@@ -31,12 +30,7 @@ async def create_tenant(body: TenantCreate, session: SessionDep, _key: PlatformA
 async def list_tenants(session: SessionDep, page: PageDep, _key: PlatformRead) -> Page[TenantOut]:
     """List tenants."""
     tenants, total = await service.list_tenants(session, limit=page.limit, offset=page.offset)
-    return Page(
-        items=[TenantOut.model_validate(t) for t in tenants],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return Page.of([TenantOut.model_validate(t) for t in tenants], total, page)
 
 
 @router.get("/{tenant_id}", response_model=TenantOut, responses=responses(TenantNotFound))
@@ -58,7 +52,7 @@ async def update_tenant(
     _key: PlatformAdmin,
 ) -> TenantOut:
     """Change a tenant's settings."""
-    tenant = await service.update_tenant(session, cipher, tenant_id=tenant_id, data=body)
+    tenant = await directory.update_tenant(session, cipher, tenant_id=tenant_id, data=body)
     return TenantOut.model_validate(tenant)
 
 

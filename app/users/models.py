@@ -1,14 +1,9 @@
 import uuid
-from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import Base, IdMixin, TimestampMixin
-
-if TYPE_CHECKING:
-    from app.devices.models import Device
-    from app.extensions.models import Extension
+from app.db.base import Base, IdMixin, TimestampMixin
 
 
 class User(IdMixin, TimestampMixin, Base):
@@ -27,17 +22,3 @@ class User(IdMixin, TimestampMixin, Base):
     outbound_allowed: Mapped[bool] = mapped_column(default=True)
     auto_answer: Mapped[bool] = mapped_column(default=False)
     limit_minutes: Mapped[int | None]
-
-    devices: Mapped[list["Device"]] = relationship(
-        back_populates="user",
-        lazy="raise",
-        cascade="all, delete-orphan",
-        passive_deletes=True,
-        order_by="Device.created_at",
-    )
-    extensions: Mapped[list["Extension"]] = relationship(
-        lazy="raise",
-        cascade="all, delete-orphan",
-        passive_deletes=True,
-        order_by="Extension.number",
-    )

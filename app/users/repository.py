@@ -1,84 +1,20 @@
 import uuid
-from typing import Literal
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
-from app.devices.models import Device
-from app.extensions.models import Extension
-from app.users.exceptions import UserNotFound
+from app.tenants.models import Tenant
 from app.users.models import User
 
-UserSort = Literal["display_name", "-display_name", "created_at", "-created_at"]
 
-
-async def get_user(
+async def get_user_and_tenant(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> User | None:
-    return await session.scalar(select(User).where(User.id == user_id, User.tenant_id == tenant_id))
-
-
-async def require_user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:
-    """The tenant's user; UserNotFound otherwise (another tenant's user is not found either)."""
-    user = await get_user(session, tenant_id=tenant_id, user_id=user_id)
-    if user is None:
-        raise UserNotFound(f"No user {user_id}.")
-    return user
-
-
-async def get_user_with_accounts(
-    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> User | None:
-    return await session.scalar(
-        select(User)
-        .where(User.id == user_id, User.tenant_id == tenant_id)
-        .options(selectinload(User.devices), selectinload(User.extensions))
-        .execution_options(populate_existing=True)
-    )
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _filtered(tenant_id: uuid.UUID, search: str | None) -> Select[User]:
-    query = select(User).where(User.tenant_id == tenant_id)
-    if search:
-        pattern = f"%{_escape_like(search.lower())}%"
-        query = query.where(
-            or_(
-                func.lower(User.display_name).like(pattern, escape="\\"),
-                func.lower(User.email).like(pattern, escape="\\"),
-                select(Extension.id)
-                .where(Extension.user_id == User.id, Extension.number.like(pattern, escape="\\"))
-                .exists(),
-                select(Device.id)
-                .where(Device.user_id == User.id, Device.name_key.like(pattern, escape="\\"))
-                .exists(),
-            )
+) -> tuple[User, Tenant] | None:
+    row = (
+        await session.execute(
+            select(User, Tenant)
+            .join(Tenant, Tenant.id == User.tenant_id)
+            .where(User.id == user_id, User.tenant_id == tenant_id)
         )
-    return query
-
-
-async def list_users(
-    session: AsyncSession,
-    *,
-    tenant_id: uuid.UUID,
-    search: str | None,
-    sort: UserSort,
-    limit: int,
-    offset: int,
-) -> tuple[list[User], int]:
-    """One page of users with their devices and extensions, in a fixed number of queries."""
-    query = _filtered(tenant_id, search)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    column = User.created_at if sort.lstrip("-") == "created_at" else User.display_name
-    order = column.desc() if sort.startswith("-") else column.asc()
-    rows = await session.scalars(
-        query.order_by(order, User.id)
-        .limit(limit)
-        .offset(offset)
-        .options(selectinload(User.devices), selectinload(User.extensions))
-    )
-    return list(rows), total or 0
+    ).first()
+    return (row[0], row[1]) if row else None

@@ -1,10 +1,7 @@
-import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.devices.schemas import DeviceSummary
 from app.schemas import PatchModel, SingleLine
 
 DisplayName = Annotated[
@@ -54,30 +51,6 @@ class UserUpdate(PatchModel):
     outbound_allowed: bool | None = None
     auto_answer: bool | None = None
     limit_minutes: LimitMinutes | None = None
-
-
-class MinutesSummary(BaseModel):
-    """The Users table's "minutes called / minutes allowed"."""
-
-    period: str = Field(examples=["2026-11"])
-    used_minutes: int = Field(examples=[125])
-    limit_minutes: int | None = Field(examples=[600], description="null: unlimited")
-
-
-class UserOut(BaseModel):
-    id: uuid.UUID
-    display_name: str
-    email: str | None
-    external_ref: str | None
-    enabled: bool
-    outbound_allowed: bool
-    auto_answer: bool
-    limit_minutes: int | None
-    devices: list[DeviceSummary]
-    extensions: list[str] = Field(examples=[["102"]])
-    minutes: MinutesSummary
-    created_at: datetime
-    updated_at: datetime
 
 
 class Toggles(BaseModel):

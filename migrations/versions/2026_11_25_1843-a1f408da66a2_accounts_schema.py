@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.database
+import app.db.base
 
 revision: str = 'a1f408da66a2'
 down_revision: str | None = None
@@ -27,8 +27,8 @@ def upgrade() -> None:
     sa.Column('emergency_numbers', sa.JSON(), nullable=False),
     sa.Column('billing_increment_seconds', sa.Integer(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
-    sa.Column('created_at', app.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tenant')),
     sa.UniqueConstraint('sip_domain', name=op.f('uq_tenant_sip_domain'))
     )
@@ -38,8 +38,8 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('prefix', sa.String(length=12), nullable=False),
     sa.Column('key_hash', sa.String(length=64), nullable=False),
-    sa.Column('created_at', app.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', app.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', app.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_api_key_tenant_id_tenant'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_key')),
@@ -58,8 +58,8 @@ def upgrade() -> None:
     sa.Column('auto_answer', sa.Boolean(), nullable=False),
     sa.Column('limit_minutes', sa.Integer(), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
-    sa.Column('created_at', app.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_user_account_tenant_id_tenant'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user_account')),
     sa.UniqueConstraint('tenant_id', 'external_ref', name=op.f('uq_user_account_tenant_id_external_ref'))
@@ -78,8 +78,8 @@ def upgrade() -> None:
     sa.Column('ha1', sa.String(length=32), nullable=False),
     sa.Column('ha1_sha256', sa.String(length=64), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
-    sa.Column('created_at', app.database.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_device_tenant_id_tenant'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_device_user_id_user_account'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_device')),
@@ -93,7 +93,7 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=False),
     sa.Column('number', sa.String(length=4), nullable=False),
-    sa.Column('created_at', app.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_extension_tenant_id_tenant'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_extension_user_id_user_account'), ondelete='CASCADE'),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.database
+import app.db.base
 
 revision: str = '725e52e1d65c'
 down_revision: str | None = 'a1f408da66a2'
@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table('month_rollover',
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.Column('period', sa.String(length=7), nullable=False),
-    sa.Column('closed_at', app.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_month_rollover_tenant_id_tenant'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('tenant_id', 'period', name=op.f('pk_month_rollover'))
     )
@@ -51,9 +51,9 @@ def upgrade() -> None:
     sa.Column('max_duration_seconds', sa.Integer(), nullable=True),
     sa.Column('held_seconds', sa.Integer(), nullable=False),
     sa.Column('period', sa.String(length=7), nullable=False),
-    sa.Column('expires_at', app.database.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('released_at', app.database.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', app.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', app.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('released_at', app.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['device_id'], ['device.id'], name=op.f('fk_call_authorization_device_id_device'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_call_authorization_tenant_id_tenant'), ondelete='CASCADE'),
@@ -70,12 +70,12 @@ def upgrade() -> None:
     sa.Column('device_id', sa.Uuid(), nullable=True),
     sa.Column('call_id', sa.String(length=255), nullable=False),
     sa.Column('destination', sa.String(length=64), nullable=False),
-    sa.Column('started_at', app.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('duration_seconds', sa.Integer(), nullable=False),
     sa.Column('charged_seconds', sa.Integer(), nullable=False),
     sa.Column('period', sa.String(length=7), nullable=False),
     sa.Column('emergency', sa.Boolean(), nullable=False),
-    sa.Column('created_at', app.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', app.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['device_id'], ['device.id'], name=op.f('fk_call_record_device_id_device'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], name=op.f('fk_call_record_tenant_id_tenant'), ondelete='CASCADE'),

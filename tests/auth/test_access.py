@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.auth.models import ApiKey, Role
-from app.database import Database
+from app.db.session import Database
 from app.models import Base
 from app.tenants.models import Tenant
 from app.users.models import User
-from tests.conftest import (
+from tests.helpers.api import (
     TenantKeys,
     add_device,
     add_extension,

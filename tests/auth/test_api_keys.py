@@ -8,9 +8,10 @@ from sqlalchemy import event, select
 
 from app.auth.models import ApiKey, Role
 from app.auth.service import Authenticator, create_api_key
-from app.database import Database
+from app.db.session import Database
 from app.main import create_app
-from tests.conftest import TenantKeys, assert_problem, bearer, db_get, db_rows, make_settings
+from tests.helpers.api import TenantKeys, assert_problem, bearer, db_get, db_rows
+from tests.helpers.settings import make_settings
 
 
 async def test_create_a_key_shows_the_secret_once_and_stores_only_its_hash(

@@ -2,13 +2,13 @@ import asyncio
 from datetime import timedelta
 
 import httpx
+from fastapi import FastAPI
 
 from app.callcontrol import service
 from app.callcontrol.schemas import AuthorizationRequest
-from app.database import Database
-from app.quotas.periods import now_utc
-from tests.callcontrol.conftest import Agent, authorize, new_agent, quota, report
-from tests.conftest import TenantKeys
+from app.clock import utcnow
+from tests.helpers.api import TenantKeys
+from tests.helpers.callcontrol import Agent, authorize, new_agent, quota, report
 
 
 async def test_unlimited_user_is_allowed_without_a_time_limit(
@@ -106,20 +106,20 @@ async def test_user_at_zero_is_refused_and_a_report_frees_the_rest(
     assert (await authorize(client, agent, "b"))["reason"] == "quota_exhausted"
 
     assert (
-        await report(client, agent, "a", 50, started_at=now_utc().isoformat())
+        await report(client, agent, "a", 50, started_at=utcnow().isoformat())
     ).status_code == 201
     after = await authorize(client, agent, "c")
     assert (after["allowed"], after["max_duration_seconds"]) == (True, 60)
 
     assert (
-        await report(client, agent, "c", 60, started_at=now_utc().isoformat())
+        await report(client, agent, "c", 60, started_at=utcnow().isoformat())
     ).status_code == 201
     assert (await authorize(client, agent, "d"))["reason"] == "quota_exhausted"
     assert (await quota(client, agent))["remaining_seconds"] == 0
 
 
 async def test_an_expired_hold_frees_its_seconds(
-    client: httpx.AsyncClient, db: Database, tenant: TenantKeys
+    client: httpx.AsyncClient, app: FastAPI, tenant: TenantKeys
 ) -> None:
     agent = await new_agent(client, tenant, limit_minutes=5)
     assert (await authorize(client, agent, "lost-report"))["max_duration_seconds"] == 300
@@ -129,18 +129,17 @@ async def test_an_expired_hold_frees_its_seconds(
             domain=agent.domain, username=agent.username, call_id=call_id, destination="0901"
         )
 
-    now = now_utc()
-    async with db.engine.begin() as conn:
-        still_held = await service.authorize(
-            conn, request=request("soon"), tenant_id=None, now=now, hold_grace_seconds=60
-        )
+    store = app.state.callcontrol_store
+    now = utcnow()
+    still_held = await service.authorize(
+        store, request=request("soon"), tenant_id=None, now=now, hold_grace_seconds=60
+    )
     assert still_held.reason == "quota_exhausted"
 
     later = now + timedelta(seconds=300 + 300 + 1)  # max duration + the app's grace, plus 1 s
-    async with db.engine.begin() as conn:
-        freed = await service.authorize(
-            conn, request=request("later"), tenant_id=None, now=later, hold_grace_seconds=60
-        )
+    freed = await service.authorize(
+        store, request=request("later"), tenant_id=None, now=later, hold_grace_seconds=60
+    )
     assert (freed.allowed, freed.max_duration_seconds) == (True, 300)
 
 

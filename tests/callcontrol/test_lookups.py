@@ -4,9 +4,9 @@ import hashlib
 import httpx
 
 from app.auth.models import Role
-from app.database import Database
-from tests.callcontrol.conftest import Agent, new_agent
-from tests.conftest import TenantKeys, new_platform_key
+from app.db.session import Database
+from tests.helpers.api import TenantKeys, new_platform_key
+from tests.helpers.callcontrol import Agent, new_agent
 
 
 async def test_registrar_lookup_gives_digest_ha1_of_the_device_password(

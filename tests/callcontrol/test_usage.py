@@ -4,11 +4,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.callcontrol.models import CallRecord
-from app.database import Database
-from app.quotas.models import MonthlyUsage
-from tests.callcontrol.conftest import Agent, new_agent, quota, report
-from tests.conftest import TenantKeys, new_tenant
+from app.db.session import Database
+from app.quotas.models import CallRecord, MonthlyUsage
+from tests.helpers.api import TenantKeys, new_tenant
+from tests.helpers.callcontrol import Agent, new_agent, quota, report
 
 
 async def test_a_call_is_charged_in_whole_billing_increments(
@@ -101,9 +100,9 @@ async def test_a_call_counts_in_the_month_it_started_in_the_tenant_time_zone(
 async def test_usage_this_month_shows_in_the_quota_and_the_ledger_newest_first(
     client: httpx.AsyncClient, agent: Agent
 ) -> None:
-    from app.quotas.periods import now_utc
+    from app.clock import utcnow
 
-    now = now_utc()
+    now = utcnow()
     await client.put(
         f"/v1/users/{agent.id}/quota", json={"limit_minutes": 10}, headers=agent.tenant.admin
     )

@@ -8,17 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from app.crypto import PasswordCipher
-from app.database import Database
+from app.db.session import Database
 from app.devices.models import Device
-from tests.conftest import (
-    TEST_SECRET_KEY,
-    TenantKeys,
-    add_device,
-    assert_problem,
-    create_user,
-    db_get,
-    db_rows,
-)
+from tests.helpers.api import TenantKeys, add_device, assert_problem, create_user, db_get, db_rows
+from tests.helpers.settings import TEST_SECRET_KEY
 
 
 def md5_ha1(name: str, realm: str, password: str) -> str:

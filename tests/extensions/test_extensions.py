@@ -6,9 +6,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.database import Database
+from app.db.session import Database
 from app.extensions.models import Extension
-from tests.conftest import TenantKeys, add_extension, assert_problem, create_user, db_rows
+from tests.helpers.api import TenantKeys, add_extension, assert_problem, create_user, db_rows
 
 
 async def numbers_in_db(db: Database, **where: Any) -> list[tuple[str, str]]:

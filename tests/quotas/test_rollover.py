@@ -5,15 +5,16 @@ import httpx
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from sqlalchemy import func, select, update
 
-from app.database import Database
+from app.db.session import Database
 from app.jobs.registry import start_scheduler
 from app.quotas.jobs import close_finished_months
 from app.quotas.models import MonthRollover, QuotaHistory
 from app.settings import Settings
 from app.tenants.models import Tenant
 from app.users.models import User
-from tests.callcontrol.conftest import new_agent, report
-from tests.conftest import TenantKeys, make_settings
+from tests.helpers.api import TenantKeys
+from tests.helpers.callcontrol import new_agent, report
+from tests.helpers.settings import make_settings
 
 
 async def _backdate(db: Database, tenant: TenantKeys, created_at: datetime) -> None:

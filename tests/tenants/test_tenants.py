@@ -6,12 +6,12 @@ import pytest
 from sqlalchemy import select
 
 from app.auth.models import ApiKey, Role
-from app.database import Database
+from app.db.session import Database
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.tenants.models import Tenant
 from app.users.models import User
-from tests.conftest import (
+from tests.helpers.api import (
     TenantKeys,
     add_extension,
     assert_problem,

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from sqlalchemy import event, func, select
 
-from app.database import Database
+from app.db.session import Database
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.users.models import User
-from tests.conftest import (
+from tests.helpers.api import (
     TenantKeys,
     add_device,
     add_extension,

@@ -1,10 +1,10 @@
-"""app.batching.Batcher: reads that arrive together go in one batch, each gets its own answer."""
+"""app.db.batching.Batcher: reads that arrive together go in one batch, each gets its own answer."""
 
 import asyncio
 
 import pytest
 
-from app.batching import Batcher
+from app.db.batching import Batcher
 
 
 class Loader:

@@ -1,4 +1,4 @@
-"""The call-control routes' own connections (app.database.Database.hot_connection)."""
+"""The call-control routes' own asyncpg connections (app.db.driver.DriverPool)."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -8,19 +8,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
 
-import app.database
-from app.callcontrol.models import CallAuthorization
-from app.database import APPLICATION_NAME, Database
+from app.db.driver import APPLICATION_NAME
+from app.db.session import Database
 from app.main import create_app
-from tests.callcontrol.conftest import Agent, new_agent
-from tests.conftest import (
-    TenantKeys,
-    assert_problem,
-    db_rows,
-    make_settings,
-    new_platform_key,
-    new_tenant,
-)
+from app.quotas.models import CallAuthorization
+from tests.helpers.api import TenantKeys, assert_problem, db_rows, new_platform_key, new_tenant
+from tests.helpers.callcontrol import Agent, new_agent
+from tests.helpers.settings import make_settings
 
 
 @pytest.fixture
@@ -106,7 +100,8 @@ async def test_a_cancelled_statement_gives_its_slot_back(
     hot: Database = small_pool_app.state.db
 
     async def stuck() -> None:
-        async with hot.hot_connection() as conn:
+        assert hot.driver_pool is not None
+        async with hot.driver_pool.connection() as conn:
             await conn.fetch("SELECT pg_sleep(30)")
 
     tasks = [asyncio.create_task(stuck()) for _ in range(2)]
@@ -122,10 +117,9 @@ async def test_a_cancelled_statement_gives_its_slot_back(
 
 
 async def test_a_statement_stuck_on_a_lock_is_503_and_leaves_nothing_behind(
-    postgres_only: None, migrated_url: str, db: Database, monkeypatch: pytest.MonkeyPatch
+    postgres_only: None, migrated_url: str, db: Database
 ) -> None:
-    monkeypatch.setattr(app.database, "STATEMENT_TIMEOUT_SECONDS", 0.3)
-    application = create_app(make_settings(migrated_url))
+    application = create_app(make_settings(migrated_url, database_statement_timeout_seconds=0.3))
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://antring.test") as c:

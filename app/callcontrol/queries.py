@@ -1,0 +1,200 @@
+"""The hot path's statements as Core queries, built once (building and cache-keying a select()
+costs more CPU than running it) and shared by both store implementations.
+
+Every read takes a `tenant_id` parameter: a tenant's key sees its own tenant only, a platform
+key (None) any tenant.
+"""
+
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Uuid,
+    and_,
+    bindparam,
+    func,
+    null,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from app.db.sql import dialect_insert
+from app.devices.models import Device
+from app.extensions.models import Extension
+from app.quotas.models import CallAuthorization, CallRecord, MonthlyUsage
+from app.quotas.repository import CALL_COLUMNS
+from app.tenants.models import Tenant
+from app.users.models import User
+
+
+def _in_scope(tenant_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    return or_(tenant_id.is_(None), Tenant.id == tenant_id)
+
+
+TENANT_ID = bindparam("tenant_id", type_=Uuid)
+
+SIP_ACCOUNT_COLUMNS = (
+    Tenant.id.label("tenant_id"),
+    Tenant.sip_domain.label("realm"),
+    Device.id.label("device_id"),
+    Device.user_id,
+    Device.name.label("username"),
+    Device.enabled.label("device_enabled"),
+    Device.ha1,
+    Device.ha1_sha256,
+    User.enabled.label("user_enabled"),
+    User.auto_answer,
+)
+
+
+def _sip_accounts(
+    domain: ColumnElement[Any],
+    name_key: ColumnElement[Any],
+    tenant_id: ColumnElement[Any],
+    *leading: ColumnElement[Any],
+) -> Select[Any]:
+    """The SIP account `name_key` in the tenant of `domain`, if in scope."""
+    return (
+        select(*leading, *SIP_ACCOUNT_COLUMNS)
+        .select_from(Tenant)
+        .join(Device, Device.tenant_id == Tenant.id)
+        .join(User, User.id == Device.user_id)
+        .where(Tenant.sip_domain == domain, Device.name_key == name_key, _in_scope(tenant_id))
+    )
+
+
+SIP_ACCOUNT = _sip_accounts(bindparam("domain"), bindparam("name_key"), TENANT_ID)
+
+# PostgreSQL: the accounts of a batch of lookups in one statement, each row numbered `i` after
+# the lookup it answers.
+_ASKED = (
+    func.unnest(
+        bindparam("domains", type_=ARRAY(String)),
+        bindparam("name_keys", type_=ARRAY(String)),
+        bindparam("tenant_ids", type_=ARRAY(Uuid)),
+    )
+    .table_valued("domain", "name_key", "tenant_id", with_ordinality="i")
+    .render_derived(with_types=False)
+)
+SIP_ACCOUNTS = _sip_accounts(
+    _ASKED.c.domain, _ASKED.c.name_key, _ASKED.c.tenant_id, _ASKED.c.i
+).select_from(_ASKED)
+
+# One row per enabled device of the extension's holder, oldest first (one with no device if
+# none).
+EXTENSION_HOLDER = (
+    select(
+        Tenant.id.label("tenant_id"),
+        User.id.label("user_id"),
+        User.enabled.label("user_enabled"),
+        User.auto_answer,
+        Device.name.label("device_name"),
+    )
+    .select_from(Tenant)
+    .join(Extension, Extension.tenant_id == Tenant.id)
+    .join(User, User.id == Extension.user_id)
+    .outerjoin(Device, and_(Device.user_id == User.id, Device.enabled.is_(True)))
+    .where(
+        Tenant.sip_domain == bindparam("domain"),
+        Extension.number == bindparam("number"),
+        _in_scope(TENANT_ID),
+    )
+    .order_by(Device.created_at, Device.id)
+)
+
+_CALLER_COLUMNS = (
+    Tenant.id.label("tenant_id"),
+    Tenant.timezone,
+    Tenant.emergency_numbers,
+    Tenant.billing_increment_seconds,
+    User.id.label("user_id"),
+    User.enabled.label("user_enabled"),
+    User.outbound_allowed,
+    User.limit_minutes,
+)
+
+CALLER_BY_USERNAME = (
+    select(*_CALLER_COLUMNS, Device.id.label("device_id"), Device.enabled.label("device_enabled"))
+    .select_from(Tenant)
+    .join(Device, Device.tenant_id == Tenant.id)
+    .join(User, User.id == Device.user_id)
+    .where(
+        Tenant.sip_domain == bindparam("domain"),
+        Device.name_key == bindparam("name_key"),
+        _in_scope(TENANT_ID),
+    )
+)
+
+CALLER_BY_USER_ID = (
+    select(*_CALLER_COLUMNS, null().label("device_id"), true().label("device_enabled"))
+    .select_from(Tenant)
+    .join(User, User.tenant_id == Tenant.id)
+    .where(
+        Tenant.sip_domain == bindparam("domain"),
+        User.id == bindparam("user_id"),
+        _in_scope(TENANT_ID),
+    )
+)
+
+LOCK_LIMIT = select(User.limit_minutes).where(User.id == bindparam("user_id")).with_for_update()
+
+AUTHORIZATION_ANSWER = (
+    CallAuthorization.call_id,
+    CallAuthorization.allowed,
+    CallAuthorization.reason,
+    CallAuthorization.max_duration_seconds,
+    CallAuthorization.emergency,
+    CallAuthorization.user_id,
+)
+
+SELECT_AUTHORIZATION = select(*AUTHORIZATION_ANSWER).where(
+    CallAuthorization.tenant_id == bindparam("tenant_id"),
+    CallAuthorization.call_id == bindparam("call_id"),
+)
+
+SELECT_CALL = select(*CALL_COLUMNS).where(
+    CallRecord.tenant_id == bindparam("tenant_id"), CallRecord.call_id == bindparam("call_id")
+)
+
+# The columns an insert of a new row gives values for (released_at stays null).
+AUTHORIZATION_INSERT_KEYS = [
+    c.name for c in CallAuthorization.__table__.columns if c.name != "released_at"
+]
+CALL_INSERT_KEYS = [c.name for c in CallRecord.__table__.columns]
+
+
+def insert_or_nothing(dialect: str, table: Any, returning: tuple[Any, ...]) -> Any:
+    """INSERT ... ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING: the row when this
+    insert stored it, nothing when the call id was stored first."""
+    return (
+        dialect_insert(dialect, table)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "call_id"])
+        .returning(*returning)
+    )
+
+
+def add_usage(dialect: str) -> Any:
+    """Adds `used_seconds` to the user's month, creating the month's row if needed."""
+    statement = dialect_insert(dialect, MonthlyUsage.__table__)
+    return statement.on_conflict_do_update(
+        index_elements=["user_id", "period"],
+        set_={
+            "used_seconds": MonthlyUsage.__table__.c.used_seconds + statement.excluded.used_seconds
+        },
+    )
+
+
+RELEASE_HOLD = (
+    update(CallAuthorization)
+    .where(
+        CallAuthorization.tenant_id == bindparam("key_tenant_id"),
+        CallAuthorization.call_id == bindparam("key_call_id"),
+        CallAuthorization.released_at.is_(None),
+    )
+    .values(released_at=bindparam("now"))
+)

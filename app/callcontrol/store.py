@@ -1,0 +1,169 @@
+"""The call-control hot path's storage seam: what the rules need to read and write, as typed
+records, behind one interface with two implementations (asyncpg on PostgreSQL, SQLAlchemy
+elsewhere). `tests/callcontrol/test_store_contract.py` runs the same cases against both."""
+
+import uuid
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple, Protocol
+
+
+class SipAccountKey(NamedTuple):
+    """A registrar lookup: the account `name_key` (lower-cased username) in `domain`, seen by a
+    tenant's key (`tenant_id`) or a platform key (None: any tenant)."""
+
+    domain: str
+    name_key: str
+    tenant_id: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class SipAccountRecord:
+    tenant_id: uuid.UUID
+    realm: str
+    device_id: uuid.UUID
+    user_id: uuid.UUID
+    username: str
+    device_enabled: bool
+    user_enabled: bool
+    ha1: str
+    ha1_sha256: str
+    auto_answer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionHolderRecord:
+    """The holder of an extension, and the SIP usernames of their enabled devices, oldest
+    first."""
+
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    user_enabled: bool
+    auto_answer: bool
+    device_names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The caller of an outbound call with its tenant's call settings. `device_id` is None
+    when the caller was named by user id (then `device_enabled` is True)."""
+
+    tenant_id: uuid.UUID
+    timezone: str
+    emergency_numbers: tuple[str, ...]
+    billing_increment_seconds: int
+    user_id: uuid.UUID
+    user_enabled: bool
+    outbound_allowed: bool
+    limit_minutes: int | None
+    device_id: uuid.UUID | None
+    device_enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UsedAndHeld:
+    used_seconds: int
+    held_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewAuthorization:
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    device_id: uuid.UUID | None
+    call_id: str
+    destination: str
+    allowed: bool
+    reason: str
+    emergency: bool
+    max_duration_seconds: int | None
+    held_seconds: int
+    period: str
+    expires_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAuthorization:
+    call_id: str
+    allowed: bool
+    reason: str
+    max_duration_seconds: int | None
+    emergency: bool
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class NewCall:
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    device_id: uuid.UUID | None
+    call_id: str
+    destination: str
+    started_at: datetime
+    duration_seconds: int
+    charged_seconds: int
+    period: str
+    emergency: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    call_id: str
+    user_id: uuid.UUID
+    device_id: uuid.UUID | None
+    destination: str
+    started_at: datetime
+    duration_seconds: int
+    charged_seconds: int
+    period: str
+    emergency: bool
+
+
+class CallControlConnection(Protocol):
+    """One connection's work. Statements commit by themselves until `begin()`; after it, the
+    rest is one transaction, committed when the connection's block ends (rolled back on an
+    error)."""
+
+    async def begin(self) -> None: ...
+
+    async def extension_holder(
+        self, *, domain: str, number: str, tenant_id: uuid.UUID | None
+    ) -> ExtensionHolderRecord | None: ...
+
+    async def caller(
+        self,
+        *,
+        domain: str,
+        username: str | None,
+        user_id: uuid.UUID | None,
+        tenant_id: uuid.UUID | None,
+    ) -> Caller | None: ...
+
+    async def lock_limit(self, *, user_id: uuid.UUID) -> int | None:
+        """Locks the user's row until the transaction ends, so that one user's concurrent
+        authorizations are decided one after the other; the limit as it now stands."""
+        ...
+
+    async def used_and_held(
+        self, *, user_id: uuid.UUID, period: str, now: datetime
+    ) -> UsedAndHeld: ...
+
+    async def store_authorization(self, new: NewAuthorization) -> StoredAuthorization:
+        """Stores the answer for a call id, or returns the one stored first for it."""
+        ...
+
+    async def record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
+        """Records a call once, adds its charge to the month and releases its hold, at once;
+        returns the stored call and whether this report recorded it."""
+        ...
+
+
+class CallControlStore(Protocol):
+    async def sip_account(self, key: SipAccountKey) -> SipAccountRecord | None:
+        """Registrar lookups (on PostgreSQL those arriving together share one statement)."""
+        ...
+
+    def connection(self) -> AbstractAsyncContextManager[CallControlConnection]: ...

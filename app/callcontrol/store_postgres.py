@@ -1,0 +1,181 @@
+"""The call-control store on PostgreSQL: the hot path's own asyncpg connections, statements
+prepared once per connection, registrar lookups that arrive together answered by one statement,
+and a usage report recorded, charged and released in one."""
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import asyncpg
+from sqlalchemy import text
+
+from app.callcontrol import queries
+from app.callcontrol.store import (
+    Caller,
+    ExtensionHolderRecord,
+    NewAuthorization,
+    NewCall,
+    SipAccountKey,
+    SipAccountRecord,
+    StoredAuthorization,
+    StoredCall,
+    UsedAndHeld,
+)
+from app.db.batching import Batcher
+from app.db.driver import DriverPool, PreparedQuery
+from app.quotas.models import CallAuthorization
+from app.quotas.repository import USED_AND_HELD
+
+_SIP_ACCOUNTS = PreparedQuery(queries.SIP_ACCOUNTS)
+_EXTENSION_HOLDER = PreparedQuery(queries.EXTENSION_HOLDER)
+_CALLER_BY_USERNAME = PreparedQuery(queries.CALLER_BY_USERNAME)
+_CALLER_BY_USER_ID = PreparedQuery(queries.CALLER_BY_USER_ID)
+_LOCK_LIMIT = PreparedQuery(queries.LOCK_LIMIT)
+_USED_AND_HELD = PreparedQuery(USED_AND_HELD)
+_INSERT_AUTHORIZATION = PreparedQuery(
+    queries.insert_or_nothing(
+        "postgresql", CallAuthorization.__table__, queries.AUTHORIZATION_ANSWER
+    ),
+    column_keys=queries.AUTHORIZATION_INSERT_KEYS,
+)
+_SELECT_AUTHORIZATION = PreparedQuery(queries.SELECT_AUTHORIZATION)
+_SELECT_CALL = PreparedQuery(queries.SELECT_CALL)
+
+# Records the call, charges it and releases its hold in one statement: atomic without a
+# transaction around it.
+_RECORD_CALL = PreparedQuery(
+    text(
+        """
+        WITH inserted AS (
+            INSERT INTO call_record (id, tenant_id, user_id, device_id, call_id, destination,
+                started_at, duration_seconds, charged_seconds, period, emergency, created_at)
+            VALUES (:id, :tenant_id, :user_id, :device_id, :call_id, :destination,
+                :started_at, :duration_seconds, :charged_seconds, :period, :emergency,
+                :created_at)
+            ON CONFLICT (tenant_id, call_id) DO NOTHING
+            RETURNING *
+        ), charged AS (
+            INSERT INTO monthly_usage (user_id, period, tenant_id, used_seconds)
+            SELECT user_id, period, tenant_id, charged_seconds FROM inserted
+            WHERE charged_seconds > 0
+            ON CONFLICT (user_id, period)
+            DO UPDATE SET used_seconds = monthly_usage.used_seconds + excluded.used_seconds
+        ), released AS (
+            UPDATE call_authorization SET released_at = :created_at
+            FROM inserted
+            WHERE call_authorization.tenant_id = inserted.tenant_id
+              AND call_authorization.call_id = inserted.call_id
+              AND call_authorization.released_at IS NULL
+        )
+        SELECT call_id, user_id, device_id, destination, started_at, duration_seconds,
+            charged_seconds, period, emergency
+        FROM inserted
+        """
+    )
+)
+
+
+class PostgresConnection:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def begin(self) -> None:
+        if not self._conn.is_in_transaction():
+            await self._conn.execute("BEGIN")
+
+    async def extension_holder(
+        self, *, domain: str, number: str, tenant_id: uuid.UUID | None
+    ) -> ExtensionHolderRecord | None:
+        params = {"domain": domain, "number": number, "tenant_id": tenant_id}
+        rows = await _EXTENSION_HOLDER.all(self._conn, params)
+        if not rows:
+            return None
+        first = rows[0]
+        return ExtensionHolderRecord(
+            tenant_id=first["tenant_id"],
+            user_id=first["user_id"],
+            user_enabled=first["user_enabled"],
+            auto_answer=first["auto_answer"],
+            device_names=tuple(r["device_name"] for r in rows if r["device_name"]),
+        )
+
+    async def caller(
+        self,
+        *,
+        domain: str,
+        username: str | None,
+        user_id: uuid.UUID | None,
+        tenant_id: uuid.UUID | None,
+    ) -> Caller | None:
+        if username is not None:
+            query = _CALLER_BY_USERNAME
+            params = {"domain": domain, "name_key": username.lower(), "tenant_id": tenant_id}
+        else:
+            query = _CALLER_BY_USER_ID
+            params = {"domain": domain, "user_id": user_id, "tenant_id": tenant_id}
+        row = await query.first(self._conn, params)
+        if row is None:
+            return None
+        return Caller(**{**row, "emergency_numbers": tuple(row["emergency_numbers"])})
+
+    async def lock_limit(self, *, user_id: uuid.UUID) -> int | None:
+        row = await _LOCK_LIMIT.first(self._conn, {"user_id": user_id})
+        return None if row is None else row["limit_minutes"]
+
+    async def used_and_held(self, *, user_id: uuid.UUID, period: str, now: datetime) -> UsedAndHeld:
+        params = {"user_id": user_id, "period": period, "now": now}
+        row = await _USED_AND_HELD.first(self._conn, params)
+        assert row is not None
+        return UsedAndHeld(used_seconds=int(row["used"]), held_seconds=int(row["held"]))
+
+    async def store_authorization(self, new: NewAuthorization) -> StoredAuthorization:
+        values = {"id": uuid.uuid4(), **dataclasses.asdict(new)}
+        row = await _INSERT_AUTHORIZATION.first(self._conn, values)
+        if row is None:
+            params = {"tenant_id": new.tenant_id, "call_id": new.call_id}
+            row = await _SELECT_AUTHORIZATION.first(self._conn, params)
+        assert row is not None
+        return StoredAuthorization(**row)
+
+    async def record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
+        row = await _RECORD_CALL.first(self._conn, {"id": uuid.uuid4(), **dataclasses.asdict(new)})
+        if row is not None:
+            return StoredCall(**row), True
+        stored = await _SELECT_CALL.first(
+            self._conn, {"tenant_id": new.tenant_id, "call_id": new.call_id}
+        )
+        assert stored is not None
+        return StoredCall(**stored), False
+
+
+class PostgresStore:
+    def __init__(self, pool: DriverPool, *, batch_concurrency: int) -> None:
+        self._pool = pool
+        self._lookups: Batcher[SipAccountKey, SipAccountRecord | None] = Batcher(
+            self._sip_accounts, concurrency=batch_concurrency
+        )
+
+    async def sip_account(self, key: SipAccountKey) -> SipAccountRecord | None:
+        return await self._lookups.get(key)
+
+    async def _sip_accounts(self, keys: list[SipAccountKey]) -> list[SipAccountRecord | None]:
+        params = {
+            "domains": [key.domain for key in keys],
+            "name_keys": [key.name_key for key in keys],
+            "tenant_ids": [key.tenant_id for key in keys],
+        }
+        async with self._pool.connection() as conn:
+            rows = await _SIP_ACCOUNTS.all(conn, params)
+        found: dict[int, SipAccountRecord] = {}
+        for row in rows:
+            values = dict(row)
+            i = values.pop("i")
+            found[i] = SipAccountRecord(**values)
+        return [found.get(i) for i in range(1, len(keys) + 1)]
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[PostgresConnection]:
+        async with self._pool.connection() as conn:
+            yield PostgresConnection(conn)

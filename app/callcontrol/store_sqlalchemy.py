@@ -1,0 +1,156 @@
+"""The call-control store on SQLAlchemy connections: SQLite's (and, in the contract tests,
+PostgreSQL's through SQLAlchemy). One connection's work is one transaction, which SQLite begins
+with BEGIN IMMEDIATE at its first statement."""
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.callcontrol import queries
+from app.callcontrol.store import (
+    Caller,
+    ExtensionHolderRecord,
+    NewAuthorization,
+    NewCall,
+    SipAccountKey,
+    SipAccountRecord,
+    StoredAuthorization,
+    StoredCall,
+    UsedAndHeld,
+)
+from app.quotas.models import CallAuthorization, CallRecord
+from app.quotas.repository import CALL_COLUMNS, USED_AND_HELD
+
+
+class _Writes:
+    """The statements whose SQL differs by backend, built once per store."""
+
+    def __init__(self, dialect: str) -> None:
+        self.insert_authorization = queries.insert_or_nothing(
+            dialect, CallAuthorization.__table__, queries.AUTHORIZATION_ANSWER
+        )
+        self.insert_call = queries.insert_or_nothing(dialect, CallRecord.__table__, CALL_COLUMNS)
+        self.add_usage = queries.add_usage(dialect)
+
+
+class SqlAlchemyConnection:
+    def __init__(self, conn: AsyncConnection, writes: _Writes) -> None:
+        self._conn = conn
+        self._writes = writes
+
+    async def _first(self, statement: Any, params: dict[str, Any]) -> RowMapping | None:
+        return (await self._conn.execute(statement, params)).mappings().first()
+
+    async def begin(self) -> None:
+        if not self._conn.in_transaction():
+            await self._conn.begin()
+
+    async def sip_account(self, key: SipAccountKey) -> SipAccountRecord | None:
+        row = await self._first(queries.SIP_ACCOUNT, key._asdict())
+        return None if row is None else SipAccountRecord(**row)
+
+    async def extension_holder(
+        self, *, domain: str, number: str, tenant_id: uuid.UUID | None
+    ) -> ExtensionHolderRecord | None:
+        params = {"domain": domain, "number": number, "tenant_id": tenant_id}
+        rows = (await self._conn.execute(queries.EXTENSION_HOLDER, params)).mappings().all()
+        if not rows:
+            return None
+        first = rows[0]
+        return ExtensionHolderRecord(
+            tenant_id=first["tenant_id"],
+            user_id=first["user_id"],
+            user_enabled=first["user_enabled"],
+            auto_answer=first["auto_answer"],
+            device_names=tuple(r["device_name"] for r in rows if r["device_name"]),
+        )
+
+    async def caller(
+        self,
+        *,
+        domain: str,
+        username: str | None,
+        user_id: uuid.UUID | None,
+        tenant_id: uuid.UUID | None,
+    ) -> Caller | None:
+        statement: Any
+        if username is not None:
+            statement = queries.CALLER_BY_USERNAME
+            params = {"domain": domain, "name_key": username.lower(), "tenant_id": tenant_id}
+        else:
+            statement = queries.CALLER_BY_USER_ID
+            params = {"domain": domain, "user_id": user_id, "tenant_id": tenant_id}
+        row = await self._first(statement, params)
+        if row is None:
+            return None
+        return Caller(**{**row, "emergency_numbers": tuple(row["emergency_numbers"])})
+
+    async def lock_limit(self, *, user_id: uuid.UUID) -> int | None:
+        row = await self._first(queries.LOCK_LIMIT, {"user_id": user_id})
+        return None if row is None else row["limit_minutes"]
+
+    async def used_and_held(self, *, user_id: uuid.UUID, period: str, now: datetime) -> UsedAndHeld:
+        row = await self._first(USED_AND_HELD, {"user_id": user_id, "period": period, "now": now})
+        assert row is not None
+        return UsedAndHeld(used_seconds=int(row["used"]), held_seconds=int(row["held"]))
+
+    async def store_authorization(self, new: NewAuthorization) -> StoredAuthorization:
+        values = {"id": uuid.uuid4(), **dataclasses.asdict(new)}
+        row = await self._first(self._writes.insert_authorization, values)
+        if row is None:
+            row = await self._first(
+                queries.SELECT_AUTHORIZATION, {"tenant_id": new.tenant_id, "call_id": new.call_id}
+            )
+        assert row is not None
+        return StoredAuthorization(**row)
+
+    async def record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
+        # Three statements in the connection's one transaction: SQLite has no INSERT or UPDATE
+        # inside WITH.
+        row = await self._first(
+            self._writes.insert_call, {"id": uuid.uuid4(), **dataclasses.asdict(new)}
+        )
+        if row is None:
+            stored = await self._first(
+                queries.SELECT_CALL, {"tenant_id": new.tenant_id, "call_id": new.call_id}
+            )
+            assert stored is not None
+            return StoredCall(**stored), False
+        if new.charged_seconds:
+            await self._conn.execute(
+                self._writes.add_usage,
+                {
+                    "tenant_id": new.tenant_id,
+                    "user_id": new.user_id,
+                    "period": new.period,
+                    "used_seconds": new.charged_seconds,
+                },
+            )
+        await self._conn.execute(
+            queries.RELEASE_HOLD,
+            {"key_tenant_id": new.tenant_id, "key_call_id": new.call_id, "now": new.created_at},
+        )
+        return StoredCall(**row), True
+
+
+class SqlAlchemyStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._writes = _Writes(engine.dialect.name)
+
+    async def sip_account(self, key: SipAccountKey) -> SipAccountRecord | None:
+        async with self.connection() as conn:
+            return await conn.sip_account(key)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[SqlAlchemyConnection]:
+        async with self._engine.connect() as conn:
+            yield SqlAlchemyConnection(conn, self._writes)
+            if conn.in_transaction():
+                await conn.commit()

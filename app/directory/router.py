@@ -1,0 +1,77 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from app.deps import AdminTenant, AdminUser, CipherDep, ReadTenant, ReadUser, SessionDep
+from app.directory import service
+from app.directory.repository import UserSort
+from app.directory.schemas import UserOut
+from app.errors import Forbidden, Unauthorized, responses
+from app.pagination import Page, PageDep
+from app.schemas import SingleLine
+from app.tenants.exceptions import TenantNotFound
+from app.users import service as users
+from app.users.exceptions import ExternalRefTaken, UserNotFound
+from app.users.schemas import UserCreate, UserUpdate
+
+router = APIRouter(
+    prefix="/v1/users", tags=["users"], responses=responses(Unauthorized, Forbidden, TenantNotFound)
+)
+
+
+@router.get("", response_model=Page[UserOut])
+async def list_users(
+    session: SessionDep,
+    tenant: ReadTenant,
+    page: PageDep,
+    search: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Matches name, email, extension or device name (case-insensitive).",
+        ),
+        SingleLine,
+    ] = None,
+    sort: Annotated[UserSort, Query(description="Sort key; '-' for descending.")] = "display_name",
+) -> Page[UserOut]:
+    """List users with their devices, extensions, minutes and switches."""
+    users_page, total = await service.list_users(
+        session, tenant=tenant, search=search, sort=sort, limit=page.limit, offset=page.offset
+    )
+    return Page.of(users_page, total, page)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses=responses(ExternalRefTaken),
+)
+async def create_user(
+    body: UserCreate, session: SessionDep, cipher: CipherDep, tenant: AdminTenant
+) -> UserOut:
+    """Create a user (agent) with one default web SIP account."""
+    return await service.create_user(session, cipher, tenant=tenant, data=body)
+
+
+@router.get("/{user_id}", response_model=UserOut, responses=responses(UserNotFound))
+async def get_user(session: SessionDep, current: ReadUser) -> UserOut:
+    """Show a user."""
+    return await service.get_user(session, current=current)
+
+
+@router.patch(
+    "/{user_id}", response_model=UserOut, responses=responses(UserNotFound, ExternalRefTaken)
+)
+async def update_user(body: UserUpdate, session: SessionDep, current: AdminUser) -> UserOut:
+    """Change a user's details, switches or monthly limit."""
+    return await service.update_user(session, current=current, data=body)
+
+
+@router.delete(
+    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(UserNotFound)
+)
+async def delete_user(session: SessionDep, current: AdminUser) -> None:
+    """Delete a user with their devices and extensions."""
+    await users.delete_user(session, user=current.user)

@@ -1,0 +1,30 @@
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from app.devices.schemas import DeviceSummary
+
+
+class MinutesSummary(BaseModel):
+    """The Users table's "minutes called / minutes allowed"."""
+
+    period: str = Field(examples=["2026-11"])
+    used_minutes: int = Field(examples=[125])
+    limit_minutes: int | None = Field(examples=[600], description="null: unlimited")
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    display_name: str
+    email: str | None
+    external_ref: str | None
+    enabled: bool
+    outbound_allowed: bool
+    auto_answer: bool
+    limit_minutes: int | None
+    devices: list[DeviceSummary]
+    extensions: list[str] = Field(examples=[["102"]])
+    minutes: MinutesSummary
+    created_at: datetime
+    updated_at: datetime

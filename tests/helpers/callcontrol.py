@@ -1,0 +1,69 @@
+"""A tenant's agent as the SIP platform knows it, and the call-control requests it makes."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tests.helpers.api import TenantKeys, create_user
+
+
+@dataclass
+class Agent:
+    id: str
+    username: str
+    domain: str
+    tenant: TenantKeys
+
+    def caller(self, **fields: Any) -> dict[str, Any]:
+        return {"domain": self.domain, "username": self.username, **fields}
+
+
+async def new_agent(client: httpx.AsyncClient, tenant: TenantKeys, **fields: Any) -> Agent:
+    user = await create_user(client, tenant.admin, **fields)
+    return Agent(
+        id=user["id"],
+        username=user["devices"][0]["name"],
+        domain=tenant.sip_domain,
+        tenant=tenant,
+    )
+
+
+async def authorize(
+    client: httpx.AsyncClient, agent: Agent, call_id: str, destination: str = "0901234567"
+) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/call-control/authorizations",
+        json=agent.caller(call_id=call_id, destination=destination),
+        headers=agent.tenant.call_control,
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def report(
+    client: httpx.AsyncClient,
+    agent: Agent,
+    call_id: str,
+    duration: int,
+    started_at: str = "2026-11-10T03:00:00Z",
+    destination: str = "0901234567",
+) -> httpx.Response:
+    return await client.post(
+        "/v1/call-control/usage",
+        json=agent.caller(
+            call_id=call_id,
+            destination=destination,
+            started_at=started_at,
+            duration_seconds=duration,
+        ),
+        headers=agent.tenant.call_control,
+    )
+
+
+async def quota(client: httpx.AsyncClient, agent: Agent) -> dict[str, Any]:
+    response = await client.get(f"/v1/users/{agent.id}/quota", headers=agent.tenant.admin)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result

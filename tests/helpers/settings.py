@@ -1,0 +1,21 @@
+"""Settings for a test app: a fixed secret key, no bootstrap, no scheduler, no key cache."""
+
+from typing import Any
+
+from app.settings import Settings
+
+TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
+
+
+def make_settings(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": url,
+        "secret_key": TEST_SECRET_KEY,
+        "bootstrap": False,
+        "scheduler_enabled": False,
+        "api_key_cache_seconds": 0,
+        "sip_proxy_host": "sip.test.example",
+        "sip_websocket_url": "wss://sip.test.example:7443/ws",
+    }
+    values.update(overrides)
+    return Settings(**values)
