@@ -12,13 +12,12 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from app.quotas.models import CallRecord
 from app.crypto import PasswordCipher, generate_password, ha1_md5, ha1_sha256
 from app.db.engine import create_engine
 from app.devices.models import Device, DeviceKind
-from app.extensions.models import Extension
 from app.dialing import shadows_emergency
-from app.quotas.models import MonthlyUsage
+from app.extensions.models import Extension
+from app.quotas.models import CallRecord, MonthlyUsage
 from app.settings import Settings
 from app.tenants.models import Tenant
 from app.users.models import User
