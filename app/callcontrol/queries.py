@@ -5,6 +5,8 @@ Every read takes a `tenant_id` parameter: a tenant's key sees its own tenant onl
 key (None) any tenant.
 """
 
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from app.callcontrol.store import Caller, ExtensionHolderRecord
 from app.db.sql import dialect_insert
 from app.devices.models import Device
 from app.extensions.models import Extension
@@ -198,3 +201,33 @@ RELEASE_HOLD = (
     )
     .values(released_at=bindparam("now"))
 )
+
+
+def extension_holder_of(rows: Sequence[Mapping[Any, Any]]) -> ExtensionHolderRecord | None:
+    """The holder from EXTENSION_HOLDER's rows (one per enabled device)."""
+    if not rows:
+        return None
+    first = rows[0]
+    return ExtensionHolderRecord(
+        tenant_id=first["tenant_id"],
+        user_id=first["user_id"],
+        user_enabled=first["user_enabled"],
+        auto_answer=first["auto_answer"],
+        device_names=tuple(r["device_name"] for r in rows if r["device_name"]),
+    )
+
+
+def caller_lookup(
+    *, domain: str, username: str | None, user_id: uuid.UUID | None, tenant_id: uuid.UUID | None
+) -> tuple[bool, dict[str, Any]]:
+    """Whether the caller is looked up by username (CALLER_BY_USERNAME, else
+    CALLER_BY_USER_ID), and the parameters."""
+    if username is not None:
+        return True, {"domain": domain, "name_key": username.lower(), "tenant_id": tenant_id}
+    return False, {"domain": domain, "user_id": user_id, "tenant_id": tenant_id}
+
+
+def caller_of(row: Mapping[Any, Any] | None) -> Caller | None:
+    if row is None:
+        return None
+    return Caller(**{**row, "emergency_numbers": tuple(row["emergency_numbers"])})

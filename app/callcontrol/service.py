@@ -14,6 +14,7 @@ from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
 from app.callcontrol.schemas import (
     AuthorizationOut,
     AuthorizationRequest,
+    CallerRef,
     ExtensionRoute,
     Reason,
     SipAccount,
@@ -83,6 +84,14 @@ async def extension_route(
     )
 
 
+async def _caller(
+    conn: CallControlConnection, ref: CallerRef, tenant_id: uuid.UUID | None
+) -> Caller | None:
+    return await conn.caller(
+        domain=ref.domain, username=ref.username, user_id=ref.user_id, tenant_id=tenant_id
+    )
+
+
 def _refusal(caller: Caller, *, emergency: bool) -> Reason | None:
     """The refusal reason that needs no accounting, or None to go on."""
     if emergency:
@@ -103,12 +112,7 @@ async def authorize(
     hold_grace_seconds: int,
 ) -> AuthorizationOut:
     async with store.connection() as conn:
-        caller = await conn.caller(
-            domain=request.domain,
-            username=request.username,
-            user_id=request.user_id,
-            tenant_id=tenant_id,
-        )
+        caller = await _caller(conn, request, tenant_id)
         if caller is None:
             return AuthorizationOut(
                 call_id=request.call_id,
@@ -176,12 +180,7 @@ async def record_usage(
 ) -> tuple[CallOut, bool]:
     """Charges a reported call once; returns the call and whether this report recorded it."""
     async with store.connection() as conn:
-        caller = await conn.caller(
-            domain=report.domain,
-            username=report.username,
-            user_id=report.user_id,
-            tenant_id=tenant_id,
-        )
+        caller = await _caller(conn, report, tenant_id)
         if caller is None:
             who = report.username or report.user_id
             raise CallerNotFound(f"No caller {who} in {report.domain}.")

@@ -89,17 +89,7 @@ class PostgresConnection:
         self, *, domain: str, number: str, tenant_id: uuid.UUID | None
     ) -> ExtensionHolderRecord | None:
         params = {"domain": domain, "number": number, "tenant_id": tenant_id}
-        rows = await _EXTENSION_HOLDER.all(self._conn, params)
-        if not rows:
-            return None
-        first = rows[0]
-        return ExtensionHolderRecord(
-            tenant_id=first["tenant_id"],
-            user_id=first["user_id"],
-            user_enabled=first["user_enabled"],
-            auto_answer=first["auto_answer"],
-            device_names=tuple(r["device_name"] for r in rows if r["device_name"]),
-        )
+        return queries.extension_holder_of(await _EXTENSION_HOLDER.all(self._conn, params))
 
     async def caller(
         self,
@@ -109,16 +99,11 @@ class PostgresConnection:
         user_id: uuid.UUID | None,
         tenant_id: uuid.UUID | None,
     ) -> Caller | None:
-        if username is not None:
-            query = _CALLER_BY_USERNAME
-            params = {"domain": domain, "name_key": username.lower(), "tenant_id": tenant_id}
-        else:
-            query = _CALLER_BY_USER_ID
-            params = {"domain": domain, "user_id": user_id, "tenant_id": tenant_id}
-        row = await query.first(self._conn, params)
-        if row is None:
-            return None
-        return Caller(**{**row, "emergency_numbers": tuple(row["emergency_numbers"])})
+        by_username, params = queries.caller_lookup(
+            domain=domain, username=username, user_id=user_id, tenant_id=tenant_id
+        )
+        query = _CALLER_BY_USERNAME if by_username else _CALLER_BY_USER_ID
+        return queries.caller_of(await query.first(self._conn, params))
 
     async def lock_limit(self, *, user_id: uuid.UUID) -> int | None:
         row = await _LOCK_LIMIT.first(self._conn, {"user_id": user_id})

@@ -60,16 +60,7 @@ class SqlAlchemyConnection:
     ) -> ExtensionHolderRecord | None:
         params = {"domain": domain, "number": number, "tenant_id": tenant_id}
         rows = (await self._conn.execute(queries.EXTENSION_HOLDER, params)).mappings().all()
-        if not rows:
-            return None
-        first = rows[0]
-        return ExtensionHolderRecord(
-            tenant_id=first["tenant_id"],
-            user_id=first["user_id"],
-            user_enabled=first["user_enabled"],
-            auto_answer=first["auto_answer"],
-            device_names=tuple(r["device_name"] for r in rows if r["device_name"]),
-        )
+        return queries.extension_holder_of(rows)
 
     async def caller(
         self,
@@ -79,17 +70,11 @@ class SqlAlchemyConnection:
         user_id: uuid.UUID | None,
         tenant_id: uuid.UUID | None,
     ) -> Caller | None:
-        statement: Any
-        if username is not None:
-            statement = queries.CALLER_BY_USERNAME
-            params = {"domain": domain, "name_key": username.lower(), "tenant_id": tenant_id}
-        else:
-            statement = queries.CALLER_BY_USER_ID
-            params = {"domain": domain, "user_id": user_id, "tenant_id": tenant_id}
-        row = await self._first(statement, params)
-        if row is None:
-            return None
-        return Caller(**{**row, "emergency_numbers": tuple(row["emergency_numbers"])})
+        by_username, params = queries.caller_lookup(
+            domain=domain, username=username, user_id=user_id, tenant_id=tenant_id
+        )
+        statement = queries.CALLER_BY_USERNAME if by_username else queries.CALLER_BY_USER_ID
+        return queries.caller_of(await self._first(statement, params))
 
     async def lock_limit(self, *, user_id: uuid.UUID) -> int | None:
         row = await self._first(queries.LOCK_LIMIT, {"user_id": user_id})
