@@ -25,7 +25,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from app.callcontrol.store import Caller, ExtensionHolderRecord
+from app.callcontrol.store import (
+    Caller,
+    ExtensionHolderRecord,
+    SipAccountRecord,
+    StoredAuthorization,
+    StoredCall,
+)
 from app.db.sql import dialect_insert
 from app.devices.models import Device
 from app.extensions.models import Extension
@@ -227,7 +233,21 @@ def caller_lookup(
     return False, {"domain": domain, "user_id": user_id, "tenant_id": tenant_id}
 
 
-def caller_of(row: Mapping[Any, Any] | None) -> Caller | None:
-    if row is None:
-        return None
-    return Caller(**{**row, "emergency_numbers": tuple(row["emergency_numbers"])})
+def caller_of(row: Sequence[Any] | None) -> Caller | None:
+    return None if row is None else Caller._make(row)
+
+
+# Records are built from rows by position (a tuple's cost, not a dict's): the columns of each
+# statement and the fields of its record are the same, in the same order.
+def _same_order(statement: Any, fields: tuple[str, ...], skip: int = 0) -> None:
+    names = tuple(c.key for c in statement.selected_columns)[skip:]
+    if names != fields:
+        raise RuntimeError(f"columns {names} do not match the record's fields {fields}")
+
+
+_same_order(SIP_ACCOUNT, SipAccountRecord._fields)
+_same_order(SIP_ACCOUNTS, SipAccountRecord._fields, skip=1)
+_same_order(CALLER_BY_USERNAME, Caller._fields)
+_same_order(CALLER_BY_USER_ID, Caller._fields)
+_same_order(SELECT_AUTHORIZATION, StoredAuthorization._fields)
+_same_order(SELECT_CALL, StoredCall._fields)

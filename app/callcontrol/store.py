@@ -1,10 +1,11 @@
 """The call-control hot path's storage seam: what the rules need to read and write, as typed
-records, behind one interface with two implementations (asyncpg on PostgreSQL, SQLAlchemy
-elsewhere). `tests/callcontrol/test_store_contract.py` runs the same cases against both."""
+records (NamedTuples: built from a row at the cost of a tuple), behind one interface with two
+implementations (asyncpg on PostgreSQL, SQLAlchemy elsewhere).
+`tests/callcontrol/test_store_contract.py` runs the same cases against both."""
 
 import uuid
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
@@ -18,22 +19,20 @@ class SipAccountKey(NamedTuple):
     tenant_id: uuid.UUID | None
 
 
-@dataclass(frozen=True, slots=True)
-class SipAccountRecord:
+class SipAccountRecord(NamedTuple):
     tenant_id: uuid.UUID
     realm: str
     device_id: uuid.UUID
     user_id: uuid.UUID
     username: str
     device_enabled: bool
-    user_enabled: bool
     ha1: str
     ha1_sha256: str
+    user_enabled: bool
     auto_answer: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ExtensionHolderRecord:
+class ExtensionHolderRecord(NamedTuple):
     """The holder of an extension, and the SIP usernames of their enabled devices, oldest
     first."""
 
@@ -44,14 +43,13 @@ class ExtensionHolderRecord:
     device_names: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
+class Caller(NamedTuple):
     """The caller of an outbound call with its tenant's call settings. `device_id` is None
     when the caller was named by user id (then `device_enabled` is True)."""
 
     tenant_id: uuid.UUID
     timezone: str
-    emergency_numbers: tuple[str, ...]
+    emergency_numbers: Sequence[str]
     billing_increment_seconds: int
     user_id: uuid.UUID
     user_enabled: bool
@@ -61,14 +59,12 @@ class Caller:
     device_enabled: bool
 
 
-@dataclass(frozen=True, slots=True)
-class UsedAndHeld:
+class UsedAndHeld(NamedTuple):
     used_seconds: int
     held_seconds: int
 
 
-@dataclass(frozen=True, slots=True)
-class NewAuthorization:
+class NewAuthorization(NamedTuple):
     tenant_id: uuid.UUID
     user_id: uuid.UUID
     device_id: uuid.UUID | None
@@ -84,8 +80,7 @@ class NewAuthorization:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class StoredAuthorization:
+class StoredAuthorization(NamedTuple):
     call_id: str
     allowed: bool
     reason: str
@@ -94,8 +89,7 @@ class StoredAuthorization:
     user_id: uuid.UUID
 
 
-@dataclass(frozen=True, slots=True)
-class NewCall:
+class NewCall(NamedTuple):
     tenant_id: uuid.UUID
     user_id: uuid.UUID
     device_id: uuid.UUID | None
@@ -109,8 +103,7 @@ class NewCall:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class StoredCall:
+class StoredCall(NamedTuple):
     call_id: str
     user_id: uuid.UUID
     device_id: uuid.UUID | None

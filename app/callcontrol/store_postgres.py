@@ -2,7 +2,6 @@
 prepared once per connection, registrar lookups that arrive together answered by one statement,
 and a usage report recorded, charged and released in one."""
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -116,23 +115,23 @@ class PostgresConnection:
         return UsedAndHeld(used_seconds=int(row["used"]), held_seconds=int(row["held"]))
 
     async def store_authorization(self, new: NewAuthorization) -> StoredAuthorization:
-        values = {"id": uuid.uuid4(), **dataclasses.asdict(new)}
+        values = {"id": uuid.uuid4(), **new._asdict()}
         row = await _INSERT_AUTHORIZATION.first(self._conn, values)
         if row is None:
             params = {"tenant_id": new.tenant_id, "call_id": new.call_id}
             row = await _SELECT_AUTHORIZATION.first(self._conn, params)
         assert row is not None
-        return StoredAuthorization(**row)
+        return StoredAuthorization._make(row)
 
     async def record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
-        row = await _RECORD_CALL.first(self._conn, {"id": uuid.uuid4(), **dataclasses.asdict(new)})
+        row = await _RECORD_CALL.first(self._conn, {"id": uuid.uuid4(), **new._asdict()})
         if row is not None:
-            return StoredCall(**row), True
+            return StoredCall._make(row), True
         stored = await _SELECT_CALL.first(
             self._conn, {"tenant_id": new.tenant_id, "call_id": new.call_id}
         )
         assert stored is not None
-        return StoredCall(**stored), False
+        return StoredCall._make(stored), False
 
 
 class PostgresStore:
@@ -153,11 +152,8 @@ class PostgresStore:
         }
         async with self._pool.connection() as conn:
             rows = await _SIP_ACCOUNTS.all(conn, params)
-        found: dict[int, SipAccountRecord] = {}
-        for row in rows:
-            values = dict(row)
-            i = values.pop("i")
-            found[i] = SipAccountRecord(**values)
+        # Each row is numbered after its lookup, then the account's columns.
+        found = {row[0]: SipAccountRecord._make(row[1:]) for row in rows}
         return [found.get(i) for i in range(1, len(keys) + 1)]
 
     @asynccontextmanager

@@ -2,14 +2,13 @@
 PostgreSQL's through SQLAlchemy). One connection's work is one transaction, which SQLite begins
 with BEGIN IMMEDIATE at its first statement."""
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping
+from sqlalchemy import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.callcontrol import queries
@@ -44,7 +43,10 @@ class SqlAlchemyConnection:
         self._conn = conn
         self._writes = writes
 
-    async def _first(self, statement: Any, params: dict[str, Any]) -> RowMapping | None:
+    async def _first(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
+        return (await self._conn.execute(statement, params)).first()
+
+    async def _first_mapping(self, statement: Any, params: dict[str, Any]) -> RowMapping | None:
         return (await self._conn.execute(statement, params)).mappings().first()
 
     async def begin(self) -> None:
@@ -53,7 +55,7 @@ class SqlAlchemyConnection:
 
     async def sip_account(self, key: SipAccountKey) -> SipAccountRecord | None:
         row = await self._first(queries.SIP_ACCOUNT, key._asdict())
-        return None if row is None else SipAccountRecord(**row)
+        return None if row is None else SipAccountRecord._make(row)
 
     async def extension_holder(
         self, *, domain: str, number: str, tenant_id: uuid.UUID | None
@@ -78,35 +80,33 @@ class SqlAlchemyConnection:
 
     async def lock_limit(self, *, user_id: uuid.UUID) -> int | None:
         row = await self._first(queries.LOCK_LIMIT, {"user_id": user_id})
-        return None if row is None else row["limit_minutes"]
+        return None if row is None else row.limit_minutes
 
     async def used_and_held(self, *, user_id: uuid.UUID, period: str, now: datetime) -> UsedAndHeld:
         row = await self._first(USED_AND_HELD, {"user_id": user_id, "period": period, "now": now})
         assert row is not None
-        return UsedAndHeld(used_seconds=int(row["used"]), held_seconds=int(row["held"]))
+        return UsedAndHeld(used_seconds=int(row.used), held_seconds=int(row.held))
 
     async def store_authorization(self, new: NewAuthorization) -> StoredAuthorization:
-        values = {"id": uuid.uuid4(), **dataclasses.asdict(new)}
+        values = {"id": uuid.uuid4(), **new._asdict()}
         row = await self._first(self._writes.insert_authorization, values)
         if row is None:
             row = await self._first(
                 queries.SELECT_AUTHORIZATION, {"tenant_id": new.tenant_id, "call_id": new.call_id}
             )
         assert row is not None
-        return StoredAuthorization(**row)
+        return StoredAuthorization._make(row)
 
     async def record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
         # Three statements in the connection's one transaction: SQLite has no INSERT or UPDATE
         # inside WITH.
-        row = await self._first(
-            self._writes.insert_call, {"id": uuid.uuid4(), **dataclasses.asdict(new)}
-        )
+        row = await self._first(self._writes.insert_call, {"id": uuid.uuid4(), **new._asdict()})
         if row is None:
             stored = await self._first(
                 queries.SELECT_CALL, {"tenant_id": new.tenant_id, "call_id": new.call_id}
             )
             assert stored is not None
-            return StoredCall(**stored), False
+            return StoredCall._make(stored), False
         if new.charged_seconds:
             await self._conn.execute(
                 self._writes.add_usage,
@@ -121,7 +121,7 @@ class SqlAlchemyConnection:
             queries.RELEASE_HOLD,
             {"key_tenant_id": new.tenant_id, "key_call_id": new.call_id, "now": new.created_at},
         )
-        return StoredCall(**row), True
+        return StoredCall._make(row), True
 
 
 class SqlAlchemyStore:
