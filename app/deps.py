@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.models import Role
 from app.auth.repository import KeyIdentity
 from app.auth.service import Authenticator
+from app.auth.throttle import FailedAuthThrottle
 from app.callcontrol.access import CallControl
 from app.crypto import PasswordCipher
 from app.db.session import Database
 from app.devices import service as devices
 from app.devices.service import TenantDevice
-from app.errors import Forbidden, InvalidInput, Unauthorized
+from app.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
 from app.settings import Settings
 from app.tenants import service as tenants
 from app.tenants.models import Tenant
@@ -70,10 +71,20 @@ BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bear
 
 
 async def _authenticate(request: Request, credentials: BearerCredentials) -> KeyIdentity:
+    throttle: FailedAuthThrottle = request.app.state.auth_throttle
+    address = request.client.host if request.client else ""
+    retry_after = await throttle.retry_after(address)
+    if retry_after is not None:
+        raise TooManyRequests(
+            "Too many requests with a missing or wrong key from this address.",
+            retry_after=retry_after,
+        )
     if credentials is None or credentials.scheme.lower() != "bearer":
+        await throttle.failed(address)
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
     identity = await (await _authenticator(request)).authenticate(credentials.credentials)
     if identity is None:
+        await throttle.failed(address)
         raise Unauthorized("The API key is not valid.")
     return identity
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db.errors import UNAVAILABLE_ERRORS, database_unavailable
+from app.routing import DUPLICATE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ class AppError(Exception):
         self.detail = detail
         self.errors = errors
 
+    def response_headers(self) -> dict[str, str] | None:
+        return self.headers
+
 
 class NotFound(AppError):
     status_code = 404
@@ -80,6 +84,19 @@ class Forbidden(AppError):
     status_code = 403
     code = "forbidden"
     title = "Forbidden"
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "too-many-failed-authentications"
+    title = "Too many failed authentications"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class ServiceUnavailable(AppError):
@@ -168,7 +185,13 @@ def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
         message = str(err.get("msg", "invalid"))
         field = _field_name(tuple(err.get("loc", ())))
         if err.get("type") == "json_invalid":
-            message = "The body is not valid JSON: " + str(err.get("ctx", {}).get("error", ""))
+            reason = str(err.get("ctx", {}).get("error", ""))
+            if reason.startswith(DUPLICATE_KEY):
+                field = "body." + reason.removeprefix(DUPLICATE_KEY).strip()
+                message = "is given more than once"
+                out.append(FieldError(field=field, message=message, type="duplicate_key"))
+                continue
+            message = "The body is not valid JSON: " + reason
             field = "body"
         out.append(
             FieldError(
@@ -189,7 +212,7 @@ def install_error_handlers(app: FastAPI) -> None:
             code=exc.code,
             detail=exc.detail,
             errors=exc.errors,
-            headers=exc.headers,
+            headers=exc.response_headers(),
         )
 
     @app.exception_handler(RequestValidationError)

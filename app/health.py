@@ -1,12 +1,12 @@
 """Liveness and readiness probes (no key needed)."""
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.deps import DatabaseDep
+from app.routing import api_router
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = api_router(prefix="/health", tags=["health"])
 
 
 @router.get("/live")
@@ -22,5 +22,9 @@ async def ready(db: DatabaseDep) -> JSONResponse:
         async with db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable", "database": "unreachable"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
     return JSONResponse({"status": "ok", "database": "ok"})

@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 
 from app.auth.router import router as api_keys_router
 from app.auth.service import Authenticator
+from app.auth.throttle import FailedAuthThrottle
 from app.bootstrap import bootstrap_if_empty
 from app.callcontrol.access import open_store
 from app.callcontrol.router import router as callcontrol_router
@@ -23,6 +24,7 @@ from app.health import router as health_router
 from app.jobs.registry import start_scheduler
 from app.jobs.router import router as jobs_router
 from app.quotas.router import router as quotas_router
+from app.request_limits import HeaderSizeLimit
 from app.settings import Settings, get_settings
 from app.tenants.router import router as tenants_router
 from app.users.router import router as users_router
@@ -75,9 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        max_body_size=settings.max_body_bytes,
     )
+    app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
     app.state.settings = settings
     app.state.cipher = PasswordCipher(settings.secret_key.get_secret_value())
+    app.state.auth_throttle = FailedAuthThrottle(settings.auth_failure_limit)
     install_error_handlers(app)
     problem_openapi(app)
     # The call-control routes come first: they take most of the traffic and routes match in order.

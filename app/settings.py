@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Used only when ANTRING_ENVIRONMENT=development (the default for `make run`); refused otherwise.
@@ -25,13 +25,21 @@ class Settings(BaseSettings):
         description="PostgreSQL connections in each of a process's two pools (the call-control "
         "routes' own, and the other routes'); requests beyond it wait for a connection.",
     )
+    # Every wait on the database is bounded: a database that does not answer gives 503 with
+    # Retry-After within these, and everything recovers by itself when it answers again.
     database_connect_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="How long opening a database connection may take."
+        default=3.0, gt=0, description="How long opening a database connection may take."
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="How long a request may wait for a free connection."
     )
     database_statement_timeout_seconds: float = Field(
-        default=10.0,
+        default=5.0, gt=0, description="How long one statement may run."
+    )
+    database_lock_timeout_seconds: float = Field(
+        default=3.0,
         gt=0,
-        description="How long a call-control statement may run before the request answers 503.",
+        description="How long a statement may wait for a row lock (SQLite: for the write lock).",
     )
     secret_key: SecretStr = Field(
         default=SecretStr(""),
@@ -51,6 +59,17 @@ class Settings(BaseSettings):
     sip_websocket_url: str = "wss://sip.antring.local:7443/ws"
 
     api_key_cache_seconds: float = Field(default=5.0, ge=0)
+    auth_failure_limit: str = Field(
+        default="30/minute",
+        description="Failed authentications allowed per client address and process, as "
+        "'<count>/<second|minute|hour>'; past it the address gets 429 until the window has room.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest request head (all headers) accepted."
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body accepted."
+    )
 
     # Call control.
     hold_grace_seconds: int = Field(
@@ -59,10 +78,34 @@ class Settings(BaseSettings):
         description="How long past its max duration a granted call's hold lasts without a usage "
         "report (ringing time, late reports).",
     )
+    usage_late_months: int = Field(
+        default=1,
+        ge=0,
+        le=12,
+        description="How many months back a usage report may still be charged (0: only the "
+        "current month); an older started_at is refused.",
+    )
+    usage_future_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="How far ahead of the service's clock a usage report's started_at may be.",
+    )
     scheduler_enabled: bool = True
     rollover_interval_seconds: int = Field(
         default=60, ge=1, description="How often the month rollover job looks for closed months."
     )
+
+    @field_validator("auth_failure_limit")
+    @classmethod
+    def _check_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("must read like 30/minute") from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_insecure(self) -> "Settings":

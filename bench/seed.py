@@ -109,7 +109,7 @@ async def seed_users(settings: Settings, *, tenant_id: uuid.UUID, count: int) ->
     """Inserts `count` users, each with one web device and one extension, in one transaction."""
     started = time.monotonic()
     cipher = PasswordCipher(settings.secret_key.get_secret_value())
-    engine = create_engine(settings)
+    engine = create_engine(settings, bounded=False)
     try:
         async with engine.begin() as conn:
             tenant = (
@@ -194,7 +194,7 @@ class LedgerTotals:
 
 async def ledger_totals(settings: Settings) -> LedgerTotals:
     """What the database recorded: the call ledger and the monthly counters."""
-    engine = create_engine(settings)
+    engine = create_engine(settings, bounded=False)
     try:
         async with engine.connect() as conn:
             calls = (

@@ -34,7 +34,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(_settings())
+    engine = create_engine(_settings(), bounded=False)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

@@ -1,15 +1,16 @@
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from app.auth import service
 from app.auth.exceptions import ApiKeyNotFound
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.deps import AuthenticatorDep, PlatformAdmin, PlatformRead, SessionDep
 from app.errors import Forbidden, Unauthorized, responses
+from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
 
-router = APIRouter(
+router = api_router(
     prefix="/v1/tenants/{tenant_id}/api-keys",
     tags=["api keys"],
     responses=responses(Unauthorized, Forbidden, TenantNotFound),

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    false,
     func,
     null,
     or_,
@@ -150,6 +151,32 @@ CALLER_BY_USER_ID = (
     )
 )
 
+# The caller of an authorized call as its authorization stored it; the user may be gone.
+AUTHORIZED_CALLER = (
+    select(
+        Tenant.id.label("tenant_id"),
+        Tenant.timezone,
+        Tenant.emergency_numbers,
+        Tenant.billing_increment_seconds,
+        CallAuthorization.user_id,
+        func.coalesce(User.enabled, false()).label("user_enabled"),
+        func.coalesce(User.outbound_allowed, false()).label("outbound_allowed"),
+        User.limit_minutes,
+        CallAuthorization.device_id,
+        false().label("device_enabled"),
+    )
+    .select_from(Tenant)
+    .join(CallAuthorization, CallAuthorization.tenant_id == Tenant.id)
+    .outerjoin(User, User.id == CallAuthorization.user_id)
+    .where(
+        Tenant.sip_domain == bindparam("domain"),
+        CallAuthorization.call_id == bindparam("call_id"),
+        _in_scope(TENANT_ID),
+    )
+)
+
+USER_EXISTS = select(User.id).where(User.id == bindparam("user_id"))
+
 LOCK_LIMIT = select(User.limit_minutes).where(User.id == bindparam("user_id")).with_for_update()
 
 AUTHORIZATION_ANSWER = (
@@ -249,5 +276,6 @@ _same_order(SIP_ACCOUNT, SipAccountRecord._fields)
 _same_order(SIP_ACCOUNTS, SipAccountRecord._fields, skip=1)
 _same_order(CALLER_BY_USERNAME, Caller._fields)
 _same_order(CALLER_BY_USER_ID, Caller._fields)
+_same_order(AUTHORIZED_CALLER, Caller._fields)
 _same_order(SELECT_AUTHORIZATION, StoredAuthorization._fields)
 _same_order(SELECT_CALL, StoredCall._fields)

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 from pydantic import BaseModel
 
 from app.callcontrol import service
@@ -17,6 +17,7 @@ from app.deps import CallControlAccess
 from app.errors import Forbidden, ServiceUnavailable, Unauthorized, responses
 from app.extensions.exceptions import ExtensionNotFound
 from app.quotas.schemas import CallOut
+from app.routing import api_router
 from app.tenants.schemas import SipDomain
 
 
@@ -26,7 +27,7 @@ def json_response(model: BaseModel, *, status_code: int = 200) -> Response:
     return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
-router = APIRouter(
+router = api_router(
     prefix="/v1/call-control",
     tags=["call control"],
     responses=responses(Unauthorized, Forbidden, ServiceUnavailable),
@@ -93,7 +94,8 @@ async def authorize_call(body: AuthorizationRequest, cc: CallControlAccess) -> R
 )
 async def report_usage(body: UsageReport, cc: CallControlAccess) -> Response:
     """Usage report: record a finished outbound call once and charge its minutes."""
+    window = service.UsageWindow(cc.settings.usage_late_months, cc.settings.usage_future_seconds)
     call, created = await service.record_usage(
-        cc.store, report=body, tenant_id=cc.key.tenant_id, now=utcnow()
+        cc.store, report=body, tenant_id=cc.key.tenant_id, now=utcnow(), window=window
     )
     return json_response(call, status_code=201 if created else 200)

@@ -1,15 +1,27 @@
 import uuid
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 from app.devices.schemas import DeviceName
+from app.schemas import SingleLine
 from app.tenants.schemas import SipDomain
 
 CallId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=255),
+    SingleLine,
     Field(
         description="The SIP Call-ID: the key that makes retries safe.",
         examples=["a84b4c76e66710@pc33"],
@@ -101,11 +113,30 @@ class AuthorizationOut(BaseModel):
     user_id: uuid.UUID | None
 
 
+def _unix_seconds_or_text(value: Any) -> Any:
+    """A number is Unix seconds, never milliseconds; a text is an RFC 3339 date-time (pydantic
+    would read digits in a text as a timestamp too, and guess seconds or milliseconds)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a date-time or Unix seconds, not a boolean")
+    if isinstance(value, int):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("is out of range for a call's start") from None
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("must be an RFC 3339 date-time such as 2026-11-25T09:30:00+07:00")
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an RFC 3339 date-time or integer Unix seconds")
+    return value
+
+
 class UsageReport(CallerRef):
     call_id: CallId
     destination: Destination
-    started_at: AwareDatetime = Field(
-        description="When the call started (answer time), with its offset; or Unix seconds.",
+    started_at: Annotated[AwareDatetime, BeforeValidator(_unix_seconds_or_text)] = Field(
+        description="When the call started (answer time): an RFC 3339 date-time with its "
+        "offset, or integer Unix seconds. It must lie in the current month or the previous one "
+        "(the tenant's calendar) and at most a few minutes ahead of the service's clock.",
         examples=["2026-11-25T09:30:00+07:00"],
     )
-    duration_seconds: int = Field(ge=0, le=7 * 86400, examples=[125])
+    duration_seconds: StrictInt = Field(ge=0, le=7 * 86400, examples=[125])

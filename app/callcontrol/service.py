@@ -9,6 +9,7 @@ up to the tenant's billing increment, to the month (tenant's time zone) in which
 
 import uuid
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
 from app.callcontrol.schemas import (
@@ -25,13 +26,16 @@ from app.callcontrol.store import (
     CallControlConnection,
     CallControlStore,
     Caller,
+    CallerChanged,
     NewAuthorization,
     NewCall,
     SipAccountKey,
 )
+from app.devices.schemas import SIP_USERNAME
 from app.dialing import is_emergency
+from app.errors import InvalidInput
 from app.extensions.exceptions import ExtensionNotFound
-from app.quotas.periods import period_of
+from app.quotas.periods import period_of, shift_period
 from app.quotas.schemas import CallOut
 from app.quotas.service import charged_seconds, remaining_seconds
 
@@ -46,7 +50,13 @@ def auto_answer_headers(domain: str) -> list[SipHeader]:
 async def sip_account(
     store: CallControlStore, *, domain: str, username: str, tenant_id: uuid.UUID | None
 ) -> SipAccount:
-    account = await store.sip_account(SipAccountKey(domain, username.lower(), tenant_id))
+    # A name that no device can have is not looked up: it is no account.
+    valid = SIP_USERNAME.fullmatch(username) is not None
+    account = (
+        await store.sip_account(SipAccountKey(domain, username.lower(), tenant_id))
+        if valid
+        else None
+    )
     if account is None:
         raise SipAccountNotFound(f"No SIP account {username}@{domain}.")
     return SipAccount(
@@ -111,6 +121,25 @@ async def authorize(
     now: datetime,
     hold_grace_seconds: int,
 ) -> AuthorizationOut:
+    try:
+        return await _authorize(
+            store, request=request, tenant_id=tenant_id, now=now, grace=hold_grace_seconds
+        )
+    except CallerChanged:
+        # The caller's tenant went away meanwhile: asked again, it is an unknown caller.
+        return await _authorize(
+            store, request=request, tenant_id=tenant_id, now=now, grace=hold_grace_seconds
+        )
+
+
+async def _authorize(
+    store: CallControlStore,
+    *,
+    request: AuthorizationRequest,
+    tenant_id: uuid.UUID | None,
+    now: datetime,
+    grace: int,
+) -> AuthorizationOut:
     async with store.connection() as conn:
         caller = await _caller(conn, request, tenant_id)
         if caller is None:
@@ -145,7 +174,7 @@ async def authorize(
                 max_duration_seconds=max_duration,
                 held_seconds=held,
                 period=period,
-                expires_at=now + timedelta(seconds=held + hold_grace_seconds) if held else None,
+                expires_at=now + timedelta(seconds=held + grace) if held else None,
                 created_at=now,
             )
         )
@@ -175,15 +204,85 @@ async def _hold_remaining(
     return (None, remaining) if remaining else (Reason.quota_exhausted, None)
 
 
+class UsageWindow(NamedTuple):
+    """When a reported call may have started: `late_months` months back at most (the tenant's
+    calendar), `future_seconds` ahead of the service's clock at most."""
+
+    late_months: int
+    future_seconds: int
+
+
+_OLDEST_LATE_REPORT = timedelta(days=31 * 13)
+
+
+def _check_started_at(
+    started_at: datetime, *, now: datetime, timezone: str, window: UsageWindow
+) -> str:
+    """The month the call is charged to; InvalidInput when its start is outside the window."""
+    if started_at > now + timedelta(seconds=window.future_seconds):
+        raise InvalidInput(
+            "body.started_at",
+            f"must not be more than {window.future_seconds} s ahead of the service's clock",
+            type="started_at_in_future",
+        )
+    # Compared in UTC first: the calendar's ends (year 1, year 9999) cannot be converted to
+    # a local time.
+    oldest = shift_period(period_of(now, timezone), -window.late_months)
+    if started_at < now - _OLDEST_LATE_REPORT or period_of(started_at, timezone) < oldest:
+        raise InvalidInput(
+            "body.started_at",
+            f"is too old: calls that started before {oldest} can no longer be charged",
+            type="started_at_too_old",
+        )
+    return period_of(started_at, timezone)
+
+
 async def record_usage(
-    store: CallControlStore, *, report: UsageReport, tenant_id: uuid.UUID | None, now: datetime
+    store: CallControlStore,
+    *,
+    report: UsageReport,
+    tenant_id: uuid.UUID | None,
+    now: datetime,
+    window: UsageWindow,
 ) -> tuple[CallOut, bool]:
-    """Charges a reported call once; returns the call and whether this report recorded it."""
+    """Charges a reported call once; returns the call and whether this report recorded it.
+    A call authorized before its device or user was deleted is still recorded (and charged to
+    the user while it exists)."""
+    try:
+        return await _record_usage(
+            store, report=report, tenant_id=tenant_id, now=now, window=window
+        )
+    except CallerChanged:
+        # Deleted while this report was being recorded: done again, it sees the deletion.
+        try:
+            return await _record_usage(
+                store, report=report, tenant_id=tenant_id, now=now, window=window
+            )
+        except CallerChanged:
+            raise _caller_not_found(report) from None
+
+
+def _caller_not_found(ref: CallerRef) -> CallerNotFound:
+    return CallerNotFound(f"No caller {ref.username or ref.user_id} in {ref.domain}.")
+
+
+async def _record_usage(
+    store: CallControlStore,
+    *,
+    report: UsageReport,
+    tenant_id: uuid.UUID | None,
+    now: datetime,
+    window: UsageWindow,
+) -> tuple[CallOut, bool]:
     async with store.connection() as conn:
-        caller = await _caller(conn, report, tenant_id)
+        caller = await _caller(conn, report, tenant_id) or await conn.authorized_caller(
+            domain=report.domain, call_id=report.call_id, tenant_id=tenant_id
+        )
         if caller is None:
-            who = report.username or report.user_id
-            raise CallerNotFound(f"No caller {who} in {report.domain}.")
+            raise _caller_not_found(report)
+        period = _check_started_at(
+            report.started_at, now=now, timezone=caller.timezone, window=window
+        )
         emergency = is_emergency(report.destination, caller.emergency_numbers)
         charged = (
             0
@@ -200,7 +299,7 @@ async def record_usage(
                 started_at=report.started_at,
                 duration_seconds=report.duration_seconds,
                 charged_seconds=charged,
-                period=period_of(report.started_at, caller.timezone),
+                period=period,
                 emergency=emergency,
                 created_at=now,
             )

@@ -115,6 +115,12 @@ class StoredCall(NamedTuple):
     emergency: bool
 
 
+class CallerChanged(Exception):
+    """A write referred to rows that went away, or were being deleted, under it (a tenant
+    deleted meanwhile, a deadlock with that deletion): the work may be done again from the
+    start, and then sees the change."""
+
+
 class CallControlConnection(Protocol):
     """One connection's work. Statements commit by themselves until `begin()`; after it, the
     rest is one transaction, committed when the connection's block ends (rolled back on an
@@ -135,6 +141,13 @@ class CallControlConnection(Protocol):
         tenant_id: uuid.UUID | None,
     ) -> Caller | None: ...
 
+    async def authorized_caller(
+        self, *, domain: str, call_id: str, tenant_id: uuid.UUID | None
+    ) -> Caller | None:
+        """The caller as the authorization of `call_id` stored it, whatever happened since to
+        its device or user (for a usage report that comes after their deletion)."""
+        ...
+
     async def lock_limit(self, *, user_id: uuid.UUID) -> int | None:
         """Locks the user's row until the transaction ends, so that one user's concurrent
         authorizations are decided one after the other; the limit as it now stands."""
@@ -145,12 +158,14 @@ class CallControlConnection(Protocol):
     ) -> UsedAndHeld: ...
 
     async def store_authorization(self, new: NewAuthorization) -> StoredAuthorization:
-        """Stores the answer for a call id, or returns the one stored first for it."""
+        """Stores the answer for a call id, or returns the one stored first for it.
+        CallerChanged when the tenant went away meanwhile."""
         ...
 
     async def record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
-        """Records a call once, adds its charge to the month and releases its hold, at once;
-        returns the stored call and whether this report recorded it."""
+        """Records a call once, adds its charge to the month (of a user that still exists) and
+        releases its hold, at once; returns the stored call and whether this report recorded
+        it. CallerChanged when the tenant went away meanwhile."""
         ...
 
 

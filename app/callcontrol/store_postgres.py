@@ -13,6 +13,7 @@ from sqlalchemy import text
 from app.callcontrol import queries
 from app.callcontrol.store import (
     Caller,
+    CallerChanged,
     ExtensionHolderRecord,
     NewAuthorization,
     NewCall,
@@ -31,6 +32,7 @@ _SIP_ACCOUNTS = PreparedQuery(queries.SIP_ACCOUNTS)
 _EXTENSION_HOLDER = PreparedQuery(queries.EXTENSION_HOLDER)
 _CALLER_BY_USERNAME = PreparedQuery(queries.CALLER_BY_USERNAME)
 _CALLER_BY_USER_ID = PreparedQuery(queries.CALLER_BY_USER_ID)
+_AUTHORIZED_CALLER = PreparedQuery(queries.AUTHORIZED_CALLER)
 _LOCK_LIMIT = PreparedQuery(queries.LOCK_LIMIT)
 _USED_AND_HELD = PreparedQuery(USED_AND_HELD)
 _INSERT_AUTHORIZATION = PreparedQuery(
@@ -43,22 +45,28 @@ _SELECT_AUTHORIZATION = PreparedQuery(queries.SELECT_AUTHORIZATION)
 _SELECT_CALL = PreparedQuery(queries.SELECT_CALL)
 
 # Records the call, charges it and releases its hold in one statement: atomic without a
-# transaction around it.
+# transaction around it. The tenant's row is share-locked first, before any row of the
+# ledger: a deletion of the tenant then waits for the report, or the report for it (and
+# finds no tenant), instead of the two locking each other's rows in turn.
 _RECORD_CALL = PreparedQuery(
     text(
         """
-        WITH inserted AS (
+        WITH tenant_kept AS (
+            SELECT id FROM tenant WHERE id = :tenant_id FOR KEY SHARE
+        ), inserted AS (
             INSERT INTO call_record (id, tenant_id, user_id, device_id, call_id, destination,
                 started_at, duration_seconds, charged_seconds, period, emergency, created_at)
-            VALUES (:id, :tenant_id, :user_id, :device_id, :call_id, :destination,
+            SELECT :id, tenant_kept.id, :user_id, :device_id, :call_id, :destination,
                 :started_at, :duration_seconds, :charged_seconds, :period, :emergency,
-                :created_at)
+                :created_at
+            FROM tenant_kept
             ON CONFLICT (tenant_id, call_id) DO NOTHING
             RETURNING *
         ), charged AS (
             INSERT INTO monthly_usage (user_id, period, tenant_id, used_seconds)
             SELECT user_id, period, tenant_id, charged_seconds FROM inserted
             WHERE charged_seconds > 0
+              AND EXISTS (SELECT 1 FROM user_account WHERE user_account.id = inserted.user_id)
             ON CONFLICT (user_id, period)
             DO UPDATE SET used_seconds = monthly_usage.used_seconds + excluded.used_seconds
         ), released AS (
@@ -104,6 +112,12 @@ class PostgresConnection:
         query = _CALLER_BY_USERNAME if by_username else _CALLER_BY_USER_ID
         return queries.caller_of(await query.first(self._conn, params))
 
+    async def authorized_caller(
+        self, *, domain: str, call_id: str, tenant_id: uuid.UUID | None
+    ) -> Caller | None:
+        params = {"domain": domain, "call_id": call_id, "tenant_id": tenant_id}
+        return queries.caller_of(await _AUTHORIZED_CALLER.first(self._conn, params))
+
     async def lock_limit(self, *, user_id: uuid.UUID) -> int | None:
         row = await _LOCK_LIMIT.first(self._conn, {"user_id": user_id})
         return None if row is None else row["limit_minutes"]
@@ -116,7 +130,10 @@ class PostgresConnection:
 
     async def store_authorization(self, new: NewAuthorization) -> StoredAuthorization:
         values = {"id": uuid.uuid4(), **new._asdict()}
-        row = await _INSERT_AUTHORIZATION.first(self._conn, values)
+        try:
+            row = await _INSERT_AUTHORIZATION.first(self._conn, values)
+        except (asyncpg.ForeignKeyViolationError, asyncpg.DeadlockDetectedError):
+            raise CallerChanged() from None
         if row is None:
             params = {"tenant_id": new.tenant_id, "call_id": new.call_id}
             row = await _SELECT_AUTHORIZATION.first(self._conn, params)
@@ -124,13 +141,19 @@ class PostgresConnection:
         return StoredAuthorization._make(row)
 
     async def record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
-        row = await _RECORD_CALL.first(self._conn, {"id": uuid.uuid4(), **new._asdict()})
+        try:
+            row = await _RECORD_CALL.first(self._conn, {"id": uuid.uuid4(), **new._asdict()})
+        except (asyncpg.ForeignKeyViolationError, asyncpg.DeadlockDetectedError):
+            # The tenant, or the user being charged, was being deleted by a concurrent
+            # transaction.
+            raise CallerChanged() from None
         if row is not None:
             return StoredCall._make(row), True
         stored = await _SELECT_CALL.first(
             self._conn, {"tenant_id": new.tenant_id, "call_id": new.call_id}
         )
-        assert stored is not None
+        if stored is None:  # nothing inserted, nothing stored: the tenant is gone
+            raise CallerChanged()
         return StoredCall._make(stored), False
 
 

@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, RowMapping
+from sqlalchemy import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.callcontrol import queries
 from app.callcontrol.store import (
     Caller,
+    CallerChanged,
     ExtensionHolderRecord,
     NewAuthorization,
     NewCall,
@@ -46,9 +48,6 @@ class SqlAlchemyConnection:
     async def _first(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
         return (await self._conn.execute(statement, params)).first()
 
-    async def _first_mapping(self, statement: Any, params: dict[str, Any]) -> RowMapping | None:
-        return (await self._conn.execute(statement, params)).mappings().first()
-
     async def begin(self) -> None:
         if not self._conn.in_transaction():
             await self._conn.begin()
@@ -78,6 +77,12 @@ class SqlAlchemyConnection:
         statement = queries.CALLER_BY_USERNAME if by_username else queries.CALLER_BY_USER_ID
         return queries.caller_of(await self._first(statement, params))
 
+    async def authorized_caller(
+        self, *, domain: str, call_id: str, tenant_id: uuid.UUID | None
+    ) -> Caller | None:
+        params = {"domain": domain, "call_id": call_id, "tenant_id": tenant_id}
+        return queries.caller_of(await self._first(queries.AUTHORIZED_CALLER, params))
+
     async def lock_limit(self, *, user_id: uuid.UUID) -> int | None:
         row = await self._first(queries.LOCK_LIMIT, {"user_id": user_id})
         return None if row is None else row.limit_minutes
@@ -89,7 +94,10 @@ class SqlAlchemyConnection:
 
     async def store_authorization(self, new: NewAuthorization) -> StoredAuthorization:
         values = {"id": uuid.uuid4(), **new._asdict()}
-        row = await self._first(self._writes.insert_authorization, values)
+        try:
+            row = await self._first(self._writes.insert_authorization, values)
+        except IntegrityError:
+            raise CallerChanged() from None
         if row is None:
             row = await self._first(
                 queries.SELECT_AUTHORIZATION, {"tenant_id": new.tenant_id, "call_id": new.call_id}
@@ -98,6 +106,12 @@ class SqlAlchemyConnection:
         return StoredAuthorization._make(row)
 
     async def record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
+        try:
+            return await self._record_call(new)
+        except IntegrityError:
+            raise CallerChanged() from None
+
+    async def _record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
         # Three statements in the connection's one transaction: SQLite has no INSERT or UPDATE
         # inside WITH.
         row = await self._first(self._writes.insert_call, {"id": uuid.uuid4(), **new._asdict()})
@@ -107,7 +121,8 @@ class SqlAlchemyConnection:
             )
             assert stored is not None
             return StoredCall._make(stored), False
-        if new.charged_seconds:
+        user_exists = await self._first(queries.USER_EXISTS, {"user_id": new.user_id})
+        if new.charged_seconds and user_exists is not None:
             await self._conn.execute(
                 self._writes.add_usage,
                 {

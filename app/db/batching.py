@@ -52,10 +52,14 @@ class Batcher(Generic[K, V]):
         if not batch:
             return
         try:
-            values = await self._load([key for key, _ in batch])
-            if len(values) != len(batch):
-                raise RuntimeError(f"{len(values)} values loaded for {len(batch)} keys")
+            values = await self._load_exactly([key for key, _ in batch])
         except BaseException as error:
+            if isinstance(error, Exception) and len(batch) > 1:
+                # One bad key must not fail the others: each is tried again on its own, and
+                # only the keys that fail alone get the error.
+                for one in batch:
+                    await self._run([one])
+                return
             for _, future in batch:
                 if future.done():
                     continue
@@ -69,3 +73,9 @@ class Batcher(Generic[K, V]):
         for (_, future), value in zip(batch, values, strict=True):
             if not future.done():
                 future.set_result(value)
+
+    async def _load_exactly(self, keys: list[K]) -> Sequence[V]:
+        values = await self._load(keys)
+        if len(values) != len(keys):
+            raise RuntimeError(f"{len(values)} values loaded for {len(keys)} keys")
+        return values

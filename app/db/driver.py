@@ -16,6 +16,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 APPLICATION_NAME = "antring call control"
 
 
+class PoolTimeout(TimeoutError):
+    """Every connection stayed busy for the whole checkout timeout (the database is slow or
+    hung): the request may be retried."""
+
+
 class DriverPool:
     """asyncpg connections for the call-control hot paths on PostgreSQL, handed out first come,
     first served. A checkout from SQLAlchemy's pool costs more CPU than a registrar lookup's
@@ -32,12 +37,15 @@ class DriverPool:
         *,
         size: int,
         connect_timeout: float,
+        checkout_timeout: float,
         statement_timeout: float,
+        server_settings: dict[str, str],
     ) -> None:
         args = dict(engine.dialect.create_connect_args(engine.url)[1])
         # Named in pg_stat_activity, apart from the ORM pool's connections.
         args["server_settings"] = {
             "application_name": APPLICATION_NAME,
+            **server_settings,
             **args.get("server_settings", {}),
         }
         # The SIP platform waits on these answers call by call: a database that does not answer
@@ -45,6 +53,7 @@ class DriverPool:
         args["timeout"] = connect_timeout
         args["command_timeout"] = statement_timeout
         self._connect_args = args
+        self._checkout_timeout = checkout_timeout
         self._slots = asyncio.Semaphore(size)
         self._idle: list[asyncpg.Connection] = []
 
@@ -66,21 +75,39 @@ class DriverPool:
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection whose statements commit by themselves, unless `BEGIN` made them one
         transaction: that one commits when the block ends, or rolls back on an error."""
-        async with self._slots:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._checkout_timeout)
+        except TimeoutError:
+            raise PoolTimeout("no call-control connection came free in time") from None
+        try:
             conn = await self._checkout()
             try:
                 yield conn
                 if conn.is_in_transaction():
                     await conn.execute("COMMIT")
-            except Exception:
-                if not conn.is_closed() and conn.is_in_transaction():
-                    await conn.execute("ROLLBACK")
-                self._give_back(conn)
+            except Exception as error:
+                await self._end_failed(conn, error)
                 raise
             except BaseException:
                 conn.terminate()  # cancelled mid-statement: its state is unknown
                 raise
             self._give_back(conn)
+        finally:
+            self._slots.release()
+
+    async def _end_failed(self, conn: asyncpg.Connection, error: Exception) -> None:
+        """After an error: rolled back and reused, or, when the database did not answer (its
+        state is then unknown), dropped."""
+        if isinstance(error, (OSError, asyncpg.PostgresConnectionError)):
+            conn.terminate()
+            return
+        if not conn.is_closed() and conn.is_in_transaction():
+            try:
+                await conn.execute("ROLLBACK")
+            except Exception:
+                conn.terminate()
+                return
+        self._give_back(conn)
 
     def _give_back(self, conn: asyncpg.Connection) -> None:
         if conn.is_closed() or conn.is_in_transaction():

@@ -5,21 +5,33 @@ import re
 import asyncpg
 from sqlalchemy import MetaData, UniqueConstraint
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 
 # Failures to reach the database, rather than of a statement: the request may be retried.
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    OSError,  # connection refused or reset, timeouts
+    OSError,  # connection refused or reset, timeouts (TimeoutError is one)
     asyncpg.PostgresConnectionError,  # the connection was lost
-    asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down or starting
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting, statement timeout
+    asyncpg.exceptions.LockNotAvailableError,  # lock_timeout ran out
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections
+    asyncpg.exceptions.TransactionRollbackError,  # deadlock or serialization failure: retry
     OperationalError,  # SQLAlchemy's: the database cannot be opened, or is locked
+    SQLAlchemyTimeout,  # no pooled connection came free in time
 )
 
 
-def database_unavailable(error: Exception) -> bool:
+def database_unavailable(error: BaseException) -> bool:
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
-    return isinstance(error, UNAVAILABLE_ERRORS)
+    # SQLAlchemy wraps the driver's error (twice on asyncpg): what the driver said is a cause.
+    seen: BaseException | None = error
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, UNAVAILABLE_ERRORS):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)$")

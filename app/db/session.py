@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.driver import DriverPool
-from app.db.engine import create_engine
+from app.db.engine import create_engine, postgres_server_settings
 from app.settings import Settings
 
 
@@ -24,7 +24,9 @@ class Database:
                 self.engine,
                 size=settings.database_pool_size,
                 connect_timeout=settings.database_connect_timeout_seconds,
+                checkout_timeout=settings.database_pool_timeout_seconds,
                 statement_timeout=settings.database_statement_timeout_seconds,
+                server_settings=postgres_server_settings(settings),
             )
             if self.dialect == "postgresql"
             else None

@@ -1,4 +1,4 @@
-from fastapi import APIRouter, status
+from fastapi import status
 
 from app.deps import (
     AdminDevice,
@@ -21,10 +21,11 @@ from app.devices.schemas import (
     PasswordRotated,
 )
 from app.errors import Forbidden, InvalidInput, Unauthorized, responses
+from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
 from app.users.exceptions import UserNotFound
 
-router = APIRouter(tags=["devices"], responses=responses(Unauthorized, Forbidden, TenantNotFound))
+router = api_router(tags=["devices"], responses=responses(Unauthorized, Forbidden, TenantNotFound))
 
 
 @router.get(

@@ -1,15 +1,19 @@
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from app.devices.models import DeviceKind
 from app.schemas import PatchModel
 
+# A SIP username: what a device is called, and what a registrar lookup may ask for.
+SIP_USERNAME = re.compile(r"[A-Za-z0-9._-]{3,64}")
+
 DeviceName = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9._-]{3,64}$"),
+    StringConstraints(pattern=rf"^{SIP_USERNAME.pattern}$"),
     Field(
         description="The SIP username: 3 to 64 letters, digits, '.', '_' or '-'; unique in the "
         "tenant whatever the case.",
@@ -39,7 +43,9 @@ class DeviceCreate(BaseModel):
 class DeviceUpdate(PatchModel):
     name: DeviceName | None = None
     kind: DeviceKind | None = None
-    enabled: bool | None = Field(default=None, description="A disabled device cannot register.")
+    enabled: StrictBool | None = Field(
+        default=None, description="A disabled device cannot register."
+    )
 
 
 class PasswordRotate(BaseModel):

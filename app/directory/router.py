@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 
 from app.deps import AdminTenant, AdminUser, CipherDep, ReadTenant, ReadUser, SessionDep
 from app.directory import service
@@ -8,13 +8,14 @@ from app.directory.repository import UserSort
 from app.directory.schemas import UserOut
 from app.errors import Forbidden, Unauthorized, responses
 from app.pagination import Page, PageDep
+from app.routing import api_router
 from app.schemas import SingleLine
 from app.tenants.exceptions import TenantNotFound
 from app.users import service as users
 from app.users.exceptions import ExternalRefTaken, UserNotFound
 from app.users.schemas import UserCreate, UserUpdate
 
-router = APIRouter(
+router = api_router(
     prefix="/v1/users", tags=["users"], responses=responses(Unauthorized, Forbidden, TenantNotFound)
 )
 

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import Path, Query, status
 
 from app.deps import AdminUser, ReadAccess, ReadTenant, ReadUser, SessionDep
 from app.errors import Forbidden, InvalidInput, Unauthorized, responses
@@ -12,10 +12,11 @@ from app.extensions.schemas import (
     ExtensionHolder,
     ExtensionOut,
 )
+from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
 from app.users.exceptions import UserNotFound
 
-router = APIRouter(
+router = api_router(
     tags=["extensions"], responses=responses(Unauthorized, Forbidden, TenantNotFound)
 )
 

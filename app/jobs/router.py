@@ -1,14 +1,15 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import Path
 from pydantic import BaseModel, Field
 
 from app.deps import DatabaseDep, PlatformAdmin
 from app.errors import Forbidden, Unauthorized, responses
 from app.jobs import registry
 from app.jobs.registry import JOBS, JobNotFound
+from app.routing import api_router
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=responses(Unauthorized, Forbidden))
+router = api_router(prefix="/v1/jobs", tags=["jobs"], responses=responses(Unauthorized, Forbidden))
 
 
 class JobOut(BaseModel):

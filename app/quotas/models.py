@@ -57,10 +57,10 @@ class _Call:
     """What an authorization and a ledger entry both say of a call."""
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
-    device_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("device.id", ondelete="SET NULL")
-    )
+    # Not foreign keys: the ledger outlives the user or device that made a call, so that a
+    # call reported after its device or user was deleted is still recorded and charged.
+    user_id: Mapped[uuid.UUID]
+    device_id: Mapped[uuid.UUID | None]
     call_id: Mapped[str] = mapped_column(String(255))
     destination: Mapped[str] = mapped_column(String(64))
     emergency: Mapped[bool] = mapped_column(default=False)

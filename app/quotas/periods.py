@@ -17,8 +17,14 @@ def period_start(period: str, timezone: str) -> datetime:
 
 
 def next_period(period: str) -> str:
+    return shift_period(period, 1)
+
+
+def shift_period(period: str, months: int) -> str:
+    """The month `months` after (or, negative, before) `period`."""
     year, month = (int(part) for part in period.split("-"))
-    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+    index = year * 12 + month - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def resets_at(instant: datetime, timezone: str) -> datetime:

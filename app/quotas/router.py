@@ -1,14 +1,13 @@
-from fastapi import APIRouter
-
 from app.deps import AdminUser, ReadUser, SessionDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.pagination import Page, PageDep
 from app.quotas import service
 from app.quotas.schemas import CallOut, QuotaHistoryEntry, QuotaOut, QuotaUpdate
+from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
 from app.users.exceptions import UserNotFound
 
-router = APIRouter(
+router = api_router(
     prefix="/v1/users/{user_id}",
     responses=responses(Unauthorized, Forbidden, TenantNotFound, UserNotFound),
 )

@@ -1,16 +1,17 @@
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from app.deps import CipherDep, PlatformAdmin, PlatformRead, SessionDep
 from app.directory import service as directory
 from app.errors import Forbidden, Unauthorized, responses
 from app.pagination import Page, PageDep
+from app.routing import api_router
 from app.tenants import service
 from app.tenants.exceptions import EmergencyNumberInUse, SipDomainTaken, TenantNotFound
 from app.tenants.schemas import TenantCreate, TenantOut, TenantUpdate
 
-router = APIRouter(
+router = api_router(
     prefix="/v1/tenants", tags=["tenants"], responses=responses(Unauthorized, Forbidden)
 )
 

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from app.schemas import PatchModel, SingleLine
 
@@ -14,9 +14,10 @@ _HOSTNAME = re.compile(
 
 
 def _check_domain(value: str) -> str:
-    value = value.strip().lower()
-    if not _HOSTNAME.match(value):
-        raise ValueError("must be a DNS host name such as acme.sip.example.com")
+    # Refused, not normalized: a domain is compared as it is stored, and a look-alike (the
+    # Kelvin sign lower-cases to "k") must not become someone else's domain.
+    if not _HOSTNAME.fullmatch(value):
+        raise ValueError("must be a DNS host name in lower case, such as acme.sip.example.com")
     return value
 
 
@@ -38,12 +39,14 @@ SipDomain = Annotated[str, AfterValidator(_check_domain)]
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 EmergencyNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,6}$")]
 EmergencyNumbers = Annotated[
-    list[EmergencyNumber], Field(max_length=20), AfterValidator(_check_emergency)
+    list[EmergencyNumber],
+    Field(min_length=1, max_length=20),
+    AfterValidator(_check_emergency),
 ]
 TenantName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
 ]
-BillingIncrement = Annotated[int, Field(ge=1, le=3600)]
+BillingIncrement = Annotated[StrictInt, Field(ge=1, le=3600)]
 
 
 class TenantCreate(BaseModel):

@@ -1,13 +1,12 @@
-from fastapi import APIRouter
-
 from app.deps import AdminUser, ReadUser, SessionDep
 from app.errors import Forbidden, Unauthorized, responses
+from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
 from app.users import service
 from app.users.exceptions import UserNotFound
 from app.users.schemas import Toggles, TogglesUpdate
 
-router = APIRouter(
+router = api_router(
     prefix="/v1/users/{user_id}/toggles",
     tags=["users"],
     responses=responses(Unauthorized, Forbidden, TenantNotFound, UserNotFound),

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from app.schemas import PatchModel, SingleLine
 
@@ -23,7 +23,7 @@ ExternalRef = Annotated[
     Field(description="The agent's id in the company's identity system; unique in the tenant."),
 ]
 LimitMinutes = Annotated[
-    int,
+    StrictInt,
     Field(ge=0, le=1_000_000, description="Monthly outbound minutes; null means unlimited."),
 ]
 
@@ -34,8 +34,8 @@ class UserCreate(BaseModel):
     display_name: DisplayName
     email: Email | None = None
     external_ref: ExternalRef | None = None
-    outbound_allowed: bool = True
-    auto_answer: bool = False
+    outbound_allowed: StrictBool = True
+    auto_answer: StrictBool = False
     limit_minutes: LimitMinutes | None = None
 
 
@@ -45,11 +45,11 @@ class UserUpdate(PatchModel):
     display_name: DisplayName | None = None
     email: Email | None = None
     external_ref: ExternalRef | None = None
-    enabled: bool | None = Field(
+    enabled: StrictBool | None = Field(
         default=None, description="A disabled user's devices cannot register or call."
     )
-    outbound_allowed: bool | None = None
-    auto_answer: bool | None = None
+    outbound_allowed: StrictBool | None = None
+    auto_answer: StrictBool | None = None
     limit_minutes: LimitMinutes | None = None
 
 
@@ -61,5 +61,5 @@ class Toggles(BaseModel):
 
 
 class TogglesUpdate(PatchModel):
-    outbound_allowed: bool | None = None
-    auto_answer: bool | None = None
+    outbound_allowed: StrictBool | None = None
+    auto_answer: StrictBool | None = None

@@ -199,3 +199,36 @@ async def test_concurrent_lookups_each_get_their_own_account_within_their_key_s_
                 username.lower(),
                 domain,
             )
+
+
+async def test_a_lookup_no_device_could_answer_fails_only_itself(
+    client: httpx.AsyncClient, tenant: TenantKeys, other_tenant: TenantKeys
+) -> None:
+    # Lookups that arrive together share a statement on PostgreSQL: a NUL byte, which the
+    # database cannot take, must not reach it and fail the others' lookups.
+    agents = [await new_agent(client, tenant, display_name=f"Agent {i}") for i in range(3)]
+    bad_names = ["x%00y", "a%0Db", "ab", "l%C3%A2n", "a%20b"]
+    for _ in range(5):
+        good = [
+            client.get(
+                f"/v1/call-control/sip-accounts/{agents[i % 3].username}",
+                params={"domain": tenant.sip_domain},
+                headers=tenant.call_control,
+            )
+            for i in range(60)
+        ]
+        bad = [
+            client.get(
+                f"/v1/call-control/sip-accounts/{name}",
+                params={"domain": other_tenant.sip_domain},
+                headers=other_tenant.call_control,
+            )
+            for name in bad_names
+        ]
+        responses = await asyncio.gather(*good, *bad)
+
+        assert [r.status_code for r in responses[:60]] == [200] * 60
+        assert [r.status_code for r in responses[60:]] == [404] * len(bad_names)
+        assert all(
+            r.json()["username"] == agents[i % 3].username for i, r in enumerate(responses[:60])
+        )

@@ -87,3 +87,24 @@ async def test_a_read_cancelled_while_waiting_is_left_out_of_its_batch() -> None
 
     assert (await first, await kept) == (10, 30)
     assert loader.batches == [[1], [3]]
+
+
+async def test_a_failed_batch_is_tried_again_key_by_key() -> None:
+    calls: list[list[str]] = []
+
+    async def load(keys: list[str]) -> list[str]:
+        calls.append(keys)
+        if "poison" in keys:
+            raise ValueError("the database cannot take it")
+        return [key.upper() for key in keys]
+
+    batcher: Batcher[str, str] = Batcher(load, concurrency=1)
+    first = asyncio.ensure_future(batcher.get("a"))  # starts a batch at once
+    rest = [asyncio.ensure_future(batcher.get(key)) for key in ("b", "poison", "c")]
+    results = await asyncio.gather(first, *rest, return_exceptions=True)
+
+    assert results[:2] == ["A", "B"]
+    assert isinstance(results[2], ValueError)
+    assert results[3] == "C"
+    assert ["b", "poison", "c"] in calls  # the batch, then each key of it alone
+    assert [c for c in calls if len(c) == 1 and c != ["a"]] == [["b"], ["poison"], ["c"]]

@@ -382,7 +382,7 @@ async def test_changing_the_tenant_domain_recomputes_every_digest(
     untouched = await stored(db, stranger["devices"][0]["id"])
 
     response = await client.patch(
-        f"/v1/tenants/{tenant.id}", json={"sip_domain": "Acme-New.SIP.test"}, headers=platform
+        f"/v1/tenants/{tenant.id}", json={"sip_domain": "acme-new.sip.test"}, headers=platform
     )
 
     assert response.status_code == 200, response.text

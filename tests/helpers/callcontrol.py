@@ -1,10 +1,16 @@
 """A tenant's agent as the SIP platform knows it, and the call-control requests it makes."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
+from app.callcontrol import service
+from app.callcontrol.schemas import UsageReport
+from app.clock import utcnow
+from app.quotas.schemas import CallOut
 from tests.helpers.api import TenantKeys, create_user
 
 
@@ -47,7 +53,7 @@ async def report(
     agent: Agent,
     call_id: str,
     duration: int,
-    started_at: str = "2026-11-10T03:00:00Z",
+    started_at: str | None = None,
     destination: str = "0901234567",
 ) -> httpx.Response:
     return await client.post(
@@ -55,7 +61,7 @@ async def report(
         json=agent.caller(
             call_id=call_id,
             destination=destination,
-            started_at=started_at,
+            started_at=started_at or utcnow().isoformat(),
             duration_seconds=duration,
         ),
         headers=agent.tenant.call_control,
@@ -67,3 +73,33 @@ async def quota(client: httpx.AsyncClient, agent: Agent) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+async def record_at(
+    app: FastAPI,
+    agent: Agent,
+    call_id: str,
+    duration: int,
+    *,
+    started_at: datetime,
+    now: datetime,
+    late_months: int = 1,
+) -> CallOut:
+    """A usage report as the service takes it at `now` (a past month's calls, in tests that
+    drive the calendar)."""
+    report = UsageReport(
+        domain=agent.domain,
+        username=agent.username,
+        call_id=call_id,
+        destination="0901234567",
+        started_at=started_at,
+        duration_seconds=duration,
+    )
+    call, _ = await service.record_usage(
+        app.state.callcontrol_store,
+        report=report,
+        tenant_id=None,
+        now=now,
+        window=service.UsageWindow(late_months=late_months, future_seconds=300),
+    )
+    return call

@@ -14,6 +14,8 @@ def make_settings(url: str, **overrides: Any) -> Settings:
         "bootstrap": False,
         "scheduler_enabled": False,
         "api_key_cache_seconds": 0,
+        # Tests fail authentications on purpose, all from one address.
+        "auth_failure_limit": "100000/minute",
         "sip_proxy_host": "sip.test.example",
         "sip_websocket_url": "wss://sip.test.example:7443/ws",
     }

@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 
 import httpx
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from app.db.session import Database
@@ -13,7 +14,7 @@ from app.settings import Settings
 from app.tenants.models import Tenant
 from app.users.models import User
 from tests.helpers.api import TenantKeys
-from tests.helpers.callcontrol import new_agent, report
+from tests.helpers.callcontrol import new_agent, record_at
 from tests.helpers.settings import make_settings
 
 
@@ -115,18 +116,27 @@ async def test_two_schedulers_started_together_reset_a_tenant_once(
 
 
 async def test_history_keeps_the_limit_of_each_closed_month_and_late_usage(
-    client: httpx.AsyncClient, db: Database, tenant: TenantKeys
+    client: httpx.AsyncClient, app: FastAPI, db: Database, tenant: TenantKeys
 ) -> None:
     agent = await new_agent(client, tenant, limit_minutes=100)
     await _backdate(db, tenant, datetime(2026, 9, 3, tzinfo=UTC))
-    await report(client, agent, "sep", 125, started_at="2026-09-10T03:00:00Z")
+    september = datetime(2026, 9, 10, 3, tzinfo=UTC)
+    await record_at(app, agent, "sep", 125, started_at=september, now=september)
     await close_finished_months(db, now=datetime(2026, 10, 2, tzinfo=UTC))
     await client.put(
         f"/v1/users/{agent.id}/quota", json={"limit_minutes": 200}, headers=tenant.admin
     )
     await close_finished_months(db, now=datetime(2026, 11, 2, tzinfo=UTC))
     # Started before September ended, reported after it closed: still September's.
-    await report(client, agent, "late", 60, started_at="2026-09-30T16:59:00Z")
+    await record_at(
+        app,
+        agent,
+        "late",
+        60,
+        started_at=datetime(2026, 9, 30, 16, 59, tzinfo=UTC),
+        now=datetime(2026, 11, 2, tzinfo=UTC),
+        late_months=2,
+    )
 
     response = await client.get(f"/v1/users/{agent.id}/quota/history", headers=tenant.viewer)
 
