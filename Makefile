@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-sip lint format bench clean
+.PHONY: install run test test-sip lint format bench fuzz clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -31,6 +31,9 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+fuzz: install
+	$(BIN)/python -m tests.fuzz.run
 
 bench: install
 	$(BIN)/python -m bench.run
