@@ -43,9 +43,7 @@ def fuzz(database_url: str, workdir: Path) -> int:
         "ANTRING_AUTH_FAILURE_LIMIT": "1000000/minute",
     }
     run_cli(env, "migrate")
-    tenant = run_cli(
-        env, "tenant", "create", "--name", "Fuzz", "--sip-domain", "fuzz.sip.test"
-    )
+    tenant = run_cli(env, "tenant", "create", "--name", "Fuzz", "--sip-domain", "fuzz.sip.test")
     key = run_cli(env, "api-key", "create", "--platform", "--name", "fuzz")
     with Server(env=env, workers=1, log_path=workdir / "server.log") as server:
         done = subprocess.run(
