@@ -2,6 +2,7 @@
 objects, who is calling (the key, and the tenant it acts on), and the resource a route acts on,
 loaded once per request."""
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from app.db.session import Database
 from app.devices import service as devices
 from app.devices.service import TenantDevice
 from app.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
+from app.etags import require_match
+from app.idempotency.service import IdempotentRequest, request_hash
 from app.settings import Settings
 from app.tenants import service as tenants
 from app.tenants.models import Tenant
@@ -160,6 +163,15 @@ ReadTenant = Annotated[Tenant, Depends(_read_tenant)]
 AdminTenant = Annotated[Tenant, Depends(_admin_tenant)]
 
 
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description="The ETag the change is based on: a stale one answers 412 and changes "
+        "nothing. Without it the write goes through."
+    ),
+]
+
+
 async def _read_user(user_id: uuid.UUID, session: SessionDep, scope: ReadAccess) -> TenantUser:
     return await users.require_user(session, tenant_id=scope.tenant_id, user_id=user_id)
 
@@ -171,6 +183,15 @@ async def _admin_user(user_id: uuid.UUID, session: SessionDep, scope: AdminAcces
 # The user of the route's `{user_id}`, with its tenant; another tenant's user is not found.
 ReadUser = Annotated[TenantUser, Depends(_read_user)]
 AdminUser = Annotated[TenantUser, Depends(_admin_user)]
+
+
+async def _changed_user(current: AdminUser, if_match: IfMatch = None) -> TenantUser:
+    require_match(if_match, current.user.version)
+    return current
+
+
+# A user an admin changes or deletes: still at the version `If-Match` names, if it names one.
+ChangedUser = Annotated[TenantUser, Depends(_changed_user)]
 
 
 async def _read_device(
@@ -188,6 +209,54 @@ async def _admin_device(
 # The device of the route's `{device_id}`, with its tenant.
 ReadDevice = Annotated[TenantDevice, Depends(_read_device)]
 AdminDevice = Annotated[TenantDevice, Depends(_admin_device)]
+
+
+async def _changed_device(current: AdminDevice, if_match: IfMatch = None) -> TenantDevice:
+    require_match(if_match, current.device.version)
+    return current
+
+
+ChangedDevice = Annotated[TenantDevice, Depends(_changed_device)]
+
+
+async def _platform_tenant(
+    tenant_id: uuid.UUID, session: SessionDep, _key: PlatformAdmin, if_match: IfMatch = None
+) -> Tenant:
+    tenant = await tenants.get_tenant(session, tenant_id=tenant_id)
+    require_match(if_match, tenant.version)
+    return tenant
+
+
+# The tenant of the route's `{tenant_id}`, for a platform admin key (`If-Match` as above).
+PlatformTenant = Annotated[Tenant, Depends(_platform_tenant)]
+
+
+_IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
+
+
+async def _idempotent_create(
+    request: Request,
+    key: CurrentKey,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="Any unique string (a UUID): a retry with the same key and body gets "
+            "the first answer instead of making a second resource; kept for a day."
+        ),
+    ] = None,
+) -> IdempotentRequest:
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise InvalidInput("header.Idempotency-Key", "must be 1 to 255 printable ASCII characters")
+    fingerprint = request_hash(
+        request.method,
+        request.url.path,
+        request.headers.get("x-tenant-id", ""),
+        await request.body(),
+    )
+    return IdempotentRequest(owner_key_id=key.key_id, key=idempotency_key, fingerprint=fingerprint)
+
+
+IdempotencyDep = Annotated[IdempotentRequest, Depends(_idempotent_create)]
 
 
 # A plain dependency, not a yielding one: FastAPI's work per dependency, and more per yielding

@@ -1,6 +1,7 @@
 """One error format for the whole API: RFC 9457 problem details (application/problem+json)."""
 
 import logging
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -9,10 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from app.db.errors import UNAVAILABLE_ERRORS, database_unavailable
-from app.routing import DUPLICATE_KEY
+
+DUPLICATE_KEY = "duplicate key"
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +90,18 @@ class Forbidden(AppError):
     title = "Forbidden"
 
 
+class UnsupportedMediaType(AppError):
+    status_code = 415
+    code = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class PreconditionFailed(AppError):
+    status_code = 412
+    code = "precondition-failed"
+    title = "Precondition failed"
+
+
 class TooManyRequests(AppError):
     status_code = 429
     code = "too-many-failed-authentications"
@@ -134,21 +150,55 @@ def problem_response(
     )
 
 
-def responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for a route, from the errors it can raise."""
+@dataclass(frozen=True)
+class ResponseHeaders:
+    """Headers a route's answer with this status carries, for the OpenAPI document."""
+
+    status: int
+    headers: dict[str, str]
+
+
+# A 201 says where the new resource is; a versioned resource's answer carries its ETag.
+CREATED = ResponseHeaders(201, {"Location": "Where the new resource can be read."})
+VERSIONED = ResponseHeaders(
+    200, {"ETag": "The resource's version: send it as If-Match with a change."}
+)
+
+
+def responses(*items: type[AppError] | ResponseHeaders) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route, from the errors it can raise and the headers it sends."""
     out: dict[int | str, dict[str, Any]] = {}
-    for error in errors:
-        entry = out.setdefault(
-            error.status_code,
-            {"model": Problem, "description": ""},
-        )
-        entry["description"] = "; ".join(filter(None, [entry["description"], error.title]))
+    for item in items:
+        if isinstance(item, ResponseHeaders):
+            entry = out.setdefault(item.status, {})
+            entry["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in item.headers.items()
+            }
+            continue
+        entry = out.setdefault(item.status_code, {"model": Problem, "description": ""})
+        entry["description"] = "; ".join(filter(None, [entry["description"], item.title]))
     return out
+
+
+# What any route may answer besides its own errors, and when.
+_EVERY_ROUTE = {"431": "Request header fields too large"}
+_WITH_A_KEY = {
+    "401": "Unauthorized",
+    "429": "Too many failed authentications from this address; see Retry-After",
+    "503": "The database cannot be reached or did not answer in time; retry after Retry-After",
+}
+_WITH_A_BODY = {
+    "413": "Request body too large",
+    "415": "The body is not declared JSON",
+    "422": "Invalid input: `errors` names each bad field",
+}
 
 
 def problem_openapi(app: FastAPI) -> None:
     """Makes /docs tell the truth: every error response is problem+json, 422 included (FastAPI
-    documents its own validation body otherwise)."""
+    documents its own validation body otherwise), and every route lists the statuses any route
+    may answer (431; with a key 401, 429, 503; with a body 413, 415, 422)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -156,12 +206,32 @@ def problem_openapi(app: FastAPI) -> None:
             return app.openapi_schema
         schema = build()
         problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
-        for operation in (op for path in schema["paths"].values() for op in path.values()):
-            for status, response in operation.get("responses", {}).items():
-                if status.startswith(("4", "5")):
-                    response["content"] = {PROBLEM_MEDIA_TYPE: problem}
-                if status == "422":
-                    response["description"] = "Invalid input: `errors` names each bad field"
+        for path, item in schema["paths"].items():
+            for operation in item.values():
+                answers = operation.setdefault("responses", {})
+                extra = dict(_EVERY_ROUTE)
+                if path.startswith("/v1/"):
+                    extra.update(_WITH_A_KEY)
+                if path == "/health/ready":
+                    extra["503"] = "The database cannot be reached"
+                if "requestBody" in operation:
+                    extra.update(_WITH_A_BODY)
+                for status, description in extra.items():
+                    answers.setdefault(status, {"description": description})
+                for status, response in answers.items():
+                    own_body = path.startswith("/health") and status == "503"
+                    if status.startswith(("4", "5")) and not own_body:
+                        response["content"] = {PROBLEM_MEDIA_TYPE: problem}
+                        response["description"] = response.get("description") or (
+                            HTTPStatus(int(status)).phrase
+                        )
+                    if status == "422":
+                        response["description"] = _WITH_A_BODY["422"]
+                    if status == "503":
+                        response.setdefault("headers", {})["Retry-After"] = {
+                            "description": "Seconds to wait before retrying.",
+                            "schema": {"type": "integer"},
+                        }
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
@@ -179,28 +249,88 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "body"
 
 
+# Pydantic's messages name regular expressions and types; an SPA shows these to an operator.
+_PATTERN_MESSAGES = {
+    r"^[0-9]{2,4}$": "must be 2 to 4 digits",
+    r"^[0-9]{2,6}$": "must be 2 to 6 digits",
+    r"^[A-Za-z0-9._-]{3,64}$": "must be 3 to 64 letters, digits, '.', '_' or '-'",
+    r"^\+?[0-9*#]+$": "must be a dialled number: digits, '*' or '#', with an optional '+'",
+    r"^[^@\s]+@[^@\s]+\.[^@\s]+$": "must be an email address such as lan@acme.vn",
+}
+_TYPE_MESSAGES = {
+    "missing": "is required",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "string_type": "must be text",
+    "uuid_parsing": "must be a UUID",
+    "uuid_type": "must be a UUID",
+    "extra_forbidden": "is not a field of this request",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "list_type": "must be a list",
+    "timezone_aware": "must include its offset (Z or +07:00)",
+    "datetime_parsing": "must be an RFC 3339 date-time such as 2026-11-25T09:30:00+07:00",
+    "datetime_from_date_parsing": "must be an RFC 3339 date-time such as 2026-11-25T09:30:00Z",
+    "datetime_type": "must be an RFC 3339 date-time such as 2026-11-25T09:30:00+07:00",
+}
+
+
+def _sentence(err: Any) -> str:
+    """What is wrong with a field, as an operator can read it."""
+    kind = str(err.get("type", ""))
+    ctx = err.get("ctx") or {}
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_MESSAGES.get(str(ctx.get("pattern")), "is not in the expected form")
+    if kind in _TYPE_MESSAGES:
+        return _TYPE_MESSAGES[kind]
+    if kind == "string_too_short":
+        return f"must have at least {ctx.get('min_length')} characters"
+    if kind == "string_too_long":
+        return f"must have at most {ctx.get('max_length')} characters"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} items"
+    if kind == "too_long":
+        return f"must have at most {ctx.get('max_length')} items"
+    if kind == "greater_than_equal":
+        return f"must be {ctx.get('ge')} or more"
+    if kind == "less_than_equal":
+        return f"must be {ctx.get('le')} or less"
+    if kind in ("enum", "literal_error"):
+        return f"must be one of {ctx.get('expected')}"
+    message = str(err.get("msg", "is not valid"))
+    return message.removeprefix("Value error, ")
+
+
 def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
     out = []
     for err in exc.errors():
-        message = str(err.get("msg", "invalid"))
         field = _field_name(tuple(err.get("loc", ())))
-        if err.get("type") == "json_invalid":
+        kind = str(err.get("type", "value_error"))
+        if kind == "json_invalid":
             reason = str(err.get("ctx", {}).get("error", ""))
             if reason.startswith(DUPLICATE_KEY):
                 field = "body." + reason.removeprefix(DUPLICATE_KEY).strip()
-                message = "is given more than once"
-                out.append(FieldError(field=field, message=message, type="duplicate_key"))
+                out.append(
+                    FieldError(field=field, message="is given more than once", type="duplicate_key")
+                )
                 continue
-            message = "The body is not valid JSON: " + reason
-            field = "body"
-        out.append(
-            FieldError(
-                field=field,
-                message=message,
-                type=str(err.get("type", "value_error")),
-            )
-        )
+            out.append(FieldError(field="body", message=f"is not valid JSON: {reason}", type=kind))
+            continue
+        out.append(FieldError(field=field, message=_sentence(err), type=kind))
     return out
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the document lists for the request's path."""
+    methods: set[str] = set()
+    for path, item in request.app.openapi()["paths"].items():
+        if compile_path(path)[0].match(request.url.path):
+            methods.update(method.upper() for method in item)
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -224,10 +354,14 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = HTTPStatus(exc.status_code).phrase
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route on the path; a path's methods
+            # may be spread over several routes.
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
         return problem_response(exc.status_code, title, detail=detail, headers=headers)
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -241,6 +375,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for error_class in (*UNAVAILABLE_ERRORS, DBAPIError):
         app.add_exception_handler(error_class, _unavailable)
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, _exc: StaleDataError) -> JSONResponse:
+        # An UPDATE or DELETE found another version than the request read: a concurrent
+        # change won, and this one changed nothing.
+        return await _app_error(
+            request,
+            PreconditionFailed("The resource was changed by another request; read it again."),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -4,9 +4,12 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
+from starlette.middleware.cors import CORSMiddleware
 
 from app.auth.router import router as api_keys_router
 from app.auth.service import Authenticator
@@ -31,6 +34,8 @@ from app.users.router import router as users_router
 
 logger = logging.getLogger(__name__)
 
+__version__ = version("antring")
+
 DESCRIPTION = """
 Configure the agents of a cloud call center: their SIP accounts (devices), internal extensions,
 monthly outbound-minute quota, and the switches "outbound calls allowed" and "auto-answer".
@@ -38,6 +43,35 @@ monthly outbound-minute quota, and the switches "outbound calls allowed" and "au
 Every `/v1` route needs an API key: press **Authorize** and paste it. A platform key acts on the
 tenant named in the `X-Tenant-ID` header. Errors are `application/problem+json` (RFC 9457).
 """
+
+
+# The order an operator meets them in: /docs shows the sections so.
+OPENAPI_TAGS = [
+    {
+        "name": "users",
+        "description": "The Users table: agents with their devices, extensions and minutes.",
+    },
+    {"name": "devices", "description": "SIP accounts, one per phone, softphone or browser."},
+    {"name": "extensions", "description": "Internal numbers of 2 to 4 digits."},
+    {"name": "quota", "description": "Monthly outbound minutes: used and allowed."},
+    {"name": "toggles", "description": "Outbound calls allowed; auto-answer."},
+    {"name": "calls", "description": "The ledger of outbound calls."},
+    {"name": "tenants", "description": "Companies (platform keys)."},
+    {"name": "api keys", "description": "Keys of a tenant (platform keys)."},
+    {"name": "call control", "description": "What the SIP platform asks call by call."},
+    {"name": "jobs", "description": "Scheduled jobs (platform admin keys)."},
+    {"name": "health", "description": "Probes, without a key."},
+]
+
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "X-Tenant-ID",
+    "If-Match",
+    "Idempotency-Key",
+    "X-Request-ID",
+]
+CORS_EXPOSED_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-ID"]
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -71,15 +105,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 scheduler.shutdown(wait=False)
             await db.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc from assets a pinned package ships: they work without internet.
+    app = FastAPIOffline(
         title="AntRing accounts service",
-        version="1.0.0",
+        version=__version__,
         description=DESCRIPTION,
+        openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         max_body_size=settings.max_body_bytes,
+        # `/v1/users/` is not `/v1/users`: a redirect would name this host as the app sees it.
+        redirect_slashes=False,
     )
     app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
     app.state.settings = settings
     app.state.cipher = PasswordCipher(settings.secret_key.get_secret_value())
     app.state.auth_throttle = FailedAuthThrottle(settings.auth_failure_limit)

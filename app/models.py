@@ -5,6 +5,7 @@ from app.auth.models import ApiKey
 from app.db.base import Base
 from app.devices.models import Device
 from app.extensions.models import Extension
+from app.idempotency.models import IdempotencyKey
 from app.quotas.models import (
     CallAuthorization,
     CallRecord,
@@ -22,6 +23,7 @@ __all__ = [
     "CallRecord",
     "Device",
     "Extension",
+    "IdempotencyKey",
     "MonthRollover",
     "MonthlyUsage",
     "QuotaHistory",

@@ -34,3 +34,9 @@ class Page(BaseModel, Generic[T]):
     @classmethod
     def of(cls, items: list[T], total: int, params: PageParams) -> "Page[T]":
         return cls(items=items, total=total, limit=params.limit, offset=params.offset)
+
+    @classmethod
+    def slice(cls, items: list[T], params: PageParams) -> "Page[T]":
+        """A page of a short list read whole (a user's devices, say)."""
+        page = items[params.offset : params.offset + params.limit]
+        return cls(items=page, total=len(items), limit=params.limit, offset=params.offset)

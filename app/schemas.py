@@ -17,10 +17,26 @@ def _refuse_control_characters(value: str) -> str:
 SingleLine = AfterValidator(_refuse_control_characters)
 
 
+def _patch_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The document says what the server takes: a field that may be omitted but not null is
+    declared without null (and without a null default)."""
+    nullable: frozenset[str] = getattr(model, "nullable", frozenset())
+    for name, prop in schema.get("properties", {}).items():
+        if name in nullable:
+            continue
+        prop.pop("default", None)
+        variants = [v for v in prop.get("anyOf", []) if v != {"type": "null"}]
+        if "anyOf" in prop and len(variants) == 1:
+            del prop["anyOf"]
+            prop.update(variants[0])
+        elif "anyOf" in prop:
+            prop["anyOf"] = variants
+
+
 class PatchModel(BaseModel):
     """A partial update: absent fields stay as they are; null only where a field may be empty."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema)
     nullable: ClassVar[frozenset[str]] = frozenset()
 
     # Per field (not on the whole model) so that the error names the field.

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         description="On first start with no tenant, create a default tenant and print its keys.",
     )
     log_level: str = "INFO"
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API, as a JSON list: "
+        "'[\"https://console.example.com\"]'. Empty: no CORS headers at all.",
+    )
 
     # What the device configuration views show.
     sip_proxy_host: str = "sip.antring.local"

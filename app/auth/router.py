@@ -1,12 +1,21 @@
 import uuid
 
-from fastapi import status
+from fastapi import Response, status
 
 from app.auth import service
 from app.auth.exceptions import ApiKeyNotFound
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from app.deps import AuthenticatorDep, PlatformAdmin, PlatformRead, SessionDep
-from app.errors import Forbidden, Unauthorized, responses
+from app.deps import (
+    AuthenticatorDep,
+    CipherDep,
+    IdempotencyDep,
+    PlatformAdmin,
+    PlatformRead,
+    SessionDep,
+)
+from app.errors import CREATED, Forbidden, InvalidInput, Unauthorized, responses
+from app.idempotency.service import create_once
+from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
 
@@ -17,28 +26,46 @@ router = api_router(
 )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    responses=responses(InvalidInput, CREATED),
+)
 async def create_api_key(
-    tenant_id: uuid.UUID, body: ApiKeyCreate, session: SessionDep, _key: PlatformAdmin
-) -> ApiKeyCreated:
+    tenant_id: uuid.UUID,
+    body: ApiKeyCreate,
+    session: SessionDep,
+    cipher: CipherDep,
+    _key: PlatformAdmin,
+    once: IdempotencyDep,
+) -> Response:
     """Create an API key for a tenant; the key is returned only in this answer."""
-    key, secret = await service.create_api_key(
-        session, tenant_id=tenant_id, role=body.role, name=body.name
-    )
-    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
+
+    async def create() -> tuple[ApiKeyCreated, str]:
+        key, secret = await service.create_api_key(
+            session, tenant_id=tenant_id, role=body.role, name=body.name
+        )
+        shown = ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
+        return shown, f"/v1/tenants/{tenant_id}/api-keys/{key.id}"
+
+    return await create_once(session, cipher, once=once, create=create)
 
 
-@router.get("", response_model=list[ApiKeyOut])
+@router.get("", response_model=Page[ApiKeyOut])
 async def list_api_keys(
-    tenant_id: uuid.UUID, session: SessionDep, _key: PlatformRead
-) -> list[ApiKeyOut]:
+    tenant_id: uuid.UUID, session: SessionDep, page: PageDep, _key: PlatformRead
+) -> Page[ApiKeyOut]:
     """List a tenant's API keys (never their secrets)."""
     keys = await service.list_api_keys(session, tenant_id=tenant_id)
-    return [ApiKeyOut.model_validate(k) for k in keys]
+    return Page.slice([ApiKeyOut.model_validate(k) for k in keys], page)
 
 
 @router.delete(
-    "/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(ApiKeyNotFound)
+    "/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(ApiKeyNotFound),
 )
 async def revoke_api_key(
     tenant_id: uuid.UUID,

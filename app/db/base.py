@@ -6,7 +6,7 @@ from typing import Any, TypeAlias
 
 from sqlalchemy import DateTime, MetaData, Row
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from app.clock import utcnow
@@ -59,3 +59,15 @@ class IdMixin:
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class VersionMixin:
+    """A counter every UPDATE of the row raises. An ETag is made from it, and an UPDATE or
+    DELETE that finds another version than it read (a concurrent change) fails with
+    StaleDataError, which the API answers 412."""
+
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]

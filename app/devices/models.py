@@ -4,7 +4,7 @@ from enum import StrEnum
 from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, IdMixin, TimestampMixin
+from app.db.base import Base, IdMixin, TimestampMixin, VersionMixin
 
 
 class DeviceKind(StrEnum):
@@ -13,7 +13,7 @@ class DeviceKind(StrEnum):
     ip_phone = "ip_phone"
 
 
-class Device(IdMixin, TimestampMixin, Base):
+class Device(IdMixin, TimestampMixin, VersionMixin, Base):
     """A SIP account: one per device an agent uses."""
 
     __tablename__ = "device"

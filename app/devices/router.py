@@ -1,9 +1,11 @@
-from fastapi import status
+from fastapi import Response, status
 
 from app.deps import (
     AdminDevice,
     AdminUser,
+    ChangedDevice,
     CipherDep,
+    IdempotencyDep,
     ReadDevice,
     ReadUser,
     SessionDep,
@@ -20,7 +22,18 @@ from app.devices.schemas import (
     PasswordRotate,
     PasswordRotated,
 )
-from app.errors import Forbidden, InvalidInput, Unauthorized, responses
+from app.errors import (
+    CREATED,
+    VERSIONED,
+    Forbidden,
+    InvalidInput,
+    PreconditionFailed,
+    Unauthorized,
+    responses,
+)
+from app.etags import set_etag
+from app.idempotency.service import create_once
+from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
 from app.users.exceptions import UserNotFound
@@ -29,59 +42,79 @@ router = api_router(tags=["devices"], responses=responses(Unauthorized, Forbidde
 
 
 @router.get(
-    "/v1/users/{user_id}/devices", response_model=list[DeviceOut], responses=responses(UserNotFound)
+    "/v1/users/{user_id}/devices", response_model=Page[DeviceOut], responses=responses(UserNotFound)
 )
-async def list_devices(session: SessionDep, current: ReadUser) -> list[DeviceOut]:
+async def list_devices(session: SessionDep, current: ReadUser, page: PageDep) -> Page[DeviceOut]:
     """List a user's SIP accounts."""
     devices = await service.list_devices(
         session, tenant_id=current.tenant.id, user_id=current.user.id
     )
-    return [DeviceOut.model_validate(d) for d in devices]
+    return Page.slice([DeviceOut.model_validate(d) for d in devices], page)
 
 
 @router.post(
     "/v1/users/{user_id}/devices",
     status_code=status.HTTP_201_CREATED,
     response_model=DeviceCreated,
-    responses=responses(UserNotFound, DeviceNameTaken, InvalidInput),
+    responses=responses(UserNotFound, DeviceNameTaken, InvalidInput, CREATED),
 )
 async def create_device(
-    body: DeviceCreate, session: SessionDep, cipher: CipherDep, current: AdminUser
-) -> DeviceCreated:
+    body: DeviceCreate,
+    session: SessionDep,
+    cipher: CipherDep,
+    current: AdminUser,
+    once: IdempotencyDep,
+) -> Response:
     """Add a SIP account for one more device of a user."""
-    device, password = await service.add_device(
-        session, cipher, tenant=current.tenant, user_id=current.user.id, data=body
-    )
-    return DeviceCreated(**DeviceOut.model_validate(device).model_dump(), password=password)
+
+    async def create() -> tuple[DeviceCreated, str]:
+        device, password = await service.add_device(
+            session, cipher, tenant=current.tenant, user_id=current.user.id, data=body
+        )
+        shown = DeviceCreated(**DeviceOut.model_validate(device).model_dump(), password=password)
+        return shown, f"/v1/devices/{device.id}"
+
+    return await create_once(session, cipher, once=once, create=create)
 
 
 @router.get(
-    "/v1/devices/{device_id}", response_model=DeviceOut, responses=responses(DeviceNotFound)
+    "/v1/devices/{device_id}",
+    response_model=DeviceOut,
+    responses=responses(DeviceNotFound, VERSIONED),
 )
-async def get_device(current: ReadDevice) -> DeviceOut:
+async def get_device(current: ReadDevice, response: Response) -> DeviceOut:
     """Show a SIP account."""
+    set_etag(response, current.device.version)
     return DeviceOut.model_validate(current.device)
 
 
 @router.patch(
     "/v1/devices/{device_id}",
     response_model=DeviceOut,
-    responses=responses(DeviceNotFound, DeviceNameTaken, InvalidInput),
+    responses=responses(
+        DeviceNotFound, DeviceNameTaken, InvalidInput, PreconditionFailed, VERSIONED
+    ),
 )
 async def update_device(
-    body: DeviceUpdate, session: SessionDep, cipher: CipherDep, current: AdminDevice
+    body: DeviceUpdate,
+    session: SessionDep,
+    cipher: CipherDep,
+    current: ChangedDevice,
+    response: Response,
 ) -> DeviceOut:
     """Rename, change the kind of, enable or disable a SIP account."""
     device = await service.update_device(session, cipher, current=current, data=body)
+    set_etag(response, device.version)
     return DeviceOut.model_validate(device)
 
 
 @router.delete(
     "/v1/devices/{device_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(DeviceNotFound),
+    response_class=Response,
+    responses=responses(DeviceNotFound, PreconditionFailed),
 )
-async def delete_device(session: SessionDep, current: AdminDevice) -> None:
+async def delete_device(session: SessionDep, current: ChangedDevice) -> None:
     """Delete a SIP account."""
     await service.delete_device(session, device=current.device)
 
@@ -101,10 +134,10 @@ async def get_device_config(
 @router.post(
     "/v1/devices/{device_id}/password",
     response_model=PasswordRotated,
-    responses=responses(DeviceNotFound, InvalidInput),
+    responses=responses(DeviceNotFound, InvalidInput, PreconditionFailed),
 )
 async def rotate_device_password(
-    body: PasswordRotate, session: SessionDep, cipher: CipherDep, current: AdminDevice
+    body: PasswordRotate, session: SessionDep, cipher: CipherDep, current: ChangedDevice
 ) -> PasswordRotated:
     """Set a new password (generated unless given); it is returned once."""
     device, password = await service.rotate_password(

@@ -1,12 +1,30 @@
 from typing import Annotated
 
-from fastapi import Query, status
+from fastapi import Query, Response, status
 
-from app.deps import AdminTenant, AdminUser, CipherDep, ReadTenant, ReadUser, SessionDep
+from app.deps import (
+    AdminTenant,
+    ChangedUser,
+    CipherDep,
+    IdempotencyDep,
+    ReadTenant,
+    ReadUser,
+    SessionDep,
+)
 from app.directory import service
 from app.directory.repository import UserSort
-from app.directory.schemas import UserOut
-from app.errors import Forbidden, Unauthorized, responses
+from app.directory.schemas import UserCreated, UserOut
+from app.errors import (
+    CREATED,
+    VERSIONED,
+    Forbidden,
+    InvalidInput,
+    PreconditionFailed,
+    Unauthorized,
+    responses,
+)
+from app.etags import set_etag
+from app.idempotency.service import create_once
 from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.schemas import SingleLine
@@ -46,33 +64,52 @@ async def list_users(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=UserOut,
-    responses=responses(ExternalRefTaken),
+    response_model=UserCreated,
+    responses=responses(ExternalRefTaken, InvalidInput, CREATED),
 )
 async def create_user(
-    body: UserCreate, session: SessionDep, cipher: CipherDep, tenant: AdminTenant
-) -> UserOut:
+    body: UserCreate,
+    session: SessionDep,
+    cipher: CipherDep,
+    tenant: AdminTenant,
+    once: IdempotencyDep,
+) -> Response:
     """Create a user (agent) with one default web SIP account."""
-    return await service.create_user(session, cipher, tenant=tenant, data=body)
+
+    async def create() -> tuple[UserCreated, str]:
+        user = await service.create_user(session, cipher, tenant=tenant, data=body)
+        return user, f"/v1/users/{user.id}"
+
+    return await create_once(session, cipher, once=once, create=create)
 
 
-@router.get("/{user_id}", response_model=UserOut, responses=responses(UserNotFound))
-async def get_user(session: SessionDep, current: ReadUser) -> UserOut:
+@router.get("/{user_id}", response_model=UserOut, responses=responses(UserNotFound, VERSIONED))
+async def get_user(session: SessionDep, current: ReadUser, response: Response) -> UserOut:
     """Show a user."""
+    set_etag(response, current.user.version)
     return await service.get_user(session, current=current)
 
 
 @router.patch(
-    "/{user_id}", response_model=UserOut, responses=responses(UserNotFound, ExternalRefTaken)
+    "/{user_id}",
+    response_model=UserOut,
+    responses=responses(UserNotFound, ExternalRefTaken, PreconditionFailed, VERSIONED),
 )
-async def update_user(body: UserUpdate, session: SessionDep, current: AdminUser) -> UserOut:
+async def update_user(
+    body: UserUpdate, session: SessionDep, current: ChangedUser, response: Response
+) -> UserOut:
     """Change a user's details, switches or monthly limit."""
-    return await service.update_user(session, current=current, data=body)
+    updated = await service.update_user(session, current=current, data=body)
+    set_etag(response, current.user.version)
+    return updated
 
 
 @router.delete(
-    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(UserNotFound)
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(UserNotFound, PreconditionFailed),
 )
-async def delete_user(session: SessionDep, current: AdminUser) -> None:
+async def delete_user(session: SessionDep, current: ChangedUser) -> None:
     """Delete a user with their devices and extensions."""
     await users.delete_user(session, user=current.user)

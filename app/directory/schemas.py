@@ -28,3 +28,11 @@ class UserOut(BaseModel):
     minutes: MinutesSummary
     created_at: datetime
     updated_at: datetime
+
+
+class UserCreated(UserOut):
+    default_device_password: str = Field(
+        description="The password of the default SIP account (the one device in `devices`), "
+        "shown here once; later only in the device's config view.",
+        examples=["qP4xN8vK2mR7tW3yZ6bA"],
+    )

@@ -16,7 +16,7 @@ from app.devices.models import DeviceKind
 from app.devices.schemas import DeviceCreate, DeviceSummary
 from app.directory import repository
 from app.directory.repository import UserSort
-from app.directory.schemas import MinutesSummary, UserOut
+from app.directory.schemas import MinutesSummary, UserCreated, UserOut
 from app.extensions import repository as extensions_repository
 from app.extensions import service as extensions
 from app.quotas import repository as quotas_repository
@@ -79,14 +79,18 @@ async def get_user(session: AsyncSession, *, current: TenantUser) -> UserOut:
 
 async def create_user(
     session: AsyncSession, cipher: PasswordCipher, *, tenant: Tenant, data: UserCreate
-) -> UserOut:
-    """A new agent, with the one SIP account every agent gets by default."""
+) -> UserCreated:
+    """A new agent, with the one SIP account every agent gets by default (its password is in
+    this answer once)."""
     user = await users.add_user(session, tenant_id=tenant.id, data=data)
     default_device = DeviceCreate(
         name=devices.default_device_name(data.display_name), kind=DeviceKind.web
     )
-    await devices.add_device(session, cipher, tenant=tenant, user_id=user.id, data=default_device)
-    return (await _present(session, tenant=tenant, page=[user]))[0]
+    _, password = await devices.add_device(
+        session, cipher, tenant=tenant, user_id=user.id, data=default_device
+    )
+    shown = (await _present(session, tenant=tenant, page=[user]))[0]
+    return UserCreated(**shown.model_dump(), default_device_password=password)
 
 
 async def list_users(
@@ -110,11 +114,10 @@ async def update_user(session: AsyncSession, *, current: TenantUser, data: UserU
 
 
 async def update_tenant(
-    session: AsyncSession, cipher: PasswordCipher, *, tenant_id: uuid.UUID, data: TenantUpdate
+    session: AsyncSession, cipher: PasswordCipher, *, tenant: Tenant, data: TenantUpdate
 ) -> Tenant:
     """A tenant's new settings. New emergency numbers must not be shadowed by an existing
     extension; a new SIP domain (the digest realm) gives every device its HA1 again."""
-    tenant = await tenants.get_tenant(session, tenant_id=tenant_id)
     changes = data.changes()
     if "emergency_numbers" in changes:
         shadowed = await extensions.shadowed_extensions(

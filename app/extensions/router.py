@@ -1,9 +1,17 @@
 from typing import Annotated
 
-from fastapi import Path, Query, status
+from fastapi import Path, Query, Response, status
 
-from app.deps import AdminUser, ReadAccess, ReadTenant, ReadUser, SessionDep
-from app.errors import Forbidden, InvalidInput, Unauthorized, responses
+from app.deps import (
+    AdminUser,
+    CipherDep,
+    IdempotencyDep,
+    ReadAccess,
+    ReadTenant,
+    ReadUser,
+    SessionDep,
+)
+from app.errors import CREATED, Forbidden, InvalidInput, Unauthorized, responses
 from app.extensions import service
 from app.extensions.exceptions import ExtensionNotFound, ExtensionTaken
 from app.extensions.schemas import (
@@ -12,6 +20,8 @@ from app.extensions.schemas import (
     ExtensionHolder,
     ExtensionOut,
 )
+from app.idempotency.service import create_once
+from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
 from app.users.exceptions import UserNotFound
@@ -25,36 +35,47 @@ NumberPath = Annotated[str, Path(pattern=r"^[0-9]{2,4}$", examples=["102"])]
 
 @router.get(
     "/v1/users/{user_id}/extensions",
-    response_model=list[ExtensionOut],
+    response_model=Page[ExtensionOut],
     responses=responses(UserNotFound),
 )
-async def list_user_extensions(session: SessionDep, current: ReadUser) -> list[ExtensionOut]:
+async def list_user_extensions(
+    session: SessionDep, current: ReadUser, page: PageDep
+) -> Page[ExtensionOut]:
     """List a user's extensions."""
     extensions = await service.list_extensions(
         session, tenant_id=current.tenant.id, user_id=current.user.id
     )
-    return [ExtensionOut.model_validate(e) for e in extensions]
+    return Page.slice([ExtensionOut.model_validate(e) for e in extensions], page)
 
 
 @router.post(
     "/v1/users/{user_id}/extensions",
     status_code=status.HTTP_201_CREATED,
     response_model=ExtensionOut,
-    responses=responses(UserNotFound, ExtensionTaken, InvalidInput),
+    responses=responses(UserNotFound, ExtensionTaken, InvalidInput, CREATED),
 )
 async def add_user_extension(
-    body: ExtensionCreate, session: SessionDep, current: AdminUser
-) -> ExtensionOut:
+    body: ExtensionCreate,
+    session: SessionDep,
+    cipher: CipherDep,
+    current: AdminUser,
+    once: IdempotencyDep,
+) -> Response:
     """Give a user an extension (2 to 4 digits, unique in the company)."""
-    extension = await service.add_extension(
-        session, tenant=current.tenant, user_id=current.user.id, number=body.number
-    )
-    return ExtensionOut.model_validate(extension)
+
+    async def create() -> tuple[ExtensionOut, str]:
+        extension = await service.add_extension(
+            session, tenant=current.tenant, user_id=current.user.id, number=body.number
+        )
+        return ExtensionOut.model_validate(extension), f"/v1/extensions/{extension.number}"
+
+    return await create_once(session, cipher, once=once, create=create)
 
 
 @router.delete(
     "/v1/users/{user_id}/extensions/{number}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     responses=responses(UserNotFound, ExtensionNotFound),
 )
 async def remove_user_extension(

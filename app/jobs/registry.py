@@ -9,6 +9,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from app.db.session import Database
 from app.errors import NotFound
+from app.idempotency.service import prune_expired
 from app.quotas.jobs import close_finished_months
 from app.settings import Settings
 
@@ -26,6 +27,12 @@ JOBS: dict[str, Job] = {
         description="Close each tenant's finished months (history of limits); catches up on "
         "months missed while the service was down.",
         interval=lambda settings: settings.rollover_interval_seconds,
+    ),
+    "prune-idempotency-keys": Job(
+        run=prune_expired,
+        description="Forget the Idempotency-Keys of creates older than a day, with the answers "
+        "kept for their retries.",
+        interval=lambda _settings: 3600,
     ),
 }
 

@@ -1,5 +1,8 @@
-from app.deps import AdminUser, ReadUser, SessionDep
-from app.errors import Forbidden, Unauthorized, responses
+from fastapi import Response
+
+from app.deps import ChangedUser, ReadUser, SessionDep
+from app.errors import VERSIONED, Forbidden, PreconditionFailed, Unauthorized, responses
+from app.etags import set_etag
 from app.pagination import Page, PageDep
 from app.quotas import service
 from app.quotas.schemas import CallOut, QuotaHistoryEntry, QuotaOut, QuotaUpdate
@@ -13,16 +16,27 @@ router = api_router(
 )
 
 
-@router.get("/quota", response_model=QuotaOut, tags=["quota"])
-async def get_quota(session: SessionDep, current: ReadUser) -> QuotaOut:
+@router.get("/quota", response_model=QuotaOut, tags=["quota"], responses=responses(VERSIONED))
+async def get_quota(session: SessionDep, current: ReadUser, response: Response) -> QuotaOut:
     """Show minutes used and allowed this month."""
+    # The ETag versions the limit (the user's settings), not the minutes used.
+    set_etag(response, current.user.version)
     return await service.get_quota(session, current=current)
 
 
-@router.put("/quota", response_model=QuotaOut, tags=["quota"])
-async def set_quota(body: QuotaUpdate, session: SessionDep, current: AdminUser) -> QuotaOut:
+@router.put(
+    "/quota",
+    response_model=QuotaOut,
+    tags=["quota"],
+    responses=responses(PreconditionFailed, VERSIONED),
+)
+async def set_quota(
+    body: QuotaUpdate, session: SessionDep, current: ChangedUser, response: Response
+) -> QuotaOut:
     """Set the monthly outbound minutes (null for unlimited)."""
-    return await service.set_limit(session, current=current, limit_minutes=body.limit_minutes)
+    quota = await service.set_limit(session, current=current, limit_minutes=body.limit_minutes)
+    set_etag(response, current.user.version)
+    return quota
 
 
 @router.get("/quota/history", response_model=Page[QuotaHistoryEntry], tags=["quota"])

@@ -1,12 +1,12 @@
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, IdMixin, TimestampMixin
+from app.db.base import Base, IdMixin, TimestampMixin, VersionMixin
 
 DEFAULT_EMERGENCY_NUMBERS = ["113", "114", "115"]
 
 
-class Tenant(IdMixin, TimestampMixin, Base):
+class Tenant(IdMixin, TimestampMixin, VersionMixin, Base):
     __tablename__ = "tenant"
 
     name: Mapped[str] = mapped_column(String(200))

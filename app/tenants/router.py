@@ -1,10 +1,27 @@
 import uuid
 
-from fastapi import status
+from fastapi import Response, status
 
-from app.deps import CipherDep, PlatformAdmin, PlatformRead, SessionDep
+from app.deps import (
+    CipherDep,
+    IdempotencyDep,
+    PlatformAdmin,
+    PlatformRead,
+    PlatformTenant,
+    SessionDep,
+)
 from app.directory import service as directory
-from app.errors import Forbidden, Unauthorized, responses
+from app.errors import (
+    CREATED,
+    VERSIONED,
+    Forbidden,
+    InvalidInput,
+    PreconditionFailed,
+    Unauthorized,
+    responses,
+)
+from app.etags import set_etag
+from app.idempotency.service import create_once
 from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenants import service
@@ -20,11 +37,22 @@ router = api_router(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TenantOut,
-    responses=responses(SipDomainTaken),
+    responses=responses(SipDomainTaken, InvalidInput, CREATED),
 )
-async def create_tenant(body: TenantCreate, session: SessionDep, _key: PlatformAdmin) -> TenantOut:
+async def create_tenant(
+    body: TenantCreate,
+    session: SessionDep,
+    cipher: CipherDep,
+    _key: PlatformAdmin,
+    once: IdempotencyDep,
+) -> Response:
     """Create a tenant (a company using the call center)."""
-    return TenantOut.model_validate(await service.create_tenant(session, data=body))
+
+    async def create() -> tuple[TenantOut, str]:
+        tenant = TenantOut.model_validate(await service.create_tenant(session, data=body))
+        return tenant, f"/v1/tenants/{tenant.id}"
+
+    return await create_once(session, cipher, once=once, create=create)
 
 
 @router.get("", response_model=Page[TenantOut])
@@ -34,32 +62,44 @@ async def list_tenants(session: SessionDep, page: PageDep, _key: PlatformRead) -
     return Page.of([TenantOut.model_validate(t) for t in tenants], total, page)
 
 
-@router.get("/{tenant_id}", response_model=TenantOut, responses=responses(TenantNotFound))
-async def get_tenant(tenant_id: uuid.UUID, session: SessionDep, _key: PlatformRead) -> TenantOut:
+@router.get(
+    "/{tenant_id}", response_model=TenantOut, responses=responses(TenantNotFound, VERSIONED)
+)
+async def get_tenant(
+    tenant_id: uuid.UUID, session: SessionDep, _key: PlatformRead, response: Response
+) -> TenantOut:
     """Show a tenant."""
-    return TenantOut.model_validate(await service.get_tenant(session, tenant_id=tenant_id))
+    tenant = await service.get_tenant(session, tenant_id=tenant_id)
+    set_etag(response, tenant.version)
+    return TenantOut.model_validate(tenant)
 
 
 @router.patch(
     "/{tenant_id}",
     response_model=TenantOut,
-    responses=responses(TenantNotFound, SipDomainTaken, EmergencyNumberInUse),
+    responses=responses(
+        TenantNotFound, SipDomainTaken, EmergencyNumberInUse, PreconditionFailed, VERSIONED
+    ),
 )
 async def update_tenant(
-    tenant_id: uuid.UUID,
     body: TenantUpdate,
     session: SessionDep,
     cipher: CipherDep,
-    _key: PlatformAdmin,
+    tenant: PlatformTenant,
+    response: Response,
 ) -> TenantOut:
     """Change a tenant's settings."""
-    tenant = await directory.update_tenant(session, cipher, tenant_id=tenant_id, data=body)
-    return TenantOut.model_validate(tenant)
+    updated = await directory.update_tenant(session, cipher, tenant=tenant, data=body)
+    set_etag(response, updated.version)
+    return TenantOut.model_validate(updated)
 
 
 @router.delete(
-    "/{tenant_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(TenantNotFound)
+    "/{tenant_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(TenantNotFound, PreconditionFailed),
 )
-async def delete_tenant(tenant_id: uuid.UUID, session: SessionDep, _key: PlatformAdmin) -> None:
+async def delete_tenant(session: SessionDep, tenant: PlatformTenant) -> None:
     """Delete a tenant with all its users, devices, extensions, usage and keys."""
-    await service.delete_tenant(session, tenant_id=tenant_id)
+    await service.delete_tenant(session, tenant=tenant)

@@ -50,7 +50,6 @@ async def list_tenants(
     return await repository.list_tenants(session, limit=limit, offset=offset)
 
 
-async def delete_tenant(session: AsyncSession, *, tenant_id: uuid.UUID) -> None:
-    tenant = await get_tenant(session, tenant_id=tenant_id)
+async def delete_tenant(session: AsyncSession, *, tenant: Tenant) -> None:
     await session.delete(tenant)
     await session.flush()

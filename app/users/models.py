@@ -3,10 +3,10 @@ import uuid
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, IdMixin, TimestampMixin
+from app.db.base import Base, IdMixin, TimestampMixin, VersionMixin
 
 
-class User(IdMixin, TimestampMixin, Base):
+class User(IdMixin, TimestampMixin, VersionMixin, Base):
     """An agent of the call center."""
 
     __tablename__ = "user_account"

@@ -128,7 +128,7 @@ async def make_world(
         "user_id": user["id"],
         "device_id": device["id"],
         "number": number,
-        "key_id": api_keys.json()[0]["id"],
+        "key_id": api_keys.json()["items"][0]["id"],
         "name": "close-finished-months",
     }
     return World(keys=keys, user=user, device=device, ids=ids)

@@ -41,7 +41,7 @@ async def test_create_a_key_shows_the_secret_once_and_stores_only_its_hash(
     assert not any(secret in str(value) for value in raw)
     listed = await client.get(f"/v1/tenants/{tenant.id}/api-keys", headers=platform)
     assert secret not in listed.text
-    [shown] = [k for k in listed.json() if k["id"] == created["id"]]
+    [shown] = [k for k in listed.json()["items"] if k["id"] == created["id"]]
     assert "key" not in shown
     assert shown["prefix"] == created["prefix"]
 
@@ -55,7 +55,7 @@ async def test_list_a_tenants_keys(
     response = await client.get(f"/v1/tenants/{tenant.id}/api-keys", headers=platform)
 
     assert response.status_code == 200
-    keys = response.json()
+    keys = response.json()["items"]
     assert sorted(k["role"] for k in keys) == ["admin", "call_control", "viewer"]
     assert {k["tenant_id"] for k in keys} == {str(tenant.id)}
     for headers in (tenant.admin, tenant.viewer, tenant.call_control):
@@ -80,7 +80,7 @@ async def test_revoke_a_key(
     assert response.status_code == 204
     assert await db_get(db, ApiKey, created["id"]) is None
     listed = await client.get(f"/v1/tenants/{tenant.id}/api-keys", headers=platform)
-    assert created["id"] not in [k["id"] for k in listed.json()]
+    assert created["id"] not in [k["id"] for k in listed.json()["items"]]
     assert_problem(await client.get("/v1/users", headers=bearer(created["key"])), 401)
     again = await client.delete(
         f"/v1/tenants/{tenant.id}/api-keys/{created['id']}", headers=platform
@@ -95,7 +95,7 @@ async def test_a_key_cannot_be_revoked_through_another_tenant(
     other_tenant: TenantKeys,
     db: Database,
 ) -> None:
-    keys = (await client.get(f"/v1/tenants/{tenant.id}/api-keys", headers=platform)).json()
+    keys = (await client.get(f"/v1/tenants/{tenant.id}/api-keys", headers=platform)).json()["items"]
     admin_key = next(k for k in keys if k["role"] == "admin")
 
     response = await client.delete(

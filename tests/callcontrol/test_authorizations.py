@@ -41,7 +41,9 @@ async def test_outbound_disabled_refuses_everything_but_emergency_numbers(
 
 async def test_disabled_device_or_user_is_refused(client: httpx.AsyncClient, agent: Agent) -> None:
     admin = agent.tenant.admin
-    device_id = (await client.get(f"/v1/users/{agent.id}/devices", headers=admin)).json()[0]["id"]
+    device_id = (await client.get(f"/v1/users/{agent.id}/devices", headers=admin)).json()["items"][
+        0
+    ]["id"]
     await client.patch(f"/v1/devices/{device_id}", json={"enabled": False}, headers=admin)
     assert (await authorize(client, agent, "d-1"))["reason"] == "device_disabled"
 

@@ -42,7 +42,7 @@ async def test_registrar_lookup_reports_disabled_device_and_user(
     client: httpx.AsyncClient, agent: Agent
 ) -> None:
     devices = await client.get(f"/v1/users/{agent.id}/devices", headers=agent.tenant.admin)
-    device_id = devices.json()[0]["id"]
+    device_id = devices.json()["items"][0]["id"]
     url = f"/v1/call-control/sip-accounts/{agent.username}"
     params = {"domain": agent.domain}
 

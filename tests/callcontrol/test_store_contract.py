@@ -120,7 +120,7 @@ async def test_extension_holder_rings_enabled_devices_oldest_first(
     await add_extension(client, tenant.admin, agent.id, "102")
     lonely = await new_agent(client, tenant, display_name="No Phone")
     devices = (await client.get(f"/v1/users/{lonely.id}/devices", headers=tenant.admin)).json()
-    await client.delete(f"/v1/devices/{devices[0]['id']}", headers=tenant.admin)
+    await client.delete(f"/v1/devices/{devices['items'][0]['id']}", headers=tenant.admin)
     await add_extension(client, tenant.admin, lonely.id, "103")
 
     async with store.connection() as conn:

@@ -238,7 +238,9 @@ async def test_a_call_authorized_before_its_device_was_deleted_is_still_charged(
     )
     assert (await authorize(client, agent, "in-flight"))["allowed"] is True
     devices = await client.get(f"/v1/users/{agent.id}/devices", headers=agent.tenant.admin)
-    await client.delete(f"/v1/devices/{devices.json()[0]['id']}", headers=agent.tenant.admin)
+    await client.delete(
+        f"/v1/devices/{devices.json()['items'][0]['id']}", headers=agent.tenant.admin
+    )
 
     response = await report(client, agent, "in-flight", 61)
 
@@ -268,7 +270,9 @@ async def test_reports_racing_a_deletion_are_never_500_and_every_acknowledged_on
 ) -> None:
     tenant = await new_tenant(client, platform, "Racing")
     agent = await new_agent(client, tenant)
-    device = (await client.get(f"/v1/users/{agent.id}/devices", headers=tenant.admin)).json()[0]
+    device = (await client.get(f"/v1/users/{agent.id}/devices", headers=tenant.admin)).json()[
+        "items"
+    ][0]
     for i in range(30):
         assert (await authorize(client, agent, f"race-{i}"))["allowed"] is True
 

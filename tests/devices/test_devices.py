@@ -61,7 +61,7 @@ async def test_create_device_with_a_given_password(
         "lan.desk",
     )
     listed = await client.get(f"/v1/users/{user['id']}/devices", headers=tenant.admin)
-    assert [d["name"] for d in listed.json()] == [user["devices"][0]["name"], "Lan.Desk"]
+    assert [d["name"] for d in listed.json()["items"]] == [user["devices"][0]["name"], "Lan.Desk"]
 
 
 async def test_create_device_generates_a_strong_password_when_none_is_given(
@@ -497,7 +497,7 @@ async def test_delete_device(client: httpx.AsyncClient, tenant: TenantKeys, db: 
         assert_problem(await client.get(path, headers=tenant.admin), 404, code="device-not-found")
     assert_problem(await client.delete(f"/v1/devices/{device['id']}", headers=tenant.admin), 404)
     listed = await client.get(f"/v1/users/{user['id']}/devices", headers=tenant.admin)
-    assert [d["id"] for d in listed.json()] == [user["devices"][0]["id"]]
+    assert [d["id"] for d in listed.json()["items"]] == [user["devices"][0]["id"]]
 
 
 async def test_devices_of_an_unknown_user_are_404(

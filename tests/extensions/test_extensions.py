@@ -155,8 +155,8 @@ async def test_a_user_may_hold_several_extensions(
 
     response = await client.get(f"/v1/users/{user['id']}/extensions", headers=tenant.admin)
 
-    assert [e["number"] for e in response.json()] == ["12", "3001", "305"]
-    assert all(e["user_id"] == user["id"] for e in response.json())
+    assert [e["number"] for e in response.json()["items"]] == ["12", "3001", "305"]
+    assert all(e["user_id"] == user["id"] for e in response.json()["items"])
     assert len(await numbers_in_db(db, user_id=uuid.UUID(user["id"]))) == 3
 
 
