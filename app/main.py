@@ -111,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         openapi_tags=OPENAPI_TAGS,
+        # Relative: the origin that served the document, whatever the deployment calls it.
+        servers=[{"url": "/", "description": "The origin that served this document"}],
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         max_body_size=settings.max_body_bytes,
