@@ -2,17 +2,25 @@
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import unquote, urlsplit
 
 from alembic import command
 from alembic.config import Config
+from pydantic import AliasChoices, ValidationError
+from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import Role
+from app.db.errors import database_unavailable
 from app.db.session import Database
 from app.settings import Settings, get_settings
 
@@ -31,7 +39,19 @@ def alembic_config(database_url: str | None = None) -> Config:
 
 
 def migrate(settings: Settings, revision: str = "head") -> None:
-    command.upgrade(alembic_config(settings.database_url), revision)
+    """Upgrades the database. Alembic's progress goes to stdout, so that a failure is the one
+    line on stderr."""
+    config = alembic_config(settings.database_url)
+    config.attributes["configure_logging"] = False
+    progress = logging.StreamHandler(sys.stdout)
+    progress.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
+    alembic_log = logging.getLogger("alembic")
+    alembic_log.setLevel(logging.INFO)
+    alembic_log.addHandler(progress)
+    try:
+        command.upgrade(config, revision)
+    finally:
+        alembic_log.removeHandler(progress)
 
 
 async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[str]]) -> str:
@@ -42,6 +62,10 @@ async def _with_session(settings: Settings, work: Callable[[AsyncSession], Await
             return await work(session)
     finally:
         await db.dispose()
+
+
+def _line(*fields: object) -> str:
+    return "\t".join(str(field) for field in fields)
 
 
 async def _create_tenant(settings: Settings, args: argparse.Namespace) -> str:
@@ -56,14 +80,46 @@ async def _create_tenant(settings: Settings, args: argparse.Namespace) -> str:
     return await _with_session(settings, work)
 
 
+async def _list_tenants(settings: Settings, _args: argparse.Namespace) -> str:
+    from app.tenants.service import list_tenants
+
+    async def work(session: AsyncSession) -> str:
+        lines: list[str] = []
+        while True:
+            page, total = await list_tenants(session, limit=500, offset=len(lines))
+            lines += [_line(t.id, t.sip_domain, t.name, t.timezone) for t in page]
+            if not page or len(lines) >= total:
+                return "\n".join(lines)
+
+    return await _with_session(settings, work)
+
+
 async def _create_key(settings: Settings, args: argparse.Namespace) -> str:
+    from app.auth.schemas import ApiKeyCreate
     from app.auth.service import create_api_key
+
+    data = ApiKeyCreate(name=args.name, role=Role(args.role))
 
     async def work(session: AsyncSession) -> str:
         _, secret = await create_api_key(
-            session, tenant_id=args.tenant, role=Role(args.role), name=args.name
+            session, tenant_id=args.tenant, role=data.role, name=data.name
         )
         return secret
+
+    return await _with_session(settings, work)
+
+
+async def _list_keys(settings: Settings, args: argparse.Namespace) -> str:
+    from app.auth.service import list_api_keys
+
+    async def work(session: AsyncSession) -> str:
+        keys = await list_api_keys(session, tenant_id=args.tenant)
+        return "\n".join(
+            _line(
+                k.id, k.tenant_id or "platform", k.role, k.name, k.prefix, k.created_at.isoformat()
+            )
+            for k in keys
+        )
 
     return await _with_session(settings, work)
 
@@ -81,7 +137,7 @@ async def _revoke_key(settings: Settings, args: argparse.Namespace) -> str:
 async def _list_jobs(_settings: Settings, _args: argparse.Namespace) -> str:
     from app.jobs.registry import JOBS
 
-    return "\n".join(f"{name}\t{job.description}" for name, job in JOBS.items())
+    return "\n".join(_line(name, job.description) for name, job in JOBS.items())
 
 
 async def _run_job(settings: Settings, args: argparse.Namespace) -> str:
@@ -99,53 +155,180 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> str:
     return ""
 
 
-# Every command that works on the database, by (command, action).
-# Alembic runs its own event loop: migrate is the one command that is not a coroutine.
-Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, str] | str]
-COMMANDS: dict[tuple[str, str | None], Command] = {
-    ("migrate", None): _migrate,
-    ("tenant", "create"): _create_tenant,
-    ("api-key", "create"): _create_key,
-    ("api-key", "revoke"): _revoke_key,
-    ("jobs", "list"): _list_jobs,
-    ("jobs", "run"): _run_job,
-}
+def _serve(settings: Settings, args: argparse.Namespace) -> str:
+    import tempfile
 
-
-def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from app.observability.logs import configure_logging
+
+    if not args.access_log:
+        os.environ["ANTRING_ACCESS_LOG"] = "false"  # read by every worker's settings
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here and a scrape adds them up.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="antring-metrics-")
+    configure_logging(level=settings.log_level, json_lines=settings.log_format == "json")
+    if settings.metrics_port is not None:
+        from app.observability.metrics import serve_metrics
+
+        serve_metrics(settings.metrics_port, host=args.host)
     uvicorn.run(
         "app.main:app_factory",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level=get_settings().log_level.lower(),
-        access_log=args.access_log,
+        log_level=settings.log_level.lower(),
+        # The service configures logging itself and writes its own access line.
+        log_config=None,
+        access_log=False,
     )
+    return ""
+
+
+# Every command, by (command, action). Alembic and uvicorn run their own event loops: migrate
+# and serve are the commands that are not coroutines.
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, str] | str]
+COMMANDS: dict[tuple[str, str | None], Command] = {
+    ("migrate", None): _migrate,
+    ("serve", None): _serve,
+    ("tenant", "create"): _create_tenant,
+    ("tenant", "list"): _list_tenants,
+    ("api-key", "create"): _create_key,
+    ("api-key", "list"): _list_keys,
+    ("api-key", "revoke"): _revoke_key,
+    ("jobs", "list"): _list_jobs,
+    ("jobs", "run"): _run_job,
+}
+
+
+def _setting_name(field: str) -> str:
+    """The environment variable a setting is read from."""
+    alias = getattr(Settings.model_fields.get(field), "validation_alias", None)
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def _invalid(exc: ValidationError) -> str:
+    """Each bad field and what is wrong with it, never its value: a setting may be a secret."""
+    in_settings = exc.title == Settings.__name__
+    problems = []
+    for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        message = error["msg"].removeprefix("Value error, ")
+        field = ".".join(str(part) for part in error["loc"])
+        if field:
+            name = _setting_name(field) if in_settings else "--" + field.replace("_", "-")
+            message = f"{name}: {message}"
+        problems.append(message)
+    return ("invalid settings: " if in_settings else "") + "; ".join(problems)
+
+
+def _secrets() -> list[str]:
+    """What an error message must never show: the secret key, the database URL and password."""
+    found = []
+    for name in ("ANTRING_SECRET_KEY", "DATABASE_URL", "ANTRING_DATABASE_URL"):
+        value = os.environ.get(name, "")
+        found.append(value)
+        if name.endswith("_URL"):
+            password = urlsplit(value).password or ""
+            found += [password, unquote(password)]
+    return sorted({value for value in found if value}, key=len, reverse=True)
+
+
+def _root_cause(exc: BaseException) -> str:
+    # SQLAlchemy wraps the driver's error (twice on asyncpg): its type says what happened.
+    for _ in range(5):
+        if exc.__cause__ is None:
+            break
+        exc = exc.__cause__
+    return type(exc).__name__
+
+
+def _failure(exc: Exception) -> str:
+    """What went wrong, in words that never carry a secret or a statement's values."""
+    from app.errors import AppError
+
+    if isinstance(exc, AppError):
+        return exc.detail or exc.title
+    if isinstance(exc, ValidationError):
+        return _invalid(exc)
+    if database_unavailable(exc):
+        return f"the database cannot be reached ({_root_cause(exc)})"
+    if isinstance(exc, StatementError):
+        # Its text holds the statement and its parameters.
+        return f"the database refused a statement ({_root_cause(exc)})"
+    message = str(exc)
+    for secret in _secrets():
+        message = message.replace(secret, "***")
+    first_line = message.strip().partition("\n")[0][:200]
+    return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+
+
+def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
+    # aiosqlite stops a connection it could not open on that connection's own thread, which may
+    # then call back into an event loop that has closed meanwhile (omnilib/aiosqlite#389).
+    # Nothing is lost, but its traceback would follow the command's one line.
+    late_callback = (
+        isinstance(args.exc_value, RuntimeError)
+        and str(args.exc_value) == "Event loop is closed"
+        and args.thread is not None
+        and args.thread.name.endswith("(_connection_worker_thread)")
+    )
+    if not late_callback:
+        threading.__excepthook__(args)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, like every other failure; --help shows the usage.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _version() -> str:
+    try:
+        return version("antring")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="antring", description=__doc__)
+    parser = _Parser(prog="antring", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"antring {_version()}", help="Print the version."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("migrate", help="Apply database migrations (to head by default).")
-    p.add_argument("revision", nargs="?", default="head")
+    p.add_argument("revision", nargs="?", default="head", help="The revision to upgrade to.")
 
     p = sub.add_parser("serve", help="Run the HTTP API.")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--no-access-log", dest="access_log", action="store_false")
+    p.add_argument("--host", default="127.0.0.1", help="The address to listen on.")
+    p.add_argument("--port", type=int, default=8000, help="The port to listen on.")
+    p.add_argument("--workers", type=int, default=1, help="How many worker processes to run.")
+    p.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="Do not log every request.",
+    )
 
     tenant = sub.add_parser("tenant", help="Manage tenants.").add_subparsers(
         dest="action", required=True
     )
     p = tenant.add_parser("create", help="Create a tenant; prints its id.")
-    p.add_argument("--name", required=True)
-    p.add_argument("--sip-domain", required=True)
-    p.add_argument("--timezone", default="Asia/Ho_Chi_Minh")
+    p.add_argument("--name", required=True, help="The company's name.")
+    p.add_argument(
+        "--sip-domain", required=True, help="Its SIP domain, in lower case (the digest realm)."
+    )
+    p.add_argument(
+        "--timezone",
+        default="Asia/Ho_Chi_Minh",
+        help="IANA time zone in which its months start (default: %(default)s).",
+    )
+    tenant.add_parser(
+        "list", help="List the tenants: id, SIP domain, name and time zone, tab-separated."
+    )
 
     key = sub.add_parser("api-key", help="Manage API keys.").add_subparsers(
         dest="action", required=True
@@ -156,34 +339,44 @@ def build_parser() -> argparse.ArgumentParser:
     owner.add_argument(
         "--platform", action="store_true", help="A platform key (acts on any tenant)."
     )
-    p.add_argument("--role", choices=[r.value for r in Role], default=Role.admin.value)
-    p.add_argument("--name", required=True)
+    p.add_argument(
+        "--role",
+        choices=[r.value for r in Role],
+        default=Role.admin.value,
+        help="What the key may do (default: %(default)s).",
+    )
+    p.add_argument("--name", required=True, help="What the key is for, to recognise it.")
+    p = key.add_parser(
+        "list",
+        help="List keys (never the keys themselves): id, tenant, role, name, prefix, created.",
+    )
+    p.add_argument("--tenant", type=uuid.UUID, help="The tenant's keys (omit for platform keys).")
     p = key.add_parser("revoke", help="Revoke a key by its id.")
-    p.add_argument("key_id", type=uuid.UUID)
+    p.add_argument("key_id", type=uuid.UUID, help="The key's id (see api-key list).")
     p.add_argument("--tenant", type=uuid.UUID, help="The key's tenant (omit for a platform key).")
+
     jobs = sub.add_parser("jobs", help="Scheduled jobs.").add_subparsers(
         dest="action", required=True
     )
     jobs.add_parser("list", help="List the jobs.")
     p = jobs.add_parser("run", help="Run a job now (jobs are idempotent).")
-    p.add_argument("name")
+    p.add_argument("name", help="The job's name (see jobs list).")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs a command; every failure is one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        _serve(args)
-        return 0
-    from app.errors import AppError
-
-    command = COMMANDS[(args.command, getattr(args, "action", None))]
+    threading.excepthook = _thread_excepthook
+    run = COMMANDS[(args.command, getattr(args, "action", None))]
     try:
-        said = command(get_settings(), args)
+        said = run(get_settings(), args)
         if not isinstance(said, str):
             said = asyncio.run(said)
-    except AppError as exc:
-        print(exc.detail or exc.title, file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        print("error: " + " ".join(_failure(exc).split()), file=sys.stderr)
         return 2
     if said:
         print(said)

@@ -89,6 +89,9 @@ async def _authenticate(request: Request, credentials: BearerCredentials) -> Key
     if identity is None:
         await throttle.failed(address)
         raise Unauthorized("The API key is not valid.")
+    # For the access line: who acted (the key's id, never the key).
+    request.state.key_id = str(identity.key_id)
+    request.state.tenant_id = str(identity.tenant_id) if identity.tenant_id else None
     return identity
 
 
@@ -110,6 +113,7 @@ def _require_role(key: KeyIdentity, roles: tuple[Role, ...]) -> None:
 
 def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
     async def dependency(
+        request: Request,
         db: DatabaseDep,
         key: CurrentKey,
         x_tenant_id: Annotated[
@@ -129,6 +133,7 @@ def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
                 "header.X-Tenant-ID", "Not a valid UUID.", type="uuid_parsing"
             ) from None
         await tenants.require_tenant_exists(db, tenant_id=tenant_id)
+        request.state.tenant_id = str(tenant_id)
         return TenantScope(tenant_id=tenant_id, key=key)
 
     return dependency

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -36,6 +37,11 @@ class Problem(BaseModel):
     detail: str | None = Field(default=None, examples=["Extension 102 is already assigned."])
     errors: list[FieldError] | None = Field(
         default=None, description="Present on validation errors: one entry per bad field."
+    )
+    request_id: str | None = Field(
+        default=None,
+        description="The request's id (X-Request-ID), to quote when asking about it.",
+        examples=["a84b4c76e66710@pc33"],
     )
 
 
@@ -141,6 +147,7 @@ def problem_response(
         status=status,
         detail=detail,
         errors=errors,
+        request_id=correlation_id.get(),
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),

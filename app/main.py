@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
+from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.middleware.cors import CORSMiddleware
 
 from app.auth.router import router as api_keys_router
@@ -23,9 +25,13 @@ from app.devices.router import router as devices_router
 from app.directory.router import router as directory_router
 from app.errors import install_error_handlers, problem_openapi
 from app.extensions.router import router as extensions_router
+from app.health import metrics_router
 from app.health import router as health_router
 from app.jobs.registry import start_scheduler
 from app.jobs.router import router as jobs_router
+from app.observability import tracing
+from app.observability.access import AccessLog
+from app.observability.logs import configure_logging, new_request_id, valid_request_id
 from app.quotas.router import router as quotas_router
 from app.request_limits import HeaderSizeLimit
 from app.settings import Settings, get_settings
@@ -78,8 +84,12 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """The app; traced when `tracer_provider` is given or OTEL_EXPORTER_OTLP_ENDPOINT is set."""
     settings = settings or get_settings()
+    tracer_provider = tracer_provider or tracing.provider_from_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db
         app.state.callcontrol_store = open_store(db)
         app.state.authenticator = Authenticator(db.engine, ttl=settings.api_key_cache_seconds)
+        instrumented = (
+            tracing.instrument_database(db.engine, tracer_provider) if tracer_provider else []
+        )
         if settings.uses_development_key:
             logger.warning(
                 "Using the built-in development secret key: set ANTRING_SECRET_KEY and "
@@ -103,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            for instrumentor in instrumented:
+                instrumentor.uninstrument()
             await db.dispose()
 
     # /docs and /redoc from assets a pinned package ships: they work without internet.
@@ -119,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # `/v1/users/` is not `/v1/users`: a redirect would name this host as the app sees it.
         redirect_slashes=False,
     )
+    # Middleware is pure ASGI; the last added is the outermost.
     app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -129,6 +145,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=CORS_EXPOSED_HEADERS,
             max_age=600,
         )
+    if settings.access_log or settings.metrics_enabled:
+        app.add_middleware(AccessLog, log=settings.access_log, metrics=settings.metrics_enabled)
+    if settings.request_ids:
+        app.add_middleware(
+            CorrelationIdMiddleware,
+            validator=valid_request_id,
+            generator=new_request_id,
+            transformer=None,
+        )
+    if tracer_provider is not None:
+        tracing.instrument_app(app, tracer_provider)
     app.state.settings = settings
     app.state.cipher = PasswordCipher(settings.secret_key.get_secret_value())
     app.state.auth_throttle = FailedAuthThrottle(settings.auth_failure_limit)
@@ -148,13 +175,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs_router,
     ):
         app.include_router(router)
+    if settings.metrics_enabled and settings.metrics_port is None:
+        app.include_router(metrics_router)
     return app
 
 
 def app_factory() -> FastAPI:
     """The served app (`antring serve`), with the service's own log lines on stderr."""
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    # The scheduler logs each run of each job at INFO: once a minute, forever.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure_logging(level=settings.log_level, json_lines=settings.log_format == "json")
     return create_app(settings)

@@ -50,6 +50,22 @@ class Settings(BaseSettings):
         description="On first start with no tenant, create a default tenant and print its keys.",
     )
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per log line."
+    )
+    access_log: bool = Field(default=True, description="One log line per request answered.")
+    request_ids: bool = Field(
+        default=True,
+        description="Keep a valid incoming X-Request-ID (else make one), echo it and log it.",
+    )
+    metrics_enabled: bool = Field(default=True, description="Collect Prometheus metrics.")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics without a key on a port of its own (for a scraper inside "
+        "the private network); unset: /metrics on the API port, for platform keys.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Browser origins allowed to call the API, as a JSON list: "

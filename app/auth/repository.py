@@ -28,10 +28,10 @@ async def touch_key(conn: AsyncConnection, *, key_hash: str, now: datetime) -> K
     return KeyIdentity(row.id, row.tenant_id, Role(row.role)) if row else None
 
 
-async def list_keys(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[ApiKey]:
-    result = await session.scalars(
-        select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
-    )
+async def list_keys(session: AsyncSession, *, tenant_id: uuid.UUID | None) -> list[ApiKey]:
+    """A tenant's keys, or the platform keys (tenant_id None)."""
+    scope = ApiKey.tenant_id.is_(None) if tenant_id is None else ApiKey.tenant_id == tenant_id
+    result = await session.scalars(select(ApiKey).where(scope).order_by(ApiKey.created_at))
     return list(result)
 
 

@@ -40,7 +40,8 @@ async def create_api_key(
     return key, secret
 
 
-async def list_api_keys(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[ApiKey]:
+async def list_api_keys(session: AsyncSession, *, tenant_id: uuid.UUID | None) -> list[ApiKey]:
+    """A tenant's keys, or (tenant_id None) the platform keys."""
     await _require_tenant(session, tenant_id)
     return await repository.list_keys(session, tenant_id=tenant_id)
 

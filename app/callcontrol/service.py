@@ -35,6 +35,12 @@ from app.devices.schemas import SIP_USERNAME
 from app.dialing import is_emergency
 from app.errors import InvalidInput
 from app.extensions.exceptions import ExtensionNotFound
+from app.observability.metrics import (
+    CHARGED_SECONDS,
+    DECISIONS,
+    HOLD_SECONDS_GRANTED,
+    HOLDS_GRANTED,
+)
 from app.quotas.periods import period_of, shift_period
 from app.quotas.schemas import CallOut
 from app.quotas.service import charged_seconds, remaining_seconds
@@ -178,6 +184,10 @@ async def _authorize(
                 created_at=now,
             )
         )
+    DECISIONS.labels(stored.reason).inc()
+    if held and stored.max_duration_seconds == held:
+        HOLDS_GRANTED.inc()
+        HOLD_SECONDS_GRANTED.inc(held)
     return AuthorizationOut(
         call_id=stored.call_id,
         allowed=stored.allowed,
@@ -304,4 +314,6 @@ async def _record_usage(
                 created_at=now,
             )
         )
+    if created:
+        CHARGED_SECONDS.inc(call.charged_seconds)
     return CallOut.model_validate(call, from_attributes=True), created

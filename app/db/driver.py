@@ -54,6 +54,7 @@ class DriverPool:
         args["command_timeout"] = statement_timeout
         self._connect_args = args
         self._checkout_timeout = checkout_timeout
+        self._size = size
         self._slots = asyncio.Semaphore(size)
         self._idle: list[asyncpg.Connection] = []
 
@@ -114,6 +115,11 @@ class DriverPool:
             conn.terminate()
         else:
             self._idle.append(conn)
+
+    def usage(self) -> tuple[int, int]:
+        """Connections handed out, and requests waiting for one."""
+        waiting = len(getattr(self._slots, "_waiters", None) or ())
+        return self._size - self._slots._value, waiting
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []

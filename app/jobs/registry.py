@@ -1,5 +1,6 @@
 """Every scheduled job, by name: the scheduler, the CLI and the admin route run them from here."""
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from app.db.session import Database
 from app.errors import NotFound
 from app.idempotency.service import prune_expired
+from app.observability.metrics import JOB_LAST_SUCCESS, JOB_RUNS
 from app.quotas.jobs import close_finished_months
 from app.settings import Settings
 
@@ -47,7 +49,18 @@ async def run_job(db: Database, name: str) -> int:
     job = JOBS.get(name)
     if job is None:
         raise JobNotFound(f"No job {name}; the jobs are: {', '.join(JOBS)}.")
-    return await job.run(db)
+    return await _measured(name, job, db)
+
+
+async def _measured(name: str, job: Job, db: Database) -> int:
+    try:
+        result = await job.run(db)
+    except Exception:
+        JOB_RUNS.labels(name, "failed").inc()
+        raise
+    JOB_RUNS.labels(name, "ok").inc()
+    JOB_LAST_SUCCESS.labels(name).set(time.time())
+    return result
 
 
 def start_scheduler(db: Database, settings: Settings) -> AsyncIOScheduler:
@@ -55,9 +68,9 @@ def start_scheduler(db: Database, settings: Settings) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=UTC)
     for name, job in JOBS.items():
         scheduler.add_job(
-            job.run,
+            _measured,
             IntervalTrigger(seconds=job.interval(settings)),
-            args=[db],
+            args=[name, job, db],
             id=name,
             name=name,
             next_run_time=datetime.now(UTC),

@@ -5,7 +5,9 @@ from datetime import datetime
 from sqlalchemy import Select, String, bindparam, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utcnow
 from app.db.base import AnyRow
+from app.db.session import Database
 from app.db.sql import dialect_insert
 from app.quotas.models import (
     CallAuthorization,
@@ -160,3 +162,20 @@ async def list_calls(
         .offset(offset)
     )
     return list(rows.all()), total or 0
+
+
+async def open_holds(db: Database) -> tuple[int, int]:
+    """Calls in progress that hold minutes, and the seconds they hold, over every tenant."""
+    async with db.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    func.count(), func.coalesce(func.sum(CallAuthorization.held_seconds), 0)
+                ).where(
+                    CallAuthorization.released_at.is_(None),
+                    CallAuthorization.held_seconds > 0,
+                    CallAuthorization.expires_at > utcnow(),
+                )
+            )
+        ).one()
+    return int(row[0]), int(row[1])
