@@ -40,6 +40,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/antring_bench"
 SIP_DOMAIN = "bench.sip.test"
 CONNECTIONS = (64, 8)
+OBSERVABILITY_TARGET = 0.9
 P99_TARGET_MS = {64: 60.0, 8: 15.0}
 WORKERS_TARGET = 1.6
 USAGE_MAX_DURATION = 900
@@ -279,6 +280,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also the registrar lookup at 64 connections with 1 and then 2 workers, back to back",
     )
+    parser.add_argument(
+        "--observability-compare",
+        action="store_true",
+        help="also each call-control route at 64 connections with request ids, access log and "
+        "metrics on and then off, back to back, and the registrar lookup's CPU per request "
+        "with each of them alone",
+    )
     parser.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
     args = parser.parse_args(argv)
     if not 1 <= args.users <= 99_999:
@@ -297,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         "DATABASE_URL": args.database_url,
         "ANTRING_BOOTSTRAP": "false",
         "ANTRING_SCHEDULER_ENABLED": "false",
-        "ANTRING_LOG_LEVEL": "WARNING",
+        # As in production: JSON log lines, an access line per request, metrics, request ids.
+        "ANTRING_LOG_LEVEL": "INFO",
+        "ANTRING_LOG_FORMAT": "json",
     }
     settings = _settings(args.database_url)
     load_before = os.getloadavg()
@@ -356,6 +366,88 @@ def _compare_workers(bench: Bench, *, env: dict[str, str], log_path: Path) -> di
         runs["two_workers"].requests_per_second / runs["one_worker"].requests_per_second
     )
     return compare
+
+
+# Each part of the observability, alone, on top of none of them.
+OBSERVABILITY_OFF = {
+    "ANTRING_REQUEST_IDS": "false",
+    "ANTRING_ACCESS_LOG": "false",
+    "ANTRING_METRICS_ENABLED": "false",
+}
+OBSERVABILITY_PARTS = {
+    "none": {},
+    "request ids": {"ANTRING_REQUEST_IDS": "true"},
+    "access log": {"ANTRING_ACCESS_LOG": "true"},
+    "metrics": {"ANTRING_METRICS_ENABLED": "true"},
+    "all": {
+        "ANTRING_REQUEST_IDS": "true",
+        "ANTRING_ACCESS_LOG": "true",
+        "ANTRING_METRICS_ENABLED": "true",
+    },
+}
+
+
+def _observed_run(
+    bench: Bench, endpoint: Endpoint, *, env: dict[str, str], log_path: Path
+) -> dict[str, Any]:
+    with Server(env=env, workers=1, log_path=log_path) as server:
+        bench.base_url = server.base_url
+        bench.warm_up(endpoint, 64)
+        before = cpu.sample(server.pid)
+        run = bench.measured_run(endpoint, 64)
+        after = cpu.sample(server.pid)
+    requests = run.requests_per_second * run.seconds
+    server_seconds = after.server - before.server
+    return {
+        **run.summary(),
+        "server_cpu_us_per_request": round(server_seconds / requests * 1e6, 1) if requests else 0,
+    }
+
+
+def _compare_observability(bench: Bench, *, env: dict[str, str], log_path: Path) -> dict[str, Any]:
+    """Each call-control route with everything on and then off, back to back; then the lookup
+    with each part alone, for its CPU per request."""
+    routes: dict[str, Any] = {}
+    for endpoint in ENDPOINTS[1:]:
+        on = _observed_run(bench, endpoint, env=env, log_path=log_path)
+        off = _observed_run(bench, endpoint, env={**env, **OBSERVABILITY_OFF}, log_path=log_path)
+        routes[endpoint.label] = {
+            "on": on,
+            "off": off,
+            "ratio": on["requests_per_second"] / off["requests_per_second"],
+        }
+    parts = {
+        name: _observed_run(
+            bench, LOOKUP, env={**env, **OBSERVABILITY_OFF, **extra}, log_path=log_path
+        )
+        for name, extra in OBSERVABILITY_PARTS.items()
+    }
+    return {"routes": routes, "lookup_parts": parts}
+
+
+def _print_observability(compare: dict[str, Any]) -> None:
+    print()
+    print(
+        "| 64 connections | on: requests/s | off: requests/s | on / off | on: p99 ms "
+        "| off: p99 ms | server CPU µs/request on / off |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, run in compare["routes"].items():
+        on, off = run["on"], run["off"]
+        verdict = "" if run["ratio"] >= OBSERVABILITY_TARGET else " (below 0.9)"
+        print(
+            f"| {label} | {on['requests_per_second']:,.0f} | {off['requests_per_second']:,.0f} "
+            f"| {run['ratio']:.2f}{verdict} | {on['p99_ms']:.1f} | {off['p99_ms']:.1f} "
+            f"| {on['server_cpu_us_per_request']:.0f} / {off['server_cpu_us_per_request']:.0f} |"
+        )
+    print()
+    print("| registrar lookup, 64 connections, with | requests/s | server CPU µs/request | added |")
+    print("|---|---:|---:|---:|")
+    base = compare["lookup_parts"]["none"]["server_cpu_us_per_request"]
+    for name, run in compare["lookup_parts"].items():
+        cost = run["server_cpu_us_per_request"]
+        added = "—" if name == "none" else f"{cost - base:+.0f}"
+        print(f"| {name} | {run['requests_per_second']:,.0f} | {cost:.0f} | {added} |")
 
 
 def _print_report(
@@ -440,6 +532,10 @@ def _benchmark(
     if args.workers_compare:
         asyncio.run(settle_database(args.database_url))
         compare = _compare_workers(bench, env=env, log_path=log_path)
+    observability = None
+    if args.observability_compare:
+        asyncio.run(settle_database(args.database_url))
+        observability = _compare_observability(bench, env=env, log_path=log_path)
 
     table = markdown_table(rows)
     authorizations = _reasons([r for e, r in rows if e.script == "authorize"])
@@ -451,6 +547,8 @@ def _benchmark(
         totals=totals,
         problems=problems,
     )
+    if observability is not None:
+        _print_observability(observability)
     report = {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -482,6 +580,7 @@ def _benchmark(
             "database": asdict(totals),
         },
         "workers_compare": compare,
+        "observability_compare": observability,
         "markdown": table,
     }
     (RESULTS_DIR / "latest.json").write_text(json.dumps(report, indent=2) + "\n")

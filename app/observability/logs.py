@@ -22,25 +22,38 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def quiet_noisy_loggers() -> None:
+    """Loggers that must stay above DEBUG whatever the level: aiosqlite logs each statement
+    with its values (an HA1, an encrypted password); the scheduler logs each run of each job
+    at INFO, once a minute, forever."""
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
 def configure_logging(*, level: str, json_lines: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(CorrelationIdFilter(name="request_id", uuid_length=None, default_value="-"))
+    # It sets `correlation_id` on every record: the request's id, "-" outside a request.
+    handler.addFilter(CorrelationIdFilter(uuid_length=None, default_value="-"))
     if json_lines:
         handler.setFormatter(
             JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
+                rename_fields={
+                    "asctime": "time",
+                    "levelname": "level",
+                    "name": "logger",
+                    "correlation_id": "request_id",
+                },
                 timestamp=False,
             )
         )
     else:
         handler.setFormatter(
-            logging.Formatter("%(levelname)s %(name)s [%(request_id)s]: %(message)s")
+            logging.Formatter("%(levelname)s %(name)s [%(correlation_id)s]: %(message)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # The scheduler logs each run of each job at INFO: once a minute, forever.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    quiet_noisy_loggers()
     # The service writes its own access line (app.observability.access).
     logging.getLogger("uvicorn.access").disabled = True

@@ -35,7 +35,9 @@ def instrument_database(engine: AsyncEngine, provider: TracerProvider) -> list[A
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=provider)
+    orm = SQLAlchemyInstrumentor()
+    # It works with SQLAlchemy 2.1's engine events, though its declared range ends at 2.0.
+    orm.instrument(engine=engine.sync_engine, tracer_provider=provider, skip_dep_check=True)
     asyncpg = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
     asyncpg.instrument(tracer_provider=provider)
-    return [asyncpg]
+    return [orm, asyncpg]

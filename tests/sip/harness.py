@@ -214,7 +214,7 @@ def start_service(workdir: Path) -> Service:
             "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'antring.db'}",
             "ANTRING_BOOTSTRAP": "false",
             "ANTRING_SCHEDULER_ENABLED": "false",
-            "ANTRING_LOG_LEVEL": "WARNING",
+            "ANTRING_LOG_LEVEL": "INFO",
             "ANTRING_SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
         }
     )

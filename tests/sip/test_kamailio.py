@@ -94,7 +94,7 @@ def test_device_registers_only_while_the_api_allows_it(make_tenant: MakeTenant, 
 
 
 def test_outbound_switch_decides_whether_the_call_is_relayed(
-    make_tenant: MakeTenant, sipp: Sipp, kamailio: Kamailio
+    make_tenant: MakeTenant, sipp: Sipp, kamailio: Kamailio, service: Service
 ) -> None:
     tenant = make_tenant("Switch")
     bob = tenant.create_user("Bob")
@@ -120,10 +120,17 @@ def test_outbound_switch_decides_whether_the_call_is_relayed(
     assert gw.lines("BYE "), gw.log
 
     # The caller's BYE ends the dialog and Kamailio reports the call once.
-    recorded = _wait_for_call(tenant, bob.id, _call_id(relayed))
+    call_id = _call_id(relayed)
+    recorded = _wait_for_call(tenant, bob.id, call_id)
     assert len(recorded) == 1, recorded
     assert recorded[0]["destination"] == OUTSIDE_NUMBER
     assert recorded[0]["duration_seconds"] <= 2
+
+    # The edge sends the SIP Call-ID as the request id: the service's access lines of this
+    # call's authorization and usage report carry it.
+    lines = [line for line in service.proc.log.read_text().splitlines() if f"[{call_id}]" in line]
+    assert any("POST /v1/call-control/authorizations 200" in line for line in lines), lines
+    assert any("POST /v1/call-control/usage 201" in line for line in lines), lines
 
 
 def test_quota_limits_and_ends_the_call(
