@@ -24,11 +24,14 @@ from app.devices.service import TenantDevice
 from app.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
 from app.etags import require_match
 from app.idempotency.service import IdempotentRequest, request_hash
+from app.outbox.record import Actor, acting
 from app.settings import Settings
 from app.tenants import service as tenants
 from app.tenants.models import Tenant
 from app.users import service as users
 from app.users.service import TenantUser
+from app.webhooks import service as webhooks
+from app.webhooks.models import WebhookEndpoint
 
 # Dependencies are async: FastAPI runs a sync one in a worker thread, a cost on every request.
 
@@ -89,9 +92,10 @@ async def _authenticate(request: Request, credentials: BearerCredentials) -> Key
     if identity is None:
         await throttle.failed(address)
         raise Unauthorized("The API key is not valid.")
-    # For the access line: who acted (the key's id, never the key).
+    # For the access line and the audit trail: who acted (the key's id and name, never the key).
     request.state.key_id = str(identity.key_id)
     request.state.tenant_id = str(identity.tenant_id) if identity.tenant_id else None
+    acting.set(Actor(key_id=identity.key_id, name=identity.name, role=identity.role.value))
     return identity
 
 
@@ -190,7 +194,14 @@ ReadUser = Annotated[TenantUser, Depends(_read_user)]
 AdminUser = Annotated[TenantUser, Depends(_admin_user)]
 
 
-async def _changed_user(current: AdminUser, if_match: IfMatch = None) -> TenantUser:
+async def _changed_user(
+    user_id: uuid.UUID, session: SessionDep, scope: AdminAccess, if_match: IfMatch = None
+) -> TenantUser:
+    # Locked as read: concurrent changes of one user go one after the other, each from what
+    # the one before it left (and a stale If-Match is told so, not overwritten).
+    current = await users.require_user(
+        session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True
+    )
     require_match(if_match, current.user.version)
     return current
 
@@ -216,7 +227,12 @@ ReadDevice = Annotated[TenantDevice, Depends(_read_device)]
 AdminDevice = Annotated[TenantDevice, Depends(_admin_device)]
 
 
-async def _changed_device(current: AdminDevice, if_match: IfMatch = None) -> TenantDevice:
+async def _changed_device(
+    device_id: uuid.UUID, session: SessionDep, scope: AdminAccess, if_match: IfMatch = None
+) -> TenantDevice:
+    current = await devices.require_device(
+        session, tenant_id=scope.tenant_id, device_id=device_id, for_update=True
+    )
     require_match(if_match, current.device.version)
     return current
 
@@ -227,7 +243,7 @@ ChangedDevice = Annotated[TenantDevice, Depends(_changed_device)]
 async def _platform_tenant(
     tenant_id: uuid.UUID, session: SessionDep, _key: PlatformAdmin, if_match: IfMatch = None
 ) -> Tenant:
-    tenant = await tenants.get_tenant(session, tenant_id=tenant_id)
+    tenant = await tenants.get_tenant(session, tenant_id=tenant_id, for_update=True)
     require_match(if_match, tenant.version)
     return tenant
 
@@ -262,6 +278,18 @@ async def _idempotent_create(
 
 
 IdempotencyDep = Annotated[IdempotentRequest, Depends(_idempotent_create)]
+
+
+async def _webhook(
+    webhook_id: uuid.UUID, session: SessionDep, scope: AdminAccess
+) -> WebhookEndpoint:
+    return await webhooks.require_endpoint(
+        session, tenant_id=scope.tenant_id, endpoint_id=webhook_id
+    )
+
+
+# The webhook endpoint of the route's `{webhook_id}`, for the tenant's admin key.
+WebhookDep = Annotated[WebhookEndpoint, Depends(_webhook)]
 
 
 # A plain dependency, not a yielding one: FastAPI's work per dependency, and more per yielding

@@ -1,5 +1,7 @@
 """The FastAPI application: routers, error handlers and what lives as long as the app."""
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -13,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.middleware.cors import CORSMiddleware
 
+from app.audit.router import router as audit_router
 from app.auth.router import router as api_keys_router
 from app.auth.service import Authenticator
 from app.auth.throttle import FailedAuthThrottle
@@ -37,6 +40,9 @@ from app.request_limits import HeaderSizeLimit
 from app.settings import Settings, get_settings
 from app.tenants.router import router as tenants_router
 from app.users.router import router as users_router
+from app.webhooks.bus import EventBus
+from app.webhooks.dispatcher import Dispatcher
+from app.webhooks.router import router as webhooks_router
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +70,8 @@ OPENAPI_TAGS = [
     {"name": "calls", "description": "The ledger of outbound calls."},
     {"name": "tenants", "description": "Companies (platform keys)."},
     {"name": "api keys", "description": "Keys of a tenant (platform keys)."},
+    {"name": "webhooks", "description": "Where the tenant's events are delivered."},
+    {"name": "audit", "description": "Who changed what, when."},
     {"name": "call control", "description": "What the SIP platform asks call by call."},
     {"name": "jobs", "description": "Scheduled jobs (platform admin keys)."},
     {"name": "health", "description": "Probes, without a key."},
@@ -108,6 +116,24 @@ def create_app(
         if settings.bootstrap:
             await bootstrap_if_empty(db)
         scheduler = start_scheduler(db, settings) if settings.scheduler_enabled else None
+        bus = (
+            EventBus(db, url=settings.amqp_url.get_secret_value(), exchange=settings.amqp_exchange)
+            if settings.amqp_url
+            else None
+        )
+        dispatcher = Dispatcher(
+            db,
+            app.state.cipher,
+            allow_private=settings.webhooks_allow_private_urls,
+            poll_seconds=settings.webhooks_poll_seconds,
+            bus=bus,
+        )
+        app.state.dispatcher = dispatcher
+        delivering = (
+            asyncio.get_running_loop().create_task(dispatcher.run())
+            if settings.webhooks_enabled
+            else None
+        )
         # What start-up built lives as long as the process: keep the garbage collector from
         # walking it again and again under load.
         gc.freeze()
@@ -116,6 +142,11 @@ def create_app(
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            if delivering is not None:
+                delivering.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await delivering
+            await dispatcher.close()
             for instrumentor in instrumented:
                 instrumentor.uninstrument()
             await db.dispose()
@@ -172,6 +203,8 @@ def create_app(
         devices_router,
         extensions_router,
         quotas_router,
+        webhooks_router,
+        audit_router,
         jobs_router,
     ):
         app.include_router(router)

@@ -6,6 +6,7 @@ from app.db.base import Base
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.idempotency.models import IdempotencyKey
+from app.outbox.models import AuditEntry, Event
 from app.quotas.models import (
     CallAuthorization,
     CallRecord,
@@ -15,13 +16,16 @@ from app.quotas.models import (
 )
 from app.tenants.models import Tenant
 from app.users.models import User
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Base",
     "CallAuthorization",
     "CallRecord",
     "Device",
+    "Event",
     "Extension",
     "IdempotencyKey",
     "MonthRollover",
@@ -29,4 +33,7 @@ __all__ = [
     "QuotaHistory",
     "Tenant",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

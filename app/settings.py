@@ -112,6 +112,29 @@ class Settings(BaseSettings):
         le=86400,
         description="How far ahead of the service's clock a usage report's started_at may be.",
     )
+    webhooks_enabled: bool = Field(
+        default=True, description="Run the webhook delivery worker in this process."
+    )
+    webhooks_allow_private_urls: bool = Field(
+        default=False,
+        description="Let webhooks call private and loopback addresses (tests, development).",
+    )
+    webhooks_poll_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="How often the worker looks for due deliveries."
+    )
+    amqp_url: SecretStr | None = Field(
+        default=None,
+        description="Also publish every event to this RabbitMQ (amqp://user:password@host:5672/"
+        "vhost) for the platform's own services; the webhook worker publishes. Unset: no bus.",
+    )
+    amqp_exchange: str = Field(
+        default="antring.events",
+        min_length=1,
+        description="The durable topic exchange events go to (routing key: the event's type).",
+    )
+    audit_retention_days: int = Field(
+        default=400, ge=1, description="How long audit entries are kept (the prune job)."
+    )
     scheduler_enabled: bool = True
     rollover_interval_seconds: int = Field(
         default=60, ge=1, description="How often the month rollover job looks for closed months."

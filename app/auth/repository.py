@@ -13,6 +13,7 @@ class KeyIdentity:
     key_id: uuid.UUID
     tenant_id: uuid.UUID | None
     role: Role
+    name: str = ""
 
 
 async def touch_key(conn: AsyncConnection, *, key_hash: str, now: datetime) -> KeyIdentity | None:
@@ -22,10 +23,10 @@ async def touch_key(conn: AsyncConnection, *, key_hash: str, now: datetime) -> K
             update(ApiKey)
             .where(ApiKey.key_hash == key_hash)
             .values(last_used_at=now)
-            .returning(ApiKey.id, ApiKey.tenant_id, ApiKey.role)
+            .returning(ApiKey.id, ApiKey.tenant_id, ApiKey.role, ApiKey.name)
         )
     ).first()
-    return KeyIdentity(row.id, row.tenant_id, Role(row.role)) if row else None
+    return KeyIdentity(row.id, row.tenant_id, Role(row.role), row.name) if row else None
 
 
 async def list_keys(session: AsyncSession, *, tenant_id: uuid.UUID | None) -> list[ApiKey]:

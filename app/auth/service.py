@@ -12,6 +12,7 @@ from app.auth.models import ApiKey, Role
 from app.auth.repository import KeyIdentity
 from app.clock import utcnow
 from app.crypto import API_KEY_PREFIX, generate_api_key, hash_api_key
+from app.outbox import record as outbox
 from app.tenants.exceptions import TenantNotFound
 from app.tenants.repository import get_tenant
 
@@ -37,6 +38,16 @@ async def create_api_key(
     )
     session.add(key)
     await session.flush()
+    shown = outbox.snapshot(key, ("name", "role", "prefix"))
+    outbox.record(
+        session,
+        type="api_key.created",
+        tenant_id=tenant_id,
+        resource_type="api_key",
+        resource_id=key.id,
+        data=shown,
+        after=shown,
+    )
     return key, secret
 
 
@@ -106,5 +117,12 @@ async def revoke_api_key(
     key_hash = await repository.delete_key(session, tenant_id=tenant_id, key_id=key_id)
     if key_hash is None:
         raise ApiKeyNotFound(f"No API key {key_id}.")
+    outbox.record(
+        session,
+        type="api_key.revoked",
+        tenant_id=tenant_id,
+        resource_type="api_key",
+        resource_id=key_id,
+    )
     if authenticator is not None:
         authenticator.forget(key_hash)

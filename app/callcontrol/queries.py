@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from app.callcontrol.store import (
     Caller,
     ExtensionHolderRecord,
+    NewEvent,
     SipAccountRecord,
     StoredAuthorization,
     StoredCall,
@@ -36,6 +37,7 @@ from app.callcontrol.store import (
 from app.db.sql import dialect_insert
 from app.devices.models import Device
 from app.extensions.models import Extension
+from app.outbox.models import Event
 from app.quotas.models import CallAuthorization, CallRecord, MonthlyUsage
 from app.quotas.repository import CALL_COLUMNS
 from app.tenants.models import Tenant
@@ -212,6 +214,20 @@ def insert_or_nothing(dialect: str, table: Any, returning: tuple[Any, ...]) -> A
         .on_conflict_do_nothing(index_elements=["tenant_id", "call_id"])
         .returning(*returning)
     )
+
+
+def insert_event_once(dialect: str) -> Any:
+    """INSERT INTO event ... ON CONFLICT (once_key) DO NOTHING."""
+    return dialect_insert(dialect, Event.__table__).on_conflict_do_nothing(
+        index_elements=["once_key"]
+    )
+
+
+EVENT_INSERT_KEYS = ["id", *NewEvent._fields]
+
+MONTH_SECONDS = select(MonthlyUsage.used_seconds).where(
+    MonthlyUsage.user_id == bindparam("user_id"), MonthlyUsage.period == bindparam("period")
+)
 
 
 def add_usage(dialect: str) -> Any:

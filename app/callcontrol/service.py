@@ -11,6 +11,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from asgi_correlation_id import correlation_id
+
 from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
 from app.callcontrol.schemas import (
     AuthorizationOut,
@@ -29,6 +31,7 @@ from app.callcontrol.store import (
     CallerChanged,
     NewAuthorization,
     NewCall,
+    NewEvent,
     SipAccountKey,
 )
 from app.devices.schemas import SIP_USERNAME
@@ -167,6 +170,18 @@ async def _authorize(
                 conn, user_id=caller.user_id, period=period, now=now
             )
         held = max_duration or 0
+        if refusal is Reason.quota_exhausted:
+            # Billing hears of it once a month, not once a call.
+            await conn.emit_once(
+                _quota_event(
+                    caller,
+                    "call.refused_for_quota",
+                    period=period,
+                    once="first",
+                    now=now,
+                    data={"call_id": request.call_id},
+                )
+            )
         stored = await conn.store_authorization(
             NewAuthorization(
                 tenant_id=caller.tenant_id,
@@ -299,7 +314,11 @@ async def _record_usage(
             if emergency
             else charged_seconds(report.duration_seconds, caller.billing_increment_seconds)
         )
-        call, created = await conn.record_call(
+        limited = caller.limit_minutes is not None and charged > 0
+        if limited:
+            # The charge and the threshold events it may cause commit together.
+            await conn.begin()
+        call, created, month_seconds = await conn.record_call(
             NewCall(
                 tenant_id=caller.tenant_id,
                 user_id=caller.user_id,
@@ -314,6 +333,60 @@ async def _record_usage(
                 created_at=now,
             )
         )
+        if limited and month_seconds is not None and caller.limit_minutes is not None:
+            for percent in _crossed(
+                limit_seconds=caller.limit_minutes * 60,
+                before=month_seconds - charged,
+                after=month_seconds,
+            ):
+                await conn.emit_once(
+                    _quota_event(
+                        caller,
+                        "quota.threshold_reached",
+                        period=period,
+                        once=f"{percent}%",
+                        now=now,
+                        data={"percent": percent, "used_seconds": month_seconds},
+                    )
+                )
     if created:
         CHARGED_SECONDS.inc(call.charged_seconds)
     return CallOut.model_validate(call, from_attributes=True), created
+
+
+THRESHOLDS = (80, 100)
+
+
+def _crossed(*, limit_seconds: int, before: int, after: int) -> list[int]:
+    """The thresholds (percent of the month's limit) that a charge from `before` to `after`
+    seconds crossed: each is crossed by exactly one charge a month, whatever the order of
+    concurrent reports, since each charge's before and after come from one atomic update."""
+    return [
+        percent for percent in THRESHOLDS if before * 100 < limit_seconds * percent <= after * 100
+    ]
+
+
+def _quota_event(
+    caller: Caller,
+    type: str,
+    *,
+    period: str,
+    once: str,
+    now: datetime,
+    data: dict[str, object],
+) -> NewEvent:
+    return NewEvent(
+        tenant_id=caller.tenant_id,
+        type=type,
+        resource_type="user",
+        resource_id=str(caller.user_id),
+        data={
+            "user_id": str(caller.user_id),
+            "period": period,
+            "limit_minutes": caller.limit_minutes,
+            **data,
+        },
+        once_key=f"{type}:{caller.user_id}:{period}:{once}",
+        request_id=correlation_id.get(),
+        occurred_at=now,
+    )

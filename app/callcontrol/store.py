@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class SipAccountKey(NamedTuple):
@@ -115,6 +115,25 @@ class StoredCall(NamedTuple):
     emergency: bool
 
 
+class RecordedCall(NamedTuple):
+    call: StoredCall
+    created: bool  # False: the call id was recorded before, and this is that first record
+    month_seconds: int | None  # the month's charged seconds after this call (when it charged)
+
+
+class NewEvent(NamedTuple):
+    """An event of call control (a threshold crossed, a refusal), once per `once_key`."""
+
+    tenant_id: uuid.UUID
+    type: str
+    resource_type: str
+    resource_id: str
+    data: dict[str, Any]
+    once_key: str
+    request_id: str | None
+    occurred_at: datetime
+
+
 class CallerChanged(Exception):
     """A write referred to rows that went away, or were being deleted, under it (a tenant
     deleted meanwhile, a deadlock with that deletion): the work may be done again from the
@@ -162,10 +181,13 @@ class CallControlConnection(Protocol):
         CallerChanged when the tenant went away meanwhile."""
         ...
 
-    async def record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
+    async def record_call(self, new: NewCall) -> RecordedCall:
         """Records a call once, adds its charge to the month (of a user that still exists) and
-        releases its hold, at once; returns the stored call and whether this report recorded
-        it. CallerChanged when the tenant went away meanwhile."""
+        releases its hold, at once. CallerChanged when the tenant went away meanwhile."""
+        ...
+
+    async def emit_once(self, event: NewEvent) -> None:
+        """Writes the event unless one with its `once_key` was written before."""
         ...
 
 

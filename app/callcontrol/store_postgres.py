@@ -17,6 +17,8 @@ from app.callcontrol.store import (
     ExtensionHolderRecord,
     NewAuthorization,
     NewCall,
+    NewEvent,
+    RecordedCall,
     SipAccountKey,
     SipAccountRecord,
     StoredAuthorization,
@@ -43,6 +45,9 @@ _INSERT_AUTHORIZATION = PreparedQuery(
 )
 _SELECT_AUTHORIZATION = PreparedQuery(queries.SELECT_AUTHORIZATION)
 _SELECT_CALL = PreparedQuery(queries.SELECT_CALL)
+_INSERT_EVENT = PreparedQuery(
+    queries.insert_event_once("postgresql"), column_keys=queries.EVENT_INSERT_KEYS
+)
 
 # Records the call, charges it and releases its hold in one statement: atomic without a
 # transaction around it. The tenant's row is share-locked first, before any row of the
@@ -69,6 +74,7 @@ _RECORD_CALL = PreparedQuery(
               AND EXISTS (SELECT 1 FROM user_account WHERE user_account.id = inserted.user_id)
             ON CONFLICT (user_id, period)
             DO UPDATE SET used_seconds = monthly_usage.used_seconds + excluded.used_seconds
+            RETURNING used_seconds
         ), released AS (
             UPDATE call_authorization SET released_at = :created_at
             FROM inserted
@@ -77,7 +83,8 @@ _RECORD_CALL = PreparedQuery(
               AND call_authorization.released_at IS NULL
         )
         SELECT call_id, user_id, device_id, destination, started_at, duration_seconds,
-            charged_seconds, period, emergency
+            charged_seconds, period, emergency,
+            (SELECT used_seconds FROM charged) AS month_seconds
         FROM inserted
         """
     )
@@ -140,7 +147,7 @@ class PostgresConnection:
         assert row is not None
         return StoredAuthorization._make(row)
 
-    async def record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
+    async def record_call(self, new: NewCall) -> RecordedCall:
         try:
             row = await _RECORD_CALL.first(self._conn, {"id": uuid.uuid4(), **new._asdict()})
         except (asyncpg.ForeignKeyViolationError, asyncpg.DeadlockDetectedError):
@@ -148,13 +155,16 @@ class PostgresConnection:
             # transaction.
             raise CallerChanged() from None
         if row is not None:
-            return StoredCall._make(row), True
+            return RecordedCall(StoredCall._make(row[:-1]), True, row[-1])
         stored = await _SELECT_CALL.first(
             self._conn, {"tenant_id": new.tenant_id, "call_id": new.call_id}
         )
         if stored is None:  # nothing inserted, nothing stored: the tenant is gone
             raise CallerChanged()
-        return StoredCall._make(stored), False
+        return RecordedCall(StoredCall._make(stored), False, None)
+
+    async def emit_once(self, event: NewEvent) -> None:
+        await _INSERT_EVENT.all(self._conn, {"id": uuid.uuid4(), **event._asdict()})
 
 
 class PostgresStore:

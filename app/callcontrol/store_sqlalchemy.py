@@ -19,6 +19,8 @@ from app.callcontrol.store import (
     ExtensionHolderRecord,
     NewAuthorization,
     NewCall,
+    NewEvent,
+    RecordedCall,
     SipAccountKey,
     SipAccountRecord,
     StoredAuthorization,
@@ -38,6 +40,7 @@ class _Writes:
         )
         self.insert_call = queries.insert_or_nothing(dialect, CallRecord.__table__, CALL_COLUMNS)
         self.add_usage = queries.add_usage(dialect)
+        self.insert_event = queries.insert_event_once(dialect)
 
 
 class SqlAlchemyConnection:
@@ -105,13 +108,16 @@ class SqlAlchemyConnection:
         assert row is not None
         return StoredAuthorization._make(row)
 
-    async def record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
+    async def record_call(self, new: NewCall) -> RecordedCall:
         try:
             return await self._record_call(new)
         except IntegrityError:
             raise CallerChanged() from None
 
-    async def _record_call(self, new: NewCall) -> tuple[StoredCall, bool]:
+    async def emit_once(self, event: NewEvent) -> None:
+        await self._conn.execute(self._writes.insert_event, {"id": uuid.uuid4(), **event._asdict()})
+
+    async def _record_call(self, new: NewCall) -> RecordedCall:
         # Three statements in the connection's one transaction: SQLite has no INSERT or UPDATE
         # inside WITH.
         row = await self._first(self._writes.insert_call, {"id": uuid.uuid4(), **new._asdict()})
@@ -120,7 +126,8 @@ class SqlAlchemyConnection:
                 queries.SELECT_CALL, {"tenant_id": new.tenant_id, "call_id": new.call_id}
             )
             assert stored is not None
-            return StoredCall._make(stored), False
+            return RecordedCall(StoredCall._make(stored), False, None)
+        month_seconds = None
         user_exists = await self._first(queries.USER_EXISTS, {"user_id": new.user_id})
         if new.charged_seconds and user_exists is not None:
             await self._conn.execute(
@@ -132,11 +139,15 @@ class SqlAlchemyConnection:
                     "used_seconds": new.charged_seconds,
                 },
             )
+            month = await self._first(
+                queries.MONTH_SECONDS, {"user_id": new.user_id, "period": new.period}
+            )
+            month_seconds = month.used_seconds if month is not None else None
         await self._conn.execute(
             queries.RELEASE_HOLD,
             {"key_tenant_id": new.tenant_id, "key_call_id": new.call_id, "now": new.created_at},
         )
-        return StoredCall._make(row), True
+        return RecordedCall(StoredCall._make(row), True, month_seconds)
 
 
 class SqlAlchemyStore:

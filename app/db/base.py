@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import DateTime, MetaData, Row
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Row
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -42,6 +42,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+
+# A row number that grows: 64-bit on PostgreSQL; SQLite numbers rows by its INTEGER PRIMARY KEY
+# (64-bit there too).
+SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
 
 # Any result row, whatever its columns (SQLAlchemy 2.1 types rows by their column types).
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]

@@ -9,15 +9,16 @@ from app.users.models import User
 
 
 async def get_device_and_tenant(
-    session: AsyncSession, *, tenant_id: uuid.UUID, device_id: uuid.UUID
+    session: AsyncSession, *, tenant_id: uuid.UUID, device_id: uuid.UUID, for_update: bool = False
 ) -> tuple[Device, Tenant] | None:
-    row = (
-        await session.execute(
-            select(Device, Tenant)
-            .join(Tenant, Tenant.id == Device.tenant_id)
-            .where(Device.id == device_id, Device.tenant_id == tenant_id)
-        )
-    ).first()
+    query = (
+        select(Device, Tenant)
+        .join(Tenant, Tenant.id == Device.tenant_id)
+        .where(Device.id == device_id, Device.tenant_id == tenant_id)
+    )
+    if for_update:
+        query = query.with_for_update(of=Device)
+    row = (await session.execute(query)).first()
     return (row[0], row[1]) if row else None
 
 

@@ -5,6 +5,7 @@ import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +23,7 @@ from app.devices.schemas import (
     WebConfig,
 )
 from app.errors import InvalidInput
+from app.outbox import record as outbox
 from app.settings import Settings
 from app.tenants.models import Tenant
 
@@ -35,10 +37,10 @@ class TenantDevice:
 
 
 async def require_device(
-    session: AsyncSession, *, tenant_id: uuid.UUID, device_id: uuid.UUID
+    session: AsyncSession, *, tenant_id: uuid.UUID, device_id: uuid.UUID, for_update: bool = False
 ) -> TenantDevice:
     found = await repository.get_device_and_tenant(
-        session, tenant_id=tenant_id, device_id=device_id
+        session, tenant_id=tenant_id, device_id=device_id, for_update=for_update
     )
     if found is None:
         raise DeviceNotFound(f"No device {device_id}.")
@@ -69,6 +71,31 @@ async def _flush(session: AsyncSession, device: Device) -> None:
                 f"Device name {device.name} is already used in this tenant."
             )
         },
+    )
+
+
+SHOWN = ("name", "kind", "enabled", "user_id")
+
+
+def _record(
+    session: AsyncSession,
+    device: Device,
+    type: str,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    outbox.record(
+        session,
+        type=type,
+        tenant_id=device.tenant_id,
+        resource_type="device",
+        resource_id=device.id,
+        user_id=device.user_id,
+        data={"user_id": str(device.user_id), "name": device.name, **(data or {})},
+        before=before,
+        after=after,
     )
 
 
@@ -104,6 +131,8 @@ async def add_device(
     _set_password(device, cipher, password=password, realm=tenant.sip_domain)
     session.add(device)
     await _flush(session, device)
+    shown = outbox.snapshot(device, SHOWN)
+    _record(session, device, "device.created", data=shown, after=shown)
     return device, password
 
 
@@ -117,6 +146,7 @@ async def update_device(
     session: AsyncSession, cipher: PasswordCipher, *, current: TenantDevice, data: DeviceUpdate
 ) -> Device:
     device = current.device
+    before = outbox.snapshot(device, SHOWN)
     changes = data.changes()
     if "name" in changes and changes["name"] != device.name:
         # The digest HA1 covers the username, so a rename needs it computed again.
@@ -131,10 +161,14 @@ async def update_device(
     if "enabled" in changes:
         device.enabled = changes["enabled"]
     await _flush(session, device)
+    old, new = outbox.changes(before, outbox.snapshot(device, SHOWN))
+    if new:
+        _record(session, device, "device.updated", before=old, after=new)
     return device
 
 
 async def delete_device(session: AsyncSession, *, device: Device) -> None:
+    _record(session, device, "device.deleted", before=outbox.snapshot(device, SHOWN))
     await session.delete(device)
     await session.flush()
 
@@ -149,6 +183,8 @@ async def rotate_password(
         check_password(password, username=device.name)
     _set_password(device, cipher, password=password, realm=current.tenant.sip_domain)
     await session.flush()
+    # The new password is nowhere in it: the edge only learns to drop what it cached.
+    _record(session, device, "device.password_rotated")
     return device, password
 
 

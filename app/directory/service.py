@@ -19,6 +19,7 @@ from app.directory.repository import UserSort
 from app.directory.schemas import MinutesSummary, UserCreated, UserOut
 from app.extensions import repository as extensions_repository
 from app.extensions import service as extensions
+from app.outbox import record as outbox
 from app.quotas import repository as quotas_repository
 from app.quotas.periods import period_of
 from app.quotas.service import used_minutes
@@ -129,8 +130,19 @@ async def update_tenant(
                 "remove them first."
             )
     realm_changed = "sip_domain" in changes and changes["sip_domain"] != tenant.sip_domain
+    before = outbox.snapshot(tenant, tenants.SHOWN)
     data.apply_to(tenant)
     await tenants.flush_tenant(session, tenant)
+    old, new = outbox.changes(before, outbox.snapshot(tenant, tenants.SHOWN))
+    outbox.record(
+        session,
+        type="tenant.updated",
+        tenant_id=tenant.id,
+        resource_type="tenant",
+        resource_id=tenant.id,
+        before=old,
+        after=new,
+    )
     if realm_changed:
         await devices.rehash_tenant_devices(
             session, cipher, tenant_id=tenant.id, realm=tenant.sip_domain

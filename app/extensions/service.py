@@ -10,6 +10,7 @@ from app.extensions import repository
 from app.extensions.exceptions import ExtensionNotFound, ExtensionShadowsEmergency, ExtensionTaken
 from app.extensions.models import Extension
 from app.extensions.schemas import ExtensionHolder
+from app.outbox import record as outbox
 from app.tenants.models import Tenant
 
 
@@ -32,6 +33,7 @@ async def add_extension(
             )
         },
     )
+    _record(session, "extension.added", tenant_id=tenant.id, user_id=user_id, number=number)
     return extension
 
 
@@ -48,6 +50,23 @@ async def remove_extension(
         session, tenant_id=tenant_id, user_id=user_id, number=number
     ):
         raise ExtensionNotFound(f"The user does not hold extension {number}.")
+    _record(session, "extension.removed", tenant_id=tenant_id, user_id=user_id, number=number)
+
+
+def _record(
+    session: AsyncSession, type: str, *, tenant_id: uuid.UUID, user_id: uuid.UUID, number: str
+) -> None:
+    values = {"number": number, "user_id": str(user_id)}
+    outbox.record(
+        session,
+        type=type,
+        tenant_id=tenant_id,
+        resource_type="extension",
+        resource_id=number,
+        user_id=user_id,
+        data=values,
+        **({"after": values} if type.endswith("added") else {"before": values}),
+    )
 
 
 async def find_holder(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from app.audit.service import prune
 from app.db.session import Database
 from app.errors import NotFound
 from app.idempotency.service import prune_expired
@@ -18,23 +19,28 @@ from app.settings import Settings
 
 @dataclass(frozen=True)
 class Job:
-    run: Callable[[Database], Awaitable[int]]
+    run: Callable[[Database, Settings], Awaitable[int]]
     description: str
     interval: Callable[[Settings], int]
 
 
 JOBS: dict[str, Job] = {
     "close-finished-months": Job(
-        run=close_finished_months,
+        run=lambda db, _settings: close_finished_months(db),
         description="Close each tenant's finished months (history of limits); catches up on "
         "months missed while the service was down.",
         interval=lambda settings: settings.rollover_interval_seconds,
     ),
     "prune-idempotency-keys": Job(
-        run=prune_expired,
+        run=lambda db, _settings: prune_expired(db),
         description="Forget the Idempotency-Keys of creates older than a day, with the answers "
         "kept for their retries.",
         interval=lambda _settings: 3600,
+    ),
+    "prune-audit-entries": Job(
+        run=lambda db, settings: prune(db, retention_days=settings.audit_retention_days),
+        description="Forget audit entries older than ANTRING_AUDIT_RETENTION_DAYS.",
+        interval=lambda _settings: 86400,
     ),
 }
 
@@ -54,7 +60,7 @@ async def run_job(db: Database, name: str) -> int:
 
 async def _measured(name: str, job: Job, db: Database) -> int:
     try:
-        result = await job.run(db)
+        result = await job.run(db, db.settings)
     except Exception:
         JOB_RUNS.labels(name, "failed").inc()
         raise

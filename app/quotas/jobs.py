@@ -11,6 +11,7 @@ from datetime import datetime
 
 from app.clock import utcnow
 from app.db.session import Database
+from app.outbox import record as outbox
 from app.quotas import repository
 from app.quotas.periods import next_period, period_of, period_start
 
@@ -40,6 +41,14 @@ async def close_finished_months(db: Database, *, now: datetime | None = None) ->
                         tenant_id=tenant.id,
                         period=period,
                         period_end=period_start(next_period(period), tenant.timezone),
+                    )
+                    outbox.record(
+                        session,
+                        type="month.closed",
+                        tenant_id=tenant.id,
+                        resource_type="tenant",
+                        resource_id=tenant.id,
+                        data={"period": period},
                     )
                     closed += 1
                     logger.info("closed month %s of tenant %s", period, tenant.id)

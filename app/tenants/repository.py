@@ -10,8 +10,10 @@ async def tenant_exists(conn: AsyncConnection, *, tenant_id: uuid.UUID) -> bool:
     return (await conn.scalar(select(Tenant.id).where(Tenant.id == tenant_id))) is not None
 
 
-async def get_tenant(session: AsyncSession, *, tenant_id: uuid.UUID) -> Tenant | None:
-    return await session.get(Tenant, tenant_id)
+async def get_tenant(
+    session: AsyncSession, *, tenant_id: uuid.UUID, for_update: bool = False
+) -> Tenant | None:
+    return await session.get(Tenant, tenant_id, with_for_update=for_update)
 
 
 async def list_tenants(

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.conflicts import flush_or_conflict
 from app.db.session import Database
+from app.outbox import record as outbox
 from app.tenants import repository
 from app.tenants.exceptions import SipDomainTaken, TenantNotFound
 from app.tenants.models import Tenant
@@ -23,15 +24,30 @@ async def flush_tenant(session: AsyncSession, tenant: Tenant) -> None:
     )
 
 
+SHOWN = ("name", "sip_domain", "timezone", "emergency_numbers", "billing_increment_seconds")
+
+
 async def create_tenant(session: AsyncSession, *, data: TenantCreate) -> Tenant:
     tenant = Tenant(**data.model_dump())
     session.add(tenant)
     await flush_tenant(session, tenant)
+    shown = outbox.snapshot(tenant, SHOWN)
+    outbox.record(
+        session,
+        type="tenant.created",
+        tenant_id=tenant.id,
+        resource_type="tenant",
+        resource_id=tenant.id,
+        data=shown,
+        after=shown,
+    )
     return tenant
 
 
-async def get_tenant(session: AsyncSession, *, tenant_id: uuid.UUID) -> Tenant:
-    tenant = await repository.get_tenant(session, tenant_id=tenant_id)
+async def get_tenant(
+    session: AsyncSession, *, tenant_id: uuid.UUID, for_update: bool = False
+) -> Tenant:
+    tenant = await repository.get_tenant(session, tenant_id=tenant_id, for_update=for_update)
     if tenant is None:
         raise TenantNotFound(f"No tenant {tenant_id}.")
     return tenant
@@ -51,5 +67,15 @@ async def list_tenants(
 
 
 async def delete_tenant(session: AsyncSession, *, tenant: Tenant) -> None:
+    # A platform event: the tenant's own rows (its events and audit entries too) go with it.
+    outbox.record(
+        session,
+        type="tenant.deleted",
+        tenant_id=None,
+        resource_type="tenant",
+        resource_id=tenant.id,
+        data={"tenant_id": str(tenant.id), "sip_domain": tenant.sip_domain},
+        before=outbox.snapshot(tenant, SHOWN),
+    )
     await session.delete(tenant)
     await session.flush()

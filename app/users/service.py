@@ -2,10 +2,12 @@
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.conflicts import flush_or_conflict
+from app.outbox import record as outbox
 from app.tenants.models import Tenant
 from app.users import repository
 from app.users.exceptions import ExternalRefTaken, UserNotFound
@@ -22,10 +24,13 @@ class TenantUser:
 
 
 async def require_user(
-    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, for_update: bool = False
 ) -> TenantUser:
-    """The tenant's user; UserNotFound otherwise (another tenant's user is not found either)."""
-    found = await repository.get_user_and_tenant(session, tenant_id=tenant_id, user_id=user_id)
+    """The tenant's user; UserNotFound otherwise (another tenant's user is not found either).
+    `for_update`: locked until the transaction ends, for a change based on what is read."""
+    found = await repository.get_user_and_tenant(
+        session, tenant_id=tenant_id, user_id=user_id, for_update=for_update
+    )
     if found is None:
         raise UserNotFound(f"No user {user_id}.")
     return TenantUser(user=found[0], tenant=found[1])
@@ -42,21 +47,66 @@ async def flush_user(session: AsyncSession, user: User) -> None:
     )
 
 
+SHOWN = (
+    "display_name",
+    "email",
+    "external_ref",
+    "enabled",
+    "outbound_allowed",
+    "auto_answer",
+    "limit_minutes",
+)
+
+
+def _record(
+    session: AsyncSession,
+    user: User,
+    type: str,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    outbox.record(
+        session,
+        type=type,
+        tenant_id=user.tenant_id,
+        resource_type="user",
+        resource_id=user.id,
+        user_id=user.id,
+        data=data,
+        before=before,
+        after=after,
+    )
+
+
+async def _changed(session: AsyncSession, user: User, type: str, change: Any) -> None:
+    """Applies `change(user)`, flushes, and records what changed (nothing changed: nothing)."""
+    before = outbox.snapshot(user, SHOWN)
+    change(user)
+    await flush_user(session, user)
+    old, new = outbox.changes(before, outbox.snapshot(user, SHOWN))
+    if new:
+        _record(session, user, type, before=old, after=new)
+
+
 async def add_user(session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCreate) -> User:
     user = User(tenant_id=tenant_id, **data.model_dump())
     session.add(user)
     await flush_user(session, user)
+    shown = outbox.snapshot(user, SHOWN)
+    _record(session, user, "user.created", data=shown, after=shown)
     return user
 
 
 async def update_user(session: AsyncSession, *, user: User, data: UserUpdate) -> User:
-    data.apply_to(user)
-    await flush_user(session, user)
+    await _changed(session, user, "user.updated", data.apply_to)
     return user
 
 
 async def delete_user(session: AsyncSession, *, user: User) -> None:
     """Deletes the user; the database deletes their devices, extensions and usage with them."""
+    _record(session, user, "user.deleted", before=outbox.snapshot(user, SHOWN))
     await session.delete(user)
     await session.flush()
 
@@ -66,11 +116,12 @@ def toggles(user: User) -> Toggles:
 
 
 async def update_toggles(session: AsyncSession, *, user: User, data: TogglesUpdate) -> Toggles:
-    data.apply_to(user)
-    await session.flush()
+    await _changed(session, user, "user.updated", data.apply_to)
     return toggles(user)
 
 
 async def set_limit(session: AsyncSession, *, user: User, limit_minutes: int | None) -> None:
-    user.limit_minutes = limit_minutes
-    await session.flush()
+    def change(target: User) -> None:
+        target.limit_minutes = limit_minutes
+
+    await _changed(session, user, "quota.updated", change)

@@ -66,6 +66,18 @@ TENANT_ROUTES = [
     Route("DELETE", "/v1/users/{user_id}/extensions/{number}"),
     Route("GET", "/v1/extensions/available"),
     Route("GET", "/v1/extensions/{number}"),
+    # Webhooks carry the tenant's events to a URL of its choosing, and the audit trail shows
+    # every change: admins only.
+    Route("GET", "/v1/webhooks/event-types", admin_only=True),
+    Route("POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/mallory"}, admin_only=True),
+    Route("GET", "/v1/webhooks", admin_only=True),
+    Route("GET", "/v1/webhooks/{webhook_id}", admin_only=True),
+    Route("PATCH", "/v1/webhooks/{webhook_id}", {"enabled": False}, admin_only=True),
+    Route("DELETE", "/v1/webhooks/{webhook_id}", admin_only=True),
+    Route("POST", "/v1/webhooks/{webhook_id}/secret", admin_only=True),
+    Route("GET", "/v1/webhooks/{webhook_id}/deliveries", admin_only=True),
+    Route("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", admin_only=True),
+    Route("GET", "/v1/audit-events", admin_only=True),
 ]
 PLATFORM_ROUTES = [
     Route("POST", "/v1/tenants", {"name": "Mallory", "sip_domain": "mallory.sip.test"}),
@@ -123,7 +135,13 @@ async def make_world(
     device = await add_device(client, keys.admin, user["id"], name=f"hidden.phone{number}")
     await add_extension(client, keys.admin, user["id"], number)
     api_keys = await client.get(f"/v1/tenants/{keys.id}/api-keys", headers=platform)
+    webhook = await client.post(
+        "/v1/webhooks", json={"url": f"http://127.0.0.1:9/{number}"}, headers=keys.admin
+    )
+    assert webhook.status_code == 201, webhook.text
     ids = {
+        "webhook_id": webhook.json()["id"],
+        "delivery_id": str(uuid.uuid4()),
         "tenant_id": str(keys.id),
         "user_id": user["id"],
         "device_id": device["id"],
@@ -294,7 +312,12 @@ async def test_another_tenants_ids_answer_404_and_leak_nothing(
     client: httpx.AsyncClient, platform: dict[str, str], mine: World, theirs: World, db: Database
 ) -> None:
     before = await snapshot(db, theirs.keys.id)
-    nobody = {**theirs.ids, "user_id": str(uuid.uuid4()), "device_id": str(uuid.uuid4())}
+    nobody = {
+        **theirs.ids,
+        "user_id": str(uuid.uuid4()),
+        "device_id": str(uuid.uuid4()),
+        "webhook_id": str(uuid.uuid4()),
+    }
     nobody["number"] = "9876"
 
     for who, headers in acting_on(mine.keys, platform).items():
@@ -303,7 +326,7 @@ async def test_another_tenants_ids_answer_404_and_leak_nothing(
             missing = await call(client, route, nobody, headers)
             body = assert_problem(response, 404)
             assert body["type"] == missing.json()["type"], f"{who}: {route}"
-            for name in ("user_id", "device_id", "number"):
+            for name in ("user_id", "device_id", "number", "webhook_id"):
                 body["detail"] = re.sub(rf"\b{theirs.ids[name]}\b", nobody[name], body["detail"])
             # Each answer has its own request id; all else is the same as for no such id.
             body.pop("request_id")

@@ -234,12 +234,13 @@ async def test_a_call_is_recorded_charged_and_its_hold_released_once(
         await conn.store_authorization(_authorization(ids, "c-2"))
 
     async with store.connection() as conn:
-        call, created = await conn.record_call(_call(ids, "c-2", 120))
+        call, created, month = await conn.record_call(_call(ids, "c-2", 120))
     async with store.connection() as conn:
-        repeated, created_again = await conn.record_call(_call(ids, "c-2", 600))
+        repeated, created_again, _ = await conn.record_call(_call(ids, "c-2", 600))
         spent = await conn.used_and_held(user_id=ids[1], period="2026-11", now=NOW)
 
     assert (created, created_again) == (True, False)
+    assert month == 120  # the month's charged seconds after this call
     assert repeated == call
     assert (call.call_id, call.charged_seconds, call.period) == ("c-2", 120, "2026-11")
     assert (spent.used_seconds, spent.held_seconds) == (120, 0)
@@ -255,8 +256,9 @@ async def test_an_uncharged_call_adds_nothing_to_the_month(
     agent = await new_agent(client, tenant)
     ids = _ids(agent)
     async with store.connection() as conn:
-        _, created = await conn.record_call(_call(ids, "free", 0))
+        _, created, month = await conn.record_call(_call(ids, "free", 0))
     assert created is True
+    assert month is None
     month = await db_rows(db, select(MonthlyUsage.user_id).where(MonthlyUsage.user_id == ids[1]))
     assert month == []
 

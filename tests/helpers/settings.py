@@ -13,6 +13,9 @@ def make_settings(url: str, **overrides: Any) -> Settings:
         "secret_key": TEST_SECRET_KEY,
         "bootstrap": False,
         "scheduler_enabled": False,
+        # Tests drive the delivery worker themselves, and receive on 127.0.0.1.
+        "webhooks_enabled": False,
+        "webhooks_allow_private_urls": True,
         "api_key_cache_seconds": 0,
         # Tests fail authentications on purpose, all from one address.
         "auth_failure_limit": "100000/minute",

@@ -1,0 +1,51 @@
+import uuid
+from typing import Annotated
+
+from fastapi import Query
+from pydantic import AwareDatetime
+
+from app.audit import service
+from app.audit.schemas import AuditEntryOut
+from app.deps import AdminAccess, SessionDep
+from app.errors import Forbidden, Unauthorized, responses
+from app.pagination import Page, PageDep
+from app.routing import api_router
+from app.tenants.exceptions import TenantNotFound
+
+router = api_router(
+    prefix="/v1/audit-events",
+    tags=["audit"],
+    responses=responses(Unauthorized, Forbidden, TenantNotFound),
+)
+
+
+@router.get("", response_model=Page[AuditEntryOut])
+async def list_audit_events(
+    session: SessionDep,
+    scope: AdminAccess,
+    page: PageDep,
+    resource_type: Annotated[
+        str | None, Query(max_length=32, pattern=r"^[a-z_]+$", examples=["user"])
+    ] = None,
+    resource_id: Annotated[str | None, Query(max_length=64, pattern=r"^[!-~]+$")] = None,
+    user_id: Annotated[uuid.UUID | None, Query(description="Changes concerning this user.")] = None,
+    actor_key_id: Annotated[
+        uuid.UUID | None, Query(description="Changes made with this key.")
+    ] = None,
+    since: Annotated[AwareDatetime | None, Query(description="From this time on.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Before this time.")] = None,
+) -> Page[AuditEntryOut]:
+    """Who changed what and when, newest first"""
+    entries, total = await service.list_entries(
+        session,
+        tenant_id=scope.tenant_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        user_id=user_id,
+        actor_key_id=actor_key_id,
+        since=since,
+        until=until,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return Page.of([AuditEntryOut.model_validate(e) for e in entries], total, page)

@@ -1,0 +1,30 @@
+"""Every event type the service emits, with what it means. Stable: a type once published keeps
+its name and its meaning; new fields may appear in `data`, none disappear."""
+
+EVENT_TYPES: dict[str, str] = {
+    "tenant.created": "A tenant was created.",
+    "tenant.updated": "A tenant's settings changed (`data.changed` names the new values).",
+    "tenant.deleted": "A tenant was deleted with everything it had (a platform event).",
+    "api_key.created": "An API key was created (its name, role and prefix; never the key).",
+    "api_key.revoked": "An API key was revoked.",
+    "user.created": "A user (agent) was created.",
+    "user.updated": "A user's details or switches changed (`data.changed`).",
+    "user.deleted": "A user was deleted with their devices and extensions.",
+    "quota.updated": "A user's monthly limit changed.",
+    "quota.threshold_reached": "A user's month reached 80 % or 100 % of the limit (each once "
+    "a month; `data.percent`).",
+    "call.refused_for_quota": "A user's outbound call was first refused this month because "
+    "the minutes are used up (once a month).",
+    "month.closed": "A tenant's month was closed and its limits kept for the history.",
+    "device.created": "A SIP account was created.",
+    "device.updated": "A SIP account was renamed, enabled, disabled or changed kind.",
+    "device.deleted": "A SIP account was deleted: an edge should drop what it cached.",
+    "device.password_rotated": "A SIP account's password changed: an edge should drop what it "
+    "cached (the password is not in the event).",
+    "extension.added": "A user was given an extension.",
+    "extension.removed": "An extension was taken from a user.",
+    "webhook_endpoint.created": "A webhook endpoint was registered.",
+    "webhook_endpoint.updated": "A webhook endpoint changed.",
+    "webhook_endpoint.deleted": "A webhook endpoint was deleted.",
+    "webhook_endpoint.secret_rotated": "A webhook endpoint's secret was rotated.",
+}

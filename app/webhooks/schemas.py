@@ -1,0 +1,117 @@
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+
+from app.outbox.catalogue import EVENT_TYPES
+from app.schemas import PatchModel, SingleLine
+from app.webhooks.models import DeliveryStatus
+from app.webhooks.urls import url_problem
+
+
+def _check_url(value: str) -> str:
+    problem = url_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _check_types(values: list[str]) -> list[str]:
+    unknown = sorted(set(values) - set(EVENT_TYPES))
+    if unknown:
+        raise ValueError(f"unknown event types: {', '.join(unknown)}")
+    return sorted(set(values))
+
+
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(min_length=8, max_length=2000),
+    SingleLine,
+    AfterValidator(_check_url),
+    Field(examples=["https://billing.example.com/antring/events"]),
+]
+EventTypes = Annotated[
+    list[str],
+    Field(
+        max_length=len(EVENT_TYPES),
+        description="The event types to receive; empty: all of them.",
+        examples=[["quota.threshold_reached", "call.refused_for_quota"]],
+    ),
+    AfterValidator(_check_types),
+]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), SingleLine]
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl
+    event_types: EventTypes = Field(default_factory=list)
+    description: Description | None = None
+    enabled: StrictBool = True
+
+
+class WebhookUpdate(PatchModel):
+    nullable = frozenset({"description"})
+
+    url: WebhookUrl | None = None
+    event_types: EventTypes | None = None
+    description: Description | None = None
+    enabled: StrictBool | None = Field(
+        default=None, description="true again after it was disabled: deliveries resume."
+    )
+
+
+class WebhookOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    url: str
+    description: str | None
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None = Field(
+        description="Why deliveries stopped: a 410 answer, or days of failures."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(
+        description="Signs every delivery (Standard Webhooks); shown here and on rotation only.",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
+
+
+class SecretRotated(BaseModel):
+    secret: str = Field(description="The new secret, shown here once.")
+    previous_secret_expires_at: datetime = Field(
+        description="Until then deliveries are signed with the old secret too."
+    )
+
+
+class AttemptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryOut(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    status: DeliveryStatus
+    attempts: list[AttemptOut]
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class EventTypeOut(BaseModel):
+    type: str
+    description: str

@@ -1,0 +1,301 @@
+"""Change events reach a tenant's webhooks, signed (checked with the `standardwebhooks`
+verifier), in order, once each, retried on schedule; the audit trail says who changed what."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from app.clock import utcnow
+from app.db.session import Database
+from app.main import create_app
+from app.outbox.models import Event
+from app.webhooks.dispatcher import Dispatcher
+from tests.helpers.api import TenantKeys, assert_problem, create_user, db_rows
+from tests.helpers.callcontrol import new_agent, report
+from tests.helpers.receiver import Receiver
+from tests.helpers.settings import make_settings
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    hooked = Receiver()
+    await hooked.start()
+    yield hooked
+    await hooked.close()
+
+
+def dispatcher(app: FastAPI) -> Dispatcher:
+    found: Dispatcher = app.state.dispatcher
+    return found
+
+
+async def subscribe(
+    client: httpx.AsyncClient, tenant: TenantKeys, receiver: Receiver, *types: str
+) -> dict[str, str]:
+    response = await client.post(
+        "/v1/webhooks",
+        json={"url": receiver.url, "event_types": list(types)},
+        headers=tenant.admin,
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, str] = response.json()
+    assert created["secret"].startswith("whsec_")
+    return created
+
+
+async def deliver(app: FastAPI, rounds: int = 3) -> None:
+    for _ in range(rounds):
+        await dispatcher(app).step()
+
+
+async def test_changes_are_delivered_signed_and_the_signature_checks_out(
+    client: httpx.AsyncClient, app: FastAPI, tenant: TenantKeys, receiver: Receiver
+) -> None:
+    hook = await subscribe(client, tenant, receiver)
+    user = await create_user(client, tenant.admin, display_name="Lan")
+    await client.patch(
+        f"/v1/users/{user['id']}/toggles", json={"outbound_allowed": False}, headers=tenant.admin
+    )
+
+    await deliver(app)
+
+    verifier = Webhook(hook["secret"])
+    types = []
+    for got in receiver.received:
+        body = verifier.verify(got.body, got.headers)
+        types.append(body["type"])
+        assert "password" not in got.body and "ha1" not in got.body
+    assert sorted(types) == [
+        "device.created",
+        "user.created",
+        "user.updated",
+        "webhook_endpoint.created",
+    ]
+    [toggled] = [json.loads(g.body) for g in receiver.received if '"user.updated"' in g.body]
+    assert toggled["data"]["changed"] == {"outbound_allowed": False}
+    assert toggled["data"]["resource"] == {"type": "user", "id": user["id"]}
+    assert len({got.headers["webhook-id"] for got in receiver.received}) == len(receiver.received)
+
+    [first] = [g for g in receiver.received if '"user.created"' in g.body]
+    with pytest.raises(WebhookVerificationError):
+        verifier.verify(first.body.replace("Lan", "Mai"), first.headers)
+    old = {**first.headers, "webhook-timestamp": str(int(utcnow().timestamp()) - 3600)}
+    with pytest.raises(WebhookVerificationError):
+        verifier.verify(first.body, old)
+
+
+async def test_a_failed_request_emits_nothing(
+    client: httpx.AsyncClient, db: Database, tenant: TenantKeys
+) -> None:
+    await create_user(client, tenant.admin, external_ref="hr-1")
+    before = await db_rows(db, select(func.count()).select_from(Event))
+    taken = await client.post(
+        "/v1/users", json={"display_name": "X", "external_ref": "hr-1"}, headers=tenant.admin
+    )
+    assert_problem(taken, 409)
+    assert await db_rows(db, select(func.count()).select_from(Event)) == before
+
+
+async def test_retries_follow_the_schedule_and_410_disables_the_endpoint(
+    client: httpx.AsyncClient, app: FastAPI, tenant: TenantKeys, receiver: Receiver
+) -> None:
+    hook = await subscribe(client, tenant, receiver, "extension.added")
+    user = await create_user(client, tenant.admin)
+    await client.post(
+        f"/v1/users/{user['id']}/extensions", json={"number": "201"}, headers=tenant.admin
+    )
+    receiver.statuses = [500, 503, 500]  # then 204
+    worker = dispatcher(app)
+    t0 = utcnow()
+
+    await worker.step(t0)  # fan out and first attempt: 500
+    await worker.step(t0 + timedelta(seconds=4))  # not due yet
+    assert len(receiver.received) == 1
+    await worker.step(t0 + timedelta(seconds=5))  # second: 503
+    await worker.step(t0 + timedelta(seconds=5, minutes=4))  # not due
+    await worker.step(t0 + timedelta(seconds=5, minutes=5))  # third: 500
+    await worker.step(t0 + timedelta(seconds=5, minutes=35))  # fourth: 204
+    assert len(receiver.received) == 4
+
+    deliveries = await client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin)
+    [delivery] = deliveries.json()["items"]
+    assert delivery["status"] == "succeeded"
+    assert [a["status_code"] for a in delivery["attempts"]] == [500, 503, 500, 204]
+
+    receiver.statuses = [410]
+    await client.post(
+        f"/v1/users/{user['id']}/extensions", json={"number": "202"}, headers=tenant.admin
+    )
+    await worker.step(utcnow() + timedelta(hours=1))
+    shown = await client.get(f"/v1/webhooks/{hook['id']}", headers=tenant.admin)
+    assert (shown.json()["enabled"], shown.json()["disabled_reason"]) == (
+        False,
+        "The receiver answered 410 Gone.",
+    )
+
+
+async def test_two_workers_deliver_each_event_once(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    migrated_url: str,
+    tenant: TenantKeys,
+    receiver: Receiver,
+) -> None:
+    await subscribe(client, tenant, receiver, "user.created", "device.created")
+    for i in range(15):
+        await create_user(client, tenant.admin, display_name=f"Agent {i}")
+    other = create_app(make_settings(migrated_url))
+    async with other.router.lifespan_context(other):
+        for _ in range(6):
+            await asyncio.gather(dispatcher(app).step(), dispatcher(other).step())
+
+    ids = [got.headers["webhook-id"] for got in receiver.received]
+    assert len(ids) == 30  # a user and its device each
+    assert len(set(ids)) == len(ids)
+
+
+async def test_200_concurrent_changes_are_all_delivered_in_order_per_resource(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, tenant: TenantKeys, receiver: Receiver
+) -> None:
+    await subscribe(client, tenant, receiver, "user.created", "user.updated")
+    users = [await create_user(client, tenant.admin, display_name=f"U{i}") for i in range(20)]
+
+    async def rename(user: dict[str, str], n: int) -> int:
+        response = await client.patch(
+            f"/v1/users/{user['id']}", json={"display_name": f"U-{n}"}, headers=tenant.admin
+        )
+        return response.status_code
+
+    statuses = await asyncio.gather(*(rename(users[i % 20], i) for i in range(200)))
+    assert statuses.count(200) == 200
+    for _ in range(40):
+        await dispatcher(app).step()
+
+    delivered: dict[str, list[str]] = {}
+    for got in receiver.received:
+        body = json.loads(got.body)
+        if body["type"] == "user.updated":
+            delivered.setdefault(body["data"]["resource"]["id"], []).append(
+                body["data"]["changed"]["display_name"]
+            )
+    assert sum(len(names) for names in delivered.values()) == 200
+    # Each user's changes arrive in the order they were committed.
+    committed: dict[str, list[str]] = {}
+    for row in await db_rows(
+        db,
+        select(Event.resource_id, Event.data)
+        .where(Event.type == "user.updated")
+        .order_by(Event.seq),
+    ):
+        committed.setdefault(row.resource_id, []).append(row.data["changed"]["display_name"])
+    assert delivered == committed
+
+
+async def test_a_limit_crossing_80_and_100_percent_is_told_once_each_under_racing_reports(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, tenant: TenantKeys, receiver: Receiver
+) -> None:
+    await subscribe(client, tenant, receiver, "quota.threshold_reached", "call.refused_for_quota")
+    agent = await new_agent(client, tenant, limit_minutes=20)
+
+    responses = await asyncio.gather(*(report(client, agent, f"r-{i}", 60) for i in range(20)))
+    assert [r.status_code for r in responses] == [201] * 20
+    refused = await client.post(
+        "/v1/call-control/authorizations",
+        json=agent.caller(call_id="over", destination="0901234567"),
+        headers=tenant.call_control,
+    )
+    assert refused.json()["reason"] == "quota_exhausted"
+    for i in range(3):  # refused again: no new event
+        await client.post(
+            "/v1/call-control/authorizations",
+            json=agent.caller(call_id=f"over-{i}", destination="0901234567"),
+            headers=tenant.call_control,
+        )
+    await deliver(app)
+
+    told = [json.loads(got.body) for got in receiver.received]
+    assert sorted((t["type"], t["data"].get("percent")) for t in told) == [
+        ("call.refused_for_quota", None),
+        ("quota.threshold_reached", 80),
+        ("quota.threshold_reached", 100),
+    ]
+
+
+async def test_the_audit_trail_shows_who_switched_outbound_off_and_only_to_its_tenant(
+    client: httpx.AsyncClient,
+    platform: dict[str, str],
+    tenant: TenantKeys,
+    other_tenant: TenantKeys,
+) -> None:
+    key = await client.post(
+        f"/v1/tenants/{tenant.id}/api-keys",
+        json={"name": "ops-console", "role": "admin"},
+        headers=platform,
+    )
+    ops = {"Authorization": f"Bearer {key.json()['key']}", "X-Request-ID": "ticket-4711"}
+    user = await create_user(client, tenant.admin)
+    await client.patch(
+        f"/v1/users/{user['id']}/toggles", json={"outbound_allowed": False}, headers=ops
+    )
+
+    trail = await client.get(
+        "/v1/audit-events", params={"user_id": user["id"]}, headers=tenant.admin
+    )
+    newest = trail.json()["items"][0]
+    assert newest["action"] == "user.updated"
+    assert (newest["actor_key_name"], newest["actor_role"]) == ("ops-console", "admin")
+    assert (newest["before"], newest["after"]) == (
+        {"outbound_allowed": True},
+        {"outbound_allowed": False},
+    )
+    assert newest["request_id"] == "ticket-4711"
+    theirs = await client.get("/v1/audit-events", headers=other_tenant.admin)
+    assert all(e["resource_id"] != user["id"] for e in theirs.json()["items"])
+    assert_problem(await client.get("/v1/audit-events", headers=tenant.viewer), 403)
+    rotated = await client.post(
+        f"/v1/devices/{user['devices'][0]['id']}/password", json={}, headers=tenant.admin
+    )
+    everything = await client.get("/v1/audit-events", headers=tenant.admin)
+    assert rotated.json()["password"] not in everything.text
+
+
+async def test_webhooks_are_a_tenant_s_own_and_private_urls_are_refused(
+    client: httpx.AsyncClient,
+    migrated_url: str,
+    db: Database,
+    tenant: TenantKeys,
+    other_tenant: TenantKeys,
+    receiver: Receiver,
+) -> None:
+    hook = await subscribe(client, tenant, receiver)
+    assert_problem(await client.get(f"/v1/webhooks/{hook['id']}", headers=other_tenant.admin), 404)
+    listed = await client.get("/v1/webhooks", headers=other_tenant.admin)
+    assert listed.json()["items"] == []
+    assert "secret" not in (await client.get("/v1/webhooks", headers=tenant.admin)).text
+
+    strict = create_app(make_settings(migrated_url, webhooks_allow_private_urls=False))
+    async with strict.router.lifespan_context(strict):
+        transport = httpx.ASGITransport(app=strict)
+        async with httpx.AsyncClient(transport=transport, base_url="http://antring.test") as c:
+            refused = await c.post("/v1/webhooks", json={"url": receiver.url}, headers=tenant.admin)
+    assert_problem(refused, 422, field="body.url", code="webhook-url-refused")
+
+
+async def test_a_rotated_secret_and_the_old_one_both_sign_for_a_while(
+    client: httpx.AsyncClient, app: FastAPI, tenant: TenantKeys, receiver: Receiver
+) -> None:
+    hook = await subscribe(client, tenant, receiver, "user.created")
+    rotated = await client.post(f"/v1/webhooks/{hook['id']}/secret", headers=tenant.admin)
+    await create_user(client, tenant.admin)
+    await deliver(app)
+
+    [got] = receiver.received
+    Webhook(hook["secret"]).verify(got.body, got.headers)
+    Webhook(rotated.json()["secret"]).verify(got.body, got.headers)
