@@ -62,9 +62,12 @@ CipherDep = Annotated[PasswordCipher, Depends(_cipher)]
 AuthenticatorDep = Annotated[Authenticator, Depends(_authenticator)]
 
 
-async def _request_session(db: DatabaseDep) -> AsyncIterator[AsyncSession]:
+async def _request_session(request: Request, db: DatabaseDep) -> AsyncIterator[AsyncSession]:
     async with db.session_scope() as session:
         yield session
+    if request.method != "GET":
+        # A change may have written events: the delivery worker looks now, not at its poll.
+        request.app.state.dispatcher.wake()
 
 
 # The request's unit of work. scope="function": it commits, and gives its connection back,

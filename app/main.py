@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
@@ -33,8 +32,8 @@ from app.health import router as health_router
 from app.jobs.registry import start_scheduler
 from app.jobs.router import router as jobs_router
 from app.observability import tracing
-from app.observability.access import AccessLog
-from app.observability.logs import configure_logging, new_request_id, valid_request_id
+from app.observability.access import RequestObserver
+from app.observability.logs import configure_logging
 from app.quotas.router import router as quotas_router
 from app.request_limits import HeaderSizeLimit
 from app.settings import Settings, get_settings
@@ -176,14 +175,12 @@ def create_app(
             expose_headers=CORS_EXPOSED_HEADERS,
             max_age=600,
         )
-    if settings.access_log or settings.metrics_enabled:
-        app.add_middleware(AccessLog, log=settings.access_log, metrics=settings.metrics_enabled)
-    if settings.request_ids:
+    if settings.request_ids or settings.access_log or settings.metrics_enabled:
         app.add_middleware(
-            CorrelationIdMiddleware,
-            validator=valid_request_id,
-            generator=new_request_id,
-            transformer=None,
+            RequestObserver,
+            request_ids=settings.request_ids,
+            log=settings.access_log,
+            metrics=settings.metrics_enabled,
         )
     if tracer_provider is not None:
         tracing.instrument_app(app, tracer_provider)

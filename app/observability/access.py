@@ -1,22 +1,35 @@
-"""One access line and the request metrics per request, in pure ASGI: method, route template,
-status, duration, tenant, key id and request id (the key's identity is what the auth dependency
-left in the request's state; never the key itself)."""
+"""Per request, in one pure ASGI pass: the request id (kept from a valid X-Request-ID, else
+made; echoed on the answer and set for every log line), the request metrics, and one access
+line (method, route template, status, duration, tenant, key id, request id; the key's identity
+is what the auth dependency left in the request's state, never the key itself).
+
+One middleware rather than three: each ASGI layer costs a share of a registrar lookup."""
 
 import logging
+import os
 import time
+from typing import Any
 
+from asgi_correlation_id import correlation_id
+from prometheus_client.metrics import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.observability.logs import valid_request_id
 from app.observability.metrics import LATENCY, REQUESTS
 
 logger = logging.getLogger("antring.access")
 
+_HEADER = b"x-request-id"
 
-class AccessLog:
-    def __init__(self, app: ASGIApp, *, log: bool, metrics: bool) -> None:
+
+class RequestObserver:
+    def __init__(self, app: ASGIApp, *, request_ids: bool, log: bool, metrics: bool) -> None:
         self.app = app
+        self.request_ids = request_ids
         self.log = log
         self.metrics = metrics
+        # prometheus_client's labels() lookup costs more than the increment: children kept.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -24,37 +37,66 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
+        request_id: bytes | None = None
+        if self.request_ids:
+            request_id = _request_id(scope)
+            correlation_id.set(request_id.decode())
 
-        async def send_status(message: Message) -> None:
+        async def observed_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if request_id is not None:
+                    message["headers"] = [*message.get("headers", ()), (_HEADER, request_id)]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, observed_send)
         finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            if self.metrics:
-                REQUESTS.labels(method, template, str(status)).inc()
-                LATENCY.labels(method, template).observe(elapsed)
-            if self.log:
-                state = scope.get("state") or {}
-                logger.info(
-                    "%s %s %s %.1f ms",
-                    method,
-                    template,
-                    status,
-                    elapsed * 1000,
-                    extra={
-                        "method": method,
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                        "tenant_id": state.get("tenant_id"),
-                        "key_id": state.get("key_id"),
-                    },
+            self._observe(scope, status, time.perf_counter() - started)
+
+    def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope["method"]
+        if self.metrics:
+            key = (method, template, status)
+            children = self._children.get(key)
+            if children is None:
+                children = (
+                    REQUESTS.labels(method, template, str(status)),
+                    LATENCY.labels(method, template),
                 )
+                self._children[key] = children
+            children[0].inc()
+            children[1].observe(elapsed)
+        if self.log and logger.isEnabledFor(logging.INFO):
+            state: dict[str, Any] = scope.get("state") or {}
+            milliseconds = round(elapsed * 1000, 2)
+            logger.info(
+                "%s %s %s %.1f ms",
+                method,
+                template,
+                status,
+                milliseconds,
+                extra={
+                    "method": method,
+                    "route": template,
+                    "status": status,
+                    "duration_ms": milliseconds,
+                    "tenant_id": state.get("tenant_id"),
+                    "key_id": state.get("key_id"),
+                },
+            )
+
+
+def _request_id(scope: Scope) -> bytes:
+    for name, value in scope["headers"]:
+        if name == _HEADER:
+            try:
+                if valid_request_id(value.decode("ascii")):
+                    return bytes(value)
+            except UnicodeDecodeError:
+                pass
+            break
+    return os.urandom(16).hex().encode()

@@ -1,12 +1,12 @@
 """The service's log lines: text or one JSON object per line (`ANTRING_LOG_FORMAT`), each with
 the id of the request it belongs to. Statements' values never reach them (engines hide them)."""
 
+import json
 import logging
 import re
 import sys
-import uuid
 
-from asgi_correlation_id import CorrelationIdFilter
+from asgi_correlation_id import CorrelationIdFilter, correlation_id
 from pythonjsonlogger.json import JsonFormatter
 
 # A request id as clients and the SIP edge send it (the SIP Call-ID is a good one): printable
@@ -16,10 +16,6 @@ _REQUEST_ID = re.compile(r"[!-~]{1,128}")
 
 def valid_request_id(value: str) -> bool:
     return _REQUEST_ID.fullmatch(value) is not None
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
 
 
 def quiet_noisy_loggers() -> None:
@@ -55,5 +51,38 @@ def configure_logging(*, level: str, json_lines: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     quiet_noisy_loggers()
+    if json_lines:
+        # Access lines are written on every request: their own lean formatter, same stream.
+        access = logging.StreamHandler(sys.stderr)
+        access.setFormatter(AccessLineFormatter())
+        access_logger = logging.getLogger("antring.access")
+        access_logger.handlers[:] = [access]
+        access_logger.propagate = False
+
+
+class AccessLineFormatter(logging.Formatter):
+    """An access line as one JSON object, from the fields app.observability.access gives it:
+    the same keys as the other JSON lines, built in one json.dumps (python-json-logger walks
+    every attribute of every record, a cost on each request)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = record.__dict__
+        return json.dumps(
+            {
+                "time": self.formatTime(record),
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.getMessage(),
+                "request_id": correlation_id.get() or "-",
+                "method": fields.get("method"),
+                "route": fields.get("route"),
+                "status": fields.get("status"),
+                "duration_ms": fields.get("duration_ms"),
+                "tenant_id": fields.get("tenant_id"),
+                "key_id": fields.get("key_id"),
+            },
+            separators=(",", ":"),
+        )
+
     # The service writes its own access line (app.observability.access).
     logging.getLogger("uvicorn.access").disabled = True

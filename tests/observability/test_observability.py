@@ -129,22 +129,23 @@ async def test_no_secret_reaches_any_log_line(
 async def test_json_log_lines_from_the_configured_handler(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
+    root, access = logging.getLogger(), logging.getLogger("antring.access")
+    saved = root.handlers[:], root.level, access.handlers[:], access.propagate
     try:
         configure_logging(level="INFO", json_lines=True)
         logging.getLogger("antring.test").info("hello", extra={"route": "/x"})
+        access.info("GET /x 200 1.0 ms", extra={"method": "GET", "route": "/x", "status": 200})
     finally:
-        root.handlers[:], level = saved
+        root.handlers[:], level, access.handlers[:], access.propagate = saved
         root.setLevel(level)
-    [line] = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    assert (line["level"], line["logger"], line["message"], line["request_id"]) == (
-        "INFO",
-        "antring.test",
-        "hello",
-        "-",
-    )
-    assert line["route"] == "/x" and line["time"]
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(x["level"], x["logger"], x["message"]) for x in lines] == [
+        ("INFO", "antring.test", "hello"),
+        ("INFO", "antring.access", "GET /x 200 1.0 ms"),
+    ]
+    assert all(x["time"] and "request_id" in x for x in lines)
+    assert lines[0]["route"] == "/x"
+    assert (lines[1]["method"], lines[1]["route"], lines[1]["status"]) == ("GET", "/x", 200)
 
 
 async def test_metrics_count_requests_decisions_and_holds_for_platform_keys(
