@@ -69,26 +69,35 @@ def _toggles(wrk: str, server: Server, token: str, ids_file: Path, seconds: int)
     return result.summary()
 
 
-class _Receiver(asyncio.Protocol):
+class _Receiver:
     """Counts deliveries and when each arrived, against the event's own time."""
 
-    delays: list[float] = []
+    def __init__(self) -> None:
+        self.delays: list[float] = []
 
-    def data_received(self, data: bytes) -> None:
-        _, _, body = data.partition(b"\r\n\r\n")
-        if body:
-            sent = json.loads(body)["timestamp"]
-            self.delays.append(time.time() - datetime.fromisoformat(sent).timestamp())
-        self.transport.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")  # type: ignore[attr-defined]
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                body = await reader.readexactly(length)
+                sent = datetime.fromisoformat(json.loads(body)["timestamp"]).timestamp()
+                self.delays.append(time.time() - sent)
+                writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
 
 async def _deliveries(server: Server, token: str, ids: list[str], seconds: int) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    _Receiver.delays = []
-    receiving = await loop.create_server(_Receiver, "127.0.0.1", 0)
+    counter = _Receiver()
+    receiving = await asyncio.start_server(counter.serve, "127.0.0.1", 0)
     port = receiving.sockets[0].getsockname()[1]
     headers = {"Authorization": f"Bearer {token}"}
     rate = 200
@@ -112,10 +121,10 @@ async def _deliveries(server: Server, token: str, ids: list[str], seconds: int) 
         answers = await asyncio.gather(*pending)
     changed = sum(1 for a in answers if a.status_code == 200)
     deadline = time.monotonic() + 30
-    while len(_Receiver.delays) < changed and time.monotonic() < deadline:  # noqa: ASYNC110
+    while len(counter.delays) < changed and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
     receiving.close()
-    delays = sorted(_Receiver.delays)
+    delays = sorted(counter.delays)
     p99 = delays[int(len(delays) * 0.99) - 1] if delays else float("nan")
     summary = {
         "changes": changed,

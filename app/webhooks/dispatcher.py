@@ -46,7 +46,9 @@ RETRY_DELAYS = (
     timedelta(hours=10),
 )
 DISABLE_AFTER = timedelta(days=5)
-LEASE = timedelta(seconds=60)
+# Longer than a round of sends (they run together, each within the 5 s timeout): a worker
+# that died holding deliveries gives them up this long after it claimed them.
+LEASE = timedelta(seconds=15)
 BATCH = 200
 OUTBOX_LOCK = "antring outbox"
 
