@@ -89,7 +89,7 @@ class _Receiver:
                 self.delays.append(time.time() - sent)
                 writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
@@ -113,7 +113,8 @@ async def _deliveries(server: Server, token: str, ids: list[str], seconds: int) 
         while time.monotonic() - started < seconds:
             due = int((time.monotonic() - started) * rate)
             while sent < due:
-                body = {"auto_answer": sent % 2 == 0}
+                # Every user starts with auto-answer off: each PATCH is a change, with its event.
+                body = {"auto_answer": True}
                 path = f"/v1/users/{ids[sent % len(ids)]}/toggles"
                 pending.add(asyncio.create_task(c.patch(path, json=body)))
                 sent += 1

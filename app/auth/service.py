@@ -39,7 +39,7 @@ async def create_api_key(
     session.add(key)
     await session.flush()
     shown = outbox.snapshot(key, ("name", "role", "prefix"))
-    outbox.record(
+    await outbox.record(
         session,
         type="api_key.created",
         tenant_id=tenant_id,
@@ -117,7 +117,7 @@ async def revoke_api_key(
     key_hash = await repository.delete_key(session, tenant_id=tenant_id, key_id=key_id)
     if key_hash is None:
         raise ApiKeyNotFound(f"No API key {key_id}.")
-    outbox.record(
+    await outbox.record(
         session,
         type="api_key.revoked",
         tenant_id=tenant_id,

@@ -77,7 +77,7 @@ async def _flush(session: AsyncSession, device: Device) -> None:
 SHOWN = ("name", "kind", "enabled", "user_id")
 
 
-def _record(
+async def _record(
     session: AsyncSession,
     device: Device,
     type: str,
@@ -86,7 +86,7 @@ def _record(
     after: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
 ) -> None:
-    outbox.record(
+    await outbox.record(
         session,
         type=type,
         tenant_id=device.tenant_id,
@@ -132,7 +132,7 @@ async def add_device(
     session.add(device)
     await _flush(session, device)
     shown = outbox.snapshot(device, SHOWN)
-    _record(session, device, "device.created", data=shown, after=shown)
+    await _record(session, device, "device.created", data=shown, after=shown)
     return device, password
 
 
@@ -163,12 +163,12 @@ async def update_device(
     await _flush(session, device)
     old, new = outbox.changes(before, outbox.snapshot(device, SHOWN))
     if new:
-        _record(session, device, "device.updated", before=old, after=new)
+        await _record(session, device, "device.updated", before=old, after=new)
     return device
 
 
 async def delete_device(session: AsyncSession, *, device: Device) -> None:
-    _record(session, device, "device.deleted", before=outbox.snapshot(device, SHOWN))
+    await _record(session, device, "device.deleted", before=outbox.snapshot(device, SHOWN))
     await session.delete(device)
     await session.flush()
 
@@ -184,7 +184,7 @@ async def rotate_password(
     _set_password(device, cipher, password=password, realm=current.tenant.sip_domain)
     await session.flush()
     # The new password is nowhere in it: the edge only learns to drop what it cached.
-    _record(session, device, "device.password_rotated")
+    await _record(session, device, "device.password_rotated")
     return device, password
 
 

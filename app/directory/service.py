@@ -134,7 +134,7 @@ async def update_tenant(
     data.apply_to(tenant)
     await tenants.flush_tenant(session, tenant)
     old, new = outbox.changes(before, outbox.snapshot(tenant, tenants.SHOWN))
-    outbox.record(
+    await outbox.record(
         session,
         type="tenant.updated",
         tenant_id=tenant.id,

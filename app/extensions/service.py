@@ -33,7 +33,7 @@ async def add_extension(
             )
         },
     )
-    _record(session, "extension.added", tenant_id=tenant.id, user_id=user_id, number=number)
+    await _record(session, "extension.added", tenant_id=tenant.id, user_id=user_id, number=number)
     return extension
 
 
@@ -50,14 +50,14 @@ async def remove_extension(
         session, tenant_id=tenant_id, user_id=user_id, number=number
     ):
         raise ExtensionNotFound(f"The user does not hold extension {number}.")
-    _record(session, "extension.removed", tenant_id=tenant_id, user_id=user_id, number=number)
+    await _record(session, "extension.removed", tenant_id=tenant_id, user_id=user_id, number=number)
 
 
-def _record(
+async def _record(
     session: AsyncSession, type: str, *, tenant_id: uuid.UUID, user_id: uuid.UUID, number: str
 ) -> None:
     values = {"number": number, "user_id": str(user_id)}
-    outbox.record(
+    await outbox.record(
         session,
         type=type,
         tenant_id=tenant_id,

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgi_correlation_id import correlation_id
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utcnow
 from app.outbox.models import AuditEntry, Event
 
 
@@ -57,7 +59,7 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, An
     return {k: before.get(k) for k in changed}, {k: after[k] for k in changed}
 
 
-def record(
+async def record(
     session: AsyncSession,
     *,
     type: str,
@@ -69,24 +71,30 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    """The event of a change and its audit entry, added to the change's session (flushed with
-    it, committed or rolled back with it)."""
+    """The event of a change and its audit entry, written in the change's transaction
+    (committed or rolled back with it). Plain INSERTs: every write pays for them, and the
+    ORM's unit of work costs more than the statements."""
     request_id = correlation_id.get()
     resource = str(resource_id)
-    session.add(
-        Event(
+    now = utcnow()
+    await session.execute(
+        insert(Event).values(
+            id=uuid.uuid4(),
             tenant_id=tenant_id,
             type=type,
             resource_type=resource_type,
             resource_id=resource,
             data=redact({**(data or {}), **({"changed": after} if after else {})}),
             request_id=request_id,
+            occurred_at=now,
         )
     )
     actor = acting.get()
-    session.add(
-        AuditEntry(
+    await session.execute(
+        insert(AuditEntry).values(
+            id=uuid.uuid4(),
             tenant_id=tenant_id,
+            occurred_at=now,
             actor_key_id=actor.key_id if actor else None,
             actor_key_name=actor.name if actor else None,
             actor_role=actor.role if actor else None,

@@ -42,7 +42,7 @@ async def close_finished_months(db: Database, *, now: datetime | None = None) ->
                         period=period,
                         period_end=period_start(next_period(period), tenant.timezone),
                     )
-                    outbox.record(
+                    await outbox.record(
                         session,
                         type="month.closed",
                         tenant_id=tenant.id,

@@ -32,7 +32,7 @@ async def create_tenant(session: AsyncSession, *, data: TenantCreate) -> Tenant:
     session.add(tenant)
     await flush_tenant(session, tenant)
     shown = outbox.snapshot(tenant, SHOWN)
-    outbox.record(
+    await outbox.record(
         session,
         type="tenant.created",
         tenant_id=tenant.id,
@@ -68,7 +68,7 @@ async def list_tenants(
 
 async def delete_tenant(session: AsyncSession, *, tenant: Tenant) -> None:
     # A platform event: the tenant's own rows (its events and audit entries too) go with it.
-    outbox.record(
+    await outbox.record(
         session,
         type="tenant.deleted",
         tenant_id=None,

@@ -58,7 +58,7 @@ SHOWN = (
 )
 
 
-def _record(
+async def _record(
     session: AsyncSession,
     user: User,
     type: str,
@@ -67,7 +67,7 @@ def _record(
     after: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
 ) -> None:
-    outbox.record(
+    await outbox.record(
         session,
         type=type,
         tenant_id=user.tenant_id,
@@ -87,7 +87,7 @@ async def _changed(session: AsyncSession, user: User, type: str, change: Any) ->
     await flush_user(session, user)
     old, new = outbox.changes(before, outbox.snapshot(user, SHOWN))
     if new:
-        _record(session, user, type, before=old, after=new)
+        await _record(session, user, type, before=old, after=new)
 
 
 async def add_user(session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCreate) -> User:
@@ -95,7 +95,7 @@ async def add_user(session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCre
     session.add(user)
     await flush_user(session, user)
     shown = outbox.snapshot(user, SHOWN)
-    _record(session, user, "user.created", data=shown, after=shown)
+    await _record(session, user, "user.created", data=shown, after=shown)
     return user
 
 
@@ -106,7 +106,7 @@ async def update_user(session: AsyncSession, *, user: User, data: UserUpdate) ->
 
 async def delete_user(session: AsyncSession, *, user: User) -> None:
     """Deletes the user; the database deletes their devices, extensions and usage with them."""
-    _record(session, user, "user.deleted", before=outbox.snapshot(user, SHOWN))
+    await _record(session, user, "user.deleted", before=outbox.snapshot(user, SHOWN))
     await session.delete(user)
     await session.flush()
 

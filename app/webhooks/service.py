@@ -30,7 +30,7 @@ PREVIOUS_SECRET_LIFETIME = timedelta(hours=24)
 SHOWN = ("url", "description", "event_types", "enabled")
 
 
-def _record(
+async def _record(
     session: AsyncSession,
     endpoint: WebhookEndpoint,
     type: str,
@@ -38,7 +38,7 @@ def _record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    outbox.record(
+    await outbox.record(
         session,
         type=type,
         tenant_id=endpoint.tenant_id,
@@ -84,7 +84,9 @@ async def create_endpoint(
     )
     session.add(endpoint)
     await session.flush()
-    _record(session, endpoint, "webhook_endpoint.created", after=outbox.snapshot(endpoint, SHOWN))
+    await _record(
+        session, endpoint, "webhook_endpoint.created", after=outbox.snapshot(endpoint, SHOWN)
+    )
     return WebhookCreated(**WebhookOut.model_validate(endpoint).model_dump(), secret=secret)
 
 
@@ -117,12 +119,14 @@ async def update_endpoint(
     await session.flush()
     old, new = outbox.changes(before, outbox.snapshot(endpoint, SHOWN))
     if new:
-        _record(session, endpoint, "webhook_endpoint.updated", before=old, after=new)
+        await _record(session, endpoint, "webhook_endpoint.updated", before=old, after=new)
     return endpoint
 
 
 async def delete_endpoint(session: AsyncSession, *, endpoint: WebhookEndpoint) -> None:
-    _record(session, endpoint, "webhook_endpoint.deleted", before=outbox.snapshot(endpoint, SHOWN))
+    await _record(
+        session, endpoint, "webhook_endpoint.deleted", before=outbox.snapshot(endpoint, SHOWN)
+    )
     await session.delete(endpoint)
     await session.flush()
 
@@ -136,7 +140,7 @@ async def rotate_secret(
     endpoint.previous_secret_expires_at = expires
     endpoint.secret_encrypted = cipher.encrypt(secret)
     await session.flush()
-    _record(session, endpoint, "webhook_endpoint.secret_rotated")
+    await _record(session, endpoint, "webhook_endpoint.secret_rotated")
     return SecretRotated(secret=secret, previous_secret_expires_at=expires)
 
 
