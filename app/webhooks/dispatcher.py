@@ -51,6 +51,7 @@ DISABLE_AFTER = timedelta(days=5)
 LEASE = timedelta(seconds=15)
 BATCH = 200
 OUTBOX_LOCK = "antring outbox"
+GATHER_SECONDS = 0.05
 
 _CLAIM = """
 UPDATE webhook_delivery SET leased_until = :until
@@ -122,7 +123,9 @@ class Dispatcher:
             if not busy:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
-                self._wake.clear()
+            # A burst of writes wakes it many times: one round for all of them, not one each.
+            await asyncio.sleep(GATHER_SECONDS)
+            self._wake.clear()
 
     async def close(self) -> None:
         await self._http.aclose()
