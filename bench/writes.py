@@ -113,9 +113,9 @@ async def _deliveries(server: Server, token: str, ids: list[str], seconds: int) 
         while time.monotonic() - started < seconds:
             due = int((time.monotonic() - started) * rate)
             while sent < due:
-                # Every user starts with auto-answer off: each PATCH is a change, with its event.
-                body = {"auto_answer": True}
-                path = f"/v1/users/{ids[sent % len(ids)]}/toggles"
+                # A new name each time: every PATCH is a change, with its event.
+                body = {"display_name": f"Agent {sent}"}
+                path = f"/v1/users/{ids[sent % len(ids)]}"
                 pending.add(asyncio.create_task(c.patch(path, json=body)))
                 sent += 1
             await asyncio.sleep(0.005)
