@@ -205,8 +205,46 @@ class Dispatcher:
             *(self._send(event, endpoint, now) for _, event, endpoint in rows)
         )
         async with self._db.session_scope() as session:
-            for (delivery, _, endpoint), outcome in zip(rows, outcomes, strict=True):
-                await self._settle(session, delivery, endpoint, outcome, now)
+            # Most deliveries succeed: theirs are settled together, by status code.
+            succeeded: dict[int, list[uuid.UUID]] = defaultdict(list)
+            recovered: set[uuid.UUID] = set()
+            for (delivery, _, endpoint), (status_code, error, elapsed) in zip(
+                rows, outcomes, strict=True
+            ):
+                session.add(
+                    WebhookAttempt(
+                        delivery_id=delivery.id,
+                        attempted_at=now,
+                        status_code=status_code,
+                        error=error,
+                        duration_ms=elapsed,
+                    )
+                )
+                if status_code is not None and 200 <= status_code < 300:
+                    succeeded[status_code].append(delivery.id)
+                    if endpoint.failing_since is not None:
+                        recovered.add(endpoint.id)
+                else:
+                    await self._settle_failure(session, delivery, endpoint, status_code, error, now)
+            for status_code, ids in succeeded.items():
+                await session.execute(
+                    update(WebhookDelivery)
+                    .where(WebhookDelivery.id.in_(ids))
+                    .values(
+                        status=DeliveryStatus.succeeded,
+                        delivered_at=now,
+                        attempts=WebhookDelivery.attempts + 1,
+                        leased_until=None,
+                        last_status_code=status_code,
+                        last_error=None,
+                    )
+                )
+            if recovered:
+                await session.execute(
+                    update(WebhookEndpoint)
+                    .where(WebhookEndpoint.id.in_(recovered))
+                    .values(failing_since=None)
+                )
         return len(rows)
 
     def _secrets(self, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
@@ -242,24 +280,15 @@ class Dispatcher:
         elapsed = int((time.perf_counter() - began) * 1000)
         return response.status_code, None, elapsed
 
-    async def _settle(
+    async def _settle_failure(
         self,
         session: AsyncSession,
         delivery: WebhookDelivery,
         endpoint: WebhookEndpoint,
-        outcome: tuple[int | None, str | None, int],
+        status_code: int | None,
+        error: str | None,
         now: datetime,
     ) -> None:
-        status_code, error, elapsed = outcome
-        session.add(
-            WebhookAttempt(
-                delivery_id=delivery.id,
-                attempted_at=now,
-                status_code=status_code,
-                error=error,
-                duration_ms=elapsed,
-            )
-        )
         attempts = delivery.attempts + 1
         values: dict[str, object] = {
             "attempts": attempts,
@@ -268,10 +297,7 @@ class Dispatcher:
             "last_error": error,
         }
         endpoint_values: dict[str, object] = {}
-        if status_code is not None and 200 <= status_code < 300:
-            values |= {"status": DeliveryStatus.succeeded, "delivered_at": now}
-            endpoint_values["failing_since"] = None
-        elif status_code == 410:
+        if status_code == 410:
             values["status"] = DeliveryStatus.failed
             endpoint_values |= {
                 "enabled": False,
@@ -292,9 +318,8 @@ class Dispatcher:
         await session.execute(
             update(WebhookDelivery).where(WebhookDelivery.id == delivery.id).values(**values)
         )
-        if endpoint_values:
-            await session.execute(
-                update(WebhookEndpoint)
-                .where(WebhookEndpoint.id == endpoint.id)
-                .values(**endpoint_values)
-            )
+        await session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint.id)
+            .values(**endpoint_values)
+        )
