@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import httpx
-from sqlalchemy import select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
@@ -153,32 +153,54 @@ class Dispatcher:
             # a resource's deliveries are made in the order of its events.
             if not await hold_exclusively(session, OUTBOX_LOCK):
                 return 0
-            claim = select(Event).where(Event.fanned_out_at.is_(None)).order_by(Event.seq)
-            events = list(await session.scalars(claim.limit(BATCH)))
+            claim = (
+                select(Event.seq, Event.tenant_id, Event.type, Event.resource_type)
+                .add_columns(Event.resource_id, Event.occurred_at)
+                .where(Event.fanned_out_at.is_(None))
+                .order_by(Event.seq)
+                .limit(BATCH)
+            )
+            events = (await session.execute(claim)).all()
             if not events:
                 return 0
             tenants = {e.tenant_id for e in events if e.tenant_id is not None}
-            listeners: dict[uuid.UUID, list[WebhookEndpoint]] = defaultdict(list)
-            for endpoint in await session.scalars(
-                select(WebhookEndpoint).where(
-                    WebhookEndpoint.tenant_id.in_(tenants), WebhookEndpoint.enabled.is_(True)
-                )
+            listeners: dict[uuid.UUID, list[tuple[uuid.UUID, list[str], datetime]]] = defaultdict(
+                list
+            )
+            for endpoint in await session.execute(
+                select(
+                    WebhookEndpoint.id,
+                    WebhookEndpoint.tenant_id,
+                    WebhookEndpoint.event_types,
+                    WebhookEndpoint.created_at,
+                ).where(WebhookEndpoint.tenant_id.in_(tenants), WebhookEndpoint.enabled.is_(True))
             ):
-                listeners[endpoint.tenant_id].append(endpoint)
-            for event in events:
-                for endpoint in listeners.get(event.tenant_id, []) if event.tenant_id else []:
-                    # An endpoint hears what happened once it was registered.
-                    wanted = not endpoint.event_types or event.type in endpoint.event_types
-                    if wanted and endpoint.created_at <= event.occurred_at:
-                        session.add(
-                            WebhookDelivery(
-                                endpoint_id=endpoint.id,
-                                event_seq=event.seq,
-                                resource_key=f"{event.resource_type}:{event.resource_id}",
-                                next_attempt_at=now,
-                            )
-                        )
-                event.fanned_out_at = now
+                listeners[endpoint.tenant_id].append(
+                    (endpoint.id, endpoint.event_types, endpoint.created_at)
+                )
+            deliveries = [
+                {
+                    "id": uuid.uuid4(),
+                    "endpoint_id": endpoint_id,
+                    "event_seq": event.seq,
+                    "resource_key": f"{event.resource_type}:{event.resource_id}",
+                    "status": DeliveryStatus.pending,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for event in events
+                for endpoint_id, types, created_at in listeners.get(event.tenant_id, [])
+                # An endpoint hears what happened once it was registered.
+                if (not types or event.type in types) and created_at <= event.occurred_at
+            ]
+            if deliveries:
+                await session.execute(insert(WebhookDelivery), deliveries)
+            await session.execute(
+                update(Event)
+                .where(Event.seq.in_([event.seq for event in events]))
+                .values(fanned_out_at=now)
+            )
         return len(events)
 
     async def deliver_due(self, now: datetime) -> int:
