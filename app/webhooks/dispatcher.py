@@ -106,6 +106,7 @@ class Dispatcher:
         self._poll = poll_seconds
         self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._wake = asyncio.Event()
+        self._secrets_seen: dict[str, str] = {}
 
     def wake(self) -> None:
         """Something was committed: look now rather than at the next poll."""
@@ -269,14 +270,23 @@ class Dispatcher:
                 )
         return len(rows)
 
+    def _decrypt(self, token: str) -> str:
+        # Each secret is decrypted once per process, not once per delivery.
+        secret = self._secrets_seen.get(token)
+        if secret is None:
+            if len(self._secrets_seen) > 10_000:
+                self._secrets_seen.clear()
+            secret = self._secrets_seen[token] = self._cipher.decrypt(token)
+        return secret
+
     def _secrets(self, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
-        found = [self._cipher.decrypt(endpoint.secret_encrypted)]
+        found = [self._decrypt(endpoint.secret_encrypted)]
         if (
             endpoint.previous_secret_encrypted
             and endpoint.previous_secret_expires_at
             and endpoint.previous_secret_expires_at > now
         ):
-            found.append(self._cipher.decrypt(endpoint.previous_secret_encrypted))
+            found.append(self._decrypt(endpoint.previous_secret_encrypted))
         return found
 
     async def _send(

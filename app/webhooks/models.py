@@ -43,6 +43,13 @@ class WebhookDelivery(IdMixin, Base):
     __table_args__ = (
         UniqueConstraint("endpoint_id", "event_seq"),
         Index("ix_webhook_delivery_status_next_attempt_at", "status", "next_attempt_at"),
+        # The worker's "is an earlier event of this resource still pending" check.
+        Index(
+            "ix_webhook_delivery_endpoint_id_resource_key",
+            "endpoint_id",
+            "resource_key",
+            "event_seq",
+        ),
     )
 
     endpoint_id: Mapped[uuid.UUID] = mapped_column(

@@ -108,6 +108,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
         batch_op.create_index('ix_webhook_delivery_status_next_attempt_at', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_webhook_delivery_endpoint_id_resource_key', ['endpoint_id', 'resource_key', 'event_seq'], unique=False)
 
     op.create_table('webhook_attempt',
     sa.Column('delivery_id', sa.Uuid(), nullable=False),
@@ -132,6 +133,7 @@ def downgrade() -> None:
 
     op.drop_table('webhook_attempt')
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_delivery_endpoint_id_resource_key')
         batch_op.drop_index('ix_webhook_delivery_status_next_attempt_at')
 
     op.drop_table('webhook_delivery')

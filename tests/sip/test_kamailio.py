@@ -128,9 +128,16 @@ def test_outbound_switch_decides_whether_the_call_is_relayed(
 
     # The edge sends the SIP Call-ID as the request id: the service's access lines of this
     # call's authorization and usage report carry it.
-    lines = [line for line in service.proc.log.read_text().splitlines() if f"[{call_id}]" in line]
+    # (Access lines are written every half second.)
+    deadline = time.monotonic() + 5
+    while True:
+        log = service.proc.log.read_text().splitlines()
+        lines = [line for line in log if f"[{call_id}]" in line]
+        if any("POST /v1/call-control/usage 201" in line for line in lines):
+            break
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.2)
     assert any("POST /v1/call-control/authorizations 200" in line for line in lines), lines
-    assert any("POST /v1/call-control/usage 201" in line for line in lines), lines
 
 
 def test_quota_limits_and_ends_the_call(
