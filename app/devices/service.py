@@ -162,8 +162,7 @@ async def update_device(
         device.enabled = changes["enabled"]
     await _flush(session, device)
     old, new = outbox.changes(before, outbox.snapshot(device, SHOWN))
-    if new:
-        await _record(session, device, "device.updated", before=old, after=new)
+    await _record(session, device, "device.updated", before=old, after=new)
     return device
 
 

@@ -72,8 +72,11 @@ async def record(
     after: dict[str, Any] | None = None,
 ) -> None:
     """The event of a change and its audit entry, written in the change's transaction
-    (committed or rolled back with it). Plain INSERTs: every write pays for them, and the
-    ORM's unit of work costs more than the statements."""
+    (committed or rolled back with it). An update whose `after` is empty changed nothing
+    and writes nothing. Plain INSERTs: every write pays for them, and the ORM's unit of
+    work costs more than the statements."""
+    if after is not None and not after:
+        return
     request_id = correlation_id.get()
     actor = acting.get()
     values = {

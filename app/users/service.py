@@ -86,8 +86,7 @@ async def _changed(session: AsyncSession, user: User, type: str, change: Any) ->
     change(user)
     await flush_user(session, user)
     old, new = outbox.changes(before, outbox.snapshot(user, SHOWN))
-    if new:
-        await _record(session, user, type, before=old, after=new)
+    await _record(session, user, type, before=old, after=new)
 
 
 async def add_user(session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCreate) -> User:

@@ -118,8 +118,7 @@ async def update_endpoint(
         endpoint.failing_since = None
     await session.flush()
     old, new = outbox.changes(before, outbox.snapshot(endpoint, SHOWN))
-    if new:
-        await _record(session, endpoint, "webhook_endpoint.updated", before=old, after=new)
+    await _record(session, endpoint, "webhook_endpoint.updated", before=old, after=new)
     return endpoint
 
 
