@@ -273,18 +273,15 @@ async def record_usage(
     """Charges a reported call once; returns the call and whether this report recorded it.
     A call authorized before its device or user was deleted is still recorded (and charged to
     the user while it exists)."""
-    try:
-        return await _record_usage(
-            store, report=report, tenant_id=tenant_id, now=now, window=window
-        )
-    except CallerChanged:
-        # Deleted while this report was being recorded: done again, it sees the deletion.
+    for _ in range(2):
         try:
             return await _record_usage(
                 store, report=report, tenant_id=tenant_id, now=now, window=window
             )
         except CallerChanged:
-            raise _caller_not_found(report) from None
+            # Deleted while this report was being recorded: done again, it sees the deletion.
+            continue
+    raise _caller_not_found(report)
 
 
 def _caller_not_found(ref: CallerRef) -> CallerNotFound:
