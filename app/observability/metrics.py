@@ -71,14 +71,19 @@ SECONDS_HELD = Gauge(
 )
 
 
+def _registry() -> CollectorRegistry:
+    """This process's registry, or, with PROMETHEUS_MULTIPROC_DIR, every worker's added up."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return registry
+
+
 def exposition() -> tuple[bytes, str]:
     """The metrics in Prometheus' text format: this process's, or every worker's."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    return generate_latest(_registry()), CONTENT_TYPE_LATEST
 
 
 def serve_metrics(port: int, *, host: str) -> None:
@@ -86,9 +91,4 @@ def serve_metrics(port: int, *, host: str) -> None:
     several workers: the supervisor, adding up every worker's)."""
     from prometheus_client import start_http_server
 
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    registry = REGISTRY
-    if directory:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    start_http_server(port, addr=host, registry=registry)
+    start_http_server(port, addr=host, registry=_registry())
