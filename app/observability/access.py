@@ -14,10 +14,10 @@ from asgi_correlation_id import correlation_id
 from prometheus_client.metrics import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.observability.logs import valid_request_id
+from app.observability.logs import ACCESS_LOGGER, valid_request_id
 from app.observability.metrics import LATENCY, REQUESTS
 
-logger = logging.getLogger("antring.access")
+logger = logging.getLogger(ACCESS_LOGGER)
 
 _HEADER = b"x-request-id"
 

@@ -61,20 +61,31 @@ def configure_logging(*, level: str, json_lines: bool) -> None:
     stream.setFormatter(AccessLineFormatter() if json_lines else handler.formatter)
     gathered = MemoryHandler(capacity=512, flushLevel=logging.ERROR, target=stream)
     gathered.addFilter(CorrelationIdFilter(uuid_length=None, default_value="-"))
-    access_logger = logging.getLogger("antring.access")
+    access_logger = logging.getLogger(ACCESS_LOGGER)
     access_logger.handlers[:] = [gathered]
     access_logger.propagate = False
-    _flush_every(gathered, ACCESS_FLUSH_SECONDS)
+    # The service writes its own access line (app.observability.access).
+    logging.getLogger("uvicorn.access").disabled = True
+    _start_flushing()
 
 
+ACCESS_LOGGER = "antring.access"
 ACCESS_FLUSH_SECONDS = 0.5
+_flushing = threading.Event()
 
 
-def _flush_every(handler: logging.Handler, seconds: float) -> None:
+def _start_flushing() -> None:
+    """One thread a process, however often logging is configured: it flushes the access
+    logger's handlers of the moment."""
+    if _flushing.is_set():
+        return
+    _flushing.set()
+
     def flush() -> None:
         while True:
-            time.sleep(seconds)
-            handler.flush()
+            time.sleep(ACCESS_FLUSH_SECONDS)
+            for handler in logging.getLogger(ACCESS_LOGGER).handlers:
+                handler.flush()
 
     threading.Thread(target=flush, name="access-log-flush", daemon=True).start()
 
@@ -102,6 +113,3 @@ class AccessLineFormatter(logging.Formatter):
             },
             separators=(",", ":"),
         )
-
-    # The service writes its own access line (app.observability.access).
-    logging.getLogger("uvicorn.access").disabled = True
