@@ -182,6 +182,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> str:
         # The service configures logging itself and writes its own access line.
         log_config=None,
         access_log=False,
+        # SIP edges keep their connections between lookups: do not close them after 5 s.
+        timeout_keep_alive=75,
     )
     return ""
 

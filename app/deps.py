@@ -8,10 +8,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Header, HTTPException, Request
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import edgecache
 from app.auth.models import Role
 from app.auth.repository import KeyIdentity
 from app.auth.service import Authenticator
@@ -64,6 +70,8 @@ AuthenticatorDep = Annotated[Authenticator, Depends(_authenticator)]
 
 async def _request_session(request: Request, db: DatabaseDep) -> AsyncIterator[AsyncSession]:
     async with db.session_scope() as session:
+        # A change the SIP edges must learn at once is pushed to them once it commits.
+        session.info[edgecache.PUSHER] = request.app.state.edge_pusher
         yield session
     if request.method != "GET":
         # A change may have written events: the delivery worker looks now, not at its poll.
@@ -77,6 +85,26 @@ SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ark_...`")
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+# Call control only: Kamailio's kept HTTP connections (http_client's `http_connect`) cannot send
+# a Bearer header, only the connection's user and password.
+class _LenientBasic(HTTPBasic):
+    """Malformed Basic credentials are missing credentials: the one 401 (and the failure count)
+    of `_authenticate`, not a bare exception of its own."""
+
+    async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
+        try:
+            return await super().__call__(request)
+        except HTTPException:
+            return None
+
+
+_basic = _LenientBasic(
+    auto_error=False,
+    description="Call control only: the API key as the password of HTTP Basic (any user name).",
+)
+BasicCredentials = Annotated[HTTPBasicCredentials | None, Depends(_basic)]
 
 
 async def _authenticate(request: Request, credentials: BearerCredentials) -> KeyIdentity:
@@ -297,7 +325,11 @@ WebhookDep = Annotated[WebhookEndpoint, Depends(_webhook)]
 
 # A plain dependency, not a yielding one: FastAPI's work per dependency, and more per yielding
 # one, is a large share of a registrar lookup.
-async def _call_control(request: Request, credentials: BearerCredentials) -> CallControl:
+async def _call_control(
+    request: Request, credentials: BearerCredentials, basic: BasicCredentials
+) -> CallControl:
+    if credentials is None and basic is not None:
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=basic.password)
     key = await _authenticate(request, credentials)
     _require_role(key, (Role.call_control, Role.admin))
     return CallControl(

@@ -25,6 +25,7 @@ from app.crypto import PasswordCipher
 from app.db.session import Database
 from app.devices.router import router as devices_router
 from app.directory.router import router as directory_router
+from app.edgecache import EdgePusher
 from app.errors import install_error_handlers, problem_openapi
 from app.extensions.router import router as extensions_router
 from app.health import metrics_router
@@ -128,6 +129,14 @@ def create_app(
             bus=bus,
         )
         app.state.dispatcher = dispatcher
+        edges = None
+        if settings.edge_rpc_urls:
+            token = settings.edge_rpc_token
+            edges = EdgePusher(
+                settings.edge_rpc_urls, token=token.get_secret_value() if token else None
+            )
+            edges.start()
+        app.state.edge_pusher = edges
         delivering = (
             asyncio.get_running_loop().create_task(dispatcher.run())
             if settings.webhooks_enabled
@@ -146,6 +155,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await delivering
             await dispatcher.close()
+            if edges is not None:
+                await edges.close()
             for instrumentor in instrumented:
                 instrumentor.uninstrument()
             await db.dispose()

@@ -132,6 +132,18 @@ class Settings(BaseSettings):
         min_length=1,
         description="The durable topic exchange events go to (routing key: the event's type).",
     )
+    edge_rpc_urls: list[str] = Field(
+        default_factory=list,
+        description="The SIP edges' JSON-RPC URLs, as a JSON list "
+        "('[\"http://10.0.0.2:5062/RPC\"]'): after a change that must take effect at once (a "
+        "rotated password, a disabled or deleted device or user, a new SIP domain) each edge is "
+        "told to drop the accounts it cached. Empty: the edges' cache expiry alone applies.",
+    )
+    edge_rpc_token: SecretStr | None = Field(
+        default=None,
+        description="The Bearer token the edges' JSON-RPC listener expects (EDGE_RPC_TOKEN "
+        "in kamailio.cfg).",
+    )
     audit_retention_days: int = Field(
         default=400, ge=1, description="How long audit entries are kept (the prune job)."
     )
@@ -139,6 +151,14 @@ class Settings(BaseSettings):
     rollover_interval_seconds: int = Field(
         default=60, ge=1, description="How often the month rollover job looks for closed months."
     )
+
+    @field_validator("edge_rpc_urls")
+    @classmethod
+    def _check_edge_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError("each must be an http:// or https:// URL")
+        return value
 
     @field_validator("auth_failure_limit")
     @classmethod

@@ -105,8 +105,15 @@ async def _insert(conn: AsyncConnection, model: Any, rows: list[dict[str, Any]])
         await conn.execute(insert(model), rows)
 
 
-async def seed_users(settings: Settings, *, tenant_id: uuid.UUID, count: int) -> Seeded:
-    """Inserts `count` users, each with one web device and one extension, in one transaction."""
+async def seed_users(
+    settings: Settings,
+    *,
+    tenant_id: uuid.UUID,
+    count: int,
+    credentials: list[tuple[str, str]] | None = None,
+) -> Seeded:
+    """Inserts `count` users, each with one web device and one extension, in one transaction.
+    Each device's user name and password are appended to `credentials` when it is given."""
     started = time.monotonic()
     cipher = PasswordCipher(settings.secret_key.get_secret_value())
     engine = create_engine(settings, bounded=False)
@@ -158,6 +165,8 @@ async def seed_users(settings: Settings, *, tenant_id: uuid.UUID, count: int) ->
                 extensions.append(
                     {"tenant_id": tenant_id, "user_id": user_id, "number": next(numbers)}
                 )
+                if credentials is not None:
+                    credentials.append((name, password))
                 if sample is None:
                     sample = (name, password, device_id)
                 if len(users) == _BATCH or index == count:

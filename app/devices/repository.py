@@ -40,6 +40,16 @@ async def list_tenant_devices(session: AsyncSession, *, tenant_id: uuid.UUID) ->
     return list(await session.scalars(select(Device).where(Device.tenant_id == tenant_id)))
 
 
+async def device_names(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID | None = None
+) -> list[str]:
+    """The SIP user names of the tenant's devices (of one user's, when given)."""
+    query = select(Device.name).where(Device.tenant_id == tenant_id)
+    if user_id is not None:
+        query = query.where(Device.user_id == user_id)
+    return list(await session.scalars(query))
+
+
 async def owner_name(session: AsyncSession, *, device: Device) -> str:
     name = await session.scalar(select(User.display_name).where(User.id == device.user_id))
     return name or ""

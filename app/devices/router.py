@@ -116,7 +116,7 @@ async def update_device(
 )
 async def delete_device(session: SessionDep, current: ChangedDevice) -> None:
     """Delete a SIP account."""
-    await service.delete_device(session, device=current.device)
+    await service.delete_device(session, current=current)
 
 
 @router.get(

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import edgecache
 from app.crypto import PasswordCipher, generate_password, ha1_md5, ha1_sha256
 from app.db.conflicts import flush_or_conflict
 from app.devices import repository
@@ -148,6 +149,9 @@ async def update_device(
     device = current.device
     before = outbox.snapshot(device, SHOWN)
     changes = data.changes()
+    if ("name" in changes and changes["name"] != device.name) or changes.get("enabled") is False:
+        # The edges drop the old name at once: renamed, it no longer signs in; disabled, not at all.
+        edgecache.forget(session, domain=current.tenant.sip_domain, usernames=[device.name])
     if "name" in changes and changes["name"] != device.name:
         # The digest HA1 covers the username, so a rename needs it computed again.
         password = cipher.decrypt(device.password_encrypted)
@@ -166,7 +170,9 @@ async def update_device(
     return device
 
 
-async def delete_device(session: AsyncSession, *, device: Device) -> None:
+async def delete_device(session: AsyncSession, *, current: TenantDevice) -> None:
+    device = current.device
+    edgecache.forget(session, domain=current.tenant.sip_domain, usernames=[device.name])
     await _record(session, device, "device.deleted", before=outbox.snapshot(device, SHOWN))
     await session.delete(device)
     await session.flush()
@@ -182,6 +188,7 @@ async def rotate_password(
         check_password(password, username=device.name)
     _set_password(device, cipher, password=password, realm=current.tenant.sip_domain)
     await session.flush()
+    edgecache.forget(session, domain=current.tenant.sip_domain, usernames=[device.name])
     # The new password is nowhere in it: the edge only learns to drop what it cached.
     await _record(session, device, "device.password_rotated")
     return device, password

@@ -29,7 +29,6 @@ from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.schemas import SingleLine
 from app.tenants.exceptions import TenantNotFound
-from app.users import service as users
 from app.users.exceptions import ExternalRefTaken, UserNotFound
 from app.users.schemas import UserCreate, UserUpdate
 
@@ -112,4 +111,4 @@ async def update_user(
 )
 async def delete_user(session: SessionDep, current: ChangedUser) -> None:
     """Delete a user with their devices and extensions."""
-    await users.delete_user(session, user=current.user)
+    await service.delete_user(session, current=current)

@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import edgecache
 from app.clock import utcnow
 from app.crypto import PasswordCipher
 from app.devices import repository as devices_repository
@@ -110,8 +111,29 @@ async def list_users(
 
 
 async def update_user(session: AsyncSession, *, current: TenantUser, data: UserUpdate) -> UserOut:
+    if data.changes().get("enabled") is False and current.user.enabled:
+        await _forget_devices(session, tenant=current.tenant, user_id=current.user.id)
     await users.update_user(session, user=current.user, data=data)
     return await get_user(session, current=current)
+
+
+async def delete_user(session: AsyncSession, *, current: TenantUser) -> None:
+    """Deletes the user with their devices and extensions; the SIP edges forget the devices."""
+    await _forget_devices(session, tenant=current.tenant, user_id=current.user.id)
+    await users.delete_user(session, user=current.user)
+
+
+async def delete_tenant(session: AsyncSession, *, tenant: Tenant) -> None:
+    """Deletes the tenant with everything it has; the SIP edges forget its devices."""
+    await _forget_devices(session, tenant=tenant)
+    await tenants.delete_tenant(session, tenant=tenant)
+
+
+async def _forget_devices(
+    session: AsyncSession, *, tenant: Tenant, user_id: uuid.UUID | None = None
+) -> None:
+    names = await devices_repository.device_names(session, tenant_id=tenant.id, user_id=user_id)
+    edgecache.forget(session, domain=tenant.sip_domain, usernames=names)
 
 
 async def update_tenant(
@@ -130,6 +152,9 @@ async def update_tenant(
                 "remove them first."
             )
     realm_changed = "sip_domain" in changes and changes["sip_domain"] != tenant.sip_domain
+    if realm_changed:
+        # The edges cached the accounts under the old domain: none of them signs in there now.
+        await _forget_devices(session, tenant=tenant)
     before = outbox.snapshot(tenant, tenants.SHOWN)
     data.apply_to(tenant)
     await tenants.flush_tenant(session, tenant)

@@ -1,7 +1,9 @@
-"""Per request, in one pure ASGI pass: the request id (kept from a valid X-Request-ID, else
-made; echoed on the answer and set for every log line), the request metrics, and one access
-line (method, route template, status, duration, tenant, key id, request id; the key's identity
-is what the auth dependency left in the request's state, never the key itself).
+"""Per request, in one pure ASGI pass: the request id (kept from a valid X-Request-ID, or from
+a `request_id` query parameter for clients that cannot set headers, such as Kamailio's kept
+HTTP connections; else made; echoed on the answer and set for every log line), the request
+metrics, and one access line (method, route template, status, duration, tenant, key id,
+request id; the key's identity is what the auth dependency left in the request's state, never
+the key itself).
 
 One middleware rather than three: each ASGI layer costs a share of a registrar lookup."""
 
@@ -9,6 +11,7 @@ import logging
 import os
 import time
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from asgi_correlation_id import correlation_id
 from prometheus_client.metrics import Counter, Histogram
@@ -20,6 +23,7 @@ from app.observability.metrics import LATENCY, REQUESTS
 logger = logging.getLogger(ACCESS_LOGGER)
 
 _HEADER = b"x-request-id"
+_QUERY = b"request_id="
 
 
 class RequestObserver:
@@ -93,10 +97,23 @@ class RequestObserver:
 def _request_id(scope: Scope) -> bytes:
     for name, value in scope["headers"]:
         if name == _HEADER:
-            try:
-                if valid_request_id(value.decode("ascii")):
-                    return bytes(value)
-            except UnicodeDecodeError:
-                pass
+            if _valid(value):
+                return bytes(value)
             break
+    else:
+        query: bytes = scope.get("query_string", b"")
+        if _QUERY in query:
+            for pair in query.split(b"&"):
+                if pair.startswith(_QUERY):
+                    value = unquote_to_bytes(pair[len(_QUERY) :])
+                    if _valid(value):
+                        return value
+                    break
     return os.urandom(16).hex().encode()
+
+
+def _valid(value: bytes) -> bool:
+    try:
+        return valid_request_id(value.decode("ascii"))
+    except UnicodeDecodeError:
+        return False

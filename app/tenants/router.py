@@ -102,4 +102,4 @@ async def update_tenant(
 )
 async def delete_tenant(session: SessionDep, tenant: PlatformTenant) -> None:
     """Delete a tenant with all its users, devices, extensions, usage and keys."""
-    await service.delete_tenant(session, tenant=tenant)
+    await directory.delete_tenant(session, tenant=tenant)

@@ -110,6 +110,31 @@ async def test_call_control_routes_refuse_viewer_keys(
     assert response.status_code == 403
 
 
+async def test_call_control_takes_the_key_as_the_password_of_http_basic(
+    client: httpx.AsyncClient, agent: Agent
+) -> None:
+    """Kamailio's kept connections authenticate with their user and password, not a header."""
+    key = agent.tenant.call_control["Authorization"].removeprefix("Bearer ")
+    path = f"/v1/call-control/sip-accounts/{agent.username}"
+    found = await client.get(
+        path, params={"domain": agent.domain}, auth=httpx.BasicAuth("edge", key)
+    )
+    assert found.status_code == 200, found.text
+    assert found.json()["username"] == agent.username
+
+    wrong = await client.get(
+        path, params={"domain": agent.domain}, auth=httpx.BasicAuth("edge", key + "x")
+    )
+    assert wrong.status_code == 401
+    malformed = await client.get(
+        path, params={"domain": agent.domain}, headers={"Authorization": "Basic !!"}
+    )
+    assert malformed.status_code == 401
+    # The rest of the API keeps to Bearer keys.
+    users = await client.get("/v1/users", auth=httpx.BasicAuth("edge", key))
+    assert users.status_code == 401
+
+
 async def test_extension_route_rings_enabled_devices_with_auto_answer_headers_only_when_on(
     client: httpx.AsyncClient, agent: Agent
 ) -> None:

@@ -15,6 +15,7 @@ class Received:
 @dataclass
 class Receiver:
     statuses: list[int] = field(default_factory=list)  # answered in turn, then 204
+    answer: str | None = None  # after the statuses: 200 with this JSON body instead of 204
     received: list[Received] = field(default_factory=list)
     port: int = 0
     _server: asyncio.Server | None = None
@@ -45,7 +46,13 @@ class Receiver:
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 self.received.append(Received(path, headers, body.decode()))
                 status = self.statuses.pop(0) if self.statuses else 204
-                writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n".encode())
+                reply = ""
+                if status == 204 and self.answer is not None:
+                    status, reply = 200, self.answer
+                writer.write(
+                    f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(reply)}\r\n\r\n{reply}".encode()
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

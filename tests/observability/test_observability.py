@@ -77,6 +77,24 @@ async def test_a_request_id_is_kept_echoed_and_carried_by_problems_and_log_lines
     assert bad.headers["x-request-id"] != "a b" * 200
 
 
+async def test_a_request_id_may_come_in_the_query_from_clients_that_cannot_set_headers(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    """Kamailio's kept connections send no headers of their own: the SIP Call-ID comes as
+    `request_id`, percent-encoded."""
+    answered = await client.get(
+        "/v1/users", params={"request_id": "1-42@10.0.0.7", "limit": 1}, headers=tenant.admin
+    )
+    assert answered.headers["x-request-id"] == "1-42@10.0.0.7"
+    both = await client.get(
+        "/v1/users?request_id=q1",
+        headers={**tenant.admin, "X-Request-ID": "from-the-header"},
+    )
+    assert both.headers["x-request-id"] == "from-the-header"
+    bad = await client.get("/v1/users?request_id=a%20b", headers=tenant.admin)
+    assert re.fullmatch(r"[0-9a-f]{32}", bad.headers["x-request-id"])
+
+
 async def test_no_secret_reaches_any_log_line(
     client: httpx.AsyncClient, db: Database, platform: dict[str, str], json_log: io.StringIO
 ) -> None:

@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from .harness import (
+    EdgeRpc,
     Kamailio,
     MakeTenant,
     Service,
     Sipp,
     Tenant,
     find_tool,
+    new_edge_rpc,
     start_kamailio,
     start_service,
 )
@@ -44,8 +46,16 @@ def sip_tools() -> None:
 
 
 @pytest.fixture(scope="session")
-def service(sip_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = start_service(tmp_path_factory.mktemp("antring"))
+def edge_rpc() -> EdgeRpc:
+    """The session Kamailio's JSON-RPC address, which the service pushes cache removals to."""
+    return new_edge_rpc()
+
+
+@pytest.fixture(scope="session")
+def service(
+    sip_tools: None, edge_rpc: EdgeRpc, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    svc = start_service(tmp_path_factory.mktemp("antring"), edge_rpc)
     try:
         yield svc
     finally:
@@ -53,9 +63,13 @@ def service(sip_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture(scope="session")
-def kamailio(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kamailio]:
+def kamailio(
+    service: Service, edge_rpc: EdgeRpc, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Kamailio]:
     # A platform key with the call_control role serves every tenant, found by SIP domain.
-    kam = start_kamailio(tmp_path_factory.mktemp("kamailio"), service.url, service.call_control_key)
+    kam = start_kamailio(
+        tmp_path_factory.mktemp("kamailio"), service.url, service.call_control_key, rpc=edge_rpc
+    )
     try:
         yield kam
     finally:

@@ -7,6 +7,7 @@ always be killed, also when a test fails.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -206,9 +207,28 @@ def _cli(env: dict[str, str], *args: str) -> str:
     return done.stdout.strip()
 
 
-def start_service(workdir: Path) -> Service:
+@dataclass(frozen=True)
+class EdgeRpc:
+    """Where a Kamailio takes the service's cache removals, chosen before either starts."""
+
+    port: int
+    token: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}/RPC"
+
+
+def new_edge_rpc() -> EdgeRpc:
+    return EdgeRpc(free_port(socket.SOCK_STREAM), uuid.uuid4().hex)
+
+
+def start_service(workdir: Path, *edges: EdgeRpc) -> Service:
     workdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    if edges:
+        env["ANTRING_EDGE_RPC_URLS"] = json.dumps([edge.url for edge in edges])
+        env["ANTRING_EDGE_RPC_TOKEN"] = edges[0].token
     env.update(
         {
             "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'antring.db'}",
@@ -258,6 +278,7 @@ class Kamailio:
     port: int
     gateway_port: int
     proc: Proc
+    rpc: EdgeRpc
 
     @property
     def target(self) -> str:
@@ -290,13 +311,27 @@ def sip_ping(port: int, timeout: float = 0.5) -> bool:
         return data.startswith(b"SIP/2.0 ")
 
 
-def start_kamailio(workdir: Path, service_url: str, api_key: str) -> Kamailio:
+def start_kamailio(
+    workdir: Path,
+    service_url: str,
+    api_key: str,
+    *,
+    rpc: EdgeRpc | None = None,
+    defines: tuple[str, ...] = (),
+) -> Kamailio:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     gateway_port = free_port()
+    rpc = rpc or new_edge_rpc()
+    # The service's address and key, in the connection file (not on the command line).
+    http_config = workdir / "antring-http.cfg"
+    host = service_url.removeprefix("http://")
+    http_config.write_text(
+        f"[antring]\nurl = http://{host}\nusername = edge\npassword = {api_key}\n"
+    )
+    http_config.chmod(0o600)
     env = dict(os.environ)
-    # Handed over through the environment so the key is not on the command line.
-    env["ANTRING_API_KEY"] = api_key
+    env["EDGE_RPC_TOKEN"] = rpc.token
     argv = [
         tool("kamailio"),
         "-f", str(KAMAILIO_CFG),
@@ -305,10 +340,13 @@ def start_kamailio(workdir: Path, service_url: str, api_key: str) -> Kamailio:
         "-Y", str(workdir),
         "-m", "64",
         "-A", f"LISTEN=udp:{LOCALHOST}:{port}",
-        "-A", f'ANTRING_URL="{service_url}"',
+        "-A", f"RPC_LISTEN=tcp:{LOCALHOST}:{rpc.port}",
+        "-A", f'ANTRING_HTTP_CONFIG="{http_config}"',
         "-A", f'GW_URI="sip:{LOCALHOST}:{gateway_port}"',
         "-A", "ANTRING_HTTP_TIMEOUT=2",
         "-A", "WORKERS=2",
+        "-A", "ASYNC_WORKERS=4",
+        *(arg for define in defines for arg in ("-A", define)),
     ]  # fmt: skip
     proc = Proc("kamailio", argv, workdir / "kamailio.log", env=env)
     deadline = time.monotonic() + 15
@@ -317,7 +355,7 @@ def start_kamailio(workdir: Path, service_url: str, api_key: str) -> Kamailio:
             proc.stop()
             raise RuntimeError(f"Kamailio did not start:\n{proc.tail()}")
         time.sleep(0.1)
-    return Kamailio(port, gateway_port, proc)
+    return Kamailio(port, gateway_port, proc, rpc)
 
 
 # --- sipp ----------------------------------------------------------------------------------

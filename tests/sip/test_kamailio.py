@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from .harness import (
@@ -17,6 +19,7 @@ from .harness import (
     SippResult,
     Tenant,
     free_port,
+    new_edge_rpc,
     start_kamailio,
     start_service,
 )
@@ -68,11 +71,14 @@ def test_device_registers_only_while_the_api_allows_it(make_tenant: MakeTenant, 
     other = tenant.add_device(alice.id, "alice-other")
     _assert_final(sipp.register(desk.name, desk.password, domain, to_user=other.name), 403)
 
+    # The edge has the account cached now; a rotation reaches it within a second.
     resp = tenant.api.post(f"/v1/devices/{desk.id}/password", json={})
+    rotated_at = time.monotonic()
     assert resp.status_code == 200, resp.text
     new_password = resp.json()["password"]
     assert new_password != desk.password
     _assert_final(sipp.register(desk.name, desk.password, domain), 401)
+    assert time.monotonic() - rotated_at < 1.0
     _assert_final(sipp.register(desk.name, new_password, domain), 200)
 
     resp = tenant.api.patch(f"/v1/devices/{desk.id}", json={"enabled": False})
@@ -273,9 +279,12 @@ def test_extension_rings_every_device_with_auto_answer_only_when_on(
     assert _calls(tenant, caller.id) == []
 
 
-def test_calls_are_refused_when_the_service_is_down(sip_tools: None, tmp_path: Path) -> None:
+def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
+    sip_tools: None, tmp_path: Path
+) -> None:
     # A service and a Kamailio of their own, so stopping them spares the other tests.
-    own_service = start_service(tmp_path / "service")
+    rpc = new_edge_rpc()
+    own_service = start_service(tmp_path / "service", rpc)
     kam: Kamailio | None = None
     runner: Sipp | None = None
     tenant: Tenant | None = None
@@ -283,30 +292,56 @@ def test_calls_are_refused_when_the_service_is_down(sip_tools: None, tmp_path: P
         tenant = own_service.create_tenant("Outage", "outage.test")
         # A tenant key with the call_control role, as a single-tenant install would use.
         tenant_key = own_service.create_tenant_key(tenant.id, "call_control")
-        phone = tenant.create_user("Gina").devices[0]
+        known = tenant.create_user("Gina").devices[0]
+        stranger = tenant.create_user("Ivan").devices[0]
 
-        kam = start_kamailio(tmp_path / "kamailio", own_service.url, tenant_key)
+        kam = start_kamailio(tmp_path / "kamailio", own_service.url, tenant_key, rpc=rpc)
         runner = Sipp(kam, tmp_path)
+        _assert_final(runner.register(known.name, known.password, tenant.sip_domain), 200)
         gateway = runner.uas("uas_answer.xml", kam.gateway_port)
-        _assert_final(
-            runner.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER), 200
-        )
-        gateway.finish()
 
-        gateway = runner.uas("uas_answer.xml", kam.gateway_port)
-        # A hung service: Kamailio gives up after ANTRING_HTTP_TIMEOUT (2 s).
-        own_service.proc.freeze()
-        started = time.monotonic()
-        refused = runner.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER)
-        assert refused.code in (403, 503), refused.log
-        assert time.monotonic() - started < 10
-        own_service.proc.thaw()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # A call in progress when the service hangs (SIGSTOP: connections are accepted,
+            # never answered) for 10 s.
+            in_progress = pool.submit(
+                runner.call,
+                known.name, known.password, tenant.sip_domain, OUTSIDE_NUMBER,
+                hold_ms=4000,
+            )  # fmt: skip
+            deadline = time.monotonic() + 10
+            while "ANSWERED" not in gateway.log() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            own_service.proc.freeze()
+            frozen_at = time.monotonic()
 
-        # A stopped service: connection refused.
+            # A cached account registers at once: no SIP worker waits on the service.
+            started = time.monotonic()
+            _assert_final(runner.register(known.name, known.password, tenant.sip_domain), 200)
+            assert time.monotonic() - started < 1.0
+            # One the edge never saw needs the service: refused after ANTRING_HTTP_TIMEOUT.
+            _assert_final(runner.register(stranger.name, stranger.password, tenant.sip_domain), 503)
+
+            # The call's BYE is relayed on time, its usage report waits in an async worker.
+            ended = in_progress.result(timeout=30)
+            _assert_final(ended, 200)
+            assert ended.clock("HUNGUP") - ended.clock("ANSWERED") < 4000 + 1000, ended.log
+            assert "BYE" in gateway.finish().log
+            assert time.monotonic() - frozen_at < 10
+
+            # New outbound calls fail closed.
+            gateway = runner.uas("uas_answer.xml", kam.gateway_port)
+            refused = runner.call(known.name, known.password, tenant.sip_domain, OUTSIDE_NUMBER)
+            _assert_final(refused, 503)
+            time.sleep(max(0.0, 10 - (time.monotonic() - frozen_at)))
+            own_service.proc.thaw()
+
+        # A stopped service: connection refused. Cached accounts still register, within
+        # ACCOUNT_GRACE_SECONDS; nobody else does, and no call goes out.
         own_service.stop()
-        refused = runner.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER)
-        assert refused.code in (403, 503), refused.log
-        _assert_final(runner.register(phone.name, phone.password, tenant.sip_domain), 503)
+        _assert_final(runner.register(known.name, known.password, tenant.sip_domain), 200)
+        _assert_final(runner.register(stranger.name, stranger.password, tenant.sip_domain), 503)
+        refused = runner.call(known.name, known.password, tenant.sip_domain, OUTSIDE_NUMBER)
+        _assert_final(refused, 503)
         assert gateway.invites() == []
     finally:
         if runner is not None:
@@ -334,3 +369,19 @@ def test_calls_are_refused_when_the_service_rejects_the_key(
     finally:
         runner.stop_all()
         kam.stop()
+
+
+def test_the_edge_takes_only_cache_removals_and_only_with_its_token(kamailio: Kamailio) -> None:
+    call = {"jsonrpc": "2.0", "method": "htable.delete", "params": ["acc", "x@y.test"], "id": 1}
+    token = {"Authorization": f"Bearer {kamailio.rpc.token}"}
+    with httpx.Client(timeout=5) as http:
+        assert http.post(kamailio.rpc.url, json=call).status_code == 401
+        wrong = {"Authorization": "Bearer not-the-token"}
+        assert http.post(kamailio.rpc.url, json=call, headers=wrong).status_code == 401
+        for method in ("ul.dump", "core.shmmem", "htable.sets", "core.kill"):
+            other = {**call, "method": method}
+            assert http.post(kamailio.rpc.url, json=other, headers=token).status_code == 403
+        # Nothing cached under that name: JSON-RPC's own "not found".
+        taken = http.post(kamailio.rpc.url, json=call, headers=token)
+        assert taken.status_code in (200, 404), taken.text
+        assert taken.json()["error"]["code"] == 404

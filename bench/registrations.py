@@ -1,0 +1,452 @@
+"""Registration storm: the reference Kamailio edge asking the service, with a cold and a warm
+account cache, against Kamailio's own `auth_db` reading the same accounts from PostgreSQL.
+
+10,000 accounts in one tenant; sipp registers each once per step (digest auth, accounts from an
+injection file) at a rate stepped up until the first failed registration, retransmission or p99
+over 50 ms. The three set-ups run interleaved at each rate, with the same 4 UDP workers and the
+location table in memory. Latency is timed on the wire at Kamailio (tcpdump on the loopback: the
+authenticated REGISTER to its 200), since sipp's own clock ticks in 4 ms steps. CPU per
+registration adds up Kamailio's, the service's and PostgreSQL's processes.
+
+    .venv/bin/python -m bench.registrations [--accounts 10000] [--rates 1000,2000,...]
+
+Needs sipp, tcpdump, Kamailio with the http_client, json and postgres modules, and root (for
+tcpdump). Prints a Markdown table and writes bench/results/registrations.json.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+from app.db.engine import create_engine
+from app.settings import Settings
+from bench import cpu
+from bench.run import RESULTS_DIR, progress
+from bench.seed import drop_database, recreate_database, seed_users, settle_database
+from bench.server import Server, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+EDGE_CFG = ROOT / "deploy" / "kamailio" / "kamailio.cfg"
+AUTH_DB_CFG = ROOT / "bench" / "kamailio" / "auth_db.cfg"
+SCENARIO = ROOT / "bench" / "kamailio" / "register_storm.xml"
+DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/antring_bench_registrations"
+SIP_DOMAIN = "storm.sip.test"
+RATES = (1000, 2000, 3000, 4000, 6000, 8000, 10000, 12000, 14000, 16000)
+P99_LIMIT_MS = 50.0
+WORKERS = 4
+TARGETS = {"warm": 1.0, "cold": 0.5}
+
+SUBSCRIBER_VIEW = """
+CREATE VIEW subscriber AS
+SELECT device.name AS username, tenant.sip_domain AS domain, device.ha1 AS ha1
+FROM device JOIN tenant ON tenant.id = device.tenant_id
+"""
+
+
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Step:
+    setup: str
+    rate: int
+    registrations: int
+    succeeded: int
+    failed: int
+    retransmissions: int
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_registration: float
+    achieved_rate: float
+
+    @property
+    def clean(self) -> bool:
+        return (
+            self.failed == 0
+            and self.retransmissions == 0
+            and self.succeeded == self.registrations
+            and self.p99_ms <= P99_LIMIT_MS
+        )
+
+
+class Kamailio:
+    """One Kamailio on a free UDP port, in its own process group."""
+
+    def __init__(self, name: str, argv: list[str], *, env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.port = _free_port(socket.SOCK_DGRAM)
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            [*argv, "-A", f"LISTEN=udp:127.0.0.1:{self.port}", "-A", f"WORKERS={WORKERS}"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        time.sleep(1.5)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{name} did not start; see {log}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self._log.close()
+
+
+def _kamailio_binary() -> str:
+    for candidate in ("/usr/sbin/kamailio", "/usr/local/sbin/kamailio"):
+        if Path(candidate).exists():
+            return candidate
+    raise RuntimeError("kamailio is not installed (deploy/kamailio/install-deps.sh)")
+
+
+def _tree_cpu(root_pid: int) -> float:
+    processes = cpu._processes()
+    tree = {root_pid}
+    for pid, (parent, _, _) in sorted(processes.items()):
+        if parent in tree:
+            tree.add(pid)
+    return sum(processes[pid][2] for pid in tree if pid in processes)
+
+
+def _postgres_cpu() -> float:
+    return sum(c for _, name, c in cpu._processes().values() if name.startswith("postgres"))
+
+
+def _wire_latencies(pcap: Path) -> list[float]:
+    """Milliseconds from each authenticated REGISTER (CSeq 2, first copy) to its 200."""
+    sent: dict[bytes, float] = {}
+    answered: dict[bytes, float] = {}
+    data = pcap.read_bytes()
+    if len(data) < 24:
+        return []
+    (magic,) = struct.unpack("<I", data[:4])
+    scale = 1e-9 if magic == 0xA1B23C4D else 1e-6
+    offset = 24
+    while offset + 16 <= len(data):
+        seconds, fraction, length, _ = struct.unpack("<IIII", data[offset : offset + 16])
+        offset += 16
+        frame = data[offset : offset + length]
+        offset += length
+        stamp = seconds + fraction * scale
+        # Loopback frames: Ethernet (14), IPv4 (its IHL), UDP (8).
+        if len(frame) < 42 or frame[12:14] != b"\x08\x00":
+            continue
+        ihl = (frame[14] & 0x0F) * 4
+        payload = frame[14 + ihl + 8 :]
+        head, _, _ = payload.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        call_id = cseq = None
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name in (b"call-id", b"i"):
+                call_id = value.strip()
+            elif name == b"cseq":
+                cseq = value.strip()
+        if call_id is None or cseq != b"2 REGISTER":
+            continue
+        if lines[0].startswith(b"REGISTER "):
+            sent.setdefault(call_id, stamp)
+        elif lines[0].startswith(b"SIP/2.0 200"):
+            answered.setdefault(call_id, stamp)
+    return [(answered[c] - sent[c]) * 1000 for c in answered if c in sent]
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _sipp_stats(stat_file: Path) -> dict[str, int]:
+    """The cumulative counters of sipp's last statistics line."""
+    rows = [line.split(";") for line in stat_file.read_text().splitlines() if line.strip()]
+    header, last = rows[0], rows[-1]
+    values = dict(zip(header, last, strict=False))
+
+    def number(name: str) -> int:
+        return int(float(values.get(name, "0") or 0))
+
+    return {
+        "succeeded": number("SuccessfulCall(C)"),
+        "failed": number("FailedCall(C)"),
+        "retransmissions": number("Retransmissions(C)"),
+    }
+
+
+class Storm:
+    def __init__(self, *, accounts: Path, count: int, workdir: Path, service_pid: int) -> None:
+        self.accounts = accounts
+        self.count = count
+        self.workdir = workdir
+        self.service_pid = service_pid
+        self._runs = 0
+
+    def run(self, setup: str, kamailio: Kamailio, rate: int) -> Step:
+        self._runs += 1
+        stem = self.workdir / f"{self._runs:02d}-{setup}-{rate}"
+        pcap = stem.with_suffix(".pcap")
+        stats = stem.with_suffix(".csv")
+        tcpdump = subprocess.Popen(
+            ["tcpdump", "-i", "lo", "-n", "-s", "2048", "-B", "65536", "-w", str(pcap),
+             f"udp port {kamailio.port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1.0)
+        before = (_tree_cpu(kamailio.proc.pid), _tree_cpu(self.service_pid), _postgres_cpu())
+        started = time.monotonic()
+        sipp = subprocess.run(
+            ["sipp", "-sf", str(SCENARIO), "-inf", str(self.accounts),
+             "-i", "127.0.0.1", "-p", str(_free_port(socket.SOCK_DGRAM)),
+             "-r", str(rate), "-rp", "1000", "-m", str(self.count), "-l", "5000",
+             "-recv_timeout", "5000", "-max_retrans", "3", "-nostdin",
+             "-trace_stat", "-stf", str(stats), "-fd", "60",
+             "-timeout", f"{int(self.count / rate) + 60}s", "-timeout_error",
+             f"127.0.0.1:{kamailio.port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+        after = (_tree_cpu(kamailio.proc.pid), _tree_cpu(self.service_pid), _postgres_cpu())
+        time.sleep(0.5)
+        tcpdump.send_signal(signal.SIGINT)
+        tcpdump.wait(timeout=10)
+        if not stats.exists():
+            raise RuntimeError(f"sipp wrote no statistics: {sipp.stderr[-500:]}")
+        counters = _sipp_stats(stats)
+        latencies = _wire_latencies(pcap)
+        pcap.unlink()
+        used = sum(a - b for a, b in zip(after, before, strict=True))
+        step = Step(
+            setup=setup,
+            rate=rate,
+            registrations=self.count,
+            succeeded=counters["succeeded"],
+            failed=counters["failed"],
+            retransmissions=counters["retransmissions"],
+            p50_ms=round(statistics.median(latencies), 2) if latencies else float("nan"),
+            p99_ms=round(_percentile(latencies, 0.99), 2),
+            cpu_ms_per_registration=round(used * 1000 / max(counters["succeeded"], 1), 3),
+            achieved_rate=round(counters["succeeded"] / elapsed, 0),
+        )
+        progress(
+            f"{setup:>7} {rate:>6}/s: {step.succeeded} ok, {step.failed} failed, "
+            f"{step.retransmissions} retransmitted, p50 {step.p50_ms} ms, p99 {step.p99_ms} ms, "
+            f"{step.cpu_ms_per_registration} ms CPU each"
+        )
+        return step
+
+
+def _flush(rpc_url: str, token: str) -> None:
+    call = {"jsonrpc": "2.0", "method": "htable.flush", "params": ["acc"], "id": 1}
+    answer = httpx.post(rpc_url, json=call, headers={"Authorization": f"Bearer {token}"})
+    if answer.status_code != 200 or "error" in answer.json():
+        raise RuntimeError(f"could not flush the edge's cache: {answer.text}")
+
+
+async def _create_view(settings: Settings) -> None:
+    engine = create_engine(settings, bounded=False)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(SUBSCRIBER_VIEW))
+    finally:
+        await engine.dispose()
+
+
+def _best(steps: list[Step], setup: str) -> Step | None:
+    clean = [s for s in steps if s.setup == setup and s.clean]
+    return max(clean, key=lambda s: s.rate) if clean else None
+
+
+def markdown(steps: list[Step]) -> str:
+    reference = _best(steps, "auth_db")
+    lines = [
+        "| set-up | highest clean rate | p50 / p99 at it | CPU per registration | "
+        "rate ratio to auth_db | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for setup, label in (
+        ("cold", "reference edge, cold cache"),
+        ("warm", "reference edge, warm cache"),
+        ("auth_db", "Kamailio `auth_db` on PostgreSQL"),
+    ):
+        best = _best(steps, setup)
+        if best is None:
+            lines.append(f"| {label} | none clean | | | | |")
+            continue
+        ratio = best.rate / reference.rate if reference else float("nan")
+        target = TARGETS.get(setup)
+        verdict = ""
+        if target is not None:
+            verdict = f"{'met' if ratio >= target else 'missed'} (≥ {target})"
+        lines.append(
+            f"| {label} | {best.rate:,}/s | {best.p50_ms} / {best.p99_ms} ms | "
+            f"{best.cpu_ms_per_registration} ms | {ratio:.2f} | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument(
+        "--rates", default=",".join(str(r) for r in RATES), help="registrations/s, ascending"
+    )
+    parser.add_argument("--database-url", default=DATABASE_URL)
+    args = parser.parse_args(argv)
+    rates = [int(r) for r in args.rates.split(",")]
+    if os.geteuid() != 0:
+        print("tcpdump needs root", file=sys.stderr)
+        return 2
+
+    RESULTS_DIR.mkdir(exist_ok=True)
+    workdir = RESULTS_DIR / "registrations"
+    workdir.mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": args.database_url,
+        "ANTRING_BOOTSTRAP": "false",
+        "ANTRING_SCHEDULER_ENABLED": "false",
+        "ANTRING_LOG_LEVEL": "INFO",
+        "ANTRING_LOG_FORMAT": "json",
+    }
+    settings = Settings(database_url=args.database_url)
+    asyncio.run(recreate_database(args.database_url))
+    edges: list[Kamailio] = []
+    try:
+        run_cli(env, "migrate")
+        tenant_id = run_cli(env, "tenant", "create", "--name", "Storm", "--sip-domain", SIP_DOMAIN)
+        key = run_cli(
+            env, "api-key", "create", "--tenant", tenant_id, "--role", "call_control",
+            "--name", "edge",
+        )  # fmt: skip
+        credentials: list[tuple[str, str]] = []
+        progress(f"seeding {args.accounts:,} accounts")
+        asyncio.run(
+            seed_users(
+                settings,
+                tenant_id=uuid.UUID(tenant_id),
+                count=args.accounts,
+                credentials=credentials,
+            )
+        )
+        asyncio.run(_create_view(settings))
+        asyncio.run(settle_database(args.database_url))
+        accounts = workdir / "accounts.csv"
+        accounts.write_text(
+            "SEQUENTIAL\n" + "".join(f"{u};{p};{SIP_DOMAIN}\n" for u, p in credentials)
+        )
+
+        with Server(env=env, workers=1, log_path=workdir / "service.log") as server:
+            connection = workdir / "antring-http.cfg"
+            connection.write_text(
+                f"[antring]\nurl = {server.base_url}\nusername = edge\npassword = {key}\n"
+            )
+            connection.chmod(0o600)
+            rpc_port, token = _free_port(socket.SOCK_STREAM), uuid.uuid4().hex
+            kam = _kamailio_binary()
+            edge = Kamailio(
+                "reference edge",
+                [kam, "-f", str(EDGE_CFG), "-DD", "-E", "-m", "256",
+                 "-A", f'ANTRING_HTTP_CONFIG="{connection}"',
+                 "-A", f"RPC_LISTEN=tcp:127.0.0.1:{rpc_port}",
+                 # Entries stay fresh for the whole run: "warm" means warm.
+                 "-A", "ACCOUNT_CACHE_SECONDS=3600"],
+                env={**os.environ, "EDGE_RPC_TOKEN": token},
+                log=workdir / "edge.log",
+            )  # fmt: skip
+            edges.append(edge)
+            db_name = args.database_url.rsplit("/", 1)[1]
+            auth_db = Kamailio(
+                "auth_db",
+                [kam, "-f", str(AUTH_DB_CFG), "-DD", "-E", "-m", "256",
+                 "-A", f'DB_URL="postgres://postgres@127.0.0.1/{db_name}"'],
+                env=dict(os.environ),
+                log=workdir / "auth_db.log",
+            )  # fmt: skip
+            edges.append(auth_db)
+            storm = Storm(
+                accounts=accounts, count=args.accounts, workdir=workdir, service_pid=server.pid
+            )
+            rpc_url = f"http://127.0.0.1:{rpc_port}/RPC"
+            steps: list[Step] = []
+            going = {"cold": True, "warm": True, "auth_db": True}
+            warmed = False
+            for rate in rates:
+                if going["cold"]:
+                    _flush(rpc_url, token)
+                    step = storm.run("cold", edge, rate)
+                    steps.append(step)
+                    going["cold"] = step.clean
+                    warmed = step.succeeded == args.accounts
+                if going["warm"]:
+                    if not warmed:
+                        storm.run("warm-up", edge, min(rates[0], 1000))
+                        warmed = True
+                    step = storm.run("warm", edge, rate)
+                    steps.append(step)
+                    going["warm"] = step.clean
+                if going["auth_db"]:
+                    step = storm.run("auth_db", auth_db, rate)
+                    steps.append(step)
+                    going["auth_db"] = step.clean
+                if not any(going.values()):
+                    break
+    finally:
+        for edge in edges:
+            edge.stop()
+        asyncio.run(drop_database(args.database_url))
+
+    table = markdown(steps)
+    print("## Registration storm\n")
+    print(
+        f"{args.accounts:,} accounts, each registering once per step; a step is clean with no "
+        f"failure, no retransmission and p99 ≤ {P99_LIMIT_MS:.0f} ms (wire time at Kamailio).\n"
+    )
+    print(table)
+    print("\n| set-up | rate | ok | failed | retransmitted | p50 ms | p99 ms | CPU ms each |")
+    print("|---|---|---|---|---|---|---|---|")
+    for s in steps:
+        print(
+            f"| {s.setup} | {s.rate:,} | {s.succeeded:,} | {s.failed} | {s.retransmissions} | "
+            f"{s.p50_ms} | {s.p99_ms} | {s.cpu_ms_per_registration} |"
+        )
+    report = {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "accounts": args.accounts,
+        "steps": [asdict(s) for s in steps],
+    }
+    (RESULTS_DIR / "registrations.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
