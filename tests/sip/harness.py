@@ -429,8 +429,10 @@ class Sipp:
             time.sleep(0.05)
         return SippUas(proc, log, port)
 
-    def _client(self, scenario: str, extra: list[str], timeout: float) -> SippResult:
-        argv, log = self._argv(scenario, free_port(), [*extra, self.kamailio.target])
+    def _client(
+        self, scenario: str, extra: list[str], timeout: float, port: int | None = None
+    ) -> SippResult:
+        argv, log = self._argv(scenario, port or free_port(), [*extra, self.kamailio.target])
         proc = Proc(f"sipp {scenario}", argv, log.with_suffix(".out"))
         self._running.append(proc)
         code = proc.wait(timeout)
@@ -481,6 +483,23 @@ class Sipp:
                 "-d", str(hold_ms),
             ],
             timeout=timeout,
+        )  # fmt: skip
+
+    def trusted_call(
+        self, destination: str, domain: str, caller: str, *, port: int, hold_ms: int = 500
+    ) -> SippResult:
+        """A call without credentials from 127.0.0.1:`port` (a gateway's or an IVR's, when
+        the edge's address list names it), with `caller` as From and P-Asserted-Identity."""
+        return self._client(
+            "uac_trusted.xml",
+            [
+                "-s", destination,
+                "-key", "domain", domain,
+                "-key", "caller", caller,
+                "-d", str(hold_ms),
+            ],
+            timeout=40,
+            port=port,
         )  # fmt: skip
 
     def stop_all(self) -> None:

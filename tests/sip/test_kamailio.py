@@ -279,6 +279,87 @@ def test_extension_rings_every_device_with_auto_answer_only_when_on(
     assert _calls(tenant, caller.id) == []
 
 
+def test_hotline_calls_reach_the_ivr_and_the_ivr_hands_them_to_the_agent(
+    make_tenant: MakeTenant, service: Service, tmp_path: Path
+) -> None:
+    tenant = make_tenant("Hotline")
+    other = make_tenant("Elsewhere")
+    domain = tenant.sip_domain
+    agent = tenant.create_user("Kim")
+    phone = agent.devices[0]
+    for who in (tenant, other):
+        holder = agent if who is tenant else who.create_user("Lee")
+        resp = who.api.post(f"/v1/users/{holder.id}/extensions", json={"number": "102"})
+        assert resp.status_code == 201, resp.text
+    customer, hotline = "0987654321", "19001234"
+    gateway_port, ivr_port, ivr_answer_port = free_port(), free_port(), free_port()
+    trusted = tmp_path / "trusted.list"
+    trusted.write_text(f"1 127.0.0.1 32 {gateway_port}\n2 127.0.0.1 32 {ivr_port} {domain}\n")
+    kam = start_kamailio(
+        tmp_path / "kamailio",
+        service.url,
+        service.call_control_key,
+        defines=(
+            f'TRUSTED_ADDRESSES="{trusted}"',
+            f'HOTLINES="19009999={other.sip_domain}=sip:x@127.0.0.1:9;'
+            f'{hotline}={domain}=sip:ivr@127.0.0.1:{ivr_answer_port}"',
+        ),
+    )
+    runner = Sipp(kam, tmp_path)
+    try:
+        # The carrier's gateway calls the hotline, unchallenged: the tenant's IVR answers.
+        ivr = runner.uas("uas_answer.xml", ivr_answer_port)
+        _assert_final(
+            runner.trusted_call(hotline, "carrier.test", customer, port=gateway_port), 200
+        )
+        answered = ivr.finish()
+        [invite] = answered.lines("INVITE ")
+        assert f"INVITE sip:ivr@127.0.0.1:{ivr_answer_port}" in invite
+        [caller] = answered.lines("CALLER ")
+        assert f"sip:{customer}@" in caller
+
+        # The IVR hands the customer to extension 102: the agent's phone rings with the
+        # auto-answer headers exactly when the agent's auto-answer is on.
+        for auto_answer in (True, False):
+            resp = tenant.api.patch(
+                f"/v1/users/{agent.id}/toggles", json={"auto_answer": auto_answer}
+            )
+            assert resp.status_code == 200, resp.text
+            desk = runner.uas("uas_answer.xml")
+            _assert_final(
+                runner.register(phone.name, phone.password, domain, contact_port=desk.port), 200
+            )
+            _assert_final(runner.trusted_call("102", domain, customer, port=ivr_port), 200)
+            rang = desk.finish()
+            [invite] = rang.lines("INVITE ")
+            _, call_info, alert_info = (part.strip() for part in invite.split("|"))
+            assert f"INVITE sip:{phone.name}@127.0.0.1:{desk.port}" in invite
+            assert ("answer-after=0" in call_info) is auto_answer, invite
+            assert ("autoanswer" in alert_info) is auto_answer, invite
+            [caller] = rang.lines("CALLER ")
+            assert f"sip:{customer}@" in caller.split("|")[0] and customer in caller.split("|")[1]
+
+        # The IVR reaches its own tenant's extensions only, and nothing else.
+        _assert_final(runner.trusted_call("102", other.sip_domain, customer, port=ivr_port), 403)
+        _assert_final(runner.trusted_call(OUTSIDE_NUMBER, domain, customer, port=ivr_port), 404)
+        # The same INVITEs from an address nobody trusts are challenged.
+        _assert_final(runner.trusted_call("102", domain, customer, port=free_port()), 407)
+        _assert_final(runner.trusted_call(hotline, "carrier.test", customer, port=free_port()), 407)
+        # A gateway reaches hotline numbers only: no outbound call, no toll fraud.
+        outbound = runner.uas("uas_answer.xml", kam.gateway_port)
+        refused = runner.trusted_call(OUTSIDE_NUMBER, "carrier.test", customer, port=gateway_port)
+        _assert_final(refused, 404)
+        _assert_final(runner.trusted_call("102", domain, customer, port=gateway_port), 404)
+        assert outbound.invites() == []
+        # Inbound calls are not outbound calls: nothing is charged or held.
+        assert _calls(tenant, agent.id) == []
+        minutes = tenant.api.get(f"/v1/users/{agent.id}").json()["minutes"]
+        assert minutes["used_minutes"] == 0
+    finally:
+        runner.stop_all()
+        kam.stop()
+
+
 def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
     sip_tools: None, tmp_path: Path
 ) -> None:
