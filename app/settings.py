@@ -6,6 +6,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+SipTransport = Literal["udp", "tcp", "tls", "ws", "wss"]
+
 # Used only when ANTRING_ENVIRONMENT=development (the default for `make run`); refused otherwise.
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "please-change-me", DEVELOPMENT_SECRET_KEY}
@@ -78,6 +80,16 @@ class Settings(BaseSettings):
     sip_tcp_port: int = 5060
     sip_tls_port: int = 5061
     sip_websocket_url: str = "wss://sip.antring.local:7443/ws"
+    sip_transports: list[SipTransport] = Field(
+        default_factory=lambda: list[SipTransport](["udp", "tcp", "tls", "wss"]),
+        description="The transports the SIP edge serves, as a JSON list: the views show only "
+        "these (a port or a WebSocket URL that is not offered is null).",
+    )
+    sip_ice_servers: list[dict[str, str | list[str]]] = Field(
+        default_factory=list,
+        description="STUN/TURN servers a browser uses, as a JSON list in WebRTC's form: "
+        '\'[{"urls": ["stun:stun.example.net:3478"]}]\'.',
+    )
 
     api_key_cache_seconds: float = Field(default=5.0, ge=0)
     auth_failure_limit: str = Field(

@@ -87,20 +87,39 @@ class PasswordRotated(BaseModel):
 
 
 class TransportPorts(BaseModel):
-    udp: int = Field(examples=[5060])
-    tcp: int = Field(examples=[5060])
-    tls: int = Field(examples=[5061])
+    """The port of each transport the edge serves; null when it does not serve it."""
+
+    udp: int | None = Field(examples=[5060])
+    tcp: int | None = Field(examples=[5060])
+    tls: int | None = Field(examples=[5061])
+
+
+class IceServer(BaseModel):
+    """A STUN or TURN server, in WebRTC's `RTCIceServer` form."""
+
+    urls: list[str] = Field(examples=[["stun:stun.antring.vn:3478"]])
+    username: str | None = None
+    credential: str | None = None
 
 
 class WebConfig(BaseModel):
-    """What a browser softphone (SIP over WebSocket) needs."""
+    """What a browser softphone (SIP over WebSocket) needs. The names are JsSIP's UA
+    configuration (`uri`, `authorization_user`, `password`, `realm`, `display_name`; the socket
+    from `websocket_url`), and `ice_servers` is the `iceServers` of its calls' `pcConfig`."""
 
-    websocket_url: str = Field(examples=["wss://sip.antring.vn:7443/ws"])
-    sip_uri: str = Field(examples=["sip:lan.web@acme.sip.antring.vn"])
+    websocket_url: str | None = Field(
+        examples=["wss://sip.antring.vn:7443/ws"],
+        description="Null when the edge serves no WebSocket.",
+    )
+    uri: str = Field(examples=["sip:lan.web@acme.sip.antring.vn"])
+    sip_uri: str = Field(
+        examples=["sip:lan.web@acme.sip.antring.vn"], description="The same as `uri`."
+    )
     authorization_user: str
     password: str
     realm: str
     display_name: str
+    ice_servers: list[IceServer]
 
 
 class IpPhoneConfig(BaseModel):
@@ -109,6 +128,9 @@ class IpPhoneConfig(BaseModel):
     registrar: str = Field(examples=["acme.sip.antring.vn"])
     domain: str
     outbound_proxy: str = Field(examples=["sip.antring.vn"])
+    transports: list[str] = Field(
+        examples=[["udp", "tcp", "tls"]], description="The transports a phone may use."
+    )
     ports: TransportPorts
     username: str
     auth_id: str

@@ -19,6 +19,7 @@ from app.devices.schemas import (
     DeviceConfig,
     DeviceCreate,
     DeviceUpdate,
+    IceServer,
     IpPhoneConfig,
     TransportPorts,
     WebConfig,
@@ -198,24 +199,31 @@ async def device_config(
     session: AsyncSession, cipher: PasswordCipher, settings: Settings, *, current: TenantDevice
 ) -> DeviceConfig:
     device, domain = current.device, current.tenant.sip_domain
+    # The views show what the edge serves, and nothing it does not.
+    offered = set(settings.sip_transports)
     display_name = await repository.owner_name(session, device=device)
     password = cipher.decrypt(device.password_encrypted)
     return DeviceConfig(
         device_id=device.id,
         web=WebConfig(
-            websocket_url=settings.sip_websocket_url,
+            websocket_url=settings.sip_websocket_url if offered & {"ws", "wss"} else None,
+            uri=f"sip:{device.name}@{domain}",
             sip_uri=f"sip:{device.name}@{domain}",
             authorization_user=device.name,
             password=password,
             realm=domain,
             display_name=display_name,
+            ice_servers=[IceServer.model_validate(server) for server in settings.sip_ice_servers],
         ),
         ip_phone=IpPhoneConfig(
             registrar=domain,
             domain=domain,
             outbound_proxy=settings.sip_proxy_host,
+            transports=[t for t in ("udp", "tcp", "tls") if t in offered],
             ports=TransportPorts(
-                udp=settings.sip_udp_port, tcp=settings.sip_tcp_port, tls=settings.sip_tls_port
+                udp=settings.sip_udp_port if "udp" in offered else None,
+                tcp=settings.sip_tcp_port if "tcp" in offered else None,
+                tls=settings.sip_tls_port if "tls" in offered else None,
             ),
             username=device.name,
             auth_id=device.name,

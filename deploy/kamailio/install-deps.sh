@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs Kamailio (with http_client and json) and sipp from Debian's packages.
+# Installs Kamailio (with http_client, json, TLS and WebSocket), sipp, baresip (a softphone for
+# the TLS tests) and openssl (their certificates) from Debian's packages.
 # Safe to run again: does nothing when everything is already installed.
 set -euo pipefail
 
-packages=(kamailio kamailio-utils-modules kamailio-json-modules sip-tester)
+packages=(kamailio kamailio-utils-modules kamailio-json-modules kamailio-tls-modules
+          kamailio-websocket-modules sip-tester baresip openssl)
 
 missing=()
 for pkg in "${packages[@]}"; do

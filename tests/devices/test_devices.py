@@ -10,8 +10,18 @@ from sqlalchemy import select
 from app.crypto import PasswordCipher
 from app.db.session import Database
 from app.devices.models import Device
-from tests.helpers.api import TenantKeys, add_device, assert_problem, create_user, db_get, db_rows
-from tests.helpers.settings import TEST_SECRET_KEY
+from app.main import create_app
+from tests.helpers.api import (
+    TenantKeys,
+    add_device,
+    assert_problem,
+    create_user,
+    db_get,
+    db_rows,
+    new_platform_key,
+    new_tenant,
+)
+from tests.helpers.settings import TEST_SECRET_KEY, make_settings
 
 
 def md5_ha1(name: str, realm: str, password: str) -> str:
@@ -250,22 +260,53 @@ async def test_config_shows_the_web_and_ip_phone_forms(
     assert shown["device_id"] == device["id"]
     assert shown["web"] == {
         "websocket_url": "wss://sip.test.example:7443/ws",
+        "uri": f"sip:lan.desk@{tenant.sip_domain}",
         "sip_uri": f"sip:lan.desk@{tenant.sip_domain}",
         "authorization_user": "lan.desk",
         "password": "Blue7Harbor42x",
         "realm": tenant.sip_domain,
         "display_name": "Lan Nguyen",
+        "ice_servers": [],
     }
     assert shown["ip_phone"] == {
         "registrar": tenant.sip_domain,
         "domain": tenant.sip_domain,
         "outbound_proxy": "sip.test.example",
+        "transports": ["udp", "tcp", "tls"],
         "ports": {"udp": 5060, "tcp": 5060, "tls": 5061},
         "username": "lan.desk",
         "auth_id": "lan.desk",
         "password": "Blue7Harbor42x",
         "display_name": "Lan Nguyen",
     }
+
+
+async def test_the_views_show_only_the_transports_the_edge_serves(
+    migrated_url: str, db: Database
+) -> None:
+    # `db` empties the tables afterwards.
+    settings = make_settings(
+        migrated_url,
+        sip_transports=["udp", "tcp"],
+        sip_ice_servers=[
+            {"urls": ["turn:turn.test.example:3478"], "username": "u", "credential": "c"}
+        ],
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://antring.test") as c:
+            platform = await new_platform_key(app.state.db)
+            tenant = await new_tenant(c, platform, "Views")
+            user = await create_user(c, tenant.admin)
+            shown = await config(c, tenant, user["devices"][0]["id"])
+    assert shown["ip_phone"]["transports"] == ["udp", "tcp"]
+    assert shown["ip_phone"]["ports"] == {"udp": 5060, "tcp": 5060, "tls": None}
+    # No WebSocket offered: no URL a browser would try in vain.
+    assert shown["web"]["websocket_url"] is None
+    assert shown["web"]["ice_servers"] == [
+        {"urls": ["turn:turn.test.example:3478"], "username": "u", "credential": "c"}
+    ]
 
 
 async def test_the_default_device_has_a_config_with_its_generated_password(

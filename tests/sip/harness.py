@@ -279,6 +279,11 @@ class Kamailio:
     gateway_port: int
     proc: Proc
     rpc: EdgeRpc
+    tcp_port: int = 0
+    tls_port: int = 0
+    ws_port: int = 0
+    wss_port: int = 0
+    certificate: Path | None = None
 
     @property
     def target(self) -> str:
@@ -311,6 +316,18 @@ def sip_ping(port: int, timeout: float = 0.5) -> bool:
         return data.startswith(b"SIP/2.0 ")
 
 
+def self_signed_certificate(workdir: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, and its key (PEM), made with openssl."""
+    cert, key = workdir / "cert.pem", workdir / "key.pem"
+    subprocess.run(
+        [tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
 def start_kamailio(
     workdir: Path,
     service_url: str,
@@ -322,6 +339,9 @@ def start_kamailio(
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     gateway_port = free_port()
+    tcp_port, tls_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
+    ws_port, wss_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
+    cert, key = self_signed_certificate(workdir)
     rpc = rpc or new_edge_rpc()
     # The service's address and key, in the connection file (not on the command line).
     http_config = workdir / "antring-http.cfg"
@@ -340,6 +360,13 @@ def start_kamailio(
         "-Y", str(workdir),
         "-m", "64",
         "-A", f"LISTEN=udp:{LOCALHOST}:{port}",
+        "-A", f"LISTEN_TCP=tcp:{LOCALHOST}:{tcp_port}",
+        "-A", f"LISTEN_WS=tcp:{LOCALHOST}:{ws_port}",
+        "-A", "WITH_TLS",
+        "-A", f"LISTEN_TLS=tls:{LOCALHOST}:{tls_port}",
+        "-A", f"LISTEN_WSS=tls:{LOCALHOST}:{wss_port}",
+        "-A", f'TLS_CERT="{cert}"',
+        "-A", f'TLS_KEY="{key}"',
         "-A", f"RPC_LISTEN=tcp:{LOCALHOST}:{rpc.port}",
         "-A", f'ANTRING_HTTP_CONFIG="{http_config}"',
         "-A", f'GW_URI="sip:{LOCALHOST}:{gateway_port}"',
@@ -355,7 +382,9 @@ def start_kamailio(
             proc.stop()
             raise RuntimeError(f"Kamailio did not start:\n{proc.tail()}")
         time.sleep(0.1)
-    return Kamailio(port, gateway_port, proc, rpc)
+    return Kamailio(
+        port, gateway_port, proc, rpc, tcp_port, tls_port, ws_port, wss_port, certificate=cert
+    )
 
 
 # --- sipp ----------------------------------------------------------------------------------
@@ -430,9 +459,16 @@ class Sipp:
         return SippUas(proc, log, port)
 
     def _client(
-        self, scenario: str, extra: list[str], timeout: float, port: int | None = None
+        self,
+        scenario: str,
+        extra: list[str],
+        timeout: float,
+        port: int | None = None,
+        target: str | None = None,
     ) -> SippResult:
-        argv, log = self._argv(scenario, port or free_port(), [*extra, self.kamailio.target])
+        argv, log = self._argv(
+            scenario, port or free_port(), [*extra, target or self.kamailio.target]
+        )
         proc = Proc(f"sipp {scenario}", argv, log.with_suffix(".out"))
         self._running.append(proc)
         code = proc.wait(timeout)
@@ -448,10 +484,16 @@ class Sipp:
         to_user: str | None = None,
         contact_port: int | None = None,
         expires: int = 300,
+        transport: str = "udp",
     ) -> SippResult:
+        """REGISTER over UDP, or over TCP or TLS (to the edge's port of that transport)."""
+        ports = {"udp": self.kamailio.port, "tcp": self.kamailio.tcp_port,
+                 "tls": self.kamailio.tls_port}  # fmt: skip
+        flags = {"udp": ["-t", "u1"], "tcp": ["-t", "t1"], "tls": ["-t", "l1"]}
         return self._client(
             "register.xml",
             [
+                *flags[transport],
                 "-au", username, "-ap", password,
                 "-key", "user", to_user or username,
                 "-key", "domain", domain,
@@ -459,6 +501,7 @@ class Sipp:
                 "-key", "expires", str(expires),
             ],
             timeout=20,
+            target=f"{LOCALHOST}:{ports[transport]}",
         )  # fmt: skip
 
     def call(
@@ -534,6 +577,46 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace")
     except FileNotFoundError:
         return ""
+
+
+# --- baresip ------------------------------------------------------------------------------
+
+
+def baresip_register(
+    workdir: Path,
+    kamailio: Kamailio,
+    *,
+    username: str,
+    password: str,
+    domain: str,
+    transport: str,
+    seconds: int = 4,
+) -> str:
+    """Registers once with baresip, a real softphone, over `transport` ("tls" trusts the edge's
+    self-signed certificate); returns what it printed (its registration lines say
+    "200 OK" or the refusal)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    ports = {"udp": kamailio.port, "tcp": kamailio.tcp_port, "tls": kamailio.tls_port}
+    (workdir / "config").write_text(
+        f"sip_listen {LOCALHOST}:{free_port(socket.SOCK_STREAM)}\n"
+        f"sip_cafile {kamailio.certificate}\n"
+        "module_path /usr/lib/baresip/modules\n"
+        "module g711.so\n"
+        "module_app account.so\n"
+    )
+    (workdir / "accounts").write_text(
+        f"<sip:{username}@{domain};transport={transport}>;auth_pass={password};"
+        f'outbound="sip:{LOCALHOST}:{ports[transport]};transport={transport}";regint=60\n'
+    )
+    done = subprocess.run(
+        [tool("baresip"), "-f", str(workdir), "-t", str(seconds)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 20,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    return done.stdout + done.stderr
 
 
 # --- provisioning through the REST API -----------------------------------------------------

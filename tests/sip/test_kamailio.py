@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from .harness import (
     Sipp,
     SippResult,
     Tenant,
+    baresip_register,
     free_port,
     new_edge_rpc,
     start_kamailio,
@@ -466,3 +468,41 @@ def test_the_edge_takes_only_cache_removals_and_only_with_its_token(kamailio: Ka
         taken = http.post(kamailio.rpc.url, json=call, headers=token)
         assert taken.status_code in (200, 404), taken.text
         assert taken.json()["error"]["code"] == 404
+
+
+def test_phones_register_over_tcp_and_tls_with_the_ip_phone_view(
+    make_tenant: MakeTenant, sipp: Sipp, kamailio: Kamailio, tmp_path: Path
+) -> None:
+    tenant = make_tenant("Transports")
+    phone = tenant.create_user("Olga").devices[0]
+    resp = tenant.api.get(f"/v1/devices/{phone.id}/config")
+    assert resp.status_code == 200, resp.text
+    view = resp.json()["ip_phone"]
+    # The view offers what the reference edge serves (its ports here are the test's own).
+    assert view["transports"] == ["udp", "tcp", "tls"]
+
+    # A phone set to TCP (sipp) ...
+    registered = sipp.register(view["auth_id"], view["password"], view["domain"], transport="tcp")
+    _assert_final(registered, 200)
+    refused = sipp.register(view["auth_id"], "Wrongpassword42", view["domain"], transport="tcp")
+    _assert_final(refused, 401)
+
+    # ... and a softphone set to TLS (baresip; Debian's sipp has no TLS).
+    printed = baresip_register(
+        tmp_path / "tls",
+        kamailio,
+        username=view["auth_id"],
+        password=view["password"],
+        domain=view["domain"],
+        transport="tls",
+    )
+    assert re.search(r"\{0/TLS/v4\} 200 OK", printed), printed
+    printed = baresip_register(
+        tmp_path / "tls-wrong",
+        kamailio,
+        username=view["auth_id"],
+        password="Wrongpassword42",
+        domain=view["domain"],
+        transport="tls",
+    )
+    assert " 200 OK" not in printed and "401" in printed, printed
