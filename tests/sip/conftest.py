@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from .harness import (
-    EdgeRpc,
+    EdgePlan,
     Kamailio,
     MakeTenant,
     Service,
     Sipp,
     Tenant,
     find_tool,
-    new_edge_rpc,
+    new_edge_plan,
     start_kamailio,
     start_service,
 )
@@ -46,16 +46,16 @@ def sip_tools() -> None:
 
 
 @pytest.fixture(scope="session")
-def edge_rpc() -> EdgeRpc:
+def edge_plan() -> EdgePlan:
     """The session Kamailio's JSON-RPC address, which the service pushes cache removals to."""
-    return new_edge_rpc()
+    return new_edge_plan()
 
 
 @pytest.fixture(scope="session")
 def service(
-    sip_tools: None, edge_rpc: EdgeRpc, tmp_path_factory: pytest.TempPathFactory
+    sip_tools: None, edge_plan: EdgePlan, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
-    svc = start_service(tmp_path_factory.mktemp("antring"), edge_rpc)
+    svc = start_service(tmp_path_factory.mktemp("antring"), edge_plan)
     try:
         yield svc
     finally:
@@ -64,11 +64,11 @@ def service(
 
 @pytest.fixture(scope="session")
 def kamailio(
-    service: Service, edge_rpc: EdgeRpc, tmp_path_factory: pytest.TempPathFactory
+    service: Service, edge_plan: EdgePlan, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Kamailio]:
     # A platform key with the call_control role serves every tenant, found by SIP domain.
     kam = start_kamailio(
-        tmp_path_factory.mktemp("kamailio"), service.url, service.call_control_key, rpc=edge_rpc
+        tmp_path_factory.mktemp("kamailio"), service.url, service.call_control_key, plan=edge_plan
     )
     try:
         yield kam

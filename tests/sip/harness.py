@@ -208,27 +208,48 @@ def _cli(env: dict[str, str], *args: str) -> str:
 
 
 @dataclass(frozen=True)
-class EdgeRpc:
-    """Where a Kamailio takes the service's cache removals, chosen before either starts."""
+class EdgePlan:
+    """A Kamailio's ports and RPC token, chosen before the service and the edge start: the
+    service pushes cache removals to its RPC and shows its real ports in the device views."""
 
-    port: int
+    port: int  # UDP
+    tcp_port: int
+    tls_port: int
+    ws_port: int
+    wss_port: int
+    rpc_port: int
     token: str
 
     @property
     def url(self) -> str:
-        return f"http://{LOCALHOST}:{self.port}/RPC"
+        return f"http://{LOCALHOST}:{self.rpc_port}/RPC"
+
+    @property
+    def wss_url(self) -> str:
+        return f"wss://{LOCALHOST}:{self.wss_port}/ws"
 
 
-def new_edge_rpc() -> EdgeRpc:
-    return EdgeRpc(free_port(socket.SOCK_STREAM), uuid.uuid4().hex)
+def new_edge_plan() -> EdgePlan:
+    return EdgePlan(
+        free_port(),
+        *(free_port(socket.SOCK_STREAM) for _ in range(5)),
+        uuid.uuid4().hex,
+    )
 
 
-def start_service(workdir: Path, *edges: EdgeRpc) -> Service:
+def start_service(workdir: Path, *edges: EdgePlan) -> Service:
     workdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if edges:
-        env["ANTRING_EDGE_RPC_URLS"] = json.dumps([edge.url for edge in edges])
-        env["ANTRING_EDGE_RPC_TOKEN"] = edges[0].token
+        edge = edges[0]
+        env["ANTRING_EDGE_RPC_URLS"] = json.dumps([e.url for e in edges])
+        env["ANTRING_EDGE_RPC_TOKEN"] = edge.token
+        # The device views show the first edge as it really is.
+        env["ANTRING_SIP_PROXY_HOST"] = LOCALHOST
+        env["ANTRING_SIP_UDP_PORT"] = str(edge.port)
+        env["ANTRING_SIP_TCP_PORT"] = str(edge.tcp_port)
+        env["ANTRING_SIP_TLS_PORT"] = str(edge.tls_port)
+        env["ANTRING_SIP_WEBSOCKET_URL"] = edge.wss_url
     env.update(
         {
             "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'antring.db'}",
@@ -278,12 +299,20 @@ class Kamailio:
     port: int
     gateway_port: int
     proc: Proc
-    rpc: EdgeRpc
-    tcp_port: int = 0
-    tls_port: int = 0
-    ws_port: int = 0
-    wss_port: int = 0
-    certificate: Path | None = None
+    plan: EdgePlan
+    certificate: Path
+
+    @property
+    def tcp_port(self) -> int:
+        return self.plan.tcp_port
+
+    @property
+    def tls_port(self) -> int:
+        return self.plan.tls_port
+
+    @property
+    def wss_port(self) -> int:
+        return self.plan.wss_port
 
     @property
     def target(self) -> str:
@@ -333,16 +362,14 @@ def start_kamailio(
     service_url: str,
     api_key: str,
     *,
-    rpc: EdgeRpc | None = None,
+    plan: EdgePlan | None = None,
     defines: tuple[str, ...] = (),
 ) -> Kamailio:
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    plan = plan or new_edge_plan()
+    port = plan.port
     gateway_port = free_port()
-    tcp_port, tls_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
-    ws_port, wss_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
     cert, key = self_signed_certificate(workdir)
-    rpc = rpc or new_edge_rpc()
     # The service's address and key, in the connection file (not on the command line).
     http_config = workdir / "antring-http.cfg"
     host = service_url.removeprefix("http://")
@@ -351,7 +378,7 @@ def start_kamailio(
     )
     http_config.chmod(0o600)
     env = dict(os.environ)
-    env["EDGE_RPC_TOKEN"] = rpc.token
+    env["EDGE_RPC_TOKEN"] = plan.token
     argv = [
         tool("kamailio"),
         "-f", str(KAMAILIO_CFG),
@@ -360,14 +387,14 @@ def start_kamailio(
         "-Y", str(workdir),
         "-m", "64",
         "-A", f"LISTEN=udp:{LOCALHOST}:{port}",
-        "-A", f"LISTEN_TCP=tcp:{LOCALHOST}:{tcp_port}",
-        "-A", f"LISTEN_WS=tcp:{LOCALHOST}:{ws_port}",
+        "-A", f"LISTEN_TCP=tcp:{LOCALHOST}:{plan.tcp_port}",
+        "-A", f"LISTEN_WS=tcp:{LOCALHOST}:{plan.ws_port}",
         "-A", "WITH_TLS",
-        "-A", f"LISTEN_TLS=tls:{LOCALHOST}:{tls_port}",
-        "-A", f"LISTEN_WSS=tls:{LOCALHOST}:{wss_port}",
+        "-A", f"LISTEN_TLS=tls:{LOCALHOST}:{plan.tls_port}",
+        "-A", f"LISTEN_WSS=tls:{LOCALHOST}:{plan.wss_port}",
         "-A", f'TLS_CERT="{cert}"',
         "-A", f'TLS_KEY="{key}"',
-        "-A", f"RPC_LISTEN=tcp:{LOCALHOST}:{rpc.port}",
+        "-A", f"RPC_LISTEN=tcp:{LOCALHOST}:{plan.rpc_port}",
         "-A", f'ANTRING_HTTP_CONFIG="{http_config}"',
         "-A", f'GW_URI="sip:{LOCALHOST}:{gateway_port}"',
         "-A", "ANTRING_HTTP_TIMEOUT=2",
@@ -382,9 +409,7 @@ def start_kamailio(
             proc.stop()
             raise RuntimeError(f"Kamailio did not start:\n{proc.tail()}")
         time.sleep(0.1)
-    return Kamailio(
-        port, gateway_port, proc, rpc, tcp_port, tls_port, ws_port, wss_port, certificate=cert
-    )
+    return Kamailio(port, gateway_port, proc, plan, certificate=cert)
 
 
 # --- sipp ----------------------------------------------------------------------------------

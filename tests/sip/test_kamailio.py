@@ -21,7 +21,7 @@ from .harness import (
     Tenant,
     baresip_register,
     free_port,
-    new_edge_rpc,
+    new_edge_plan,
     start_kamailio,
     start_service,
 )
@@ -366,8 +366,8 @@ def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
     sip_tools: None, tmp_path: Path
 ) -> None:
     # A service and a Kamailio of their own, so stopping them spares the other tests.
-    rpc = new_edge_rpc()
-    own_service = start_service(tmp_path / "service", rpc)
+    plan = new_edge_plan()
+    own_service = start_service(tmp_path / "service", plan)
     kam: Kamailio | None = None
     runner: Sipp | None = None
     tenant: Tenant | None = None
@@ -378,7 +378,7 @@ def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
         known = tenant.create_user("Gina").devices[0]
         stranger = tenant.create_user("Ivan").devices[0]
 
-        kam = start_kamailio(tmp_path / "kamailio", own_service.url, tenant_key, rpc=rpc)
+        kam = start_kamailio(tmp_path / "kamailio", own_service.url, tenant_key, plan=plan)
         runner = Sipp(kam, tmp_path)
         _assert_final(runner.register(known.name, known.password, tenant.sip_domain), 200)
         gateway = runner.uas("uas_answer.xml", kam.gateway_port)
@@ -456,16 +456,16 @@ def test_calls_are_refused_when_the_service_rejects_the_key(
 
 def test_the_edge_takes_only_cache_removals_and_only_with_its_token(kamailio: Kamailio) -> None:
     call = {"jsonrpc": "2.0", "method": "htable.delete", "params": ["acc", "x@y.test"], "id": 1}
-    token = {"Authorization": f"Bearer {kamailio.rpc.token}"}
+    token = {"Authorization": f"Bearer {kamailio.plan.token}"}
     with httpx.Client(timeout=5) as http:
-        assert http.post(kamailio.rpc.url, json=call).status_code == 401
+        assert http.post(kamailio.plan.url, json=call).status_code == 401
         wrong = {"Authorization": "Bearer not-the-token"}
-        assert http.post(kamailio.rpc.url, json=call, headers=wrong).status_code == 401
+        assert http.post(kamailio.plan.url, json=call, headers=wrong).status_code == 401
         for method in ("ul.dump", "core.shmmem", "htable.sets", "core.kill"):
             other = {**call, "method": method}
-            assert http.post(kamailio.rpc.url, json=other, headers=token).status_code == 403
+            assert http.post(kamailio.plan.url, json=other, headers=token).status_code == 403
         # Nothing cached under that name: JSON-RPC's own "not found".
-        taken = http.post(kamailio.rpc.url, json=call, headers=token)
+        taken = http.post(kamailio.plan.url, json=call, headers=token)
         assert taken.status_code in (200, 404), taken.text
         assert taken.json()["error"]["code"] == 404
 
@@ -478,8 +478,12 @@ def test_phones_register_over_tcp_and_tls_with_the_ip_phone_view(
     resp = tenant.api.get(f"/v1/devices/{phone.id}/config")
     assert resp.status_code == 200, resp.text
     view = resp.json()["ip_phone"]
-    # The view offers what the reference edge serves (its ports here are the test's own).
+    # The view offers what the reference edge serves, on the ports it serves them.
     assert view["transports"] == ["udp", "tcp", "tls"]
+    assert view["ports"] == {
+        "udp": kamailio.port, "tcp": kamailio.tcp_port, "tls": kamailio.tls_port
+    }  # fmt: skip
+    assert view["outbound_proxy"] == "127.0.0.1"
 
     # A phone set to TCP (sipp) ...
     registered = sipp.register(view["auth_id"], view["password"], view["domain"], transport="tcp")
