@@ -28,6 +28,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "sip: end-to-end tests with real Kamailio and sipp (deploy/kamailio)"
     )
+    config.addinivalue_line(
+        "markers", "browser: the reference web phone in headless Chromium (deploy/webphone)"
+    )
 
 
 @pytest.fixture(scope="session")
