@@ -13,6 +13,12 @@ class ImportTooLarge(AppError):
     title = "File too large"
 
 
+class UploadInterrupted(AppError):
+    status_code = 400
+    code = "upload-interrupted"
+    title = "Upload interrupted"
+
+
 class ImportConflict(Conflict):
     code = "import-conflict"
     title = "Taken while the import ran"

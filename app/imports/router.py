@@ -6,6 +6,7 @@ from typing import IO, Annotated, Any
 from fastapi import Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from app.auth.models import Role
 from app.deps import (
@@ -30,6 +31,7 @@ from app.imports.exceptions import (
     ImportJobNotFound,
     ImportRejected,
     ImportTooLarge,
+    UploadInterrupted,
 )
 from app.imports.formats import MEDIA_TYPES, FileFormat, csv_header, csv_line, format_of, json_line
 from app.imports.schemas import ImportJobOut, ImportReport
@@ -82,6 +84,9 @@ async def _spooled(request: Request, *, max_bytes: int) -> IO[bytes]:
     try:
         async for chunk in request.stream():
             spool.write(chunk)
+    except ClientDisconnect:
+        spool.close()
+        raise UploadInterrupted("The upload was interrupted; nothing was imported.") from None
     except HTTPException as error:
         spool.close()
         if error.status_code == 413:

@@ -45,8 +45,11 @@ class NewDevice(BaseModel):
 class ImportReport(BaseModel):
     dry_run: bool
     rows_total: int = Field(description="Agent rows in the file (the header not counted).")
-    created: int = Field(description="Users created, or that a dry run would create.")
-    updated: int = Field(description="Existing users (by external_ref) changed.")
+    created: int = Field(
+        description="Users created (in a dry run or a failed import: the rows without a problem "
+        "that would create one)."
+    )
+    updated: int = Field(description="Existing users (found by external_ref) changed.")
     unchanged: int = Field(description="Existing users the file leaves as they are.")
     problems_total: int = Field(description="Every problem found; `problems` lists up to 1000.")
     problems: list[ImportProblem] = Field(
