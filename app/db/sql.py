@@ -25,8 +25,8 @@ def dialect_insert(conn: AsyncConnection | AsyncSession | str, table: Any) -> An
 
 
 async def insert_many(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Many rows in one statement executed for each (the driver's executemany: asyncpg
-    pipelines them, sqlite3 loops in C). Every row gives the same columns. Faster here than a
-    multi-row VALUES list, which SQLAlchemy compiles again for every batch."""
+    """Many rows as multi-row INSERTs (`VALUES (...), (...), ...`, a thousand rows a
+    statement): SQLAlchemy's insertmanyvalues, which an executemany with RETURNING takes. Faster
+    on both backends than the driver's executemany, which runs the statement for each row."""
     if rows:
-        await session.execute(insert(table), rows)
+        await session.execute(insert(table).returning(*table.primary_key.columns), rows)

@@ -3,7 +3,8 @@ batch, never one per row), its writes as statements of many rows, the export's p
 import jobs."""
 
 import uuid
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
@@ -67,13 +68,19 @@ _DEVICE_COLUMNS = (
 )
 
 
-async def plan_each_batch(session: AsyncSession) -> None:
-    """PostgreSQL plans each batch's lookups for its own values, for the rest of the
-    transaction. A prepared statement's generic plan (from the sixth run on) cannot hash an
-    `IN` list of hundreds of parameters and compares each row with all of them: batches took
-    30 times longer."""
-    if session.get_bind().dialect.name == "postgresql":
+@asynccontextmanager
+async def lookups_planned_for_their_values(session: AsyncSession) -> AsyncIterator[None]:
+    """On PostgreSQL, the statements run inside are planned for their own values. A prepared
+    statement's generic plan (from its sixth run on) cannot hash an `IN` list of hundreds of
+    parameters and compares each row with every one of them: a batch's lookups took 30 times
+    longer. The writes after them keep the generic plans (planning each row of an INSERT
+    again costs more than it saves)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
         await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    yield
+    if postgres:
+        await session.execute(text("SET LOCAL plan_cache_mode = auto"))
 
 
 async def users_by_ref(

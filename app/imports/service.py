@@ -2,16 +2,18 @@
 a dry run), and exported back in the same columns.
 
 The rows are read, checked and written in batches in the caller's one transaction: memory holds
-a batch, not the file. Every rule of a single request applies (the same schemas and checks),
-and duplicates inside the file and conflicts with what is stored are found before anything is
-written; after the first problem nothing more is written and the caller rolls back. Each
-created or changed user, device and extension writes the events and audit entries a single
-request writes, many rows to a statement."""
+a batch or two, not the file. Every rule of a single request applies (the same schemas and
+checks), and so do duplicates inside the file and conflicts with what is stored; a batch is
+written only while the file has no problem so far, and the caller rolls back when it has one.
+The database writes a batch while the next is checked. Each created or changed user, device
+and extension writes the events and audit entries a single request writes, many rows to a
+statement."""
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -53,6 +55,8 @@ BATCH_ROWS = 500
 MAX_PROBLEMS = 1000
 # The longest piece of a cell quoted back in a problem's message.
 _QUOTED = 40
+# How many rows are made between two pauses that let the batch before them be written.
+_ROWS_BETWEEN_PAUSES = 25
 
 Progress = Callable[[int], Awaitable[None]]
 
@@ -85,7 +89,6 @@ async def import_users(
     """Checks every row of the file and, unless `dry_run`, writes them. With any problem a
     real import raises ImportRejected (the caller's transaction must roll back: part of the file
     may have been written); a dry run reports them and writes nothing."""
-    await repository.plan_each_batch(session)
     importer = _Importer(session, cipher, tenant=tenant, dry_run=dry_run)
     reader = RowReader(source, file_format)
     batch: list[SourceRow] = []
@@ -100,6 +103,7 @@ async def import_users(
         await importer.take(batch, file_problems=reader.problems)
         if progress is not None:
             await progress(importer.rows_total)
+    await importer.finish()
     report = importer.report()
     if report.problems_total and not dry_run:
         raise ImportRejected(report)
@@ -139,6 +143,16 @@ class _Writes:
     changes: list[Change] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Found:
+    """What the database holds for a batch."""
+
+    holders: dict[str, uuid.UUID] = field(default_factory=dict)
+    name_holders: dict[str, uuid.UUID] = field(default_factory=dict)
+    devices: dict[uuid.UUID, list[StoredDevice]] = field(default_factory=dict)
+    extensions: dict[uuid.UUID, list[StoredExtension]] = field(default_factory=dict)
+
+
 def _quoted(text: str) -> str:
     return text if len(text) <= _QUOTED else text[: _QUOTED - 1] + "…"
 
@@ -161,21 +175,27 @@ class _Importer:
         self.numbers: dict[str, int] = {}
         self.names: dict[str, int] = {}
         self.header_taken = False
+        # The last batch's writes, until the next batch has been looked up.
+        self.pending: _Writes | None = None
         self.rows_total = 0
         self.created = self.updated = self.unchanged = 0
         self.problems: list[Problem] = []
         self.problems_total = 0
-        self.rows: list[ImportedRow] = []
-        self.new_devices: list[NewDevice] = []
+        # Kept as tuples until the report: thousands of small objects that live to the end
+        # would make each of the collector's full passes longer.
+        self.rows: list[tuple[int, str, str | None, uuid.UUID | None]] = []
+        self.new_devices: list[tuple[int, uuid.UUID, str | None, uuid.UUID, str, str, str]] = []
 
     @property
     def writing(self) -> bool:
         return not self.dry_run and self.problems_total == 0
 
     async def take(self, batch: list[SourceRow], *, file_problems: list[Problem]) -> None:
-        """Checks a batch and, while the file has no problem so far, writes it. The file's own
-        problems (its header) are known once its first row has been read: before the first
-        batch is taken."""
+        """Checks a batch against the file so far and what is stored. While the file has no
+        problem, the batch before it is written meanwhile: the database writes one batch while
+        this process makes the rows of the next; this one's rows wait for the next call (or
+        `finish`). The file's own problems (its header) are known once its first row has been
+        read, before the first batch is taken."""
         if not self.header_taken:
             self.header_taken = True
             self._count(file_problems)
@@ -183,22 +203,33 @@ class _Importer:
         rows = [_Row(source) for source in batch if source.readable]
         for row in rows:
             self._read_ref(row)
-        stored = await repository.users_by_ref(
-            self.session,
-            tenant_id=self.tenant.id,
-            refs=[row.ref for row in rows if row.ref is not None],
-            for_update=not self.dry_run,
+        async with repository.lookups_planned_for_their_values(self.session):
+            found = await self._look_up(rows)
+        previous, self.pending = self.pending, None
+        writing = (
+            asyncio.ensure_future(self._write(previous))
+            if previous is not None and self.writing
+            else None
         )
-        for row in rows:
-            row.stored = stored.get(row.ref) if row.ref is not None else None
-            self._read_user(row)
-            self._read_extensions(row)
-            self._read_devices(row)
-        writes = await self._plan(rows)
+        try:
+            writes = await self._build(rows, found)
+        except BaseException:
+            if writing is not None:
+                writing.cancel()
+                with suppress(BaseException):
+                    await writing
+            raise
+        if writing is not None:
+            await writing
         for source in batch:
             self._count(source.problems)
-        if self.writing:
-            await self._write(writes)
+        self.pending = writes
+
+    async def finish(self) -> None:
+        """Writes the last batch (while the file has no problem)."""
+        pending, self.pending = self.pending, None
+        if pending is not None and self.writing:
+            await self._write(pending)
 
     def _count(self, problems: list[Problem]) -> None:
         self.problems_total += len(problems)
@@ -301,17 +332,29 @@ class _Importer:
                 row.devices.append((name, DeviceKind.web))
                 return
 
-    async def _plan(self, rows: list[_Row]) -> _Writes:
-        """Each row against what is stored: a conflict is a problem; otherwise what to write."""
+    async def _look_up(self, rows: list[_Row]) -> _Found:
+        """What the database holds for a batch: the users its references name (locked, for a
+        real import), who holds its extensions and device names, and the updated users'
+        extensions and devices. Each row is read by the rules of a create or an update."""
+        tenant_id = self.tenant.id
+        stored = await repository.users_by_ref(
+            self.session,
+            tenant_id=tenant_id,
+            refs=[row.ref for row in rows if row.ref is not None],
+            for_update=not self.dry_run,
+        )
         for row in rows:
+            row.stored = stored.get(row.ref) if row.ref is not None else None
+            self._read_user(row)
+            self._read_extensions(row)
+            self._read_devices(row)
             if row.stored is None and not row.source.problems and not row.source.devices:
                 self._default_device(row)
-        tenant_id = self.tenant.id
-        updated = [row.stored.id for row in rows if row.stored is not None]
-        holders = await repository.extension_holders(
+        found = _Found()
+        found.holders = await repository.extension_holders(
             self.session, tenant_id=tenant_id, numbers=[n for row in rows for n in row.numbers]
         )
-        name_holders = await repository.device_name_holders(
+        found.name_holders = await repository.device_name_holders(
             self.session,
             tenant_id=tenant_id,
             name_keys=[name.lower() for row in rows for name, _ in row.devices],
@@ -322,41 +365,46 @@ class _Importer:
             if row.stored is None
             and not row.source.devices
             and row.devices
-            and row.devices[0][0].lower() in name_holders
+            and row.devices[0][0].lower() in found.name_holders
         ]:
             # A generated default name that some device already has (rare): another one.
             for row in clashes:
                 row.devices.clear()
                 self._default_device(row)
-            name_holders = await repository.device_name_holders(
+            found.name_holders = await repository.device_name_holders(
                 self.session,
                 tenant_id=tenant_id,
                 name_keys=[row.devices[0][0].lower() for row in clashes],
             )
-        stored_devices: dict[uuid.UUID, list[StoredDevice]] = {}
+        updated = [row.stored.id for row in rows if row.stored is not None]
         for device in await repository.devices_of(
             self.session, tenant_id=tenant_id, user_ids=updated
         ):
-            stored_devices.setdefault(device.user_id, []).append(device)
-        stored_extensions: dict[uuid.UUID, list[StoredExtension]] = {}
+            found.devices.setdefault(device.user_id, []).append(device)
         for extension in await repository.extensions_of(
             self.session, tenant_id=tenant_id, user_ids=updated
         ):
-            stored_extensions.setdefault(extension.user_id, []).append(extension)
+            found.extensions.setdefault(extension.user_id, []).append(extension)
+        return found
 
+    async def _build(self, rows: list[_Row], found: _Found) -> _Writes:
+        """Each row against what is stored (a conflict is a problem), and what to write. Pauses
+        every few rows, so that the batch before it is written meanwhile."""
         writes = _Writes()
         now = utcnow()
-        for row in rows:
+        for index, row in enumerate(rows):
+            if index % _ROWS_BETWEEN_PAUSES == 0:
+                await asyncio.sleep(0)
             own = row.stored.id if row.stored is not None else None
             for number in row.numbers:
-                if holders.get(number, own) != own:
+                if found.holders.get(number, own) != own:
                     row.problem(
                         "extensions",
                         f"Extension {number} is already assigned to another user.",
                         "extension_taken",
                     )
             for name, _ in row.devices:
-                if name_holders.get(name.lower(), own) != own:
+                if found.name_holders.get(name.lower(), own) != own:
                     row.problem(
                         "devices",
                         f"Device name {name} is already used in this tenant.",
@@ -368,8 +416,8 @@ class _Importer:
                 self._update(
                     row,
                     writes,
-                    stored_devices=stored_devices.get(row.stored.id, []),
-                    stored_extensions=stored_extensions.get(row.stored.id, []),
+                    stored_devices=found.devices.get(row.stored.id, []),
+                    stored_extensions=found.extensions.get(row.stored.id, []),
                     at=now,
                 )
         return writes
@@ -397,14 +445,7 @@ class _Importer:
         for number in row.numbers:
             self._new_extension(writes, user_id=user_id, number=number, at=at)
         self.created += 1
-        self.rows.append(
-            ImportedRow(
-                row=row.number,
-                action="create",
-                external_ref=row.ref,
-                user_id=None if self.dry_run else user_id,
-            )
-        )
+        self.rows.append((row.number, "create", row.ref, None if self.dry_run else user_id))
 
     def _new_device(
         self,
@@ -444,15 +485,7 @@ class _Importer:
             devices.device_created(tenant_id=tenant_id, device_id=device_id, shown=shown)
         )
         self.new_devices.append(
-            NewDevice(
-                row=row.number,
-                user_id=user_id,
-                external_ref=row.ref,
-                device_id=device_id,
-                name=name,
-                kind=kind,
-                password=password,
-            )
+            (row.number, user_id, row.ref, device_id, name, kind.value, password)
         )
 
     def _new_extension(
@@ -544,14 +577,7 @@ class _Importer:
             self.updated += 1
         else:
             self.unchanged += 1
-        self.rows.append(
-            ImportedRow(
-                row=row.number,
-                action="update" if changed else "unchanged",
-                external_ref=row.ref,
-                user_id=stored.id,
-            )
-        )
+        self.rows.append((row.number, "update" if changed else "unchanged", row.ref, stored.id))
 
     async def _write(self, writes: _Writes) -> None:
         session, at = self.session, utcnow()
@@ -591,8 +617,24 @@ class _Importer:
                 ImportProblem(row=p.row, column=p.column, message=p.message, type=p.type)
                 for p in problems
             ],
-            rows=self.rows,
-            new_devices=None if self.dry_run else self.new_devices,
+            rows=[
+                ImportedRow(row=number, action=action, external_ref=ref, user_id=user_id)
+                for number, action, ref, user_id in self.rows
+            ],
+            new_devices=None
+            if self.dry_run
+            else [
+                NewDevice(
+                    row=number,
+                    user_id=user_id,
+                    external_ref=ref,
+                    device_id=device_id,
+                    name=name,
+                    kind=DeviceKind(kind),
+                    password=password,
+                )
+                for number, user_id, ref, device_id, name, kind, password in self.new_devices
+            ],
         )
 
 

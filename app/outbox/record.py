@@ -120,20 +120,19 @@ async def record_change(session: AsyncSession, change: Change) -> None:
 
 
 async def record_many(session: AsyncSession, changes: list[Change]) -> None:
-    """Many changes' events and audit entries (a bulk import's), in two statements of many rows
-    each, in the order given."""
+    """Many changes' events and audit entries (a bulk import's), as multi-row INSERTs, in the
+    order given."""
     request_id, actor, at = correlation_id.get(), acting.get(), utcnow()
-    rows = [
-        _values(change, request_id=request_id, actor=actor, at=at)
-        for change in changes
-        if change.after is None or change.after
-    ]
-    await insert_many(session, _EVENT_TABLE, [_named(row, _EVENT_NAMES) for row in rows])
-    await insert_many(session, _AUDIT_TABLE, [_named(row, _AUDIT_NAMES) for row in rows])
-
-
-def _named(values: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    return {column: values[name] for column, name in names.items()}
+    events: list[dict[str, Any]] = []
+    audit: list[dict[str, Any]] = []
+    for change in changes:
+        if change.after is not None and not change.after:
+            continue
+        values = _values(change, request_id=request_id, actor=actor, at=at)
+        events.append({column: values[name] for column, name in _EVENT_NAMES.items()})
+        audit.append({column: values[name] for column, name in _AUDIT_NAMES.items()})
+    await insert_many(session, _EVENT_TABLE, events)
+    await insert_many(session, _AUDIT_TABLE, audit)
 
 
 def _values(
