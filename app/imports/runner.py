@@ -65,7 +65,8 @@ class ImportRunner:
         """Imports a small file now (its report), or starts a job for a larger one (the job).
         Takes `source` over and closes it when done."""
         try:
-            rows_total = service.count_rows(source, file_format)
+            # In a thread: reading a large file through would hold up every other request.
+            rows_total = await asyncio.to_thread(service.count_rows, source, file_format)
         except BaseException:
             source.close()
             raise
