@@ -26,7 +26,6 @@ from app.clock import utcnow
 from app.crypto import PasswordCipher, generate_password
 from app.db.base import Base
 from app.db.errors import violated_constraint
-from app.db.session import Database
 from app.devices import service as devices
 from app.devices.models import DeviceKind
 from app.devices.schemas import DeviceCreate
@@ -457,11 +456,10 @@ class _Importer:
         kind: DeviceKind,
         at: datetime,
     ) -> None:
-        tenant_id = self.tenant.id
-        device_id = uuid.uuid4()
         if not self.writing:
             # Nothing will be stored: no password to make, encrypt and hash.
             return
+        tenant_id, device_id = self.tenant.id, uuid.uuid4()
         password = generate_password()
         writes.devices.append(
             {
@@ -532,7 +530,9 @@ class _Importer:
                 )
         if row.source.problems:
             return
-        tenant_id, changes = self.tenant.id, len(writes.changes)
+        # What the row changes: the changes it records (a dry run makes no device, and records
+        # none for one).
+        tenant_id, changes, added_device = self.tenant.id, len(writes.changes), False
         before = {name: getattr(stored, name) for name in users.SHOWN}
         old, new = outbox.changes(before, {**before, **row.user})
         if new:
@@ -572,7 +572,8 @@ class _Importer:
             for name, kind in row.devices:
                 if name.lower() not in kept:
                     self._new_device(row, writes, user_id=stored.id, name=name, kind=kind, at=at)
-        changed = len(writes.changes) > changes
+                    added_device = True
+        changed = added_device or len(writes.changes) > changes
         if changed:
             self.updated += 1
         else:
@@ -719,7 +720,6 @@ async def export_rows(
 # A job still queued or running that no process has touched for this long was abandoned: the
 # process running it stopped, and its transaction with it.
 ABANDONED_AFTER = timedelta(minutes=10)
-JOBS_KEPT = timedelta(days=1)
 
 
 def job_out(job: ImportJob) -> ImportJobOut:
@@ -802,10 +802,3 @@ async def read_job(
         job.new_devices_encrypted = None
         await session.flush()
     return shown
-
-
-async def prune_jobs(db: Database) -> int:
-    """Forgets import jobs a day after they last changed (with passwords never collected);
-    returns how many."""
-    async with db.session_scope() as session:
-        return await repository.delete_jobs_before(session, before=utcnow() - JOBS_KEPT)

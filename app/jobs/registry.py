@@ -12,7 +12,7 @@ from app.audit.service import prune
 from app.db.session import Database
 from app.errors import NotFound
 from app.idempotency.service import prune_expired
-from app.imports.service import prune_jobs
+from app.imports.jobs import prune_jobs
 from app.observability.metrics import JOB_LAST_SUCCESS, JOB_RUNS
 from app.quotas.jobs import close_finished_months
 from app.settings import Settings

@@ -233,19 +233,28 @@ async def test_a_dry_run_says_what_would_happen_and_changes_nothing(
     client: httpx.AsyncClient, tenant: TenantKeys, db: Database
 ) -> None:
     existing = await create_user(client, tenant.admin, display_name="Lan", external_ref="emp-1")
+    device = existing["devices"][0]["name"]
+    other = await create_user(client, tenant.admin, display_name="Hoa", external_ref="emp-3")
     before = await stored_counts(db)
-    body = csv_file("Lan Nguyen,,emp-1,,,,,", "Minh,,emp-2,101,,,,")
+    body = csv_file(
+        "Lan Nguyen,,emp-1,,,,,",
+        "Minh,,emp-2,101,,,,",
+        f"Hoa,,emp-3,,{other['devices'][0]['name']}:web hoa.desk:ip_phone,,,",
+        f"Lan Nguyen,,emp-4,,{device}:web,,,",
+    )
 
     response = await post_import(client, tenant.admin, body, dry_run=True)
 
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["dry_run"] is True and report["new_devices"] is None
-    assert (report["created"], report["updated"], report["problems_total"]) == (1, 1, 0)
+    assert (report["created"], report["updated"], report["problems_total"]) == (1, 2, 1)
     assert [(r["action"], r["user_id"]) for r in report["rows"]] == [
         ("update", existing["id"]),
         ("create", None),
+        ("update", other["id"]),
     ]
+    assert [(p["row"], p["type"]) for p in report["problems"]] == [(5, "device_name_taken")]
     assert await stored_counts(db) == before
 
 
