@@ -103,9 +103,16 @@ async def _spooled(request: Request, *, max_bytes: int) -> IO[bytes]:
 @router.post(
     "/import",
     response_model=ImportReport,
+    response_description="A file of up to ANTRING_IMPORT_SYNC_MAX_ROWS rows, imported (or "
+    "checked, in a dry run): the report.",
     responses={
         **responses(
-            InvalidInput, ImportRejected, ImportConflict, ImportTooLarge, UnsupportedMediaType
+            UploadInterrupted,
+            InvalidInput,
+            ImportRejected,
+            ImportConflict,
+            ImportTooLarge,
+            UnsupportedMediaType,
         ),
         **_ACCEPTED,
     },
