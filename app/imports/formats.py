@@ -155,7 +155,10 @@ class RowReader:
             self.problems.append(Problem(HEADER_ROW, None, _NOT_UTF8, "not_utf8"))
         columns: list[str | None] = []
         for name in header:
-            if name not in COLUMNS:
+            if not name:
+                # A spreadsheet's trailing empty columns: nothing to read.
+                columns.append(None)
+            elif name not in COLUMNS:
                 self.problems.append(
                     Problem(
                         HEADER_ROW,

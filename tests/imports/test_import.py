@@ -116,9 +116,9 @@ async def test_spreadsheet_csv_with_a_bom_and_semicolons(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
     body = "\ufeff" + (
-        "display_name;external_ref;extensions;devices\r\n"
-        "Đặng Văn Hùng;emp-7;104, 105;hung.desk:ip_phone\r\n"
-        '"Lê, Thị Hoa";emp-8;;\r\n'
+        "display_name;external_ref;extensions;devices;;\r\n"
+        "Đặng Văn Hùng;emp-7;104, 105;hung.desk:ip_phone;;\r\n"
+        '"Lê, Thị Hoa";emp-8;;;;\r\n'
     )
 
     response = await post_import(client, tenant.admin, body.encode())
