@@ -44,8 +44,8 @@ class ImportRunner:
         # The jobs running here, as they stand: read without the database (on SQLite the
         # import holds its one writer's lock until it ends).
         self._live: dict[uuid.UUID, tuple[uuid.UUID, ImportJobOut]] = {}
-        # The jobs whose end is recorded.
-        self._ended: set[uuid.UUID] = set()
+        # The jobs whose task has begun (and so records how it ends).
+        self._started: set[uuid.UUID] = set()
 
     def live(self, job_id: uuid.UUID, *, tenant_id: uuid.UUID) -> ImportJobOut | None:
         """A job of the tenant's that this process runs now, as it stands (None: not here)."""
@@ -129,6 +129,7 @@ class ImportRunner:
             found[1].status, found[1].rows_done = status, rows_done
 
     def _forget(self, job_id: uuid.UUID) -> None:
+        self._started.discard(job_id)
         self._tasks.pop(job_id, None)
         self._live.pop(job_id, None)
 
@@ -141,6 +142,7 @@ class ImportRunner:
         file_format: FileFormat,
         dry_run: bool,
     ) -> None:
+        self._started.add(job_id)
         postgres = self._db.dialect == "postgresql"
 
         async def progress(rows_done: int) -> None:
@@ -181,7 +183,6 @@ class ImportRunner:
                         self._cipher, status=ImportStatus.succeeded, report=report
                     ),
                 )
-            self._ended.add(job_id)
             if not dry_run:
                 self._on_written()
         except ImportRejected as rejected:
@@ -211,7 +212,6 @@ class ImportRunner:
                 await self._record_end(job_id, ended)
 
     async def _record_end(self, job_id: uuid.UUID, values: dict[str, object]) -> None:
-        self._ended.add(job_id)
         try:
             async with self._db.session_scope() as session:
                 await repository.finish_job(session, job_id=job_id, values=values)
@@ -224,13 +224,15 @@ class ImportRunner:
         """Stops the jobs still running: each rolls back and is recorded as interrupted (also
         one that had not started yet)."""
         tasks = dict(self._tasks)
+        # A task cancelled before it began never runs: its end is recorded here.
+        unstarted = [job_id for job_id in tasks if job_id not in self._started]
         for task in tasks.values():
             task.cancel()
-        for job_id, task in tasks.items():
+        for task in tasks.values():
             with suppress(asyncio.CancelledError):
                 await task
-            if job_id not in self._ended:
-                await self._record_end(job_id, _interrupted(self._cipher))
+        for job_id in unstarted:
+            await self._record_end(job_id, _interrupted(self._cipher))
 
 
 def _interrupted(cipher: PasswordCipher) -> dict[str, object]:

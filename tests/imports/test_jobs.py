@@ -165,6 +165,31 @@ async def test_a_shutdown_interrupts_a_job_and_records_it(
     assert (await stored_counts(db))["user_account"] == 0
 
 
+async def test_a_shutdown_midway_rolls_the_import_back(
+    tenant: TenantKeys, db: Database, app: FastAPI
+) -> None:
+    runner = ImportRunner(db, app.state.cipher, sync_max_rows=0)
+    started = await runner.submit(
+        tenant_id=tenant.id,
+        source=io.BytesIO(agents(5000)),
+        file_format=FileFormat.csv,
+        dry_run=False,
+    )
+    for _ in range(1000):
+        midway = runner.live(started.id, tenant_id=tenant.id)
+        assert midway is not None
+        if midway.rows_done:
+            break
+        await asyncio.sleep(0.01)
+    assert 0 < midway.rows_done < 5000
+
+    await runner.close()
+
+    (job,) = await db_objects(db, select(ImportJob).where(ImportJob.id == started.id))
+    assert (job.status, job.detail[:12]) == (ImportStatus.failed, "Interrupted:")
+    assert (await stored_counts(db))["user_account"] == 0
+
+
 async def test_two_imports_racing_on_the_same_extensions_leave_one_winner(
     client: httpx.AsyncClient, tenant: TenantKeys, db: Database
 ) -> None:
