@@ -1,7 +1,9 @@
-"""The `antring` command: migrations, tenants, API keys, jobs and the server."""
+"""The `antring` command: migrations, tenants, API keys, users' import and export, jobs and the
+server."""
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -10,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from alembic import command
@@ -150,6 +152,136 @@ async def _run_job(settings: Settings, args: argparse.Namespace) -> str:
         await db.dispose()
 
 
+class _Refused(Exception):
+    """A command that cannot do what it was asked: its message is the one line shown."""
+
+
+async def _tenant_of(session: AsyncSession, tenant_id: uuid.UUID | None) -> Any:
+    """The tenant named, or the only one there is."""
+    from app.tenants.service import get_tenant, list_tenants
+
+    if tenant_id is not None:
+        return await get_tenant(session, tenant_id=tenant_id)
+    tenants, total = await list_tenants(session, limit=2, offset=0)
+    if total != 1:
+        raise _Refused(f"--tenant: there are {total} tenants; name one (see tenant list)")
+    return tenants[0]
+
+
+def _file_format(path: Path, given: str | None) -> Any:
+    from app.imports.formats import FileFormat
+
+    if given is not None:
+        return FileFormat(given)
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return FileFormat.jsonl
+    return FileFormat.csv
+
+
+def _opened(path: Path, mode: str) -> IO[Any]:
+    """The file, open; a file that cannot be opened is the command's one line."""
+    try:
+        if "b" in mode:
+            return path.open(mode)
+        return path.open(mode, encoding="utf-8", newline="")
+    except OSError as error:
+        doing = "read" if "r" in mode else "written"
+        raise _Refused(f"{path}: cannot be {doing} ({error.strerror})") from None
+
+
+def _import_users(settings: Settings, args: argparse.Namespace) -> str:
+    path = Path(args.file)
+    with _opened(path, "rb") as source:
+        return asyncio.run(_import_file(settings, args, source, _file_format(path, args.format)))
+
+
+async def _import_file(
+    settings: Settings, args: argparse.Namespace, source: IO[bytes], file_format: Any
+) -> str:
+    from tqdm import tqdm
+
+    from app.crypto import PasswordCipher
+    from app.imports.exceptions import ImportRejected
+    from app.imports.service import count_rows, import_users
+
+    cipher = PasswordCipher(settings.secret_key.get_secret_value())
+    total = count_rows(source, file_format)
+    # As the served app does once started: the modules loaded stay out of the garbage
+    # collector's full passes, which thousands of rows make frequent.
+    gc.freeze()
+    db = Database(settings)
+    try:
+        # On stderr, and only on a terminal: stdout is the report, and a failure one line.
+        with tqdm(total=total, unit="rows", file=sys.stderr, disable=None, leave=False) as bar:
+
+            async def progress(rows_done: int) -> None:
+                bar.update(rows_done - bar.n)
+
+            try:
+                async with db.session_scope() as session:
+                    tenant = await _tenant_of(session, args.tenant)
+                    report = await import_users(
+                        session,
+                        cipher,
+                        tenant=tenant,
+                        source=source,
+                        file_format=file_format,
+                        dry_run=args.dry_run,
+                        progress=progress,
+                    )
+            except ImportRejected as rejected:
+                print(_problem_lines(rejected.report.problems))
+                raise
+    finally:
+        await db.dispose()
+    counts = f"created {report.created}, updated {report.updated}, unchanged {report.unchanged}"
+    if args.dry_run:
+        if report.problems_total:
+            print(_problem_lines(report.problems))
+            problems = report.problems_total
+            raise _Refused(
+                f"{problems} problem{'s' if problems != 1 else ''} in the file; "
+                "the dry run changed nothing"
+            )
+        return f"dry run: would have {counts}; nothing was changed"
+    devices = [
+        _line(d.row, d.external_ref or "", d.user_id, d.name, d.kind.value, d.password)
+        for d in report.new_devices or []
+    ]
+    return "\n".join([counts, *devices])
+
+
+def _problem_lines(problems: list[Any]) -> str:
+    return "\n".join(_line(p.row, p.column or "", p.message) for p in problems)
+
+
+def _export_users(settings: Settings, args: argparse.Namespace) -> str:
+    if args.output is None:
+        asyncio.run(_export(settings, args, sys.stdout))
+        return ""
+    with _opened(Path(args.output), "w") as out:
+        asyncio.run(_export(settings, args, out))
+    return ""
+
+
+async def _export(settings: Settings, args: argparse.Namespace, out: IO[str]) -> None:
+    from app.imports.formats import FileFormat, csv_header, csv_line, json_line
+    from app.imports.service import export_rows
+
+    file_format = FileFormat(args.format)
+    db = Database(settings)
+    try:
+        async with db.session_scope() as session:
+            tenant_id = (await _tenant_of(session, args.tenant)).id
+        if file_format == FileFormat.csv:
+            out.write(csv_header())
+        async for row in export_rows(db.session_scope, tenant_id=tenant_id):
+            out.write(csv_line(row) if file_format == FileFormat.csv else json_line(row))
+        out.flush()
+    finally:
+        await db.dispose()
+
+
 def _migrate(settings: Settings, args: argparse.Namespace) -> str:
     migrate(settings, args.revision)
     return ""
@@ -201,6 +333,8 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("api-key", "revoke"): _revoke_key,
     ("jobs", "list"): _list_jobs,
     ("jobs", "run"): _run_job,
+    ("users", "import"): _import_users,
+    ("users", "export"): _export_users,
 }
 
 
@@ -251,6 +385,8 @@ def _failure(exc: Exception) -> str:
     """What went wrong, in words that never carry a secret or a statement's values."""
     from app.errors import AppError
 
+    if isinstance(exc, _Refused):
+        return str(exc)
     if isinstance(exc, AppError):
         return exc.detail or exc.title
     if isinstance(exc, ValidationError):
@@ -356,6 +492,42 @@ def build_parser() -> argparse.ArgumentParser:
     p = key.add_parser("revoke", help="Revoke a key by its id.")
     p.add_argument("key_id", type=uuid.UUID, help="The key's id (see api-key list).")
     p.add_argument("--tenant", type=uuid.UUID, help="The key's tenant (omit for a platform key).")
+
+    users = sub.add_parser("users", help="Import and export a tenant's users.").add_subparsers(
+        dest="action", required=True
+    )
+    p = users.add_parser(
+        "import",
+        help="Import users, devices, extensions, limits and switches from a CSV or JSON-lines "
+        "file, all or nothing; prints what it did and each new device's password (once).",
+    )
+    p.add_argument("file", help="The file (UTF-8 CSV, comma or semicolon; or JSON lines).")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="Check every row and change nothing; prints each problem (row, column, message).",
+    )
+    p.add_argument(
+        "--format",
+        choices=["csv", "jsonl"],
+        help="The file's format (default: jsonl for .jsonl and .ndjson files, else csv).",
+    )
+    p.add_argument(
+        "--tenant", type=uuid.UUID, help="The tenant to import into (omit when there is one)."
+    )
+    p = users.add_parser(
+        "export", help="Write the users in the import's columns (no passwords) to stdout."
+    )
+    p.add_argument(
+        "--format",
+        choices=["csv", "jsonl"],
+        default="csv",
+        help="csv or jsonl (default: %(default)s).",
+    )
+    p.add_argument("--output", help="Write to this file instead of stdout.")
+    p.add_argument(
+        "--tenant", type=uuid.UUID, help="The tenant to export (omit when there is one)."
+    )
 
     jobs = sub.add_parser("jobs", help="Scheduled jobs.").add_subparsers(
         dest="action", required=True

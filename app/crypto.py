@@ -37,10 +37,24 @@ def ha1_sha256(username: str, realm: str, password: str) -> str:
     return hashlib.sha256(f"{username}:{realm}:{password}".encode()).hexdigest()
 
 
+# The largest multiple of the alphabet's size a byte can hold: bytes below it map onto the
+# alphabet evenly, the others are skipped.
+_EVEN_BYTES = 256 - 256 % len(_PASSWORD_ALPHABET)
+
+
 def generate_password(length: int = 20) -> str:
-    """A random password of letters and digits with at least one of each."""
+    """A random password of letters and digits with at least one of each: each character
+    uniform over the alphabet, from one read of the system's random source (a bulk import
+    makes thousands)."""
     while True:
-        password = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(length))
+        chars = [
+            _PASSWORD_ALPHABET[b % len(_PASSWORD_ALPHABET)]
+            for b in secrets.token_bytes(2 * length)
+            if b < _EVEN_BYTES
+        ]
+        if len(chars) < length:
+            continue
+        password = "".join(chars[:length])
         if any(c.isdigit() for c in password) and any(c.isalpha() for c in password):
             return password
 

@@ -30,6 +30,7 @@ from app.devices.service import TenantDevice
 from app.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
 from app.etags import require_match
 from app.idempotency.service import IdempotentRequest, request_hash
+from app.imports.runner import ImportRunner
 from app.outbox.record import Actor, acting
 from app.settings import Settings
 from app.tenants import service as tenants
@@ -62,10 +63,17 @@ async def _authenticator(request: Request) -> Authenticator:
     return authenticator
 
 
+async def _import_runner(request: Request) -> ImportRunner:
+    runner: ImportRunner = request.app.state.imports
+    return runner
+
+
 DatabaseDep = Annotated[Database, Depends(_database)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CipherDep = Annotated[PasswordCipher, Depends(_cipher)]
 AuthenticatorDep = Annotated[Authenticator, Depends(_authenticator)]
+# The import jobs of this process.
+ImportRunnerDep = Annotated[ImportRunner, Depends(_import_runner)]
 
 
 async def _request_session(request: Request, db: DatabaseDep) -> AsyncIterator[AsyncSession]:

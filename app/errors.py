@@ -28,6 +28,15 @@ class FieldError(BaseModel):
     field: str = Field(description="Where the error is: location and field name, dotted.")
     message: str
     type: str = Field(description="Machine-readable reason.")
+    row: int | None = Field(
+        default=None,
+        description="In a file (an import): its row, the CSV header being row 1 (JSON lines: "
+        "the line).",
+        examples=[812],
+    )
+    column: str | None = Field(
+        default=None, description="In a file (an import): the column.", examples=["extensions"]
+    )
 
 
 class Problem(BaseModel):
@@ -286,7 +295,7 @@ _TYPE_MESSAGES = {
 }
 
 
-def _sentence(err: Any) -> str:
+def field_message(err: Any) -> str:
     """What is wrong with a field, as an operator can read it."""
     kind = str(err.get("type", ""))
     ctx = err.get("ctx") or {}
@@ -327,7 +336,7 @@ def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
                 continue
             out.append(FieldError(field="body", message=f"is not valid JSON: {reason}", type=kind))
             continue
-        out.append(FieldError(field=field, message=_sentence(err), type=kind))
+        out.append(FieldError(field=field, message=field_message(err), type=kind))
     return out
 
 

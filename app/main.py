@@ -30,6 +30,8 @@ from app.errors import install_error_handlers, problem_openapi
 from app.extensions.router import router as extensions_router
 from app.health import metrics_router
 from app.health import router as health_router
+from app.imports.router import router as imports_router
+from app.imports.runner import ImportRunner
 from app.jobs.registry import start_scheduler
 from app.jobs.router import router as jobs_router
 from app.observability import tracing
@@ -137,6 +139,14 @@ def create_app(
             )
             edges.start()
         app.state.edge_pusher = edges
+        imports = ImportRunner(
+            db,
+            app.state.cipher,
+            sync_max_rows=settings.import_sync_max_rows,
+            on_written=dispatcher.wake,
+            edge_pusher=edges,
+        )
+        app.state.imports = imports
         delivering = (
             asyncio.get_running_loop().create_task(dispatcher.run())
             if settings.webhooks_enabled
@@ -150,6 +160,7 @@ def create_app(
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            await imports.close()
             if delivering is not None:
                 delivering.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -206,6 +217,8 @@ def create_app(
         health_router,
         tenants_router,
         api_keys_router,
+        # Before the directory: /v1/users/export is not a user's id.
+        imports_router,
         directory_router,
         users_router,
         devices_router,
@@ -215,7 +228,9 @@ def create_app(
         audit_router,
         jobs_router,
     ):
-        app.include_router(router)
+        # An import's file may be larger than any other body.
+        limit = settings.import_max_bytes if router is imports_router else None
+        app.include_router(router, max_body_size=limit)
     if settings.metrics_enabled and settings.metrics_port is None:
         app.include_router(metrics_router)
     return app

@@ -6,6 +6,7 @@ from app.db.base import Base
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.idempotency.models import IdempotencyKey
+from app.imports.models import ImportJob
 from app.outbox.models import AuditEntry, Event
 from app.quotas.models import (
     CallAuthorization,
@@ -28,6 +29,7 @@ __all__ = [
     "Event",
     "Extension",
     "IdempotencyKey",
+    "ImportJob",
     "MonthRollover",
     "MonthlyUsage",
     "QuotaHistory",

@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 from app.errors import DUPLICATE_KEY, UnsupportedMediaType
 
 
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     body = dict(pairs)
     if len(body) != len(pairs):
         seen: set[str] = set()
@@ -25,7 +25,7 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 class _StrictJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), object_pairs_hook=_refuse_duplicates)
+            self._json = json.loads(await self.body(), object_pairs_hook=refuse_duplicate_keys)
         return self._json
 
 

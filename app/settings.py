@@ -103,6 +103,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted."
     )
+    import_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="Largest file `POST /v1/users/import` accepts (10,000 agents take about 1 MB).",
+    )
+    import_sync_max_rows: int = Field(
+        default=1000,
+        ge=0,
+        description="Imports of up to this many rows answer at once; larger ones run as a job "
+        "(202, with a Location to poll for its progress).",
+    )
 
     # Call control.
     hold_grace_seconds: int = Field(

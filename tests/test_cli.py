@@ -37,6 +37,8 @@ SECRET = "hunter2-my-real-secret"
         ["api-key", "revoke"],
         ["jobs", "list"],
         ["jobs", "run"],
+        ["users", "import"],
+        ["users", "export"],
     ],
 )
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -190,3 +190,64 @@ def test_a_database_that_cannot_be_opened(argv: list[str], tmp_path: Path) -> No
         assert fails(env, tmp_path, *argv) == (
             "error: the database cannot be reached (OperationalError)"
         )
+
+
+AGENTS_CSV = (
+    "display_name,email,external_ref,extensions,devices,limit_minutes,outbound_allowed,"
+    "auto_answer\r\n"
+    "Nguyễn Thị Lan,lan@acme.vn,emp-1,101 102,lan.desk:ip_phone,600,true,false\r\n"
+    "Trần Minh,,emp-2,103,minh.web:web,,false,true\r\n"
+)
+
+
+def test_users_import_and_export(database_url: str, tmp_path: Path) -> None:
+    env = environment(database_url)
+    succeeds(env, tmp_path, "migrate")
+    succeeds(env, tmp_path, "tenant", "create", "--name", "Acme", "--sip-domain", "a.test")
+    agents = tmp_path / "agents.csv"
+    agents.write_bytes(AGENTS_CSV.encode())
+
+    checked = succeeds(env, tmp_path, "users", "import", str(agents), "--dry-run")
+    assert checked == "dry run: would have created 2, updated 0, unchanged 0; nothing was changed\n"
+    assert succeeds(env, tmp_path, "users", "export").count("\n") == 1
+
+    imported = succeeds(env, tmp_path, "users", "import", str(agents)).splitlines()
+
+    assert imported[0] == "created 2, updated 0, unchanged 0"
+    devices = [line.split("\t") for line in imported[1:]]
+    assert [(d[0], d[1], d[3], d[4]) for d in devices] == [
+        ("2", "emp-1", "lan.desk", "ip_phone"),
+        ("3", "emp-2", "minh.web", "web"),
+    ]
+    assert all(len(d[5]) == 20 for d in devices)
+    assert succeeds(env, tmp_path, "users", "export") == AGENTS_CSV.replace("\r\n", "\n")
+    exported = tmp_path / "exported.jsonl"
+    succeeds(env, tmp_path, "users", "export", "--format", "jsonl", "--output", str(exported))
+    assert exported.read_text(encoding="utf-8").count('"external_ref": "emp-') == 2
+    assert not any(d[5] in exported.read_text(encoding="utf-8") for d in devices)
+
+
+def test_users_import_of_a_bad_file_lists_its_problems_and_fails_in_one_line(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = environment(database_url)
+    succeeds(env, tmp_path, "migrate")
+    succeeds(env, tmp_path, "tenant", "create", "--name", "Acme", "--sip-domain", "a.test")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"display_name,extensions\r\nLan,12345\r\nMinh,113\r\n")
+
+    for dry_run in (["--dry-run"], []):
+        done = antring(env, tmp_path, "users", "import", str(bad), *dry_run)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stdout.splitlines() == [
+            "2\textensions\t12345: must be 2 to 4 digits",
+            "3\textensions\t113 would shadow an emergency number (113, 114, 115).",
+        ]
+        assert len(done.stderr.splitlines()) == 1
+    assert fails(env, tmp_path, "users", "import", str(bad)) == (
+        "error: 2 problems in the file (each is listed); nothing was imported."
+    )
+    assert fails(env, tmp_path, "users", "import", str(tmp_path / "missing.csv")) == (
+        f"error: {tmp_path / 'missing.csv'}: cannot be read (No such file or directory)"
+    )
+    assert succeeds(env, tmp_path, "users", "export").count("\n") == 1

@@ -173,3 +173,25 @@ async def test_an_edge_that_fails_is_tried_again_then_given_up(
     # The change itself stands.
     config = await api.get(f"/v1/devices/{device['id']}/config", headers=acme.admin)
     assert config.json()["ip_phone"]["password"] == rotated.json()["password"]
+
+
+async def test_devices_an_import_takes_away_are_dropped_once_it_commits(
+    api: httpx.AsyncClient, pushing_app: FastAPI, edge: Receiver, acme: TenantKeys
+) -> None:
+    csv = "display_name,external_ref,devices\nPhuong,emp-1,phuong.desk:ip_phone phuong.web:web\n"
+    headers = {**acme.admin, "Content-Type": "text/csv"}
+    created = await api.post("/v1/users/import", content=csv, headers=headers)
+    assert created.status_code in (200, 201), created.text
+    assert await _pushed(pushing_app, edge) == []
+
+    # A dry run changes nothing, so it tells the edges nothing.
+    fewer = "display_name,external_ref,devices\nPhuong,emp-1,phuong.desk:ip_phone\n"
+    checked = await api.post("/v1/users/import?dry_run=true", content=fewer, headers=headers)
+    assert checked.status_code == 200, checked.text
+    assert await _pushed(pushing_app, edge) == []
+
+    updated = await api.post("/v1/users/import", content=fewer, headers=headers)
+    assert updated.status_code in (200, 201), updated.text
+    assert await _pushed(pushing_app, edge) == [
+        ("htable.delete", ["acc", f"phuong.web@{acme.sip_domain}"])
+    ]

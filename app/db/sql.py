@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 
@@ -21,3 +22,11 @@ def dialect_insert(conn: AsyncConnection | AsyncSession | str, table: Any) -> An
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table)
+
+
+async def insert_many(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Many rows as multi-row INSERTs (`VALUES (...), (...), ...`, a thousand rows a
+    statement): SQLAlchemy's insertmanyvalues, which an executemany with RETURNING takes. Faster
+    on both backends than the driver's executemany, which runs the statement for each row."""
+    if rows:
+        await session.execute(insert(table).returning(*table.primary_key.columns), rows)

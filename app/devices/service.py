@@ -59,10 +59,22 @@ def check_password(password: str, *, username: str, field: str = "body.password"
         raise InvalidInput(field, "The password must not contain the device name.")
 
 
+def stored_secrets(
+    cipher: PasswordCipher, *, name: str, realm: str, password: str
+) -> dict[str, str]:
+    """What the database keeps of a device's password: encrypted, and the digest HA1 values."""
+    return {
+        "password_encrypted": cipher.encrypt(password),
+        "ha1": ha1_md5(name, realm, password),
+        "ha1_sha256": ha1_sha256(name, realm, password),
+    }
+
+
 def _set_password(device: Device, cipher: PasswordCipher, *, password: str, realm: str) -> None:
-    device.password_encrypted = cipher.encrypt(password)
-    device.ha1 = ha1_md5(device.name, realm, password)
-    device.ha1_sha256 = ha1_sha256(device.name, realm, password)
+    for column, value in stored_secrets(
+        cipher, name=device.name, realm=realm, password=password
+    ).items():
+        setattr(device, column, value)
 
 
 async def _flush(session: AsyncSession, device: Device) -> None:
@@ -79,6 +91,45 @@ async def _flush(session: AsyncSession, device: Device) -> None:
 SHOWN = ("name", "kind", "enabled", "user_id")
 
 
+def device_change(
+    type: str,
+    *,
+    tenant_id: uuid.UUID,
+    device_id: uuid.UUID,
+    user_id: uuid.UUID,
+    name: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> outbox.Change:
+    """The event and audit entry of a change to a device, however it was made."""
+    return outbox.Change(
+        type=type,
+        tenant_id=tenant_id,
+        resource_type="device",
+        resource_id=device_id,
+        user_id=user_id,
+        data={"user_id": str(user_id), "name": name, **(data or {})},
+        before=before,
+        after=after,
+    )
+
+
+def device_created(
+    *, tenant_id: uuid.UUID, device_id: uuid.UUID, shown: dict[str, Any]
+) -> outbox.Change:
+    """A new device's event: its SHOWN fields, as JSON holds them."""
+    return device_change(
+        "device.created",
+        tenant_id=tenant_id,
+        device_id=device_id,
+        user_id=uuid.UUID(shown["user_id"]),
+        name=shown["name"],
+        data=shown,
+        after=shown,
+    )
+
+
 async def _record(
     session: AsyncSession,
     device: Device,
@@ -86,18 +137,18 @@ async def _record(
     *,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-    data: dict[str, Any] | None = None,
 ) -> None:
-    await outbox.record(
+    await outbox.record_change(
         session,
-        type=type,
-        tenant_id=device.tenant_id,
-        resource_type="device",
-        resource_id=device.id,
-        user_id=device.user_id,
-        data={"user_id": str(device.user_id), "name": device.name, **(data or {})},
-        before=before,
-        after=after,
+        device_change(
+            type,
+            tenant_id=device.tenant_id,
+            device_id=device.id,
+            user_id=device.user_id,
+            name=device.name,
+            before=before,
+            after=after,
+        ),
     )
 
 
@@ -133,8 +184,10 @@ async def add_device(
     _set_password(device, cipher, password=password, realm=tenant.sip_domain)
     session.add(device)
     await _flush(session, device)
-    shown = outbox.snapshot(device, SHOWN)
-    await _record(session, device, "device.created", data=shown, after=shown)
+    created = device_created(
+        tenant_id=tenant.id, device_id=device.id, shown=outbox.snapshot(device, SHOWN)
+    )
+    await outbox.record_change(session, created)
     return device, password
 
 

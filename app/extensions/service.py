@@ -14,15 +14,22 @@ from app.outbox import record as outbox
 from app.tenants.models import Tenant
 
 
+def refuse_emergency_shadow(
+    number: str, emergency_numbers: list[str], *, field: str = "body.number"
+) -> None:
+    """ExtensionShadowsEmergency when dialling `number` could be taken for an emergency call."""
+    if shadows_emergency(number, emergency_numbers):
+        raise ExtensionShadowsEmergency(
+            field,
+            f"{number} would shadow an emergency number ({', '.join(emergency_numbers)}).",
+            type="extension_shadows_emergency",
+        )
+
+
 async def add_extension(
     session: AsyncSession, *, tenant: Tenant, user_id: uuid.UUID, number: str
 ) -> Extension:
-    if shadows_emergency(number, tenant.emergency_numbers):
-        raise ExtensionShadowsEmergency(
-            "body.number",
-            f"{number} would shadow an emergency number ({', '.join(tenant.emergency_numbers)}).",
-            type="extension_shadows_emergency",
-        )
+    refuse_emergency_shadow(number, tenant.emergency_numbers)
     extension = Extension(tenant_id=tenant.id, user_id=user_id, number=number)
     session.add(extension)
     await flush_or_conflict(
@@ -53,19 +60,29 @@ async def remove_extension(
     await _record(session, "extension.removed", tenant_id=tenant_id, user_id=user_id, number=number)
 
 
-async def _record(
-    session: AsyncSession, type: str, *, tenant_id: uuid.UUID, user_id: uuid.UUID, number: str
-) -> None:
+def extension_change(
+    type: str, *, tenant_id: uuid.UUID, user_id: uuid.UUID, number: str
+) -> outbox.Change:
+    """The event and audit entry of an extension added to or removed from a user."""
     values = {"number": number, "user_id": str(user_id)}
-    await outbox.record(
-        session,
+    added = type.endswith("added")
+    return outbox.Change(
         type=type,
         tenant_id=tenant_id,
         resource_type="extension",
         resource_id=number,
         user_id=user_id,
         data=values,
-        **({"after": values} if type.endswith("added") else {"before": values}),
+        before=None if added else values,
+        after=values if added else None,
+    )
+
+
+async def _record(
+    session: AsyncSession, type: str, *, tenant_id: uuid.UUID, user_id: uuid.UUID, number: str
+) -> None:
+    await outbox.record_change(
+        session, extension_change(type, tenant_id=tenant_id, user_id=user_id, number=number)
     )
 
 

@@ -12,6 +12,7 @@ from app.audit.service import prune
 from app.db.session import Database
 from app.errors import NotFound
 from app.idempotency.service import prune_expired
+from app.imports.jobs import prune_jobs
 from app.observability.metrics import JOB_LAST_SUCCESS, JOB_RUNS
 from app.quotas.jobs import close_finished_months
 from app.settings import Settings
@@ -35,6 +36,12 @@ JOBS: dict[str, Job] = {
         run=lambda db, _settings: prune_expired(db),
         description="Forget the Idempotency-Keys of creates older than a day, with the answers "
         "kept for their retries.",
+        interval=lambda _settings: 3600,
+    ),
+    "prune-import-jobs": Job(
+        run=lambda db, _settings: prune_jobs(db),
+        description="Forget import jobs a day after they ended, with any new passwords never "
+        "collected.",
         interval=lambda _settings: 3600,
     ),
     "prune-audit-entries": Job(

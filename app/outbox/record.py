@@ -3,13 +3,15 @@
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from asgi_correlation_id import correlation_id
-from sqlalchemy import bindparam, insert
+from sqlalchemy import Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
+from app.db.sql import insert_many
 from app.outbox.models import AuditEntry, Event
 
 
@@ -59,6 +61,21 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, An
     return {k: before.get(k) for k in changed}, {k: after[k] for k in changed}
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one change writes: its event and its audit entry. An update whose `after` is empty
+    changed nothing and writes neither."""
+
+    type: str
+    tenant_id: uuid.UUID | None
+    resource_type: str
+    resource_id: uuid.UUID | str
+    data: dict[str, Any] | None = None
+    user_id: uuid.UUID | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -72,30 +89,28 @@ async def record(
     after: dict[str, Any] | None = None,
 ) -> None:
     """The event of a change and its audit entry, written in the change's transaction
-    (committed or rolled back with it). An update whose `after` is empty changed nothing
-    and writes nothing. Plain INSERTs: every write pays for them, and the ORM's unit of
-    work costs more than the statements."""
-    if after is not None and not after:
+    (committed or rolled back with it)."""
+    await record_change(
+        session,
+        Change(
+            type=type,
+            tenant_id=tenant_id,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            data=data,
+            user_id=user_id,
+            before=before,
+            after=after,
+        ),
+    )
+
+
+async def record_change(session: AsyncSession, change: Change) -> None:
+    """One change's event and audit entry. Plain INSERTs: every write pays for them, and the
+    ORM's unit of work costs more than the statements."""
+    if change.after is not None and not change.after:
         return
-    request_id = correlation_id.get()
-    actor = acting.get()
-    values = {
-        "event_id": uuid.uuid4(),
-        "audit_id": uuid.uuid4(),
-        "tenant_id": tenant_id,
-        "type": type,
-        "resource_type": resource_type,
-        "resource_id": str(resource_id),
-        "data": redact({**(data or {}), **({"changed": after} if after else {})}),
-        "request_id": request_id,
-        "occurred_at": utcnow(),
-        "actor_key_id": actor.key_id if actor else None,
-        "actor_key_name": actor.name if actor else None,
-        "actor_role": actor.role if actor else None,
-        "user_id": user_id,
-        "before": redact(before) if before is not None else None,
-        "after": redact(after) if after is not None else None,
-    }
+    values = _values(change, request_id=correlation_id.get(), actor=acting.get(), at=utcnow())
     if session.get_bind().dialect.name == "postgresql":
         # Both rows in one statement: one round trip more per change, not two.
         await session.execute(_BOTH_POSTGRES, values)
@@ -104,42 +119,80 @@ async def record(
     await session.execute(_AUDIT, values)
 
 
+async def record_many(session: AsyncSession, changes: list[Change]) -> None:
+    """Many changes' events and audit entries (a bulk import's), as multi-row INSERTs, in the
+    order given."""
+    request_id, actor, at = correlation_id.get(), acting.get(), utcnow()
+    events: list[dict[str, Any]] = []
+    audit: list[dict[str, Any]] = []
+    for change in changes:
+        if change.after is not None and not change.after:
+            continue
+        values = _values(change, request_id=request_id, actor=actor, at=at)
+        events.append({column: values[name] for column, name in _EVENT_NAMES.items()})
+        audit.append({column: values[name] for column, name in _AUDIT_NAMES.items()})
+    await insert_many(session, _EVENT_TABLE, events)
+    await insert_many(session, _AUDIT_TABLE, audit)
+
+
+def _values(
+    change: Change, *, request_id: str | None, actor: Actor | None, at: datetime
+) -> dict[str, Any]:
+    after = change.after
+    return {
+        "event_id": uuid.uuid4(),
+        "audit_id": uuid.uuid4(),
+        "tenant_id": change.tenant_id,
+        "type": change.type,
+        "resource_type": change.resource_type,
+        "resource_id": str(change.resource_id),
+        "data": redact({**(change.data or {}), **({"changed": after} if after else {})}),
+        "request_id": request_id,
+        "occurred_at": at,
+        "actor_key_id": actor.key_id if actor else None,
+        "actor_key_name": actor.name if actor else None,
+        "actor_role": actor.role if actor else None,
+        "user_id": change.user_id,
+        "before": redact(change.before) if change.before is not None else None,
+        "after": redact(after) if after is not None else None,
+    }
+
+
 def _bound(table: Any, names: dict[str, str]) -> dict[str, Any]:
     """Each column bound to the parameter named for it, with the column's type."""
     return {column: bindparam(name, type_=table.c[column].type) for column, name in names.items()}
 
 
-_EVENT_COLUMNS = _bound(
-    Event.__table__,
-    {
-        "id": "event_id",
-        "tenant_id": "tenant_id",
-        "type": "type",
-        "resource_type": "resource_type",
-        "resource_id": "resource_id",
-        "data": "data",
-        "request_id": "request_id",
-        "occurred_at": "occurred_at",
-    },
-)
-_AUDIT_COLUMNS = _bound(
-    AuditEntry.__table__,
-    {
-        "id": "audit_id",
-        "tenant_id": "tenant_id",
-        "occurred_at": "occurred_at",
-        "actor_key_id": "actor_key_id",
-        "actor_key_name": "actor_key_name",
-        "actor_role": "actor_role",
-        "action": "type",
-        "resource_type": "resource_type",
-        "resource_id": "resource_id",
-        "user_id": "user_id",
-        "before": "before",
-        "after": "after",
-        "request_id": "request_id",
-    },
-)
+# Each column, and the parameter of `_values` it takes.
+_EVENT_NAMES = {
+    "id": "event_id",
+    "tenant_id": "tenant_id",
+    "type": "type",
+    "resource_type": "resource_type",
+    "resource_id": "resource_id",
+    "data": "data",
+    "request_id": "request_id",
+    "occurred_at": "occurred_at",
+}
+_AUDIT_NAMES = {
+    "id": "audit_id",
+    "tenant_id": "tenant_id",
+    "occurred_at": "occurred_at",
+    "actor_key_id": "actor_key_id",
+    "actor_key_name": "actor_key_name",
+    "actor_role": "actor_role",
+    "action": "type",
+    "resource_type": "resource_type",
+    "resource_id": "resource_id",
+    "user_id": "user_id",
+    "before": "before",
+    "after": "after",
+    "request_id": "request_id",
+}
+_EVENT_TABLE = cast(Table, Event.__table__)
+_AUDIT_TABLE = cast(Table, AuditEntry.__table__)
+_EVENT_COLUMNS = _bound(_EVENT_TABLE, _EVENT_NAMES)
+_AUDIT_COLUMNS = _bound(_AUDIT_TABLE, _AUDIT_NAMES)
 _EVENT = insert(Event).values(_EVENT_COLUMNS)
 _AUDIT = insert(AuditEntry).values(_AUDIT_COLUMNS)
 _BOTH_POSTGRES = (

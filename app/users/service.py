@@ -58,6 +58,37 @@ SHOWN = (
 )
 
 
+def user_change(
+    type: str,
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> outbox.Change:
+    """The event and audit entry of a change to a user, however it was made."""
+    return outbox.Change(
+        type=type,
+        tenant_id=tenant_id,
+        resource_type="user",
+        resource_id=user_id,
+        user_id=user_id,
+        data=data,
+        before=before,
+        after=after,
+    )
+
+
+def user_created(
+    *, tenant_id: uuid.UUID, user_id: uuid.UUID, shown: dict[str, Any]
+) -> outbox.Change:
+    """A new user's event: its SHOWN fields, as JSON holds them."""
+    return user_change(
+        "user.created", tenant_id=tenant_id, user_id=user_id, data=shown, after=shown
+    )
+
+
 async def _record(
     session: AsyncSession,
     user: User,
@@ -65,18 +96,10 @@ async def _record(
     *,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-    data: dict[str, Any] | None = None,
 ) -> None:
-    await outbox.record(
+    await outbox.record_change(
         session,
-        type=type,
-        tenant_id=user.tenant_id,
-        resource_type="user",
-        resource_id=user.id,
-        user_id=user.id,
-        data=data,
-        before=before,
-        after=after,
+        user_change(type, tenant_id=user.tenant_id, user_id=user.id, before=before, after=after),
     )
 
 
@@ -93,8 +116,8 @@ async def add_user(session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCre
     user = User(tenant_id=tenant_id, **data.model_dump())
     session.add(user)
     await flush_user(session, user)
-    shown = outbox.snapshot(user, SHOWN)
-    await _record(session, user, "user.created", data=shown, after=shown)
+    created = user_created(tenant_id=tenant_id, user_id=user.id, shown=outbox.snapshot(user, SHOWN))
+    await outbox.record_change(session, created)
     return user
 
 

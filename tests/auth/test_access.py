@@ -11,7 +11,9 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.auth.models import ApiKey, Role
+from app.clock import utcnow
 from app.db.session import Database
+from app.imports.models import ImportJob, ImportStatus
 from app.models import Base
 from app.tenants.models import Tenant
 from app.users.models import User
@@ -66,6 +68,9 @@ TENANT_ROUTES = [
     Route("DELETE", "/v1/users/{user_id}/extensions/{number}"),
     Route("GET", "/v1/extensions/available"),
     Route("GET", "/v1/extensions/{number}"),
+    Route("POST", "/v1/users/import"),
+    Route("GET", "/v1/users/imports/{job_id}"),
+    Route("GET", "/v1/users/export"),
     # Webhooks carry the tenant's events to a URL of its choosing, and the audit trail shows
     # every change: admins only.
     Route("GET", "/v1/webhooks/event-types", admin_only=True),
@@ -129,9 +134,21 @@ class World:
 
 
 async def make_world(
-    client: httpx.AsyncClient, platform: dict[str, str], keys: TenantKeys, number: str
+    client: httpx.AsyncClient, platform: dict[str, str], keys: TenantKeys, number: str, db: Database
 ) -> World:
     user = await create_user(client, keys.admin, display_name=f"Secret Agent {number}")
+    job_id = uuid.uuid4()
+    async with db.session_scope() as session:
+        session.add(
+            ImportJob(
+                id=job_id,
+                tenant_id=keys.id,
+                dry_run=True,
+                status=ImportStatus.succeeded,
+                rows_total=0,
+                finished_at=utcnow(),
+            )
+        )
     device = await add_device(client, keys.admin, user["id"], name=f"hidden.phone{number}")
     await add_extension(client, keys.admin, user["id"], number)
     api_keys = await client.get(f"/v1/tenants/{keys.id}/api-keys", headers=platform)
@@ -148,20 +165,23 @@ async def make_world(
         "number": number,
         "key_id": api_keys.json()["items"][0]["id"],
         "name": "close-finished-months",
+        "job_id": str(job_id),
     }
     return World(keys=keys, user=user, device=device, ids=ids)
 
 
 @pytest.fixture
-async def mine(client: httpx.AsyncClient, platform: dict[str, str], tenant: TenantKeys) -> World:
-    return await make_world(client, platform, tenant, "101")
+async def mine(
+    client: httpx.AsyncClient, platform: dict[str, str], tenant: TenantKeys, db: Database
+) -> World:
+    return await make_world(client, platform, tenant, "101", db)
 
 
 @pytest.fixture
 async def theirs(
-    client: httpx.AsyncClient, platform: dict[str, str], other_tenant: TenantKeys
+    client: httpx.AsyncClient, platform: dict[str, str], other_tenant: TenantKeys, db: Database
 ) -> World:
-    return await make_world(client, platform, other_tenant, "102")
+    return await make_world(client, platform, other_tenant, "102", db)
 
 
 async def call(
@@ -317,6 +337,7 @@ async def test_another_tenants_ids_answer_404_and_leak_nothing(
         "user_id": str(uuid.uuid4()),
         "device_id": str(uuid.uuid4()),
         "webhook_id": str(uuid.uuid4()),
+        "job_id": str(uuid.uuid4()),
     }
     nobody["number"] = "9876"
 
@@ -326,7 +347,7 @@ async def test_another_tenants_ids_answer_404_and_leak_nothing(
             missing = await call(client, route, nobody, headers)
             body = assert_problem(response, 404)
             assert body["type"] == missing.json()["type"], f"{who}: {route}"
-            for name in ("user_id", "device_id", "number", "webhook_id"):
+            for name in ("user_id", "device_id", "number", "webhook_id", "job_id"):
                 body["detail"] = re.sub(rf"\b{theirs.ids[name]}\b", nobody[name], body["detail"])
             # Each answer has its own request id; all else is the same as for no such id.
             body.pop("request_id")

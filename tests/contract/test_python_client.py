@@ -41,8 +41,15 @@ def generated_client(
 ) -> Iterator[ModuleType]:
     out = tmp_path_factory.mktemp("python-client")
     config = out / "config.yaml"
-    # No formatting hooks: the code is imported once and thrown away.
-    config.write_text(f"package_name_override: {PACKAGE}\npost_hooks: []\n", encoding="utf-8")
+    # No formatting hooks: the code is imported once and thrown away. An import's file (CSV or
+    # JSON lines) is sent as the bytes it is.
+    config.write_text(
+        f"package_name_override: {PACKAGE}\npost_hooks: []\n"
+        "content_type_overrides:\n"
+        "  text/csv: application/octet-stream\n"
+        "  application/x-ndjson: application/octet-stream\n",
+        encoding="utf-8",
+    )
     run_tool(
         [
             python_client_generator,

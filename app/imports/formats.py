@@ -1,0 +1,339 @@
+"""The files an import reads and an export writes, in one set of columns: CSV (UTF-8 with or
+without a BOM, comma or semicolon separated, the header naming the columns) and JSON lines (one
+object a line). Rows are read one at a time from the spooled upload, never all at once."""
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import IO, Any
+
+from app.errors import DUPLICATE_KEY
+from app.routing import refuse_duplicate_keys
+
+COLUMNS = (
+    "display_name",
+    "email",
+    "external_ref",
+    "extensions",
+    "devices",
+    "limit_minutes",
+    "outbound_allowed",
+    "auto_answer",
+)
+USER_COLUMNS = frozenset(COLUMNS) - {"extensions", "devices"}
+# Columns whose empty cell means "not given" (the product default on a create, unchanged on an
+# update). Any other empty cell means none: no email, no extensions, unlimited minutes.
+NOT_EMPTY = frozenset({"display_name", "devices", "outbound_allowed", "auto_answer"})
+HEADER_ROW = 1
+
+# Several extensions or devices share a cell, separated by spaces or commas.
+_ITEMS = re.compile(r"[\s,]+")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NOT_UTF8 = "is not UTF-8 text: save the file as CSV UTF-8 (Windows-1252 and others are not read)"
+
+
+class FileFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+MEDIA_TYPES = {FileFormat.csv: "text/csv", FileFormat.jsonl: "application/x-ndjson"}
+
+
+def format_of(content_type: str | None) -> FileFormat | None:
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type == "text/csv":
+        return FileFormat.csv
+    if media_type in ("application/x-ndjson", "application/jsonl", "application/json-lines"):
+        return FileFormat.jsonl
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What is wrong with a row: `row` counts the CSV header as row 1 (JSON lines: the line)."""
+
+    row: int
+    column: str | None
+    message: str
+    type: str = "value_error"
+
+
+@dataclass(slots=True)
+class SourceRow:
+    """One row as read: the user's fields it gives (by column), its extensions and devices
+    (None: the column is not given), and what is already wrong with it."""
+
+    row: int
+    # False when the row could not be read as cells at all (its problems say why).
+    readable: bool = True
+    fields: dict[str, Any] = field(default_factory=dict)
+    extensions: list[str] | None = None
+    devices: list[tuple[str, Any]] | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, column: str | None, message: str, type: str = "value_error") -> None:
+        self.problems.append(Problem(self.row, column, message, type))
+
+    def unreadable(self, message: str, type: str) -> "SourceRow":
+        self.problem(None, message, type)
+        self.readable = False
+        return self
+
+
+class RowReader:
+    """The data rows of a file, in order. Problems of the file itself (its header, an empty
+    file) are in `problems` once the first row has been read."""
+
+    def __init__(self, file: IO[bytes], file_format: FileFormat) -> None:
+        self._file = file
+        self._format = file_format
+        self.problems: list[Problem] = []
+
+    def __iter__(self) -> Iterator[SourceRow]:
+        self._file.seek(0)
+        if self._format == FileFormat.csv:
+            return self._csv_rows()
+        return self._json_rows()
+
+    def _csv_rows(self) -> Iterator[SourceRow]:
+        failures: list[tuple[int, bytes]] = []
+        lines = _decoded_lines(self._file, failures)
+        first = next(lines, None)
+        if first is None or not first.strip():
+            self.problems.append(
+                Problem(HEADER_ROW, None, "the file is empty: its first row names the columns")
+            )
+            return
+        delimiter = ";" if first.count(";") > first.count(",") else ","
+        reader = csv.reader(_chained(first, lines), delimiter=delimiter, strict=False)
+        try:
+            header = [cell.strip().lower() for cell in next(reader)]
+        except csv.Error as error:
+            self.problems.append(Problem(HEADER_ROW, None, f"cannot be read as CSV ({error})"))
+            return
+        columns = self._header(header, failures)
+        failures.clear()
+        number = HEADER_ROW
+        while True:
+            number += 1
+            source = SourceRow(number)
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                # Past a malformed record the rest cannot be told apart into rows.
+                message = f"cannot be read as CSV ({error}); nothing after it is read"
+                yield source.unreadable(message, "csv_invalid")
+                return
+            for offset, raw in failures:
+                index = raw[:offset].decode("utf-8", errors="replace").count(delimiter)
+                column = columns[index] if index < len(columns) else None
+                source.problem(column, _NOT_UTF8, "not_utf8")
+            failures.clear()
+            if not any(cell.strip() for cell in cells):
+                if source.problems:
+                    yield source
+                continue
+            if len(cells) != len(columns):
+                message = f"has {len(cells)} cells where the header has {len(columns)}"
+                yield source.unreadable(message, "cell_count")
+                continue
+            for column, cell in zip(columns, cells, strict=True):
+                if column is not None:
+                    _take_cell(source, column, cell.strip())
+            yield source
+
+    def _header(self, header: list[str], failures: list[tuple[int, bytes]]) -> list[str | None]:
+        """Each cell's column (None: not one to read)."""
+        if failures:
+            self.problems.append(Problem(HEADER_ROW, None, _NOT_UTF8, "not_utf8"))
+        columns: list[str | None] = []
+        for name in header:
+            if not name:
+                # A spreadsheet's trailing empty columns: nothing to read.
+                columns.append(None)
+            elif name not in COLUMNS:
+                self.problems.append(
+                    Problem(
+                        HEADER_ROW,
+                        name,
+                        f"is not a column of the import; the columns are {', '.join(COLUMNS)}",
+                        "unknown_column",
+                    )
+                )
+                columns.append(None)
+            elif name in columns:
+                self.problems.append(
+                    Problem(HEADER_ROW, name, "is given twice", "duplicate_column")
+                )
+                columns.append(None)
+            else:
+                columns.append(name)
+        return columns
+
+    def _json_rows(self) -> Iterator[SourceRow]:
+        failures: list[tuple[int, bytes]] = []
+        for number, line in enumerate(_decoded_lines(self._file, failures), start=1):
+            source = SourceRow(number)
+            if failures:
+                failures.clear()
+                yield source.unreadable(_NOT_UTF8, "not_utf8")
+                continue
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line, object_pairs_hook=refuse_duplicate_keys)
+            except json.JSONDecodeError as error:
+                if error.msg.startswith(DUPLICATE_KEY):
+                    key = error.msg.removeprefix(DUPLICATE_KEY).strip()
+                    source.problem(key, "is given more than once", "duplicate_key")
+                    source.readable = False
+                    yield source
+                else:
+                    yield source.unreadable(f"is not valid JSON: {error.msg}", "json_invalid")
+                continue
+            if not isinstance(value, dict):
+                yield source.unreadable("must be a JSON object", "dict_type")
+                continue
+            for column, item in value.items():
+                if column not in COLUMNS:
+                    source.problem(
+                        column,
+                        f"is not a column of the import; the columns are {', '.join(COLUMNS)}",
+                        "unknown_column",
+                    )
+                else:
+                    _take_json(source, column, item)
+            yield source
+
+
+def _decoded_lines(file: IO[bytes], failures: list[tuple[int, bytes]]) -> Iterator[str]:
+    """The file's lines as text. A line that is not UTF-8 is noted in `failures` (where it
+    stops being UTF-8, and the line) and read on with replacement characters."""
+    for number, raw in enumerate(file, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            failures.append((error.start, raw))
+            text = raw.decode("utf-8", errors="replace")
+        yield text.removeprefix("\ufeff") if number == 1 else text
+
+
+def _chained(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+def _take_cell(source: SourceRow, column: str, cell: str) -> None:
+    """A CSV cell as the value the column holds."""
+    if column == "extensions":
+        source.extensions = _ITEMS.split(cell) if cell else []
+    elif column == "devices":
+        if not cell:
+            return
+        devices: list[tuple[str, Any]] = []
+        for item in _ITEMS.split(cell):
+            name, colon, kind = item.partition(":")
+            if not colon:
+                source.problem(
+                    column, f"{item}: must be name:kind, such as lan.desk:ip_phone", "device_form"
+                )
+                continue
+            devices.append((name, kind))
+        source.devices = devices
+    elif not cell:
+        if column not in NOT_EMPTY:
+            source.fields[column] = None
+    elif column == "limit_minutes":
+        if _INTEGER.fullmatch(cell):
+            source.fields[column] = int(cell)
+        else:
+            source.problem(column, "must be a whole number (empty: unlimited)", "int_parsing")
+    elif column in ("outbound_allowed", "auto_answer"):
+        if cell.lower() in ("true", "false"):
+            source.fields[column] = cell.lower() == "true"
+        else:
+            source.problem(column, "must be true or false", "bool_parsing")
+    else:
+        source.fields[column] = cell
+
+
+def _take_json(source: SourceRow, column: str, value: Any) -> None:
+    """A JSON line's value as the column holds it: extensions a list of strings, devices a
+    list of {"name", "kind"} objects; the others as a single request takes them."""
+    if column == "extensions":
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            source.extensions = value
+        else:
+            source.problem(column, "must be a list of extension numbers as strings", "list_type")
+    elif column == "devices":
+        if isinstance(value, list) and all(
+            isinstance(item, dict) and set(item) == {"name", "kind"} for item in value
+        ):
+            # As an empty CSV cell: not given (a new user gets the default device).
+            source.devices = [(item["name"], item["kind"]) for item in value] or None
+        else:
+            source.problem(
+                column, 'must be a list of {"name": ..., "kind": ...} objects', "list_type"
+            )
+    else:
+        source.fields[column] = value
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    """A user as the export writes it, in the import's columns."""
+
+    display_name: str
+    email: str | None
+    external_ref: str | None
+    extensions: list[str]
+    devices: list[tuple[str, str]]
+    limit_minutes: int | None
+    outbound_allowed: bool
+    auto_answer: bool
+
+
+def csv_header() -> str:
+    return _csv_line(COLUMNS)
+
+
+def csv_line(row: ExportRow) -> str:
+    return _csv_line(
+        [
+            row.display_name,
+            row.email or "",
+            row.external_ref or "",
+            " ".join(row.extensions),
+            " ".join(f"{name}:{kind}" for name, kind in row.devices),
+            "" if row.limit_minutes is None else str(row.limit_minutes),
+            "true" if row.outbound_allowed else "false",
+            "true" if row.auto_answer else "false",
+        ]
+    )
+
+
+def json_line(row: ExportRow) -> str:
+    value = {
+        "display_name": row.display_name,
+        "email": row.email,
+        "external_ref": row.external_ref,
+        "extensions": row.extensions,
+        "devices": [{"name": name, "kind": kind} for name, kind in row.devices],
+        "limit_minutes": row.limit_minutes,
+        "outbound_allowed": row.outbound_allowed,
+        "auto_answer": row.auto_answer,
+    }
+    return json.dumps(value, ensure_ascii=False) + "\n"
+
+
+def _csv_line(cells: Iterable[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(cells)
+    return out.getvalue()

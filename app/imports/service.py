@@ -1,0 +1,809 @@
+"""Onboarding a call center at once: a file of agents imported all or nothing (or only checked,
+a dry run), and exported back in the same columns.
+
+The rows are read, checked and written in batches in the caller's one transaction: memory holds
+a batch or two, not the file. Every rule of a single request applies (the same schemas and
+checks), and so do duplicates inside the file and conflicts with what is stored; a batch is
+written only while the file has no problem so far, and the caller rolls back when it has one.
+The database writes a batch while the next is checked. Each created or changed user, device
+and extension writes the events and audit entries a single request writes, many rows to a
+statement."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import IO, Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import edgecache
+from app.clock import utcnow
+from app.crypto import PasswordCipher, generate_password
+from app.db.base import Base
+from app.db.errors import violated_constraint
+from app.devices import service as devices
+from app.devices.models import DeviceKind
+from app.devices.schemas import DeviceCreate
+from app.errors import InvalidInput, field_message
+from app.extensions import service as extensions
+from app.extensions.schemas import ExtensionNumber
+from app.imports import repository
+from app.imports.exceptions import ImportConflict, ImportJobNotFound, ImportRejected
+from app.imports.formats import (
+    ExportRow,
+    FileFormat,
+    Problem,
+    RowReader,
+    SourceRow,
+)
+from app.imports.models import ImportJob, ImportStatus
+from app.imports.repository import StoredDevice, StoredExtension, StoredUser
+from app.imports.schemas import ImportedRow, ImportJobOut, ImportProblem, ImportReport, NewDevice
+from app.outbox import record as outbox
+from app.outbox.record import Change
+from app.tenants.models import Tenant
+from app.users import service as users
+from app.users.schemas import ExternalRef, UserCreate, UserUpdate
+
+BATCH_ROWS = 500
+MAX_PROBLEMS = 1000
+# The longest piece of a cell quoted back in a problem's message.
+_QUOTED = 40
+# How many rows are made between two pauses that let the batch before them be written.
+_ROWS_BETWEEN_PAUSES = 25
+
+Progress = Callable[[int], Awaitable[None]]
+
+_external_ref = TypeAdapter(ExternalRef)
+_extension_number = TypeAdapter(ExtensionNumber)
+
+# What another change took while the import ran (the database's unique constraints decide).
+_CONFLICTS = {
+    "uq_extension_tenant_id_number": "An extension in the file",
+    "uq_device_tenant_id_name_key": "A device name in the file",
+    "uq_user_account_tenant_id_external_ref": "An external reference in the file",
+}
+
+
+def count_rows(source: IO[bytes], file_format: FileFormat) -> int:
+    """The agent rows in a file (the header and blank lines not counted)."""
+    return sum(1 for _ in RowReader(source, file_format))
+
+
+async def import_users(
+    session: AsyncSession,
+    cipher: PasswordCipher,
+    *,
+    tenant: Tenant,
+    source: IO[bytes],
+    file_format: FileFormat,
+    dry_run: bool,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Checks every row of the file and, unless `dry_run`, writes them. With any problem a
+    real import raises ImportRejected (the caller's transaction must roll back: part of the file
+    may have been written); a dry run reports them and writes nothing."""
+    importer = _Importer(session, cipher, tenant=tenant, dry_run=dry_run)
+    reader = RowReader(source, file_format)
+    batch: list[SourceRow] = []
+    for row in reader:
+        batch.append(row)
+        if len(batch) == BATCH_ROWS:
+            await importer.take(batch, file_problems=reader.problems)
+            batch = []
+            if progress is not None:
+                await progress(importer.rows_total)
+    if batch or not importer.rows_total:
+        await importer.take(batch, file_problems=reader.problems)
+        if progress is not None:
+            await progress(importer.rows_total)
+    await importer.finish()
+    report = importer.report()
+    if report.problems_total and not dry_run:
+        raise ImportRejected(report)
+    return report
+
+
+@dataclass(slots=True)
+class _Row:
+    """A row on its way: what it asks, and what the database holds for it."""
+
+    source: SourceRow
+    ref: str | None = None
+    stored: StoredUser | None = None
+    user: dict[str, Any] = field(default_factory=dict)
+    numbers: list[str] = field(default_factory=list)
+    devices: list[tuple[str, DeviceKind]] = field(default_factory=list)
+
+    @property
+    def number(self) -> int:
+        return self.source.row
+
+    def problem(self, column: str | None, message: str, type: str = "value_error") -> None:
+        self.source.problem(column, message, type)
+
+
+@dataclass(slots=True)
+class _Writes:
+    """A batch's writes, gathered to be sent a table at a time."""
+
+    users: list[dict[str, Any]] = field(default_factory=list)
+    user_updates: dict[frozenset[str], list[dict[str, Any]]] = field(default_factory=dict)
+    devices: list[dict[str, Any]] = field(default_factory=list)
+    device_kinds: list[dict[str, Any]] = field(default_factory=list)
+    deleted_devices: list[uuid.UUID] = field(default_factory=list)
+    extensions: list[dict[str, Any]] = field(default_factory=list)
+    removed_extensions: list[uuid.UUID] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Found:
+    """What the database holds for a batch."""
+
+    holders: dict[str, uuid.UUID] = field(default_factory=dict)
+    name_holders: dict[str, uuid.UUID] = field(default_factory=dict)
+    devices: dict[uuid.UUID, list[StoredDevice]] = field(default_factory=dict)
+    extensions: dict[uuid.UUID, list[StoredExtension]] = field(default_factory=dict)
+
+
+def _quoted(text: str) -> str:
+    return text if len(text) <= _QUOTED else text[: _QUOTED - 1] + "…"
+
+
+def _first_message(error: ValidationError) -> str:
+    return field_message(error.errors()[0])
+
+
+class _Importer:
+    def __init__(
+        self, session: AsyncSession, cipher: PasswordCipher, *, tenant: Tenant, dry_run: bool
+    ) -> None:
+        self.session = session
+        self.cipher = cipher
+        self.tenant = tenant
+        self.dry_run = dry_run
+        # Where each external reference, extension and (lower-cased) device name first
+        # appears in the file: a second appearance is a duplicate.
+        self.refs: dict[str, int] = {}
+        self.numbers: dict[str, int] = {}
+        self.names: dict[str, int] = {}
+        self.header_taken = False
+        # The last batch's writes, until the next batch has been looked up.
+        self.pending: _Writes | None = None
+        self.rows_total = 0
+        self.created = self.updated = self.unchanged = 0
+        self.problems: list[Problem] = []
+        self.problems_total = 0
+        # Kept as tuples until the report: thousands of small objects that live to the end
+        # would make each of the collector's full passes longer.
+        self.rows: list[tuple[int, str, str | None, uuid.UUID | None]] = []
+        self.new_devices: list[tuple[int, uuid.UUID, str | None, uuid.UUID, str, str, str]] = []
+
+    @property
+    def writing(self) -> bool:
+        return not self.dry_run and self.problems_total == 0
+
+    async def take(self, batch: list[SourceRow], *, file_problems: list[Problem]) -> None:
+        """Checks a batch against the file so far and what is stored. While the file has no
+        problem, the batch before it is written meanwhile: the database writes one batch while
+        this process makes the rows of the next; this one's rows wait for the next call (or
+        `finish`). The file's own problems (its header) are known once its first row has been
+        read, before the first batch is taken."""
+        if not self.header_taken:
+            self.header_taken = True
+            self._count(file_problems)
+        self.rows_total += len(batch)
+        rows = [_Row(source) for source in batch if source.readable]
+        for row in rows:
+            self._read_ref(row)
+        async with repository.lookups_planned_for_their_values(self.session):
+            found = await self._look_up(rows)
+        previous, self.pending = self.pending, None
+        writing = (
+            asyncio.ensure_future(self._write(previous))
+            if previous is not None and self.writing
+            else None
+        )
+        try:
+            writes = await self._build(rows, found)
+        except BaseException:
+            if writing is not None:
+                writing.cancel()
+                with suppress(BaseException):
+                    await writing
+            raise
+        if writing is not None:
+            await writing
+        for source in batch:
+            self._count(source.problems)
+        self.pending = writes
+
+    async def finish(self) -> None:
+        """Writes the last batch (while the file has no problem)."""
+        pending, self.pending = self.pending, None
+        if pending is not None and self.writing:
+            await self._write(pending)
+
+    def _count(self, problems: list[Problem]) -> None:
+        self.problems_total += len(problems)
+        room = MAX_PROBLEMS - len(self.problems)
+        self.problems += problems[:room]
+
+    def _read_ref(self, row: _Row) -> None:
+        value = row.source.fields.get("external_ref")
+        if value is None:
+            return
+        try:
+            ref: str = _external_ref.validate_python(value)
+        except ValidationError as error:
+            row.problem("external_ref", _first_message(error), error.errors()[0]["type"])
+            return
+        first = self.refs.setdefault(ref, row.number)
+        if first != row.number:
+            row.problem("external_ref", f"{_quoted(ref)} is also in row {first}", "duplicate")
+            return
+        row.ref = ref
+
+    def _read_user(self, row: _Row) -> None:
+        """The user's fields, by the rules of a single create (no such user yet) or update."""
+        # The external reference is read already: it says which user the row is.
+        fields = {k: v for k, v in row.source.fields.items() if k != "external_ref"}
+        model: type[UserCreate] | type[UserUpdate] = (
+            UserCreate if row.stored is None else UserUpdate
+        )
+        try:
+            data = model.model_validate(fields)
+        except ValidationError as error:
+            for err in error.errors():
+                column = str(err["loc"][0]) if err["loc"] else None
+                row.problem(column, field_message(err), str(err["type"]))
+            return
+        if row.stored is None:
+            row.user = {**data.model_dump(), "external_ref": row.ref}
+        else:
+            row.user = data.model_dump(exclude_unset=True)
+
+    def _read_extensions(self, row: _Row) -> None:
+        in_row: set[str] = set()
+        for number in row.source.extensions or []:
+            try:
+                _extension_number.validate_python(number)
+                extensions.refuse_emergency_shadow(
+                    number, self.tenant.emergency_numbers, field="extensions"
+                )
+            except ValidationError as error:
+                kind = str(error.errors()[0]["type"])
+                row.problem("extensions", f"{_quoted(str(number))}: {_first_message(error)}", kind)
+                continue
+            except InvalidInput as error:
+                row.problem(
+                    "extensions", error.detail or error.title, "extension_shadows_emergency"
+                )
+                continue
+            if number in in_row:
+                row.problem("extensions", f"{number} is given twice in this row", "duplicate")
+                continue
+            in_row.add(number)
+            first = self.numbers.setdefault(number, row.number)
+            if first != row.number:
+                row.problem("extensions", f"{number} is also in row {first}", "duplicate")
+                continue
+            row.numbers.append(number)
+
+    def _read_devices(self, row: _Row) -> None:
+        for name, kind in row.source.devices or []:
+            try:
+                device = DeviceCreate.model_validate({"name": name, "kind": kind})
+            except ValidationError as error:
+                for err in error.errors():
+                    what = "kind " if err["loc"] == ("kind",) else ""
+                    message = f"{_quoted(str(name))}: {what}{field_message(err)}"
+                    row.problem("devices", message, str(err["type"]))
+                continue
+            if not self._claim_name(row, device.name):
+                continue
+            row.devices.append((device.name, device.kind))
+
+    def _claim_name(self, row: _Row, name: str) -> bool:
+        first = self.names.setdefault(name.lower(), row.number)
+        if first == row.number and not any(n.lower() == name.lower() for n, _ in row.devices):
+            return True
+        where = "in this row" if first == row.number else f"in row {first}"
+        row.problem(
+            "devices",
+            f"{name} is also {where} (device names are unique whatever their case)",
+            "duplicate",
+        )
+        return False
+
+    def _default_device(self, row: _Row) -> None:
+        """A new user without devices in the file gets the one a single create gives."""
+        while True:
+            name = devices.default_device_name(row.user.get("display_name") or "")
+            if name.lower() not in self.names:
+                self.names[name.lower()] = row.number
+                row.devices.append((name, DeviceKind.web))
+                return
+
+    async def _look_up(self, rows: list[_Row]) -> _Found:
+        """What the database holds for a batch: the users its references name (locked, for a
+        real import), who holds its extensions and device names, and the updated users'
+        extensions and devices. Each row is read by the rules of a create or an update."""
+        tenant_id = self.tenant.id
+        stored = await repository.users_by_ref(
+            self.session,
+            tenant_id=tenant_id,
+            refs=[row.ref for row in rows if row.ref is not None],
+            for_update=not self.dry_run,
+        )
+        for row in rows:
+            row.stored = stored.get(row.ref) if row.ref is not None else None
+            self._read_user(row)
+            self._read_extensions(row)
+            self._read_devices(row)
+            if row.stored is None and not row.source.problems and not row.source.devices:
+                self._default_device(row)
+        found = _Found()
+        found.holders = await repository.extension_holders(
+            self.session, tenant_id=tenant_id, numbers=[n for row in rows for n in row.numbers]
+        )
+        found.name_holders = await repository.device_name_holders(
+            self.session,
+            tenant_id=tenant_id,
+            name_keys=[name.lower() for row in rows for name, _ in row.devices],
+        )
+        while clashes := [
+            row
+            for row in rows
+            if row.stored is None
+            and not row.source.devices
+            and row.devices
+            and row.devices[0][0].lower() in found.name_holders
+        ]:
+            # A generated default name that some device already has (rare): another one.
+            for row in clashes:
+                row.devices.clear()
+                self._default_device(row)
+            found.name_holders = await repository.device_name_holders(
+                self.session,
+                tenant_id=tenant_id,
+                name_keys=[row.devices[0][0].lower() for row in clashes],
+            )
+        updated = [row.stored.id for row in rows if row.stored is not None]
+        for device in await repository.devices_of(
+            self.session, tenant_id=tenant_id, user_ids=updated
+        ):
+            found.devices.setdefault(device.user_id, []).append(device)
+        for extension in await repository.extensions_of(
+            self.session, tenant_id=tenant_id, user_ids=updated
+        ):
+            found.extensions.setdefault(extension.user_id, []).append(extension)
+        return found
+
+    async def _build(self, rows: list[_Row], found: _Found) -> _Writes:
+        """Each row against what is stored (a conflict is a problem), and what to write. Pauses
+        every few rows, so that the batch before it is written meanwhile."""
+        writes = _Writes()
+        now = utcnow()
+        for index, row in enumerate(rows):
+            if index % _ROWS_BETWEEN_PAUSES == 0:
+                await asyncio.sleep(0)
+            own = row.stored.id if row.stored is not None else None
+            for number in row.numbers:
+                if found.holders.get(number, own) != own:
+                    row.problem(
+                        "extensions",
+                        f"Extension {number} is already assigned to another user.",
+                        "extension_taken",
+                    )
+            for name, _ in row.devices:
+                if found.name_holders.get(name.lower(), own) != own:
+                    row.problem(
+                        "devices",
+                        f"Device name {name} is already used in this tenant.",
+                        "device_name_taken",
+                    )
+            if row.stored is None:
+                self._create(row, writes, at=now)
+            else:
+                self._update(
+                    row,
+                    writes,
+                    stored_devices=found.devices.get(row.stored.id, []),
+                    stored_extensions=found.extensions.get(row.stored.id, []),
+                    at=now,
+                )
+        return writes
+
+    def _create(self, row: _Row, writes: _Writes, *, at: datetime) -> None:
+        if row.source.problems:
+            return
+        tenant_id = self.tenant.id
+        user_id = uuid.uuid4()
+        shown = {**row.user, "enabled": True}
+        shown = {name: shown[name] for name in users.SHOWN}
+        writes.users.append(
+            {
+                "id": user_id,
+                "tenant_id": tenant_id,
+                **shown,
+                "created_at": at,
+                "updated_at": at,
+                "version": 1,
+            }
+        )
+        writes.changes.append(users.user_created(tenant_id=tenant_id, user_id=user_id, shown=shown))
+        for name, kind in row.devices:
+            self._new_device(row, writes, user_id=user_id, name=name, kind=kind, at=at)
+        for number in row.numbers:
+            self._new_extension(writes, user_id=user_id, number=number, at=at)
+        self.created += 1
+        self.rows.append((row.number, "create", row.ref, None if self.dry_run else user_id))
+
+    def _new_device(
+        self,
+        row: _Row,
+        writes: _Writes,
+        *,
+        user_id: uuid.UUID,
+        name: str,
+        kind: DeviceKind,
+        at: datetime,
+    ) -> None:
+        if not self.writing:
+            # Nothing will be stored: no password to make, encrypt and hash.
+            return
+        tenant_id, device_id = self.tenant.id, uuid.uuid4()
+        password = generate_password()
+        writes.devices.append(
+            {
+                "id": device_id,
+                "tenant_id": tenant_id,
+                "user_id": user_id,
+                "name": name,
+                "name_key": name.lower(),
+                "kind": kind,
+                "enabled": True,
+                **devices.stored_secrets(
+                    self.cipher, name=name, realm=self.tenant.sip_domain, password=password
+                ),
+                "created_at": at,
+                "updated_at": at,
+                "version": 1,
+            }
+        )
+        shown = {"name": name, "kind": kind.value, "enabled": True, "user_id": str(user_id)}
+        writes.changes.append(
+            devices.device_created(tenant_id=tenant_id, device_id=device_id, shown=shown)
+        )
+        self.new_devices.append(
+            (row.number, user_id, row.ref, device_id, name, kind.value, password)
+        )
+
+    def _new_extension(
+        self, writes: _Writes, *, user_id: uuid.UUID, number: str, at: datetime
+    ) -> None:
+        tenant_id = self.tenant.id
+        writes.extensions.append(
+            {
+                "id": uuid.uuid4(),
+                "tenant_id": tenant_id,
+                "user_id": user_id,
+                "number": number,
+                "created_at": at,
+            }
+        )
+        writes.changes.append(
+            extensions.extension_change(
+                "extension.added", tenant_id=tenant_id, user_id=user_id, number=number
+            )
+        )
+
+    def _update(
+        self,
+        row: _Row,
+        writes: _Writes,
+        *,
+        stored_devices: list[StoredDevice],
+        stored_extensions: list[StoredExtension],
+        at: datetime,
+    ) -> None:
+        """The columns the file gives, set on the stored user: its fields, and its extensions
+        and devices as the cells list them (the ones not listed are removed)."""
+        stored = row.stored
+        assert stored is not None
+        wanted_devices = {name.lower(): (name, kind) for name, kind in row.devices}
+        for device in stored_devices:
+            wanted = wanted_devices.get(device.name_key)
+            if wanted is not None and wanted[0] != device.name:
+                row.problem(
+                    "devices",
+                    f"{wanted[0]} differs only in case from the user's device {device.name}: "
+                    "write it as it is",
+                    "device_name_case",
+                )
+        if row.source.problems:
+            return
+        # What the row changes: the changes it records (a dry run makes no device, and records
+        # none for one).
+        tenant_id, changes, added_device = self.tenant.id, len(writes.changes), False
+        before = {name: getattr(stored, name) for name in users.SHOWN}
+        old, new = outbox.changes(before, {**before, **row.user})
+        if new:
+            writes.user_updates.setdefault(frozenset(new), []).append({"user_id": stored.id, **new})
+            writes.changes.append(
+                users.user_change(
+                    "user.updated", tenant_id=tenant_id, user_id=stored.id, before=old, after=new
+                )
+            )
+        if row.source.extensions is not None:
+            for extension in stored_extensions:
+                if extension.number not in row.numbers:
+                    writes.removed_extensions.append(extension.id)
+                    writes.changes.append(
+                        extensions.extension_change(
+                            "extension.removed",
+                            tenant_id=tenant_id,
+                            user_id=stored.id,
+                            number=extension.number,
+                        )
+                    )
+            held = {extension.number for extension in stored_extensions}
+            for number in row.numbers:
+                if number not in held:
+                    self._new_extension(writes, user_id=stored.id, number=number, at=at)
+        if row.source.devices is not None:
+            for device in stored_devices:
+                if device.name_key not in wanted_devices:
+                    if not self.dry_run:
+                        edgecache.forget(
+                            self.session, domain=self.tenant.sip_domain, usernames=[device.name]
+                        )
+                    writes.deleted_devices.append(device.id)
+                    writes.changes.append(_device_deleted(tenant_id, device))
+            for device in stored_devices:
+                wanted = wanted_devices.get(device.name_key)
+                if wanted is not None and wanted[1] != device.kind:
+                    writes.device_kinds.append({"device_id": device.id, "kind": wanted[1]})
+                    writes.changes.append(_device_kind_changed(tenant_id, device, wanted[1]))
+            kept = {device.name_key for device in stored_devices}
+            for name, kind in row.devices:
+                if name.lower() not in kept:
+                    self._new_device(row, writes, user_id=stored.id, name=name, kind=kind, at=at)
+                    added_device = True
+        changed = added_device or len(writes.changes) > changes
+        if changed:
+            self.updated += 1
+        else:
+            self.unchanged += 1
+        self.rows.append((row.number, "update" if changed else "unchanged", row.ref, stored.id))
+
+    async def _write(self, writes: _Writes) -> None:
+        session, at = self.session, utcnow()
+        try:
+            await repository.insert_users(session, writes.users)
+            for columns, rows in writes.user_updates.items():
+                await repository.update_users(session, columns=columns, rows=rows, at=at)
+            await repository.delete_extensions(session, ids=writes.removed_extensions)
+            await repository.delete_devices(session, ids=writes.deleted_devices)
+            await repository.update_device_kinds(session, rows=writes.device_kinds, at=at)
+            # In the order of their unique keys: two imports that race wait for each other
+            # on the same key instead of each holding one the other needs (a deadlock).
+            writes.devices.sort(key=lambda row: row["name_key"])
+            writes.extensions.sort(key=lambda row: row["number"])
+            await repository.insert_devices(session, writes.devices)
+            await repository.insert_extensions(session, writes.extensions)
+        except IntegrityError as error:
+            what = _CONFLICTS.get(violated_constraint(error, Base.metadata) or "")
+            if what is None:
+                raise
+            raise ImportConflict(
+                f"{what} was taken by another change while the import ran; nothing was "
+                "imported. Check the file again (dry_run) and retry."
+            ) from None
+        await outbox.record_many(session, writes.changes)
+
+    def report(self) -> ImportReport:
+        problems = sorted(self.problems, key=lambda p: p.row)
+        return ImportReport(
+            dry_run=self.dry_run,
+            rows_total=self.rows_total,
+            created=self.created,
+            updated=self.updated,
+            unchanged=self.unchanged,
+            problems_total=self.problems_total,
+            problems=[
+                ImportProblem(row=p.row, column=p.column, message=p.message, type=p.type)
+                for p in problems
+            ],
+            rows=[
+                ImportedRow(row=number, action=action, external_ref=ref, user_id=user_id)
+                for number, action, ref, user_id in self.rows
+            ],
+            new_devices=None
+            if self.dry_run
+            else [
+                NewDevice(
+                    row=number,
+                    user_id=user_id,
+                    external_ref=ref,
+                    device_id=device_id,
+                    name=name,
+                    kind=DeviceKind(kind),
+                    password=password,
+                )
+                for number, user_id, ref, device_id, name, kind, password in self.new_devices
+            ],
+        )
+
+
+def _device_shown(device: StoredDevice) -> dict[str, Any]:
+    return {
+        "name": device.name,
+        "kind": device.kind.value,
+        "enabled": device.enabled,
+        "user_id": str(device.user_id),
+    }
+
+
+def _device_deleted(tenant_id: uuid.UUID, device: StoredDevice) -> Change:
+    return devices.device_change(
+        "device.deleted",
+        tenant_id=tenant_id,
+        device_id=device.id,
+        user_id=device.user_id,
+        name=device.name,
+        before=_device_shown(device),
+    )
+
+
+def _device_kind_changed(tenant_id: uuid.UUID, device: StoredDevice, kind: DeviceKind) -> Change:
+    return devices.device_change(
+        "device.updated",
+        tenant_id=tenant_id,
+        device_id=device.id,
+        user_id=device.user_id,
+        name=device.name,
+        before={"kind": device.kind.value},
+        after={"kind": kind.value},
+    )
+
+
+EXPORT_PAGE = 500
+
+
+async def export_rows(
+    open_session: Callable[[], AbstractAsyncContextManager[AsyncSession]], *, tenant_id: uuid.UUID
+) -> AsyncIterator[ExportRow]:
+    """The tenant's users in the import's columns: by external reference, then those without
+    one. Page by page, each read in a short transaction of its own (`open_session()` gives
+    one), so that an export streamed to a slow client holds no lock meanwhile."""
+    after: str | uuid.UUID | None = None
+    with_ref = True
+    while True:
+        async with open_session() as session:
+            page = await repository.export_page(
+                session, tenant_id=tenant_id, with_ref=with_ref, after=after, limit=EXPORT_PAGE
+            )
+            user_ids = [user.id for user in page]
+            devices_of: dict[uuid.UUID, list[tuple[str, str]]] = {}
+            for device in await repository.devices_of(
+                session, tenant_id=tenant_id, user_ids=user_ids
+            ):
+                devices_of.setdefault(device.user_id, []).append((device.name, device.kind.value))
+            numbers_of: dict[uuid.UUID, list[str]] = {}
+            for extension in await repository.extensions_of(
+                session, tenant_id=tenant_id, user_ids=user_ids
+            ):
+                numbers_of.setdefault(extension.user_id, []).append(extension.number)
+        for user in page:
+            yield ExportRow(
+                display_name=user.display_name,
+                email=user.email,
+                external_ref=user.external_ref,
+                extensions=sorted(numbers_of.get(user.id, [])),
+                devices=sorted(devices_of.get(user.id, []), key=lambda d: d[0].lower()),
+                limit_minutes=user.limit_minutes,
+                outbound_allowed=user.outbound_allowed,
+                auto_answer=user.auto_answer,
+            )
+        if len(page) == EXPORT_PAGE:
+            after = page[-1].external_ref if with_ref else page[-1].id
+        elif with_ref:
+            with_ref, after = False, None
+        else:
+            return
+
+
+# A job still queued or running that no process has touched for this long was abandoned: the
+# process running it stopped, and its transaction with it.
+ABANDONED_AFTER = timedelta(minutes=10)
+
+
+def job_out(job: ImportJob) -> ImportJobOut:
+    report = ImportReport.model_validate(job.report) if job.report is not None else None
+    return ImportJobOut(
+        id=job.id,
+        status=job.status,
+        dry_run=job.dry_run,
+        rows_total=job.rows_total,
+        rows_done=job.rows_done,
+        detail=job.detail,
+        report=report,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+    )
+
+
+def finished(
+    cipher: PasswordCipher,
+    *,
+    status: ImportStatus,
+    report: ImportReport | None = None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """A job's columns once it ended: its report, and the new passwords encrypted apart (they
+    are shown once)."""
+    at = utcnow()
+    passwords = report.new_devices if report is not None else None
+    return {
+        "status": status,
+        "rows_done": report.rows_total if report is not None else 0,
+        "detail": detail,
+        "report": None
+        if report is None
+        else report.model_dump(mode="json", exclude={"new_devices"}) | {"new_devices": None},
+        "new_devices_encrypted": cipher.encrypt(
+            json.dumps([device.model_dump(mode="json") for device in passwords])
+        )
+        if passwords
+        else None,
+        "updated_at": at,
+        "finished_at": at,
+    }
+
+
+async def new_job(
+    session: AsyncSession, *, tenant_id: uuid.UUID, rows_total: int, dry_run: bool
+) -> ImportJob:
+    job = ImportJob(
+        tenant_id=tenant_id, dry_run=dry_run, status=ImportStatus.queued, rows_total=rows_total
+    )
+    await repository.add_job(session, job)
+    return job
+
+
+async def read_job(
+    session: AsyncSession,
+    cipher: PasswordCipher,
+    *,
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    reveal: bool,
+) -> ImportJobOut:
+    """An import job as it stands. With `reveal`, the new devices' passwords, which are then
+    forgotten (shown once)."""
+    job = await repository.get_job(session, tenant_id=tenant_id, job_id=job_id, for_update=reveal)
+    if job is None:
+        raise ImportJobNotFound(f"No import {job_id}.")
+    if job.finished_at is None and job.updated_at < utcnow() - ABANDONED_AFTER:
+        job.status = ImportStatus.failed
+        job.detail = "Abandoned: the process running it stopped. Nothing was stored; import again."
+        job.updated_at = job.finished_at = utcnow()
+        await session.flush()
+    shown = job_out(job)
+    if reveal and job.new_devices_encrypted is not None and shown.report is not None:
+        shown.report.new_devices = [
+            NewDevice.model_validate(device)
+            for device in json.loads(cipher.decrypt(job.new_devices_encrypted))
+        ]
+        job.new_devices_encrypted = None
+        await session.flush()
+    return shown
