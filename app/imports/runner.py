@@ -10,6 +10,8 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import IO
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app import edgecache
 from app.clock import utcnow
 from app.crypto import PasswordCipher
@@ -84,12 +86,9 @@ class ImportRunner:
             )
         try:
             async with self._db.session_scope() as session:
-                session.info[edgecache.PUSHER] = self._edge_pusher
-                tenant = await tenants.get_tenant(session, tenant_id=tenant_id)
-                report = await service.import_users(
+                report = await self._import(
                     session,
-                    self._cipher,
-                    tenant=tenant,
+                    tenant_id=tenant_id,
                     source=source,
                     file_format=file_format,
                     dry_run=dry_run,
@@ -99,6 +98,29 @@ class ImportRunner:
         if not dry_run:
             self._on_written()
         return report
+
+    async def _import(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        source: IO[bytes],
+        file_format: FileFormat,
+        dry_run: bool,
+        progress: service.Progress | None = None,
+    ) -> ImportReport:
+        # Devices it takes away are dropped from the SIP edges' caches once it commits.
+        session.info[edgecache.PUSHER] = self._edge_pusher
+        tenant = await tenants.get_tenant(session, tenant_id=tenant_id)
+        return await service.import_users(
+            session,
+            self._cipher,
+            tenant=tenant,
+            source=source,
+            file_format=file_format,
+            dry_run=dry_run,
+            progress=progress,
+        )
 
     async def _start(
         self,
@@ -170,12 +192,9 @@ class ImportRunner:
                 )
             self._progress(job_id, ImportStatus.running, 0)
             async with self._db.session_scope() as session:
-                session.info[edgecache.PUSHER] = self._edge_pusher
-                tenant = await tenants.get_tenant(session, tenant_id=tenant_id)
-                report = await service.import_users(
+                report = await self._import(
                     session,
-                    self._cipher,
-                    tenant=tenant,
+                    tenant_id=tenant_id,
                     source=source,
                     file_format=file_format,
                     dry_run=dry_run,
