@@ -296,6 +296,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> str:
 
     if not args.access_log:
         os.environ["ANTRING_ACCESS_LOG"] = "false"  # read by every worker's settings
+        # One worker runs in this process, whose settings were read before the flag.
+        get_settings.cache_clear()
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here and a scrape adds them up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="antring-metrics-")

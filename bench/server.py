@@ -90,7 +90,6 @@ class Server:
             str(self.port),
             "--workers",
             str(self.workers),
-            "--no-access-log",
         ]
         with self.log_path.open("ab") as log:
             # Its own session, so that stopping it reaches the workers uvicorn forks.

@@ -4,8 +4,10 @@ failures that are one line without a traceback or a secret."""
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -13,6 +15,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
@@ -251,3 +254,43 @@ def test_users_import_of_a_bad_file_lists_its_problems_and_fails_in_one_line(
         f"error: {tmp_path / 'missing.csv'}: cannot be read (No such file or directory)"
     )
     assert succeeds(env, tmp_path, "users", "export").count("\n") == 1
+
+
+def _served_access_lines(env: dict[str, str], cwd: Path, *flags: str) -> list[str]:
+    """Serves one request with `antring serve` (one worker) and returns its access lines."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(ANTRING), "serve", "--host", "127.0.0.1", "--port", str(port), *flags],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/live").status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        time.sleep(0.7)  # access lines are written every 0.5 s
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=20)
+    return [line for line in output.splitlines() if "/health/live" in line]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_writes_an_access_line_per_request_unless_told_not_to(tmp_path: Path) -> None:
+    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'served.db'}", ANTRING_BOOTSTRAP="false")
+    succeeds(env, tmp_path, "migrate")
+    assert len(_served_access_lines(env, tmp_path)) == 1
+    assert _served_access_lines(env, tmp_path, "--no-access-log") == []
