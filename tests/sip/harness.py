@@ -237,7 +237,9 @@ def new_edge_plan() -> EdgePlan:
     )
 
 
-def start_service(workdir: Path, *edges: EdgePlan) -> Service:
+def start_service(workdir: Path, *edges: EdgePlan, port: int | None = None) -> Service:
+    """The service on SQLite in `workdir` (started again on the same files and `port`, it
+    keeps what it had)."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if edges:
@@ -266,7 +268,7 @@ def start_service(workdir: Path, *edges: EdgePlan) -> Service:
     call_control_key = _cli(
         env, "api-key", "create", "--platform", "--role", "call_control", "--name", "kamailio"
     ).splitlines()[-1]
-    port = free_port(socket.SOCK_STREAM)
+    port = port or free_port(socket.SOCK_STREAM)
     proc = Proc(
         "antring",
         [*_antring_cli(), "serve", "--host", LOCALHOST, "--port", str(port)],

@@ -49,9 +49,11 @@ def _calls(tenant: Tenant, user_id: str) -> list[dict[str, Any]]:
     return items
 
 
-def _wait_for_call(tenant: Tenant, user_id: str, call_id: str) -> list[dict[str, Any]]:
+def _wait_for_call(
+    tenant: Tenant, user_id: str, call_id: str, seconds: float = 10
+) -> list[dict[str, Any]]:
     """Usage is posted right after the BYE; give it a moment to land."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + seconds
     while True:
         matching = [c for c in _calls(tenant, user_id) if c["call_id"] == call_id]
         if matching or time.monotonic() > deadline:
@@ -375,7 +377,8 @@ def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
         tenant = own_service.create_tenant("Outage", "outage.test")
         # A tenant key with the call_control role, as a single-tenant install would use.
         tenant_key = own_service.create_tenant_key(tenant.id, "call_control")
-        known = tenant.create_user("Gina").devices[0]
+        gina = tenant.create_user("Gina")
+        known = gina.devices[0]
         stranger = tenant.create_user("Ivan").devices[0]
 
         kam = start_kamailio(tmp_path / "kamailio", own_service.url, tenant_key, plan=plan)
@@ -419,13 +422,34 @@ def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
             own_service.proc.thaw()
 
         # A stopped service: connection refused. Cached accounts still register, within
-        # ACCOUNT_GRACE_SECONDS; nobody else does, and no call goes out.
-        own_service.stop()
-        _assert_final(runner.register(known.name, known.password, tenant.sip_domain), 200)
-        _assert_final(runner.register(stranger.name, stranger.password, tenant.sip_domain), 503)
+        # ACCOUNT_GRACE_SECONDS; nobody else does, and no call goes out. A call in progress
+        # ends as usual, and its usage report waits at the edge until the service is back.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            in_progress = pool.submit(
+                runner.call,
+                known.name, known.password, tenant.sip_domain, OUTSIDE_NUMBER,
+                hold_ms=3000,
+            )  # fmt: skip
+            deadline = time.monotonic() + 10
+            while "ANSWERED" not in gateway.log() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            own_service.stop()
+            _assert_final(runner.register(known.name, known.password, tenant.sip_domain), 200)
+            _assert_final(runner.register(stranger.name, stranger.password, tenant.sip_domain), 503)
+            ended = in_progress.result(timeout=30)
+            _assert_final(ended, 200)
+        gateway.finish()
+        gateway = runner.uas("uas_answer.xml", kam.gateway_port)
         refused = runner.call(known.name, known.password, tenant.sip_domain, OUTSIDE_NUMBER)
         _assert_final(refused, 503)
         assert gateway.invites() == []
+
+        # Back on the same address and database: the kept report arrives, charged once.
+        own_service = start_service(
+            tmp_path / "service", plan, port=int(own_service.url.rsplit(":", 1)[1])
+        )
+        [charged] = _wait_for_call(tenant, gina.id, _call_id(ended), seconds=30)
+        assert charged["duration_seconds"] >= 3, charged
     finally:
         if runner is not None:
             runner.stop_all()
