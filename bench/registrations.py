@@ -38,7 +38,7 @@ from app.settings import Settings
 from bench import cpu
 from bench.run import RESULTS_DIR, progress
 from bench.seed import drop_database, recreate_database, seed_users, settle_database
-from bench.server import Server, run_cli
+from bench.server import Server, run_cli, service_env
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGE_CFG = ROOT / "deploy" / "kamailio" / "kamailio.cfg"
@@ -348,14 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS_DIR.mkdir(exist_ok=True)
     workdir = RESULTS_DIR / "registrations"
     workdir.mkdir(exist_ok=True)
-    env = {
-        **os.environ,
-        "DATABASE_URL": args.database_url,
-        "ANTRING_BOOTSTRAP": "false",
-        "ANTRING_SCHEDULER_ENABLED": "false",
-        "ANTRING_LOG_LEVEL": "INFO",
-        "ANTRING_LOG_FORMAT": "json",
-    }
+    env = service_env(args.database_url)
     settings = Settings(database_url=args.database_url)
     asyncio.run(recreate_database(args.database_url))
     edges: list[Kamailio] = []

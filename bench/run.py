@@ -33,7 +33,7 @@ from bench.seed import (
     seed_users,
     settle_database,
 )
-from bench.server import Server, request_json, run_cli
+from bench.server import Server, request_json, run_cli, service_env
 from bench.wrk import WrkResult, find_wrk, run_wrk, wrk_version
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -300,15 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS_DIR.mkdir(exist_ok=True)
     log_path = RESULTS_DIR / "server.log"
     log_path.unlink(missing_ok=True)
-    env = {
-        **os.environ,
-        "DATABASE_URL": args.database_url,
-        "ANTRING_BOOTSTRAP": "false",
-        "ANTRING_SCHEDULER_ENABLED": "false",
-        # As in production: JSON log lines, an access line per request, metrics, request ids.
-        "ANTRING_LOG_LEVEL": "INFO",
-        "ANTRING_LOG_FORMAT": "json",
-    }
+    env = service_env(args.database_url)
     settings = _settings(args.database_url)
     load_before = os.getloadavg()
     progress(f"creating {args.database_url}")

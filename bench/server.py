@@ -40,6 +40,19 @@ def request_json(
     return status, json.loads(raw) if raw else None
 
 
+def service_env(database_url: str) -> dict[str, str]:
+    """The environment `antring` runs with in the benchmarks: as in production, JSON log lines,
+    an access line per request, metrics and request ids; no bootstrap, no scheduler."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ANTRING_BOOTSTRAP": "false",
+        "ANTRING_SCHEDULER_ENABLED": "false",
+        "ANTRING_LOG_LEVEL": "INFO",
+        "ANTRING_LOG_FORMAT": "json",
+    }
+
+
 def run_cli(env: dict[str, str], *args: str) -> str:
     """Runs an `antring` command; returns the last line it printed."""
     done = subprocess.run(

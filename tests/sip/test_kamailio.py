@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,13 @@ import httpx
 import pytest
 
 from .harness import (
+    Device,
     Kamailio,
     MakeTenant,
     Service,
     Sipp,
     SippResult,
+    SippUas,
     Tenant,
     baresip_register,
     free_port,
@@ -364,6 +366,26 @@ def test_hotline_calls_reach_the_ivr_and_the_ivr_hands_them_to_the_agent(
         kam.stop()
 
 
+def _answered_call(
+    pool: ThreadPoolExecutor,
+    runner: Sipp,
+    gateway: SippUas,
+    phone: Device,
+    tenant: Tenant,
+    *,
+    hold_ms: int,
+) -> Future[SippResult]:
+    """An outbound call running in `pool`, returned once the gateway has answered it."""
+    call = pool.submit(
+        runner.call, phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER,
+        hold_ms=hold_ms,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while "ANSWERED" not in gateway.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return call
+
+
 def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
     sip_tools: None, tmp_path: Path
 ) -> None:
@@ -389,14 +411,7 @@ def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
         with ThreadPoolExecutor(max_workers=1) as pool:
             # A call in progress when the service hangs (SIGSTOP: connections are accepted,
             # never answered) for 10 s.
-            in_progress = pool.submit(
-                runner.call,
-                known.name, known.password, tenant.sip_domain, OUTSIDE_NUMBER,
-                hold_ms=4000,
-            )  # fmt: skip
-            deadline = time.monotonic() + 10
-            while "ANSWERED" not in gateway.log() and time.monotonic() < deadline:
-                time.sleep(0.05)
+            in_progress = _answered_call(pool, runner, gateway, known, tenant, hold_ms=4000)
             own_service.proc.freeze()
             frozen_at = time.monotonic()
 
@@ -425,14 +440,7 @@ def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
         # ACCOUNT_GRACE_SECONDS; nobody else does, and no call goes out. A call in progress
         # ends as usual, and its usage report waits at the edge until the service is back.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            in_progress = pool.submit(
-                runner.call,
-                known.name, known.password, tenant.sip_domain, OUTSIDE_NUMBER,
-                hold_ms=3000,
-            )  # fmt: skip
-            deadline = time.monotonic() + 10
-            while "ANSWERED" not in gateway.log() and time.monotonic() < deadline:
-                time.sleep(0.05)
+            in_progress = _answered_call(pool, runner, gateway, known, tenant, hold_ms=3000)
             own_service.stop()
             _assert_final(runner.register(known.name, known.password, tenant.sip_domain), 200)
             _assert_final(runner.register(stranger.name, stranger.password, tenant.sip_domain), 503)
