@@ -17,7 +17,6 @@ from fastapi.security import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import edgecache
 from app.auth.models import Role
 from app.auth.repository import KeyIdentity
 from app.auth.service import Authenticator
@@ -78,8 +77,6 @@ ImportRunnerDep = Annotated[ImportRunner, Depends(_import_runner)]
 
 async def _request_session(request: Request, db: DatabaseDep) -> AsyncIterator[AsyncSession]:
     async with db.session_scope() as session:
-        # A change the SIP edges must learn at once is pushed to them once it commits.
-        session.info[edgecache.PUSHER] = request.app.state.edge_pusher
         yield session
     if request.method != "GET":
         # A change may have written events: the delivery worker looks now, not at its poll.
@@ -115,7 +112,8 @@ _basic = _LenientBasic(
 BasicCredentials = Annotated[HTTPBasicCredentials | None, Depends(_basic)]
 
 
-async def _authenticate(request: Request, credentials: BearerCredentials) -> KeyIdentity:
+async def _authenticate(request: Request, key: str | None) -> KeyIdentity:
+    """The identity of the API key a request sent (None: it sent none)."""
     throttle: FailedAuthThrottle = request.app.state.auth_throttle
     address = request.client.host if request.client else ""
     retry_after = await throttle.retry_after(address)
@@ -124,10 +122,10 @@ async def _authenticate(request: Request, credentials: BearerCredentials) -> Key
             "Too many requests with a missing or wrong key from this address.",
             retry_after=retry_after,
         )
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    if key is None:
         await throttle.failed(address)
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
-    identity = await (await _authenticator(request)).authenticate(credentials.credentials)
+    identity = await (await _authenticator(request)).authenticate(key)
     if identity is None:
         await throttle.failed(address)
         raise Unauthorized("The API key is not valid.")
@@ -138,7 +136,11 @@ async def _authenticate(request: Request, credentials: BearerCredentials) -> Key
     return identity
 
 
-CurrentKey = Annotated[KeyIdentity, Depends(_authenticate)]
+async def _current_key(request: Request, credentials: BearerCredentials) -> KeyIdentity:
+    return await _authenticate(request, credentials.credentials if credentials else None)
+
+
+CurrentKey = Annotated[KeyIdentity, Depends(_current_key)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,9 +338,8 @@ WebhookDep = Annotated[WebhookEndpoint, Depends(_webhook)]
 async def _call_control(
     request: Request, credentials: BearerCredentials, basic: BasicCredentials
 ) -> CallControl:
-    if credentials is None and basic is not None:
-        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=basic.password)
-    key = await _authenticate(request, credentials)
+    sent = credentials.credentials if credentials else basic.password if basic else None
+    key = await _authenticate(request, sent)
     _require_role(key, (Role.call_control, Role.admin))
     return CallControl(
         key=key, store=request.app.state.callcontrol_store, settings=request.app.state.settings

@@ -9,8 +9,9 @@ them through Kamailio's JSON-RPC over HTTP (`htable.delete`, or `htable.flush` p
 `FLUSH_ABOVE` accounts). A push that fails is retried for about a second and then given up: the
 edge's own expiry bounds what a missed push can cost.
 
-Sessions that no request opened (the command line, the jobs) carry no pusher and push nothing;
-their changes reach the edges when the entries expire.
+The served app's database hands the pusher to every session it opens (requests, import jobs,
+scheduled jobs). The command line's carries none: its changes reach the edges when the entries
+expire.
 """
 
 import asyncio

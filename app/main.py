@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.middleware.cors import CORSMiddleware
 
+from app import edgecache
 from app.audit.router import router as audit_router
 from app.auth.router import router as api_keys_router
 from app.auth.service import Authenticator
@@ -25,7 +26,6 @@ from app.crypto import PasswordCipher
 from app.db.session import Database
 from app.devices.router import router as devices_router
 from app.directory.router import router as directory_router
-from app.edgecache import EdgePusher
 from app.errors import install_error_handlers, problem_openapi
 from app.extensions.router import router as extensions_router
 from app.health import metrics_router
@@ -103,7 +103,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings)
+        edges = None
+        if settings.edge_rpc_urls:
+            token = settings.edge_rpc_token
+            edges = edgecache.EdgePusher(
+                settings.edge_rpc_urls, token=token.get_secret_value() if token else None
+            )
+            edges.start()
+        app.state.edge_pusher = edges
+        # Every session of the app's database can name accounts the edges must drop.
+        db = Database(settings, session_info={edgecache.PUSHER: edges} if edges else None)
         app.state.db = db
         app.state.callcontrol_store = open_store(db)
         app.state.authenticator = Authenticator(db.engine, ttl=settings.api_key_cache_seconds)
@@ -131,20 +140,11 @@ def create_app(
             bus=bus,
         )
         app.state.dispatcher = dispatcher
-        edges = None
-        if settings.edge_rpc_urls:
-            token = settings.edge_rpc_token
-            edges = EdgePusher(
-                settings.edge_rpc_urls, token=token.get_secret_value() if token else None
-            )
-            edges.start()
-        app.state.edge_pusher = edges
         imports = ImportRunner(
             db,
             app.state.cipher,
             sync_max_rows=settings.import_sync_max_rows,
             on_written=dispatcher.wake,
-            edge_pusher=edges,
         )
         app.state.imports = imports
         delivering = (

@@ -44,19 +44,33 @@ class CpuSample:
     total: float
 
 
-def sample(server_pid: int) -> CpuSample:
-    processes = _processes()
-    tree = {server_pid}
+def _tree_seconds(processes: dict[int, tuple[int, str, float]], root_pid: int) -> float:
+    tree = {root_pid}
     for pid, (parent, _, _) in sorted(processes.items()):
         if parent in tree:
             tree.add(pid)
+    return sum(processes[pid][2] for pid in tree if pid in processes)
+
+
+def _postgres_seconds(processes: dict[int, tuple[int, str, float]]) -> float:
+    return sum(cpu for _, name, cpu in processes.values() if name.startswith("postgres"))
+
+
+def sample(server_pid: int) -> CpuSample:
+    processes = _processes()
     busy, total = _machine_busy_seconds()
     return CpuSample(
-        server=sum(processes[pid][2] for pid in tree if pid in processes),
-        postgres=sum(cpu for _, name, cpu in processes.values() if name.startswith("postgres")),
+        server=_tree_seconds(processes, server_pid),
+        postgres=_postgres_seconds(processes),
         busy=busy,
         total=total,
     )
+
+
+def seconds_of(*root_pids: int) -> tuple[float, ...]:
+    """CPU seconds used so far by each process and its children, then by PostgreSQL's."""
+    processes = _processes()
+    return (*(_tree_seconds(processes, pid) for pid in root_pids), _postgres_seconds(processes))
 
 
 def usage(before: CpuSample, after: CpuSample, *, seconds: float) -> dict[str, float]:

@@ -135,19 +135,6 @@ def _kamailio_binary() -> str:
     raise RuntimeError("kamailio is not installed (deploy/kamailio/install-deps.sh)")
 
 
-def _tree_cpu(root_pid: int) -> float:
-    processes = cpu._processes()
-    tree = {root_pid}
-    for pid, (parent, _, _) in sorted(processes.items()):
-        if parent in tree:
-            tree.add(pid)
-    return sum(processes[pid][2] for pid in tree if pid in processes)
-
-
-def _postgres_cpu() -> float:
-    return sum(c for _, name, c in cpu._processes().values() if name.startswith("postgres"))
-
-
 def _wire_latencies(pcap: Path) -> list[float]:
     """Milliseconds from each authenticated REGISTER (CSeq 2, first copy) to its 200."""
     sent: dict[bytes, float] = {}
@@ -231,7 +218,7 @@ class Storm:
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         time.sleep(1.0)
-        before = (_tree_cpu(kamailio.proc.pid), _tree_cpu(self.service_pid), _postgres_cpu())
+        before = cpu.seconds_of(kamailio.proc.pid, self.service_pid)
         started = time.monotonic()
         sipp = subprocess.run(
             ["sipp", "-sf", str(SCENARIO), "-inf", str(self.accounts),
@@ -247,7 +234,7 @@ class Storm:
             check=False,
         )  # fmt: skip
         elapsed = time.monotonic() - started
-        after = (_tree_cpu(kamailio.proc.pid), _tree_cpu(self.service_pid), _postgres_cpu())
+        after = cpu.seconds_of(kamailio.proc.pid, self.service_pid)
         time.sleep(0.5)
         tcpdump.send_signal(signal.SIGINT)
         tcpdump.wait(timeout=10)

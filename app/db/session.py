@@ -3,6 +3,7 @@ session scope that commits a unit of work at its boundary."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,10 +16,14 @@ class Database:
     """The engine, the session factory and, on PostgreSQL, the hot paths' driver pool; owned by
     the app (or a CLI command) and disposed with it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, session_info: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.engine = create_engine(settings)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # `session_info`: what every session of this database carries in its `info` (a copy
+        # each), such as the app's pusher to the SIP edges.
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, info=session_info or {}
+        )
         self.driver_pool = (
             DriverPool(
                 self.engine,

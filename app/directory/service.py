@@ -20,7 +20,6 @@ from app.directory.repository import UserSort
 from app.directory.schemas import MinutesSummary, UserCreated, UserOut
 from app.extensions import repository as extensions_repository
 from app.extensions import service as extensions
-from app.outbox import record as outbox
 from app.quotas import repository as quotas_repository
 from app.quotas.periods import period_of
 from app.quotas.service import used_minutes
@@ -155,19 +154,7 @@ async def update_tenant(
     if realm_changed:
         # The edges cached the accounts under the old domain: none of them signs in there now.
         await _forget_devices(session, tenant=tenant)
-    before = outbox.snapshot(tenant, tenants.SHOWN)
-    data.apply_to(tenant)
-    await tenants.flush_tenant(session, tenant)
-    old, new = outbox.changes(before, outbox.snapshot(tenant, tenants.SHOWN))
-    await outbox.record(
-        session,
-        type="tenant.updated",
-        tenant_id=tenant.id,
-        resource_type="tenant",
-        resource_id=tenant.id,
-        before=old,
-        after=new,
-    )
+    await tenants.update_tenant(session, tenant=tenant, data=data)
     if realm_changed:
         await devices.rehash_tenant_devices(
             session, cipher, tenant_id=tenant.id, realm=tenant.sip_domain

@@ -12,7 +12,6 @@ from typing import IO
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import edgecache
 from app.clock import utcnow
 from app.crypto import PasswordCipher
 from app.db.session import Database
@@ -37,11 +36,8 @@ class ImportRunner:
         *,
         sync_max_rows: int,
         on_written: Callable[[], None] = lambda: None,
-        edge_pusher: edgecache.EdgePusher | None = None,
     ) -> None:
         self._db = db
-        # Devices an import deletes are dropped from the SIP edges' caches once it commits.
-        self._edge_pusher = edge_pusher
         self._cipher = cipher
         self._sync_max_rows = sync_max_rows
         # Told when an import stored something: its events are there to deliver.
@@ -109,8 +105,6 @@ class ImportRunner:
         dry_run: bool,
         progress: service.Progress | None = None,
     ) -> ImportReport:
-        # Devices it takes away are dropped from the SIP edges' caches once it commits.
-        session.info[edgecache.PUSHER] = self._edge_pusher
         tenant = await tenants.get_tenant(session, tenant_id=tenant_id)
         return await service.import_users(
             session,

@@ -10,7 +10,7 @@ from app.outbox import record as outbox
 from app.tenants import repository
 from app.tenants.exceptions import SipDomainTaken, TenantNotFound
 from app.tenants.models import Tenant
-from app.tenants.schemas import TenantCreate
+from app.tenants.schemas import TenantCreate, TenantUpdate
 
 
 async def flush_tenant(session: AsyncSession, tenant: Tenant) -> None:
@@ -42,6 +42,24 @@ async def create_tenant(session: AsyncSession, *, data: TenantCreate) -> Tenant:
         after=shown,
     )
     return tenant
+
+
+async def update_tenant(session: AsyncSession, *, tenant: Tenant, data: TenantUpdate) -> None:
+    """The tenant's own row and its `tenant.updated` event (with what changed); what the change
+    means for its devices and extensions is the directory's."""
+    before = outbox.snapshot(tenant, SHOWN)
+    data.apply_to(tenant)
+    await flush_tenant(session, tenant)
+    old, new = outbox.changes(before, outbox.snapshot(tenant, SHOWN))
+    await outbox.record(
+        session,
+        type="tenant.updated",
+        tenant_id=tenant.id,
+        resource_type="tenant",
+        resource_id=tenant.id,
+        before=old,
+        after=new,
+    )
 
 
 async def get_tenant(
