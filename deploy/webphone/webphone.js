@@ -12,6 +12,7 @@ const $ = (id) => document.getElementById(id);
 let userAgent = null;
 let registerer = null;
 let session = null;
+let mediaTimer = null;
 
 function show(id, state, detail = "") {
   $(id).dataset.state = state;
@@ -45,8 +46,27 @@ export function asksToAutoAnswer(request) {
   return /answer-after=0/.test(callInfo) || /auto-?answer/i.test(alertInfo);
 }
 
-function follow(current) {
+// Audio packets sent and received on the call so far, from the browser's own statistics: the
+// first thing to look at when a call has no sound one way.
+async function countMedia(pc) {
+  let sent = 0;
+  let received = 0;
+  (await pc.getStats()).forEach((report) => {
+    if (report.kind !== "audio") return;
+    if (report.type === "outbound-rtp") sent += report.packetsSent || 0;
+    if (report.type === "inbound-rtp") received += report.packetsReceived || 0;
+  });
+  const media = $("media");
+  media.dataset.sent = String(sent);
+  media.dataset.received = String(received);
+  media.textContent = `${sent} packets sent, ${received} received`;
+}
+
+function follow(current, callId) {
   session = current;
+  $("call-status").dataset.callId = callId;
+  Object.assign($("media").dataset, { sent: "0", received: "0" });
+  $("media").textContent = "none";
   current.stateChange.addListener((state) => {
     if (state === SessionState.Established) {
       const remote = new MediaStream();
@@ -54,7 +74,9 @@ function follow(current) {
       pc.getReceivers().forEach((receiver) => receiver.track && remote.addTrack(receiver.track));
       $("remote").srcObject = remote;
       show("call-status", "connected");
+      mediaTimer = setInterval(() => countMedia(pc).catch(() => {}), 500);
     } else if (state === SessionState.Terminated) {
+      clearInterval(mediaTimer);
       show("call-status", "ended");
       session = null;
     }
@@ -62,7 +84,13 @@ function follow(current) {
 }
 
 function incoming(invitation) {
-  follow(invitation);
+  if (session) {
+    invitation.reject({ statusCode: 486 });
+    return;
+  }
+  follow(invitation, invitation.request.callId);
+  // When the call arrived, to tell how long answering took.
+  $("call-status").dataset.arrivedMs = String(Math.round(performance.now()));
   if (asksToAutoAnswer(invitation.request)) {
     show("call-status", "answering", "auto-answer");
     invitation.accept({ sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } } });
@@ -132,7 +160,7 @@ $("call").addEventListener("click", () => {
   const inviter = new Inviter(userAgent, target, {
     sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } },
   });
-  follow(inviter);
+  follow(inviter, inviter.request.callId);
   show("call-status", "calling");
   inviter.invite({
     requestDelegate: {

@@ -14,12 +14,14 @@ from .harness import (
     EdgePlan,
     Kamailio,
     MakeTenant,
+    Rtpengine,
     Service,
     Sipp,
     Tenant,
     find_tool,
     new_edge_plan,
     start_kamailio,
+    start_rtpengine,
     start_service,
 )
 
@@ -35,7 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def sip_tools() -> None:
-    missing = [tool for tool in ("kamailio", "sipp") if find_tool(tool) is None]
+    tools = ("kamailio", "sipp", "rtpengine", "rtpengine-ctl")
+    missing = [tool for tool in tools if find_tool(tool) is None]
     if not missing:
         return
     message = (
@@ -66,12 +69,29 @@ def service(
 
 
 @pytest.fixture(scope="session")
+def rtpengine(sip_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rtpengine]:
+    engine = start_rtpengine(tmp_path_factory.mktemp("rtpengine"))
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
 def kamailio(
-    service: Service, edge_plan: EdgePlan, tmp_path_factory: pytest.TempPathFactory
+    service: Service,
+    edge_plan: EdgePlan,
+    rtpengine: Rtpengine,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Kamailio]:
-    # A platform key with the call_control role serves every tenant, found by SIP domain.
+    # A platform key with the call_control role serves every tenant, found by SIP domain; every
+    # call's media goes through rtpengine, as in production.
     kam = start_kamailio(
-        tmp_path_factory.mktemp("kamailio"), service.url, service.call_control_key, plan=edge_plan
+        tmp_path_factory.mktemp("kamailio"),
+        service.url,
+        service.call_control_key,
+        plan=edge_plan,
+        rtpengine=rtpengine,
     )
     try:
         yield kam

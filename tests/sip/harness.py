@@ -293,6 +293,67 @@ def start_service(workdir: Path, *edges: EdgePlan, port: int | None = None) -> S
             time.sleep(0.2)
 
 
+# --- rtpengine ----------------------------------------------------------------------------
+
+
+@dataclass
+class Rtpengine:
+    """rtpengine in userspace on 127.0.0.1: its ng control port (Kamailio's) and its CLI."""
+
+    ng_port: int
+    cli_port: int
+    proc: Proc
+
+    @property
+    def sock(self) -> str:
+        return f"udp:{LOCALHOST}:{self.ng_port}"
+
+    def sessions(self) -> str:
+        """rtpengine-ctl's list of the calls it bridges now."""
+        return self._ctl("list", "sessions", "all")
+
+    def session(self, call_id: str) -> str:
+        """rtpengine-ctl's view of one call: each leg's streams with their packet counts."""
+        return self._ctl("list", "sessions", call_id)
+
+    def _ctl(self, *args: str) -> str:
+        done = subprocess.run(
+            [tool("rtpengine-ctl"), "-ip", LOCALHOST, "-port", str(self.cli_port), *args],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+        return done.stdout + done.stderr
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def start_rtpengine(workdir: Path) -> Rtpengine:
+    workdir.mkdir(parents=True, exist_ok=True)
+    ng_port, cli_port = free_port(), free_port(socket.SOCK_STREAM)
+    media = free_port(span=100)
+    argv = [
+        tool("rtpengine"),
+        "--interface", LOCALHOST,
+        "--listen-ng", f"{LOCALHOST}:{ng_port}",
+        "--listen-cli", f"{LOCALHOST}:{cli_port}",
+        "--port-min", str(media), "--port-max", str(media + 99),
+        # Userspace forwarding only: no kernel module needed.
+        "--table", "-1",
+        "--timeout", "30",
+        "--foreground", "--log-stderr", "--log-level", "6",
+        "--pidfile", str(workdir / "rtpengine.pid"),
+    ]  # fmt: skip
+    proc = Proc("rtpengine", argv, workdir / "rtpengine.log")
+    engine = Rtpengine(ng_port, cli_port, proc)
+    deadline = time.monotonic() + 10
+    while "Current sessions" not in (out := engine._ctl("list", "numsessions")):
+        if not proc.alive() or time.monotonic() > deadline:
+            proc.stop()
+            raise RuntimeError(f"rtpengine did not start:\n{proc.tail()}\n{out}")
+        time.sleep(0.1)
+    return engine
+
+
 # --- Kamailio ------------------------------------------------------------------------------
 
 
@@ -365,6 +426,7 @@ def start_kamailio(
     api_key: str,
     *,
     plan: EdgePlan | None = None,
+    rtpengine: Rtpengine | None = None,
     defines: tuple[str, ...] = (),
 ) -> Kamailio:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -402,6 +464,8 @@ def start_kamailio(
         "-A", "ANTRING_HTTP_TIMEOUT=2",
         "-A", "WORKERS=2",
         "-A", "ASYNC_WORKERS=4",
+        *(["-A", "WITH_RTPENGINE", "-A", f'RTPENGINE_SOCK="{rtpengine.sock}"']
+          if rtpengine else []),
         *(arg for define in defines for arg in ("-A", define)),
     ]  # fmt: skip
     proc = Proc("kamailio", argv, workdir / "kamailio.log", env=env)
@@ -472,10 +536,11 @@ class Sipp:
         ]  # fmt: skip
         return argv, log
 
-    def uas(self, scenario: str, port: int | None = None) -> SippUas:
-        """Start an answering side and return once it listens."""
+    def uas(self, scenario: str, port: int | None = None, *, echo: bool = False) -> SippUas:
+        """Start an answering side and return once it listens; with `echo`, it sends back
+        every RTP packet it gets (a phone with audio both ways)."""
         port = port or free_port()
-        argv, log = self._argv(scenario, port, [])
+        argv, log = self._argv(scenario, port, ["-rtp_echo"] if echo else [])
         proc = Proc(f"sipp {scenario}", argv, log.with_suffix(".out"))
         self._running.append(proc)
         deadline = time.monotonic() + 10
@@ -540,12 +605,14 @@ class Sipp:
         *,
         hold_ms: int = 500,
         wait_for_bye: bool = False,
+        echo: bool = False,
         timeout: float = 40,
     ) -> SippResult:
         scenario = "uac_call_wait_bye.xml" if wait_for_bye else "uac_call.xml"
         return self._client(
             scenario,
             [
+                *(["-rtp_echo"] if echo else []),
                 "-s", destination,
                 "-au", username, "-ap", password,
                 "-key", "user", username,

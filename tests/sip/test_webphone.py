@@ -1,17 +1,20 @@
 """The reference web phone (deploy/webphone) in headless Chromium, Debian's binary driven by
-its chromedriver, against the reference edge over secure WebSocket: a web device registers
-with nothing but its web view."""
+its chromedriver, against the reference edge over secure WebSocket and rtpengine: a web device
+registers with nothing but its web view, and calls phones and the outside world with audio
+both ways."""
 
 from __future__ import annotations
 
 import functools
 import json
 import os
+import re
 import shutil
 import statistics
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,10 +22,20 @@ from urllib.parse import quote
 
 import pytest
 
-from .harness import ROOT, Kamailio, MakeTenant, Sipp, Tenant, find_tool
+from .harness import (
+    ROOT,
+    Kamailio,
+    MakeTenant,
+    Rtpengine,
+    Sipp,
+    Tenant,
+    find_tool,
+    free_port,
+)
 
 pytestmark = [pytest.mark.sip, pytest.mark.browser]
 WEBPHONE = ROOT / "deploy" / "webphone"
+OUTSIDE_NUMBER = "0912345678"
 
 
 def _missing_browser() -> str | None:
@@ -162,3 +175,174 @@ def test_a_web_device_registers_from_the_browser_with_only_its_web_view(
             break
         time.sleep(0.5)
     assert result.code == 480, result.log
+
+
+# --- calls with audio ---------------------------------------------------------------------
+
+
+def _state(driver: Any, element: str) -> tuple[str, str]:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_element(By.ID, element)
+    return str(found.get_attribute("data-state")), str(found.text)
+
+
+def _wait_state(driver: Any, element: str, *states: str, timeout: float = 15) -> str:
+    """Waits until the element's state is one of `states`; returns its text."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state, text = _state(driver, element)
+        if state in states:
+            return text
+        assert time.monotonic() < deadline, f"{element} stayed {state!r} ({text})"
+        time.sleep(0.05)
+
+
+def _state_ms(driver: Any, element: str) -> float:
+    """When the element last changed state, in ms since the page loaded."""
+    from selenium.webdriver.common.by import By
+
+    return float(driver.find_element(By.ID, element).get_attribute("data-ms") or 0)
+
+
+def _call_id(driver: Any) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.ID, "call-status").get_attribute("data-call-id"))
+
+
+def _click(driver: Any, button: str) -> float:
+    """Clicks a button; returns the page's clock (ms since it loaded) just before."""
+    from selenium.webdriver.common.by import By
+
+    now = float(driver.execute_script("return performance.now()"))
+    driver.find_element(By.ID, button).click()
+    return now
+
+
+def _dial(driver: Any, number: str) -> float:
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.ID, "number")
+    field.clear()
+    field.send_keys(number)
+    return _click(driver, "call")
+
+
+def _packets(driver: Any) -> tuple[int, int]:
+    """Audio packets the browser has sent and received on its call so far."""
+    from selenium.webdriver.common.by import By
+
+    media = driver.find_element(By.ID, "media")
+    sent, received = media.get_attribute("data-sent"), media.get_attribute("data-received")
+    return int(sent or 0), int(received or 0)
+
+
+def _wait_for_audio(driver: Any, packets: int = 50, timeout: float = 10) -> tuple[int, int]:
+    """Waits until the browser has both sent and received `packets` audio packets."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sent, received = _packets(driver)
+        if sent >= packets and received >= packets:
+            return sent, received
+        assert time.monotonic() < deadline, f"audio: {sent} sent, {received} received"
+        time.sleep(0.2)
+
+
+def _leg_packets(engine: Rtpengine, call_id: str) -> dict[str, int]:
+    """RTP packets rtpengine has received on each leg of the call, by the leg's profile
+    ("UDP/TLS/RTP/SAVPF" towards a browser, "RTP/AVP" towards a phone)."""
+    legs: dict[str, int] = {}
+    profile = None
+    for line in engine.session(call_id).splitlines():
+        if match := re.search(r"Media #\d+ \(audio over (\S+)\)", line):
+            profile = match.group(1)
+        elif profile and "(RTCP)" not in line and (match := re.search(r", (\d+) p,", line)):
+            legs[profile] = legs.get(profile, 0) + int(match.group(1))
+    return legs
+
+
+def _wait_for_legs(engine: Rtpengine, call_id: str, timeout: float = 5) -> dict[str, int]:
+    """Waits until rtpengine has had RTP from both the browser's and the phone's side."""
+    deadline = time.monotonic() + timeout
+    while True:
+        legs = _leg_packets(engine, call_id)
+        if legs.get("UDP/TLS/RTP/SAVPF", 0) > 0 and legs.get("RTP/AVP", 0) > 0:
+            return legs
+        assert time.monotonic() < deadline, f"{legs}\n{engine.session(call_id)}"
+        time.sleep(0.2)
+
+
+def _web_user(tenant: Tenant, name: str, extension: str) -> tuple[str, dict[str, Any]]:
+    """A user with its default web device and an extension; returns its id and web view."""
+    resp = tenant.api.post("/v1/users", json={"display_name": name})
+    assert resp.status_code == 201, resp.text
+    user = resp.json()
+    resp = tenant.api.post(f"/v1/users/{user['id']}/extensions", json={"number": extension})
+    assert resp.status_code == 201, resp.text
+    return user["id"], _web_view(tenant, user["devices"][0]["id"])
+
+
+def _phone_user(
+    tenant: Tenant, sipp: Sipp, name: str, extension: str, port: int
+) -> tuple[str, Any]:
+    """A user with an IP phone registered at 127.0.0.1:`port` and an extension."""
+    user = tenant.create_user(name)
+    resp = tenant.api.post(f"/v1/users/{user.id}/extensions", json={"number": extension})
+    assert resp.status_code == 201, resp.text
+    phone = user.devices[0]
+    registered = sipp.register(phone.name, phone.password, tenant.sip_domain, contact_port=port)
+    assert registered.code == 200, registered.log
+    return user.id, phone
+
+
+def test_browser_and_ip_phone_call_each_other_with_audio_both_ways(
+    make_tenant: MakeTenant,
+    kamailio: Kamailio,
+    rtpengine: Rtpengine,
+    browser: Any,
+    webphone_url: str,
+    sipp: Sipp,
+) -> None:
+    tenant = make_tenant("Media")
+    _, view = _web_user(tenant, "Mai", "210")
+    phone_port = free_port()
+    _, phone = _phone_user(tenant, sipp, "Pat", "211", phone_port)
+    state, _ = _open(browser, webphone_url, view)
+    assert state == "registered", state
+
+    # Browser -> the phone's extension: WebRTC on the browser's leg, plain RTP on the phone's.
+    setup_ms = []
+    for _ in range(3):
+        desk = sipp.uas("uas_answer.xml", phone_port, echo=True)
+        clicked = _dial(browser, "211")
+        _wait_state(browser, "call-status", "connected", "refused", "ended")
+        status, text = _state(browser, "call-status")
+        assert status == "connected", (text, desk.log())
+        setup_ms.append(int(_state_ms(browser, "call-status")) - clicked)
+        # The phone sends back what it hears, so the browser hears itself through both legs.
+        _wait_for_audio(browser)
+        _wait_for_legs(rtpengine, _call_id(browser))
+        # The browser hangs up; the phone gets the BYE.
+        _click(browser, "hangup")
+        _wait_state(browser, "call-status", "ended")
+        assert desk.finish().returncode == 0, desk.log()
+    print(
+        f"\ncall set-up browser -> IP phone: {statistics.median(setup_ms):.0f} ms median "
+        f"({min(setup_ms):.0f}-{max(setup_ms):.0f} ms over {len(setup_ms)} calls)"
+    )
+
+    # The phone -> the browser's extension, answered in the browser; the phone hangs up.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        calling = pool.submit(
+            sipp.call, phone.name, phone.password, tenant.sip_domain, "210",
+            hold_ms=4000, echo=True,
+        )  # fmt: skip
+        assert "ringing" in _wait_state(browser, "call-status", "ringing")
+        _click(browser, "answer")
+        _wait_state(browser, "call-status", "connected")
+        _wait_for_audio(browser)
+        _wait_for_legs(rtpengine, _call_id(browser))
+        _wait_state(browser, "call-status", "ended", timeout=10)
+        call = calling.result(timeout=30)
+    assert call.code == 200 and call.lines("HUNGUP"), call.log
