@@ -333,6 +333,8 @@ def start_rtpengine(workdir: Path) -> Rtpengine:
     media = free_port(span=100)
     argv = [
         tool("rtpengine"),
+        # Only these options, not the system's /etc/rtpengine/rtpengine.conf.
+        "--config-file", "none",
         "--interface", LOCALHOST,
         "--listen-ng", f"{LOCALHOST}:{ng_port}",
         "--listen-cli", f"{LOCALHOST}:{cli_port}",
@@ -744,6 +746,24 @@ class Tenant:
         for n in range(devices):
             user.devices.append(self.add_device(user.id, f"{slug}-{uuid.uuid4().hex[:4]}-{n + 1}"))
         return user
+
+    def calls(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's recorded calls (usage), newest first."""
+        resp = self.api.get(f"/v1/users/{user_id}/calls")
+        assert resp.status_code == 200, resp.text
+        items: list[dict[str, Any]] = resp.json()["items"]
+        return items
+
+    def wait_for_call(
+        self, user_id: str, call_id: str, seconds: float = 10
+    ) -> list[dict[str, Any]]:
+        """Usage is posted right after the BYE; give it a moment to land."""
+        deadline = time.monotonic() + seconds
+        while True:
+            matching = [c for c in self.calls(user_id) if c["call_id"] == call_id]
+            if matching or time.monotonic() > deadline:
+                return matching
+            time.sleep(0.2)
 
     def add_device(self, user_id: str, name: str) -> Device:
         password = f"Pw{uuid.uuid4().hex[:14]}9"

@@ -7,7 +7,6 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -42,25 +41,6 @@ def _assert_final(result: SippResult, code: int, reason: str | None = None) -> N
 
 def _call_id(result: SippResult) -> str:
     return result.lines("CALL_ID ")[0].split(" ", 1)[1]
-
-
-def _calls(tenant: Tenant, user_id: str) -> list[dict[str, Any]]:
-    resp = tenant.api.get(f"/v1/users/{user_id}/calls")
-    assert resp.status_code == 200, resp.text
-    items: list[dict[str, Any]] = resp.json()["items"]
-    return items
-
-
-def _wait_for_call(
-    tenant: Tenant, user_id: str, call_id: str, seconds: float = 10
-) -> list[dict[str, Any]]:
-    """Usage is posted right after the BYE; give it a moment to land."""
-    deadline = time.monotonic() + seconds
-    while True:
-        matching = [c for c in _calls(tenant, user_id) if c["call_id"] == call_id]
-        if matching or time.monotonic() > deadline:
-            return matching
-        time.sleep(0.2)
 
 
 def test_device_registers_only_while_the_api_allows_it(make_tenant: MakeTenant, sipp: Sipp) -> None:
@@ -133,7 +113,7 @@ def test_outbound_switch_decides_whether_the_call_is_relayed(
 
     # The caller's BYE ends the dialog and Kamailio reports the call once.
     call_id = _call_id(relayed)
-    recorded = _wait_for_call(tenant, bob.id, call_id)
+    recorded = tenant.wait_for_call(bob.id, call_id)
     assert len(recorded) == 1, recorded
     assert recorded[0]["destination"] == OUTSIDE_NUMBER
     assert recorded[0]["duration_seconds"] <= 2
@@ -199,7 +179,7 @@ def test_quota_limits_and_ends_the_call(
     assert "Call time limit reached" in gw.lines("BYE ")[0], gw.log
 
     call_id = _call_id(call)
-    recorded = _wait_for_call(tenant, carol.id, call_id)
+    recorded = tenant.wait_for_call(carol.id, call_id)
     assert len(recorded) == 1, recorded
     assert recorded[0]["duration_seconds"] == 3
     assert recorded[0]["charged_seconds"] == 3
@@ -207,7 +187,7 @@ def test_quota_limits_and_ends_the_call(
     assert quota["used_seconds"] == 60, quota
     assert quota["remaining_seconds"] == 0, quota
     # The earlier report, the busy attempt (0 s) and the call that ran out.
-    assert sorted(c["charged_seconds"] for c in _calls(tenant, carol.id)) == [0, 3, 57]
+    assert sorted(c["charged_seconds"] for c in tenant.calls(carol.id)) == [0, 3, 57]
 
     gateway = sipp.uas("uas_answer.xml", kamailio.gateway_port)
     refused = sipp.call(phone.name, phone.password, tenant.sip_domain, OUTSIDE_NUMBER)
@@ -282,7 +262,7 @@ def test_extension_rings_every_device_with_auto_answer_only_when_on(
         sipp.call(caller_phone.name, caller_phone.password, tenant.sip_domain, "150"), 404
     )
     # Internal calls and free extensions are not outbound calls: nothing is charged.
-    assert _calls(tenant, caller.id) == []
+    assert tenant.calls(caller.id) == []
 
 
 def test_hotline_calls_reach_the_ivr_and_the_ivr_hands_them_to_the_agent(
@@ -358,7 +338,7 @@ def test_hotline_calls_reach_the_ivr_and_the_ivr_hands_them_to_the_agent(
         _assert_final(runner.trusted_call("102", domain, customer, port=gateway_port), 404)
         assert outbound.invites() == []
         # Inbound calls are not outbound calls: nothing is charged or held.
-        assert _calls(tenant, agent.id) == []
+        assert tenant.calls(agent.id) == []
         minutes = tenant.api.get(f"/v1/users/{agent.id}").json()["minutes"]
         assert minutes["used_minutes"] == 0
     finally:
@@ -456,7 +436,7 @@ def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
         own_service = start_service(
             tmp_path / "service", plan, port=int(own_service.url.rsplit(":", 1)[1])
         )
-        [charged] = _wait_for_call(tenant, gina.id, _call_id(ended), seconds=30)
+        [charged] = tenant.wait_for_call(gina.id, _call_id(ended), seconds=30)
         assert charged["duration_seconds"] >= 3, charged
     finally:
         if runner is not None:

@@ -13,6 +13,7 @@ import shutil
 import statistics
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -27,10 +28,15 @@ from .harness import (
     Kamailio,
     MakeTenant,
     Rtpengine,
+    Service,
     Sipp,
     Tenant,
     find_tool,
     free_port,
+    new_edge_plan,
+    start_kamailio,
+    start_rtpengine,
+    start_service,
 )
 
 pytestmark = [pytest.mark.sip, pytest.mark.browser]
@@ -198,6 +204,13 @@ def _wait_state(driver: Any, element: str, *states: str, timeout: float = 15) ->
         time.sleep(0.05)
 
 
+def _attribute(driver: Any, element: str, name: str) -> str | None:
+    from selenium.webdriver.common.by import By
+
+    value = driver.find_element(By.ID, element).get_attribute(name)
+    return None if value is None else str(value)
+
+
 def _state_ms(driver: Any, element: str) -> float:
     """When the element last changed state, in ms since the page loaded."""
     from selenium.webdriver.common.by import By
@@ -346,3 +359,150 @@ def test_browser_and_ip_phone_call_each_other_with_audio_both_ways(
         _wait_state(browser, "call-status", "ended", timeout=10)
         call = calling.result(timeout=30)
     assert call.code == 200 and call.lines("HUNGUP"), call.log
+
+
+def test_the_browser_answers_by_itself_only_when_auto_answer_is_on(
+    make_tenant: MakeTenant, kamailio: Kamailio, browser: Any, webphone_url: str, sipp: Sipp
+) -> None:
+    tenant = make_tenant("Auto")
+    user_id, view = _web_user(tenant, "Ana", "220")
+    _, phone = _phone_user(tenant, sipp, "Bob", "221", free_port())
+    state, _ = _open(browser, webphone_url, view)
+    assert state == "registered", state
+
+    resp = tenant.api.patch(f"/v1/users/{user_id}/toggles", json={"auto_answer": True})
+    assert resp.status_code == 200, resp.text
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        calling = pool.submit(
+            sipp.call, phone.name, phone.password, tenant.sip_domain, "220",
+            hold_ms=2000, echo=True,
+        )  # fmt: skip
+        # Nobody presses anything.
+        _wait_state(browser, "call-status", "connected", timeout=10)
+        arrived = float(_attribute(browser, "call-status", "data-arrived-ms") or 0)
+        answered_after_ms = _state_ms(browser, "call-status") - arrived
+        assert 0 <= answered_after_ms < 2000, answered_after_ms
+        _wait_for_audio(browser)
+        _wait_state(browser, "call-status", "ended", timeout=10)
+        call = calling.result(timeout=30)
+    assert call.code == 200 and call.lines("HUNGUP"), call.log
+    print(f"\nauto-answer: connected {answered_after_ms:.0f} ms after the INVITE arrived")
+
+    resp = tenant.api.patch(f"/v1/users/{user_id}/toggles", json={"auto_answer": False})
+    assert resp.status_code == 200, resp.text
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        calling = pool.submit(sipp.call, phone.name, phone.password, tenant.sip_domain, "220")
+        _wait_state(browser, "call-status", "ringing")
+        # It rings, and keeps ringing: no answer without the agent.
+        time.sleep(3)
+        assert _state(browser, "call-status")[0] == "ringing"
+        _click(browser, "hangup")
+        call = calling.result(timeout=30)
+    assert call.code == 480 and not call.lines("ANSWERED"), call.log
+
+
+def test_the_browser_calls_outside_within_its_switch_and_its_quota(
+    make_tenant: MakeTenant,
+    kamailio: Kamailio,
+    rtpengine: Rtpengine,
+    browser: Any,
+    webphone_url: str,
+    sipp: Sipp,
+    service: Service,
+) -> None:
+    tenant = make_tenant("Outside", billing_increment_seconds=1)
+    user_id, view = _web_user(tenant, "Ola", "230")
+    state, _ = _open(browser, webphone_url, view)
+    assert state == "registered", state
+    gateway = sipp.uas("uas_answer.xml", kamailio.gateway_port, echo=True)
+
+    resp = tenant.api.patch(f"/v1/users/{user_id}/toggles", json={"outbound_allowed": False})
+    assert resp.status_code == 200, resp.text
+    _dial(browser, OUTSIDE_NUMBER)
+    refused = _wait_state(browser, "call-status", "refused", "connected")
+    assert refused.startswith("refused: 403") and "outbound_disabled" in refused, refused
+    assert gateway.invites() == []
+
+    # Outbound on, with 4 seconds of the month's minute left.
+    resp = tenant.api.patch(f"/v1/users/{user_id}/toggles", json={"outbound_allowed": True})
+    assert resp.status_code == 200, resp.text
+    resp = tenant.api.put(f"/v1/users/{user_id}/quota", json={"limit_minutes": 1})
+    assert resp.status_code == 200, resp.text
+    with service.client(service.call_control_key) as call_control:
+        resp = call_control.post(
+            "/v1/call-control/usage",
+            json={
+                "domain": tenant.sip_domain,
+                "username": view["authorization_user"],
+                "call_id": f"earlier-{uuid.uuid4().hex}",
+                "destination": OUTSIDE_NUMBER,
+                "started_at": int(time.time()) - 600,
+                "duration_seconds": 56,
+            },
+        )
+    assert resp.status_code == 201, resp.text
+
+    _dial(browser, OUTSIDE_NUMBER)
+    _wait_state(browser, "call-status", "connected", "refused")
+    assert _state(browser, "call-status")[0] == "connected"
+    connected_ms = _state_ms(browser, "call-status")
+    _wait_for_audio(browser, packets=25)
+    _wait_for_legs(rtpengine, _call_id(browser))
+    # Kamailio, not the browser or the gateway, ends it when the 4 seconds are used.
+    _wait_state(browser, "call-status", "ended", timeout=10)
+    held_ms = _state_ms(browser, "call-status") - connected_ms
+    assert 3500 <= held_ms <= 6500, held_ms
+    gw = gateway.finish()
+    assert "Call time limit reached" in gw.lines("BYE ")[0], gw.log
+
+    recorded = tenant.wait_for_call(user_id, _call_id(browser))
+    assert [(c["duration_seconds"], c["charged_seconds"]) for c in recorded] == [(4, 4)]
+    quota = tenant.api.get(f"/v1/users/{user_id}/quota").json()
+    assert quota["used_seconds"] == 60 and quota["remaining_seconds"] == 0, quota
+
+
+def test_the_browser_cannot_call_out_without_the_service_or_the_media_bridge(
+    sip_tools: None, browser: Any, webphone_url: str, tmp_path: Path
+) -> None:
+    # A service, an rtpengine and a Kamailio of their own, so stopping them spares the others.
+    plan = new_edge_plan()
+    own_service = start_service(tmp_path / "service", plan)
+    engine = start_rtpengine(tmp_path / "rtpengine")
+    kam: Kamailio | None = None
+    try:
+        tenant = own_service.create_tenant("Down", "down.test")
+        kam = start_kamailio(
+            tmp_path / "kamailio",
+            own_service.url,
+            own_service.call_control_key,
+            plan=plan,
+            rtpengine=engine,
+        )
+        user_id, view = _web_user(tenant, "Dan", "240")
+        resp = tenant.api.put(f"/v1/users/{user_id}/quota", json={"limit_minutes": 1})
+        assert resp.status_code == 200, resp.text
+        state, _ = _open(browser, webphone_url, view)
+        assert state == "registered", state
+        gateway = Sipp(kam, tmp_path).uas("uas_answer.xml", kam.gateway_port)
+
+        # No media bridge: the call is refused, and the minute it was granted is given back.
+        engine.stop()
+        _dial(browser, OUTSIDE_NUMBER)
+        refused = _wait_state(browser, "call-status", "refused", "connected")
+        assert refused.startswith("refused: 503"), refused
+        [attempt] = tenant.wait_for_call(user_id, _call_id(browser))
+        assert attempt["charged_seconds"] == 0, attempt
+        quota = tenant.api.get(f"/v1/users/{user_id}/quota").json()
+        assert quota["used_seconds"] == 0 and quota["remaining_seconds"] == 60, quota
+
+        # No service: refused too (fail closed).
+        own_service.stop()
+        _dial(browser, OUTSIDE_NUMBER)
+        refused = _wait_state(browser, "call-status", "refused", "connected")
+        assert refused.startswith("refused: 503"), refused
+        assert gateway.invites() == []
+    finally:
+        if kam is not None:
+            kam.stop()
+        engine.stop()
+        own_service.stop()
