@@ -506,3 +506,44 @@ def test_the_browser_cannot_call_out_without_the_service_or_the_media_bridge(
             kam.stop()
         engine.stop()
         own_service.stop()
+
+
+def test_an_extension_call_rings_a_browser_and_a_desk_phone_each_with_its_own_media(
+    make_tenant: MakeTenant,
+    kamailio: Kamailio,
+    rtpengine: Rtpengine,
+    browser: Any,
+    webphone_url: str,
+    sipp: Sipp,
+) -> None:
+    tenant = make_tenant("Fork")
+    agent_id, view = _web_user(tenant, "Eve", "250")
+    desk_port = free_port()
+    desk = tenant.add_device(agent_id, "eve-desk")
+    assert (
+        sipp.register(desk.name, desk.password, tenant.sip_domain, contact_port=desk_port).code
+        == 200
+    )
+    _, caller = _phone_user(tenant, sipp, "Fay", "251", free_port())
+    resp = tenant.api.patch(f"/v1/users/{agent_id}/toggles", json={"auto_answer": True})
+    assert resp.status_code == 200, resp.text
+    state, _ = _open(browser, webphone_url, view)
+    assert state == "registered", state
+
+    ringing = sipp.uas("uas_ring.xml", desk_port)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        calling = pool.submit(
+            sipp.call, caller.name, caller.password, tenant.sip_domain, "250",
+            hold_ms=2000, echo=True,
+        )  # fmt: skip
+        # The browser answers (auto-answer) with WebRTC media; the caller's audio comes back.
+        _wait_state(browser, "call-status", "connected", timeout=10)
+        _wait_for_audio(browser)
+        _wait_for_legs(rtpengine, _call_id(browser))
+        call = calling.result(timeout=30)
+    assert call.code == 200, call.log
+    # The desk phone rang with a plain RTP offer, and was cancelled once the browser answered.
+    rang = ringing.finish()
+    assert rang.returncode == 0, rang.log
+    [media] = rang.lines("MEDIA ")
+    assert " RTP/AVP " in media, media
