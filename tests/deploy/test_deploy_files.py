@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HADOLINT = Path(sys.executable).with_name("hadolint")
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile", "deploy/kamailio/Dockerfile"])
+@pytest.mark.parametrize(
+    "dockerfile", ["Dockerfile", "deploy/kamailio/Dockerfile", "deploy/rtpengine/Dockerfile"]
+)
 def test_hadolint_finds_nothing(dockerfile: str) -> None:
     done = subprocess.run(
         [str(HADOLINT), "--failure-threshold", "info", "--no-color", str(ROOT / dockerfile)],
@@ -40,6 +42,9 @@ def test_the_compose_stack_starts_in_order() -> None:
     assert accounts["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert accounts["command"][:2] == ["antring", "serve"]
     assert services["kamailio"]["depends_on"]["accounts"]["condition"] == "service_healthy"
+    # The edge bridges media through the stack's rtpengine.
+    assert "rtpengine" in services["kamailio"]["depends_on"]
+    assert 'RTPENGINE_SOCK="udp:rtpengine:2223"' in services["kamailio"]["command"]
     for service in services.values():
         if "build" in service:
             context = ROOT / "deploy" / service["build"]["context"]
