@@ -2,15 +2,20 @@
 MAC one of its devices holds. Every attempt is recorded, and a refusal serves no file."""
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from app.clock import utcnow
 from app.db.session import Database
+from app.jobs.registry import run_job
+from app.main import create_app
 from app.outbox.models import Event
+from app.provisioning.models import ProvisioningFetch, ProvisioningLink
 from tests.helpers.api import TenantKeys, assert_problem, db_rows
 from tests.helpers.provisioning import (
     PHONE_PASSWORD,
@@ -20,6 +25,7 @@ from tests.helpers.provisioning import (
     file_path,
     key_values,
 )
+from tests.helpers.settings import make_settings
 
 OUTSIDE = "198.51.100.7"
 
@@ -227,3 +233,54 @@ async def test_allowed_networks_are_checked_and_normalized(
     assert_problem(bad, 422, field="body.allowed_networks.1")
     assert good.status_code == 200, good.text
     assert good.json()["allowed_networks"] == ["10.1.0.0/16", "2001:db8::/32"]
+
+
+@pytest.fixture
+async def strict_client(migrated_url: str, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """An app that allows two failed authentications a minute per address."""
+    application = create_app(make_settings(migrated_url, auth_failure_limit="2/minute"))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application, client=("192.0.2.9", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://antring.test") as c:
+            yield c
+
+
+async def test_guessing_the_secret_is_slowed_down(
+    strict_client: httpx.AsyncClient, client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    await add_phone(client, tenant, model="yealink")
+    access = await enable_provisioning(client, tenant)
+    path = file_path(access.files_url, "001565aabbcc.cfg")
+
+    guesses = [
+        await strict_client.get(path, auth=(access.username, f"Guess{n}Secret42x"))
+        for n in range(3)
+    ]
+    right_too_late = await strict_client.get(path, auth=access.auth)
+
+    assert [g.status_code for g in guesses] == [401, 401, 429]
+    assert_problem(right_too_late, 429)
+    assert "retry-after" in right_too_late.headers
+    assert [f["outcome"] for f in await fetches(client, tenant)][:2] == ["throttled", "throttled"]
+
+
+async def test_old_fetches_and_links_are_forgotten(
+    client: httpx.AsyncClient, tenant: TenantKeys, db: Database
+) -> None:
+    phone = await add_phone(client, tenant, model="yealink")
+    access = await enable_provisioning(client, tenant)
+    await client.get(file_path(access.files_url, "001565aabbcc.cfg"), auth=access.auth)
+    await client.post(
+        f"/v1/devices/{phone['id']}/provisioning-links",
+        json={"app": "linphone"},
+        headers=tenant.admin,
+    )
+    await client.get(file_path(access.files_url, "001565aabbcc.cfg"), auth=access.auth)
+    long_ago = utcnow() - timedelta(days=91)
+    async with db.engine.begin() as conn:
+        await conn.execute(update(ProvisioningFetch).values(fetched_at=long_ago))
+        await conn.execute(update(ProvisioningLink).values(expires_at=long_ago))
+
+    assert await run_job(db, "prune-provisioning-fetches") == 3
+    assert await fetches(client, tenant) == []
+    assert await db_rows(db, select(ProvisioningLink.id)) == []
