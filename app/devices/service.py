@@ -100,11 +100,11 @@ def _check_phone_fields(device: Device, *, kind_changed: bool) -> None:
         return
     for field in ("mac", "model"):
         if getattr(device, field) is not None:
-            where = "body.kind" if kind_changed else f"body.{field}"
-            raise InvalidInput(
-                where,
-                f"Only an ip_phone has a {field}; set {field} to null to change the kind.",
-            )
+            if kind_changed:
+                raise InvalidInput(
+                    "body.kind", f"The device has a {field}: set it to null to change the kind."
+                )
+            raise InvalidInput(f"body.{field}", f"Only an ip_phone has a {field}.")
 
 
 def device_change(

@@ -32,6 +32,14 @@ async def device_by_mac(
     return (row[0], row[1]) if row else None
 
 
+async def device_id_by_mac(
+    session: AsyncSession, *, tenant_id: uuid.UUID, mac: str
+) -> uuid.UUID | None:
+    return await session.scalar(
+        select(Device.id).where(Device.tenant_id == tenant_id, Device.mac == mac)
+    )
+
+
 async def get_user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:
     user = await session.scalar(select(User).where(User.tenant_id == tenant_id, User.id == user_id))
     assert user is not None  # a device's user: the foreign key keeps it

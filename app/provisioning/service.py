@@ -177,20 +177,25 @@ async def fetch_file(
     filename: str,
     request: FetchRequest,
 ) -> FetchAnswer:
-    """A phone's file: checked in the order the anchors check (address, credentials, file,
-    MAC), each refusal recorded with what was asked."""
+    """A phone's file. Checked in this order: the address, the credentials, the file name, the
+    MAC; each refusal is recorded with what was asked (and the device its MAC names, if any)."""
     tenant = await tenants.get_tenant(session, tenant_id=tenant_id)
     if tenant is None:
         # No tenant to record it under; the answer is the one an unknown file gets.
         return FetchAnswer(refusal=ProvisioningFileNotFound("No such provisioning file."))
 
+    asked = files.parse_filename(filename)
+    mac = asked.mac if asked else None
+
     async def refuse(
-        outcome: FetchOutcome,
-        error: AppError,
-        *,
-        mac: str | None = None,
-        challenges: list[str] | None = None,
+        outcome: FetchOutcome, error: AppError, *, challenges: list[str] | None = None
     ) -> FetchAnswer:
+        # The device shows its refused fetches too: why a phone did not set itself up.
+        device_id = (
+            await repository.device_id_by_mac(session, tenant_id=tenant_id, mac=mac)
+            if mac
+            else None
+        )
         await _record(
             session,
             request,
@@ -199,6 +204,7 @@ async def fetch_file(
             outcome=outcome,
             status_code=error.status_code,
             mac=mac,
+            device_id=device_id,
         )
         return FetchAnswer(refusal=error, challenges=challenges or [])
 
@@ -239,7 +245,6 @@ async def fetch_file(
             ProvisioningUnauthorized("Send the tenant's provisioning user name and password."),
             challenges=httpauth.challenges(key, stale=verdict.stale),
         )
-    asked = files.parse_filename(filename)
     if asked is None:
         return await refuse(
             FetchOutcome.unknown_file, ProvisioningFileNotFound("No phone asks for this file.")
@@ -261,7 +266,6 @@ async def fetch_file(
         return await refuse(
             FetchOutcome.unknown_mac,
             ProvisioningFileNotFound("No device of this tenant has this MAC address."),
-            mac=asked.mac,
         )
     device, user = found
     if device.kind != DeviceKind.ip_phone or device.model not in asked.families:
@@ -270,14 +274,12 @@ async def fetch_file(
             ProvisioningFileNotFound(
                 "The device's phone model does not fetch a file of this name."
             ),
-            mac=asked.mac,
         )
     assert device.model is not None
     if not (device.enabled and user.enabled):
         return await refuse(
             FetchOutcome.device_disabled,
             ProvisioningFileNotFound("The device or its user is disabled."),
-            mac=asked.mac,
         )
     account = await phone_account(
         session, cipher, settings, current=TenantDevice(device=device, tenant=tenant), user=user

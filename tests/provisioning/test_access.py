@@ -100,13 +100,13 @@ async def test_refusals_are_recorded_and_serve_no_file(
         for f in reversed(await fetches(client, tenant))
     ]
     assert recorded == [
-        ("unauthorized", 401, None, "127.0.0.1"),
-        ("unauthorized", 401, None, "127.0.0.1"),
-        ("unauthorized", 401, None, "127.0.0.1"),
+        ("unauthorized", 401, "001565aabbcc", "127.0.0.1"),
+        ("unauthorized", 401, "001565aabbcc", "127.0.0.1"),
+        ("unauthorized", 401, "001565aabbcc", "127.0.0.1"),
         ("unknown_mac", 404, "001565999999", "127.0.0.1"),
         ("unknown_mac", 404, "001565000002", "127.0.0.1"),
         ("unknown_file", 404, None, "127.0.0.1"),
-        ("address_refused", 403, None, OUTSIDE),
+        ("address_refused", 403, "001565aabbcc", OUTSIDE),
         ("served", 200, "001565aabbcc", "127.0.0.1"),
     ]
     assert all(f["user_agent"] == YEALINK_AGENT for f in await fetches(client, tenant))

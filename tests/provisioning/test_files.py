@@ -241,6 +241,8 @@ async def test_the_device_shows_its_file_and_last_fetches(
     assert latest["user_agent"] == YEALINK_AGENT
     assert latest["client_address"] == "127.0.0.1"
     assert latest["device_id"] == phone["id"]
+    # The refused one too: why a phone did not set itself up.
+    assert [f["outcome"] for f in body["last_fetches"]] == ["served", "unauthorized"]
     assert PHONE_PASSWORD not in shown.text and access.password not in shown.text
 
 
