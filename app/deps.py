@@ -62,15 +62,30 @@ async def _authenticator(request: Request) -> Authenticator:
     return authenticator
 
 
+async def _auth_throttle(request: Request) -> FailedAuthThrottle:
+    throttle: FailedAuthThrottle = request.app.state.auth_throttle
+    return throttle
+
+
 async def _import_runner(request: Request) -> ImportRunner:
     runner: ImportRunner = request.app.state.imports
     return runner
+
+
+async def _public_base_url(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    return settings.provisioning_base_url or str(request.base_url).rstrip("/")
 
 
 DatabaseDep = Annotated[Database, Depends(_database)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 CipherDep = Annotated[PasswordCipher, Depends(_cipher)]
 AuthenticatorDep = Annotated[Authenticator, Depends(_authenticator)]
+# The origin phones and softphones reach the service at (ANTRING_PROVISIONING_BASE_URL, else the
+# request's own).
+PublicBaseUrl = Annotated[str, Depends(_public_base_url)]
+# Failed authentications per client address, in this process.
+AuthThrottleDep = Annotated[FailedAuthThrottle, Depends(_auth_throttle)]
 # The import jobs of this process.
 ImportRunnerDep = Annotated[ImportRunner, Depends(_import_runner)]
 

@@ -37,6 +37,8 @@ from app.jobs.router import router as jobs_router
 from app.observability import tracing
 from app.observability.access import RequestObserver
 from app.observability.logs import configure_logging
+from app.provisioning.router import files_router as provisioning_files_router
+from app.provisioning.router import router as provisioning_router
 from app.quotas.router import router as quotas_router
 from app.request_limits import HeaderSizeLimit
 from app.settings import Settings, get_settings
@@ -73,6 +75,10 @@ OPENAPI_TAGS = [
     {"name": "tenants", "description": "Companies (platform keys)."},
     {"name": "api keys", "description": "Keys of a tenant (platform keys)."},
     {"name": "webhooks", "description": "Where the tenant's events are delivered."},
+    {
+        "name": "provisioning",
+        "description": "IP phones fetch their files, softphones scan a QR code.",
+    },
     {"name": "audit", "description": "Who changed what, when."},
     {"name": "call control", "description": "What the SIP platform asks call by call."},
     {"name": "jobs", "description": "Scheduled jobs (platform admin keys)."},
@@ -225,6 +231,8 @@ def create_app(
         extensions_router,
         quotas_router,
         webhooks_router,
+        provisioning_router,
+        provisioning_files_router,
         audit_router,
         jobs_router,
     ):

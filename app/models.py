@@ -8,6 +8,7 @@ from app.extensions.models import Extension
 from app.idempotency.models import IdempotencyKey
 from app.imports.models import ImportJob
 from app.outbox.models import AuditEntry, Event
+from app.provisioning.models import ProvisioningAccess, ProvisioningFetch, ProvisioningLink
 from app.quotas.models import (
     CallAuthorization,
     CallRecord,
@@ -32,6 +33,9 @@ __all__ = [
     "ImportJob",
     "MonthRollover",
     "MonthlyUsage",
+    "ProvisioningAccess",
+    "ProvisioningFetch",
+    "ProvisioningLink",
     "QuotaHistory",
     "Tenant",
     "User",

@@ -7,6 +7,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SipTransport = Literal["udp", "tcp", "tls", "ws", "wss"]
+SipCodec = Literal["opus", "g722", "pcmu", "pcma", "g729"]
 
 # Used only when ANTRING_ENVIRONMENT=development (the default for `make run`); refused otherwise.
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
@@ -89,6 +90,41 @@ class Settings(BaseSettings):
         default_factory=list,
         description="STUN/TURN servers a browser uses, as a JSON list in WebRTC's form: "
         '\'[{"urls": ["stun:stun.example.net:3478"]}]\'.',
+    )
+    sip_codecs: list[SipCodec] = Field(
+        default_factory=lambda: list[SipCodec](["g722", "pcmu", "pcma"]),
+        min_length=1,
+        description="The audio codecs provisioned phones offer, best first, as a JSON list "
+        "(opus, g722, pcmu, pcma, g729).",
+    )
+    sip_registration_expires_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=86400,
+        description="The registration expiry provisioned phones and softphones ask for.",
+    )
+
+    # Provisioning: phones fetch their files, softphones scan a QR code.
+    provisioning_base_url: str | None = Field(
+        default=None,
+        description="The public https:// origin phones and softphones reach this service at "
+        "(the provisioning URLs and QR links are made from it); unset: the origin a request "
+        "to the API came to.",
+    )
+    provisioning_link_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=1440,
+        description="How long a softphone's one-time provisioning link (its QR code) works.",
+    )
+    provisioning_acrobits_cloud_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9]+\*?$",
+        description="The Cloud ID of the Acrobits-based app (Cloud Softphone, Groundwire) the "
+        "`csc:` QR codes open; unset: no Acrobits codes.",
+    )
+    provisioning_fetch_retention_days: int = Field(
+        default=90, ge=1, description="How long the record of phones' fetches is kept."
     )
 
     api_key_cache_seconds: float = Field(default=5.0, ge=0)
@@ -182,6 +218,13 @@ class Settings(BaseSettings):
             if not url.startswith(("http://", "https://")):
                 raise ValueError("each must be an http:// or https:// URL")
         return value
+
+    @field_validator("provisioning_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
 
     @field_validator("auth_failure_limit")
     @classmethod

@@ -37,6 +37,8 @@ async def collect_secrets(
         secrets.extend(row)
     for headers in (tenant.admin, tenant.viewer, tenant.call_control, platform):
         secrets.append(headers["Authorization"].removeprefix("Bearer "))
+    provisioning = await client.post("/v1/provisioning/credentials", headers=tenant.admin)
+    secrets.append(provisioning.json()["password"])
     ids = {"user_id": user["id"], "device_id": chosen["id"], "tenant_id": str(tenant.id)}
     return ids, secrets
 
@@ -57,6 +59,10 @@ async def test_secrets_never_appear_in_lists_or_reads(
         ("/v1/tenants", platform),
         ("/v1/tenants/{tenant_id}", platform),
         ("/v1/tenants/{tenant_id}/api-keys", platform),
+        ("/v1/provisioning", tenant.admin),
+        ("/v1/provisioning/fetches", tenant.admin),
+        ("/v1/devices/{device_id}/provisioning", tenant.admin),
+        ("/v1/audit-events", tenant.admin),
     ]
     for path, headers in reads:
         response = await client.get(path.format(**ids), headers=headers)

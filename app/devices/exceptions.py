@@ -9,3 +9,8 @@ class DeviceNotFound(NotFound):
 class DeviceNameTaken(Conflict):
     code = "device-name-taken"
     title = "Device name taken"
+
+
+class MacAddressTaken(Conflict):
+    code = "mac-address-taken"
+    title = "MAC address taken"

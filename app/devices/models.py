@@ -13,11 +13,25 @@ class DeviceKind(StrEnum):
     ip_phone = "ip_phone"
 
 
+class PhoneModel(StrEnum):
+    """The vendor family of an IP phone: which provisioning file it fetches, in which form."""
+
+    yealink = "yealink"
+    grandstream = "grandstream"
+    polycom = "polycom"
+    fanvil = "fanvil"
+    snom = "snom"
+
+
 class Device(IdMixin, TimestampMixin, VersionMixin, Base):
     """A SIP account: one per device an agent uses."""
 
     __tablename__ = "device"
-    __table_args__ = (UniqueConstraint("tenant_id", "name_key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name_key"),
+        # A phone's MAC address names its provisioning file: one device per MAC in a tenant.
+        UniqueConstraint("tenant_id", "mac"),
+    )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("tenant.id", ondelete="CASCADE"), index=True
@@ -33,3 +47,6 @@ class Device(IdMixin, TimestampMixin, VersionMixin, Base):
     password_encrypted: Mapped[str] = mapped_column(String(512))
     ha1: Mapped[str] = mapped_column(String(32))
     ha1_sha256: Mapped[str] = mapped_column(String(64))
+    # IP phones only: 12 lower-case hex digits, and the vendor family of the phone.
+    mac: Mapped[str | None] = mapped_column(String(12))
+    model: Mapped[PhoneModel | None] = mapped_column(Enum(PhoneModel, native_enum=False, length=20))

@@ -12,7 +12,7 @@ from app.deps import (
     SettingsDep,
 )
 from app.devices import service
-from app.devices.exceptions import DeviceNameTaken, DeviceNotFound
+from app.devices.exceptions import DeviceNameTaken, DeviceNotFound, MacAddressTaken
 from app.devices.schemas import (
     DeviceConfig,
     DeviceCreate,
@@ -56,7 +56,7 @@ async def list_devices(session: SessionDep, current: ReadUser, page: PageDep) ->
     "/v1/users/{user_id}/devices",
     status_code=status.HTTP_201_CREATED,
     response_model=DeviceCreated,
-    responses=responses(UserNotFound, DeviceNameTaken, InvalidInput, CREATED),
+    responses=responses(UserNotFound, DeviceNameTaken, MacAddressTaken, InvalidInput, CREATED),
 )
 async def create_device(
     body: DeviceCreate,
@@ -92,7 +92,12 @@ async def get_device(current: ReadDevice, response: Response) -> DeviceOut:
     "/v1/devices/{device_id}",
     response_model=DeviceOut,
     responses=responses(
-        DeviceNotFound, DeviceNameTaken, InvalidInput, PreconditionFailed, VERSIONED
+        DeviceNotFound,
+        DeviceNameTaken,
+        MacAddressTaken,
+        InvalidInput,
+        PreconditionFailed,
+        VERSIONED,
     ),
 )
 async def update_device(
@@ -102,7 +107,7 @@ async def update_device(
     current: ChangedDevice,
     response: Response,
 ) -> DeviceOut:
-    """Rename, change the kind of, enable or disable a SIP account."""
+    """Rename, change the kind of, enable or disable a SIP account, or set its phone's MAC."""
     device = await service.update_device(session, cipher, current=current, data=body)
     set_etag(response, device.version)
     return DeviceOut.model_validate(device)

@@ -3,9 +3,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-from app.devices.models import DeviceKind
+from app.devices.models import DeviceKind, PhoneModel
 from app.schemas import PatchModel
 
 # A SIP username: what a device is called, and what a registrar lookup may ask for.
@@ -31,6 +31,43 @@ DevicePassword = Annotated[
     ),
 ]
 
+_MAC = re.compile(r"[0-9a-f]{12}")
+
+
+def normalize_mac(value: str) -> str:
+    """A MAC address in the form phones name their files with: 12 lower-case hex digits."""
+    digits = value.strip().lower()
+    if re.fullmatch(r"[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}", digits):
+        digits = digits.replace(digits[2], "")
+    elif re.fullmatch(r"[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}", digits):
+        digits = digits.replace(".", "")
+    if not _MAC.fullmatch(digits):
+        raise ValueError("must be a MAC address such as 00:15:65:AA:BB:CC or 001565aabbcc")
+    if digits == "000000000000" or int(digits[1], 16) & 1:
+        raise ValueError("must be a phone's own (unicast) MAC address")
+    return digits
+
+
+MacAddress = Annotated[
+    str,
+    StringConstraints(max_length=17),
+    AfterValidator(normalize_mac),
+    Field(
+        description="IP phones only: the phone's MAC address (00:15:65:AA:BB:CC, "
+        "00-15-65-aa-bb-cc or 001565aabbcc), kept as 12 lower-case hex digits; unique in the "
+        "tenant. The phone's provisioning file is served to this MAC only.",
+        examples=["001565aabbcc"],
+    ),
+]
+PhoneModelField = Annotated[
+    PhoneModel,
+    Field(
+        description="IP phones only: the vendor family, which decides the provisioning file's "
+        "form.",
+        examples=["yealink"],
+    ),
+]
+
 
 class DeviceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -38,14 +75,20 @@ class DeviceCreate(BaseModel):
     name: DeviceName
     kind: DeviceKind = Field(examples=["softphone"])
     password: DevicePassword | None = None
+    mac: MacAddress | None = None
+    model: PhoneModelField | None = None
 
 
 class DeviceUpdate(PatchModel):
+    nullable = frozenset({"mac", "model"})
+
     name: DeviceName | None = None
     kind: DeviceKind | None = None
     enabled: StrictBool | None = Field(
         default=None, description="A disabled device cannot register."
     )
+    mac: MacAddress | None = Field(default=None, description="null: the device has no MAC.")
+    model: PhoneModelField | None = None
 
 
 class PasswordRotate(BaseModel):
@@ -62,6 +105,8 @@ class DeviceOut(BaseModel):
     name: str
     kind: DeviceKind
     enabled: bool
+    mac: str | None = Field(description="IP phones: 12 lower-case hex digits.")
+    model: PhoneModel | None
     created_at: datetime
     updated_at: datetime
 

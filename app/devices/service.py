@@ -13,8 +13,8 @@ from app import edgecache
 from app.crypto import PasswordCipher, generate_password, ha1_md5, ha1_sha256
 from app.db.conflicts import flush_or_conflict
 from app.devices import repository
-from app.devices.exceptions import DeviceNameTaken, DeviceNotFound
-from app.devices.models import Device
+from app.devices.exceptions import DeviceNameTaken, DeviceNotFound, MacAddressTaken
+from app.devices.models import Device, DeviceKind
 from app.devices.schemas import (
     DeviceConfig,
     DeviceCreate,
@@ -83,12 +83,28 @@ async def _flush(session: AsyncSession, device: Device) -> None:
         {
             "uq_device_tenant_id_name_key": DeviceNameTaken(
                 f"Device name {device.name} is already used in this tenant."
-            )
+            ),
+            "uq_device_tenant_id_mac": MacAddressTaken(
+                f"MAC address {device.mac} belongs to another device of this tenant."
+            ),
         },
     )
 
 
-SHOWN = ("name", "kind", "enabled", "user_id")
+SHOWN = ("name", "kind", "enabled", "user_id", "mac", "model")
+
+
+def _check_phone_fields(device: Device, *, kind_changed: bool) -> None:
+    """A MAC address and a phone model belong to IP phones only."""
+    if device.kind == DeviceKind.ip_phone:
+        return
+    for field in ("mac", "model"):
+        if getattr(device, field) is not None:
+            if kind_changed:
+                raise InvalidInput(
+                    "body.kind", f"The device has a {field}: set it to null to change the kind."
+                )
+            raise InvalidInput(f"body.{field}", f"Only an ip_phone has a {field}.")
 
 
 def device_change(
@@ -180,7 +196,10 @@ async def add_device(
         name=data.name,
         name_key=data.name.lower(),
         kind=data.kind,
+        mac=data.mac,
+        model=data.model,
     )
+    _check_phone_fields(device, kind_changed=False)
     _set_password(device, cipher, password=password, realm=tenant.sip_domain)
     session.add(device)
     await _flush(session, device)
@@ -218,6 +237,10 @@ async def update_device(
         device.kind = changes["kind"]
     if "enabled" in changes:
         device.enabled = changes["enabled"]
+    for field in ("mac", "model"):
+        if field in changes:
+            setattr(device, field, changes[field])
+    _check_phone_fields(device, kind_changed="kind" in changes)
     await _flush(session, device)
     old, new = outbox.changes(before, outbox.snapshot(device, SHOWN))
     await _record(session, device, "device.updated", before=old, after=new)

@@ -479,7 +479,14 @@ class _Importer:
                 "version": 1,
             }
         )
-        shown = {"name": name, "kind": kind.value, "enabled": True, "user_id": str(user_id)}
+        shown = {
+            "name": name,
+            "kind": kind.value,
+            "enabled": True,
+            "user_id": str(user_id),
+            "mac": None,
+            "model": None,
+        }
         writes.changes.append(
             devices.device_created(tenant_id=tenant_id, device_id=device_id, shown=shown)
         )

@@ -14,6 +14,7 @@ from app.errors import NotFound
 from app.idempotency.service import prune_expired
 from app.imports.jobs import prune_jobs
 from app.observability.metrics import JOB_LAST_SUCCESS, JOB_RUNS
+from app.provisioning.jobs import prune_provisioning
 from app.quotas.jobs import close_finished_months
 from app.settings import Settings
 
@@ -47,6 +48,14 @@ JOBS: dict[str, Job] = {
     "prune-audit-entries": Job(
         run=lambda db, settings: prune(db, retention_days=settings.audit_retention_days),
         description="Forget audit entries older than ANTRING_AUDIT_RETENTION_DAYS.",
+        interval=lambda _settings: 86400,
+    ),
+    "prune-provisioning-fetches": Job(
+        run=lambda db, settings: prune_provisioning(
+            db, retention_days=settings.provisioning_fetch_retention_days
+        ),
+        description="Forget phones' provisioning fetches older than "
+        "ANTRING_PROVISIONING_FETCH_RETENTION_DAYS, and QR links expired a day ago.",
         interval=lambda _settings: 86400,
     ),
 }

@@ -21,6 +21,15 @@ EVENT_TYPES: dict[str, str] = {
     "device.deleted": "A SIP account was deleted: an edge should drop what it cached.",
     "device.password_rotated": "A SIP account's password changed: an edge should drop what it "
     "cached (the password is not in the event).",
+    "device.provisioning_code_created": "A QR code to set up a softphone with a SIP account was "
+    "made (`data.app`; a linphone link's `data.expires_at`; never the code).",
+    "provisioning.enabled": "A tenant's provisioning credentials were made: its phones can "
+    "fetch their files (the user name; never the secret).",
+    "provisioning.credentials_rotated": "A tenant's provisioning secret was rotated: phones "
+    "with the old one are refused (never the secret).",
+    "provisioning.updated": "The networks a tenant's phones may fetch their files from changed.",
+    "provisioning.disabled": "A tenant's provisioning credentials were deleted: no phone can "
+    "fetch its file.",
     "extension.added": "A user was given an extension.",
     "extension.removed": "An extension was taken from a user.",
     "webhook_endpoint.created": "A webhook endpoint was registered.",

@@ -83,6 +83,14 @@ TENANT_ROUTES = [
     Route("GET", "/v1/webhooks/{webhook_id}/deliveries", admin_only=True),
     Route("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", admin_only=True),
     Route("GET", "/v1/audit-events", admin_only=True),
+    # Provisioning hands out credentials and codes that carry passwords: admins only.
+    Route("GET", "/v1/provisioning", admin_only=True),
+    Route("PATCH", "/v1/provisioning", {"allowed_networks": []}, admin_only=True),
+    Route("DELETE", "/v1/provisioning", admin_only=True),
+    Route("POST", "/v1/provisioning/credentials", admin_only=True),
+    Route("GET", "/v1/provisioning/fetches", admin_only=True),
+    Route("GET", "/v1/devices/{device_id}/provisioning", admin_only=True),
+    Route("POST", "/v1/devices/{device_id}/provisioning-links", {"app": "web"}, admin_only=True),
 ]
 PLATFORM_ROUTES = [
     Route("POST", "/v1/tenants", {"name": "Mallory", "sip_domain": "mallory.sip.test"}),

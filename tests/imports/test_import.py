@@ -224,7 +224,14 @@ async def test_a_known_external_ref_updates_only_the_columns_given(
         ("device.updated", {"kind": "ip_phone"}),
         (
             "device.created",
-            {"name": "lan.new", "kind": "softphone", "enabled": True, "user_id": lan["id"]},
+            {
+                "name": "lan.new",
+                "kind": "softphone",
+                "enabled": True,
+                "user_id": lan["id"],
+                "mac": None,
+                "model": None,
+            },
         ),
     ]
 

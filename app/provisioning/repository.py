@@ -1,0 +1,126 @@
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.devices.models import Device
+from app.extensions.models import Extension
+from app.provisioning.models import ProvisioningAccess, ProvisioningFetch, ProvisioningLink
+from app.users.models import User
+
+
+async def get_access(
+    session: AsyncSession, *, tenant_id: uuid.UUID, for_update: bool = False
+) -> ProvisioningAccess | None:
+    query = select(ProvisioningAccess).where(ProvisioningAccess.tenant_id == tenant_id)
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def device_by_mac(
+    session: AsyncSession, *, tenant_id: uuid.UUID, mac: str
+) -> tuple[Device, User] | None:
+    row = (
+        await session.execute(
+            select(Device, User)
+            .join(User, User.id == Device.user_id)
+            .where(Device.tenant_id == tenant_id, Device.mac == mac)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def device_id_by_mac(
+    session: AsyncSession, *, tenant_id: uuid.UUID, mac: str
+) -> uuid.UUID | None:
+    return await session.scalar(
+        select(Device.id).where(Device.tenant_id == tenant_id, Device.mac == mac)
+    )
+
+
+async def get_user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:
+    user = await session.scalar(select(User).where(User.tenant_id == tenant_id, User.id == user_id))
+    assert user is not None  # a device's user: the foreign key keeps it
+    return user
+
+
+async def first_extension(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> str | None:
+    """The user's first extension, as the Users table lists them (by number)."""
+    return await session.scalar(
+        select(Extension.number)
+        .where(Extension.tenant_id == tenant_id, Extension.user_id == user_id)
+        .order_by(Extension.number)
+        .limit(1)
+    )
+
+
+async def add_fetch(session: AsyncSession, fetch: ProvisioningFetch) -> None:
+    session.add(fetch)
+    await session.flush()
+
+
+async def list_fetches(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    device_id: uuid.UUID | None = None,
+    limit: int,
+    offset: int = 0,
+) -> tuple[list[ProvisioningFetch], int]:
+    """The tenant's fetches (one device's, when given), newest first."""
+    where = [ProvisioningFetch.tenant_id == tenant_id]
+    if device_id is not None:
+        where.append(ProvisioningFetch.device_id == device_id)
+    total = await session.scalar(select(func.count()).select_from(ProvisioningFetch).where(*where))
+    rows = await session.scalars(
+        select(ProvisioningFetch)
+        .where(*where)
+        .order_by(ProvisioningFetch.fetched_at.desc(), ProvisioningFetch.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), total or 0
+
+
+async def use_link(
+    session: AsyncSession, *, token_hash: str, now: datetime
+) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """Marks an unused, unexpired link used, in one statement (two scans of one code cannot
+    both win); returns its tenant and device."""
+    row = (
+        await session.execute(
+            update(ProvisioningLink)
+            .where(
+                ProvisioningLink.token_hash == token_hash,
+                ProvisioningLink.used_at.is_(None),
+                ProvisioningLink.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(ProvisioningLink.tenant_id, ProvisioningLink.device_id)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def find_link(session: AsyncSession, *, token_hash: str) -> ProvisioningLink | None:
+    return await session.scalar(
+        select(ProvisioningLink).where(ProvisioningLink.token_hash == token_hash)
+    )
+
+
+async def prune(
+    session: AsyncSession, *, fetched_before: datetime, links_expired_before: datetime
+) -> int:
+    """Forgets fetches older than the retention, and links expired a while ago (until then a
+    scan of a used or expired code still answers 410, not 404)."""
+    fetches = await session.execute(
+        delete(ProvisioningFetch).where(ProvisioningFetch.fetched_at < fetched_before)
+    )
+    links = await session.execute(
+        delete(ProvisioningLink).where(ProvisioningLink.expires_at < links_expired_before)
+    )
+    return int(getattr(fetches, "rowcount", 0) or 0) + int(getattr(links, "rowcount", 0) or 0)
