@@ -166,6 +166,18 @@ def problem_response(
     )
 
 
+def error_response(exc: AppError) -> JSONResponse:
+    """The problem+json answer for a domain failure (what a raised one gets too)."""
+    return problem_response(
+        exc.status_code,
+        exc.title,
+        code=exc.code,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=exc.response_headers(),
+    )
+
+
 @dataclass(frozen=True)
 class ResponseHeaders:
     """Headers a route's answer with this status carries, for the OpenAPI document."""
@@ -352,14 +364,7 @@ def _allowed_methods(request: Request) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return problem_response(
-            exc.status_code,
-            exc.title,
-            code=exc.code,
-            detail=exc.detail,
-            errors=exc.errors,
-            headers=exc.response_headers(),
-        )
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,7 +5,6 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.devices.models import Device
-from app.extensions.models import Extension
 from app.provisioning.models import ProvisioningAccess, ProvisioningFetch, ProvisioningLink
 from app.users.models import User
 
@@ -44,18 +43,6 @@ async def get_user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid
     user = await session.scalar(select(User).where(User.tenant_id == tenant_id, User.id == user_id))
     assert user is not None  # a device's user: the foreign key keeps it
     return user
-
-
-async def first_extension(
-    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> str | None:
-    """The user's first extension, as the Users table lists them (by number)."""
-    return await session.scalar(
-        select(Extension.number)
-        .where(Extension.tenant_id == tenant_id, Extension.user_id == user_id)
-        .order_by(Extension.number)
-        .limit(1)
-    )
 
 
 async def add_fetch(session: AsyncSession, fetch: ProvisioningFetch) -> None:

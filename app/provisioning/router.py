@@ -19,7 +19,7 @@ from app.errors import (
     InvalidInput,
     TooManyRequests,
     Unauthorized,
-    problem_response,
+    error_response,
     responses,
 )
 from app.pagination import Page, PageDep
@@ -163,14 +163,8 @@ def _fetch_request(request: Request) -> FetchRequest:
 
 def _answer(answer: FetchAnswer) -> Response:
     if answer.refusal is not None:
-        error = answer.refusal
-        refused = problem_response(
-            error.status_code,
-            error.title,
-            code=error.code,
-            detail=error.detail,
-            headers=error.response_headers(),
-        )
+        # Answered, not raised: the session keeps the fetch's record.
+        refused = error_response(answer.refusal)
         for challenge in answer.challenges:
             refused.raw_headers.append((b"www-authenticate", challenge.encode()))
         return refused

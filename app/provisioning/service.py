@@ -23,6 +23,7 @@ from app.devices import service as devices
 from app.devices.models import Device, DeviceKind
 from app.devices.service import TenantDevice
 from app.errors import AppError, Conflict, InvalidInput, TooManyRequests
+from app.extensions.repository import list_user_extensions as user_extensions
 from app.outbox import record as outbox
 from app.provisioning import files, httpauth, repository
 from app.provisioning.exceptions import (
@@ -148,7 +149,9 @@ async def phone_account(
             "The SIP edge serves none of UDP, TCP or TLS: no phone can register."
         )
     port = getattr(view.ports, transport)
-    label = await repository.first_extension(session, tenant_id=current.tenant.id, user_id=user.id)
+    # The user's first extension, as the Users table lists them (by number).
+    extensions = await user_extensions(session, tenant_id=current.tenant.id, user_ids=[user.id])
+    label = extensions[0].number if extensions else None
     return PhoneAccount(
         username=view.username,
         auth_id=view.auth_id,

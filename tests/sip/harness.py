@@ -57,8 +57,10 @@ def _bindable(port: int, kind: int) -> bool:
     return True
 
 
-def free_port(kind: int = socket.SOCK_DGRAM, span: int = 1) -> int:
-    """A port (and `span - 1` ports after it, for sipp's audio and video RTP) free right now."""
+def free_port(kind: int = socket.SOCK_DGRAM, span: int = 1, *, both: bool = False) -> int:
+    """A port (and `span - 1` ports after it, for sipp's audio and video RTP) free right now;
+    with `both`, free for UDP and TCP alike (for a listener that binds both)."""
+    kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM) if both else (kind,)
     for _ in range(200):
         with socket.socket(socket.AF_INET, kind) as s:
             s.bind((LOCALHOST, 0))
@@ -66,7 +68,7 @@ def free_port(kind: int = socket.SOCK_DGRAM, span: int = 1) -> int:
         ports = range(port, port + span)
         if port + span > 65535 or _handed_out.intersection(ports):
             continue
-        if all(_bindable(p, kind) for p in ports):
+        if all(_bindable(p, k) for p in ports for k in kinds):
             _handed_out.update(ports)
             return port
     raise RuntimeError("no free port found")
@@ -307,10 +309,6 @@ class Rtpengine:
     @property
     def sock(self) -> str:
         return f"udp:{LOCALHOST}:{self.ng_port}"
-
-    def sessions(self) -> str:
-        """rtpengine-ctl's list of the calls it bridges now."""
-        return self._ctl("list", "sessions", "all")
 
     def session(self, call_id: str) -> str:
         """rtpengine-ctl's view of one call: each leg's streams with their packet counts."""
@@ -694,7 +692,8 @@ def baresip_register(
     workdir.mkdir(parents=True, exist_ok=True)
     ports = {"udp": kamailio.port, "tcp": kamailio.tcp_port, "tls": kamailio.tls_port}
     (workdir / "config").write_text(
-        f"sip_listen {LOCALHOST}:{free_port(socket.SOCK_STREAM)}\n"
+        # baresip listens on UDP and TCP.
+        f"sip_listen {LOCALHOST}:{free_port(both=True)}\n"
         f"sip_cafile {kamailio.certificate}\n"
         "module_path /usr/lib/baresip/modules\n"
         "module g711.so\n"

@@ -186,11 +186,19 @@ def test_a_web_device_registers_from_the_browser_with_only_its_web_view(
 # --- calls with audio ---------------------------------------------------------------------
 
 
-def _state(driver: Any, element: str) -> tuple[str, str]:
+def _element(driver: Any, element: str) -> Any:
     from selenium.webdriver.common.by import By
 
-    found = driver.find_element(By.ID, element)
-    return str(found.get_attribute("data-state")), str(found.text)
+    return driver.find_element(By.ID, element)
+
+
+def _attribute(driver: Any, element: str, name: str) -> str | None:
+    value = _element(driver, element).get_attribute(name)
+    return None if value is None else str(value)
+
+
+def _state(driver: Any, element: str) -> tuple[str, str]:
+    return str(_attribute(driver, element, "data-state")), str(_element(driver, element).text)
 
 
 def _wait_state(driver: Any, element: str, *states: str, timeout: float = 15) -> str:
@@ -204,39 +212,24 @@ def _wait_state(driver: Any, element: str, *states: str, timeout: float = 15) ->
         time.sleep(0.05)
 
 
-def _attribute(driver: Any, element: str, name: str) -> str | None:
-    from selenium.webdriver.common.by import By
-
-    value = driver.find_element(By.ID, element).get_attribute(name)
-    return None if value is None else str(value)
-
-
 def _state_ms(driver: Any, element: str) -> float:
     """When the element last changed state, in ms since the page loaded."""
-    from selenium.webdriver.common.by import By
-
-    return float(driver.find_element(By.ID, element).get_attribute("data-ms") or 0)
+    return float(_attribute(driver, element, "data-ms") or 0)
 
 
 def _call_id(driver: Any) -> str:
-    from selenium.webdriver.common.by import By
-
-    return str(driver.find_element(By.ID, "call-status").get_attribute("data-call-id"))
+    return str(_attribute(driver, "call-status", "data-call-id"))
 
 
 def _click(driver: Any, button: str) -> float:
     """Clicks a button; returns the page's clock (ms since it loaded) just before."""
-    from selenium.webdriver.common.by import By
-
     now = float(driver.execute_script("return performance.now()"))
-    driver.find_element(By.ID, button).click()
+    _element(driver, button).click()
     return now
 
 
 def _dial(driver: Any, number: str) -> float:
-    from selenium.webdriver.common.by import By
-
-    field = driver.find_element(By.ID, "number")
+    field = _element(driver, "number")
     field.clear()
     field.send_keys(number)
     return _click(driver, "call")
@@ -244,10 +237,8 @@ def _dial(driver: Any, number: str) -> float:
 
 def _packets(driver: Any) -> tuple[int, int]:
     """Audio packets the browser has sent and received on its call so far."""
-    from selenium.webdriver.common.by import By
-
-    media = driver.find_element(By.ID, "media")
-    sent, received = media.get_attribute("data-sent"), media.get_attribute("data-received")
+    sent = _attribute(driver, "media", "data-sent")
+    received = _attribute(driver, "media", "data-received")
     return int(sent or 0), int(received or 0)
 
 
