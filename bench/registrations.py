@@ -9,6 +9,13 @@ authenticated REGISTER to its 200), since sipp's own clock ticks in 4 ms steps. 
 registration adds up Kamailio's, the service's and PostgreSQL's processes.
 
     .venv/bin/python -m bench.registrations [--accounts 10000] [--rates 1000,2000,...]
+    .venv/bin/python -m bench.registrations --reports-compare
+
+With --reports-compare the reference edge runs twice, interleaved at each rate: with its
+registration reports to the service (the default) and without them (`-A
+WITHOUT_REGISTRATION_REPORTS`), cold and warm, instead of against auth_db. After each step with
+reports, the service's count of registered devices must equal sipp's successful registrations
+(the service's rows are emptied before the step): no report lost.
 
 Needs sipp, tcpdump, Kamailio with the http_client, json and postgres modules, and root (for
 tcpdump). Prints a Markdown table and writes bench/results/registrations.json.
@@ -50,6 +57,10 @@ RATES = (1000, 2000, 3000, 4000, 6000, 8000, 10000, 12000, 14000, 16000)
 P99_LIMIT_MS = 50.0
 WORKERS = 4
 TARGETS = {"warm": 1.0, "cold": 0.5}
+# With --reports-compare: the rate with reports on, against the same cache without them.
+REPORTS_TARGET = 0.9
+# How long the edge's queued reports may take to reach the service after a step.
+REPORTS_DRAIN_SECONDS = 30.0
 
 # Kamailio's own subscriber table (its columns that auth_db reads, its index), filled with the
 # same accounts.
@@ -89,6 +100,8 @@ class Step:
     # Of which: Kamailio, the service, PostgreSQL.
     cpu_split_ms: tuple[float, float, float]
     achieved_rate: float
+    # With reports on: the devices the service shows registered once the reports arrived.
+    reported: int | None = None
 
     @property
     def clean(self) -> bool:
@@ -97,14 +110,19 @@ class Step:
             and self.retransmissions == 0
             and self.succeeded == self.registrations
             and self.p99_ms <= P99_LIMIT_MS
+            and (self.reported is None or self.reported == self.succeeded)
         )
 
 
 class Kamailio:
     """One Kamailio on a free UDP port, in its own process group."""
 
-    def __init__(self, name: str, argv: list[str], *, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], *, env: dict[str, str], log: Path, rpc_url: str = ""
+    ) -> None:
         self.name = name
+        self.rpc_url = rpc_url
+        self.warm = False
         self.port = _free_port(socket.SOCK_DGRAM)
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
@@ -286,9 +304,60 @@ async def _create_subscribers(settings: Settings) -> None:
         await engine.dispose()
 
 
+async def _registered_devices(database_url: str, *, forget: bool = False) -> int:
+    """How many devices the service shows registered (after emptying its rows, with `forget`)."""
+    engine = create_engine(Settings(database_url=database_url), bounded=False)
+    try:
+        async with engine.begin() as conn:
+            if forget:
+                await conn.execute(text("DELETE FROM registration"))
+            count = await conn.scalar(
+                text(
+                    "SELECT count(DISTINCT device_id) FROM registration "
+                    "WHERE live AND expires_at > now()"
+                )
+            )
+    finally:
+        await engine.dispose()
+    return int(count or 0)
+
+
+def _wait_for_reports(database_url: str, expected: int) -> int:
+    """The service's registered devices once the edge's queue has drained (or time is up)."""
+    deadline = time.monotonic() + REPORTS_DRAIN_SECONDS
+    while True:
+        count = asyncio.run(_registered_devices(database_url))
+        if count >= expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.5)
+
+
 def _best(steps: list[Step], setup: str) -> Step | None:
     clean = [s for s in steps if s.setup == setup and s.clean]
     return max(clean, key=lambda s: s.rate) if clean else None
+
+
+def reports_markdown(steps: list[Step]) -> str:
+    lines = [
+        "| cache | highest clean rate, reports on | off | on / off | CPU per registration on / "
+        "off | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for cache in ("cold", "warm"):
+        on, off = _best(steps, cache), _best(steps, f"{cache}-off")
+        if on is None or off is None:
+            lines.append(
+                f"| {cache} | {on.rate if on else 'none clean'} | "
+                f"{off.rate if off else 'none clean'} | | | |"
+            )
+            continue
+        ratio = on.rate / off.rate
+        verdict = f"{'met' if ratio >= REPORTS_TARGET else 'missed'} (≥ {REPORTS_TARGET})"
+        lines.append(
+            f"| {cache} | {on.rate:,}/s | {off.rate:,}/s | {ratio:.2f} | "
+            f"{on.cpu_ms_per_registration} / {off.cpu_ms_per_registration} ms | {verdict} |"
+        )
+    return "\n".join(lines)
 
 
 def markdown(steps: list[Step]) -> str:
@@ -326,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         "--rates", default=",".join(str(r) for r in RATES), help="registrations/s, ascending"
     )
     parser.add_argument("--database-url", default=DATABASE_URL)
+    parser.add_argument(
+        "--reports-compare",
+        action="store_true",
+        help="the edge with and without its registration reports, instead of against auth_db",
+    )
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",")]
     if os.geteuid() != 0:
@@ -369,53 +443,75 @@ def main(argv: list[str] | None = None) -> int:
                 f"[antring]\nurl = {server.base_url}\nusername = edge\npassword = {key}\n"
             )
             connection.chmod(0o600)
-            rpc_port, token = _free_port(socket.SOCK_STREAM), uuid.uuid4().hex
+            token = uuid.uuid4().hex
             kam = _kamailio_binary()
-            edge = Kamailio(
-                "reference edge",
-                [kam, "-f", str(EDGE_CFG), "-DD", "-E", "-m", "256",
-                 "-A", f'ANTRING_HTTP_CONFIG="{connection}"',
-                 "-A", f"RPC_LISTEN=tcp:127.0.0.1:{rpc_port}",
-                 # Entries stay fresh for the whole run: "warm" means warm.
-                 "-A", "ACCOUNT_CACHE_SECONDS=3600"],
-                env={**os.environ, "EDGE_RPC_TOKEN": token},
-                log=workdir / "edge.log",
-            )  # fmt: skip
-            edges.append(edge)
-            db_name = args.database_url.rsplit("/", 1)[1]
-            auth_db = Kamailio(
-                "auth_db",
-                [kam, "-f", str(AUTH_DB_CFG), "-DD", "-E", "-m", "256",
-                 "-A", f'DB_URL="postgres://postgres@127.0.0.1/{db_name}"'],
-                env=dict(os.environ),
-                log=workdir / "auth_db.log",
-            )  # fmt: skip
-            edges.append(auth_db)
+
+            def reference_edge(name: str, *defines: str) -> Kamailio:
+                rpc_port = _free_port(socket.SOCK_STREAM)
+                edge = Kamailio(
+                    name,
+                    [kam, "-f", str(EDGE_CFG), "-DD", "-E", "-m", "256",
+                     "-A", f'ANTRING_HTTP_CONFIG="{connection}"',
+                     "-A", f"RPC_LISTEN=tcp:127.0.0.1:{rpc_port}",
+                     # Entries stay fresh for the whole run: "warm" means warm.
+                     "-A", "ACCOUNT_CACHE_SECONDS=3600",
+                     *(arg for define in defines for arg in ("-A", define))],
+                    env={**os.environ, "EDGE_RPC_TOKEN": token},
+                    log=workdir / f"{name.replace(' ', '-')}.log",
+                    rpc_url=f"http://127.0.0.1:{rpc_port}/RPC",
+                )  # fmt: skip
+                edges.append(edge)
+                return edge
+
+            edge = reference_edge("reference edge", 'EDGE_NAME="storm"')
+            # Each set-up: (name, Kamailio, cache: cold, warm or none).
+            setups: list[tuple[str, Kamailio, str]] = [
+                ("cold", edge, "cold"),
+                ("warm", edge, "warm"),
+            ]
+            if args.reports_compare:
+                quiet = reference_edge("edge without reports", "WITHOUT_REGISTRATION_REPORTS")
+                setups = [
+                    setups[0],
+                    ("cold-off", quiet, "cold"),
+                    setups[1],
+                    ("warm-off", quiet, "warm"),
+                ]
+            else:
+                db_name = args.database_url.rsplit("/", 1)[1]
+                auth_db = Kamailio(
+                    "auth_db",
+                    [kam, "-f", str(AUTH_DB_CFG), "-DD", "-E", "-m", "256",
+                     "-A", f'DB_URL="postgres://postgres@127.0.0.1/{db_name}"'],
+                    env=dict(os.environ),
+                    log=workdir / "auth_db.log",
+                )  # fmt: skip
+                edges.append(auth_db)
+                setups.append(("auth_db", auth_db, "none"))
             storm = Storm(
                 accounts=accounts, count=args.accounts, workdir=workdir, service_pid=server.pid
             )
-            rpc_url = f"http://127.0.0.1:{rpc_port}/RPC"
             steps: list[Step] = []
-            going = {"cold": True, "warm": True, "auth_db": True}
-            warmed = False
+            going = {name: True for name, _, _ in setups}
             for rate in rates:
-                if going["cold"]:
-                    _flush(rpc_url, token)
-                    step = storm.run("cold", edge, rate)
+                for name, kamailio, cache in setups:
+                    if not going[name]:
+                        continue
+                    if cache == "cold":
+                        _flush(kamailio.rpc_url, token)
+                    elif cache == "warm" and not kamailio.warm:
+                        storm.run("warm-up", kamailio, min(rates[0], 1000))
+                        kamailio.warm = True
+                    reports = name in ("cold", "warm")
+                    if reports:
+                        asyncio.run(_registered_devices(args.database_url, forget=True))
+                    step = storm.run(name, kamailio, rate)
+                    if reports:
+                        step.reported = _wait_for_reports(args.database_url, step.succeeded)
+                        progress(f"{name:>7} {rate:>6}/s: {step.reported} devices registered")
                     steps.append(step)
-                    going["cold"] = step.clean
-                    warmed = step.succeeded == args.accounts
-                if going["warm"]:
-                    if not warmed:
-                        storm.run("warm-up", edge, min(rates[0], 1000))
-                        warmed = True
-                    step = storm.run("warm", edge, rate)
-                    steps.append(step)
-                    going["warm"] = step.clean
-                if going["auth_db"]:
-                    step = storm.run("auth_db", auth_db, rate)
-                    steps.append(step)
-                    going["auth_db"] = step.clean
+                    going[name] = step.clean
+                    kamailio.warm = kamailio.warm or step.succeeded == args.accounts
                 if not any(going.values()):
                     break
     finally:
@@ -423,19 +519,23 @@ def main(argv: list[str] | None = None) -> int:
             edge.stop()
         asyncio.run(drop_database(args.database_url))
 
-    table = markdown(steps)
+    table = reports_markdown(steps) if args.reports_compare else markdown(steps)
     print("## Registration storm\n")
     print(
         f"{args.accounts:,} accounts, each registering once per step; a step is clean with no "
         f"failure, no retransmission and p99 ≤ {P99_LIMIT_MS:.0f} ms (wire time at Kamailio).\n"
     )
     print(table)
-    print("\n| set-up | rate | ok | failed | retransmitted | p50 ms | p99 ms | CPU ms each |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| set-up | rate | ok | failed | retransmitted | p50 ms | p99 ms | CPU ms each | "
+        "registered in the service |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for s in steps:
         print(
             f"| {s.setup} | {s.rate:,} | {s.succeeded:,} | {s.failed} | {s.retransmissions} | "
-            f"{s.p50_ms} | {s.p99_ms} | {s.cpu_ms_per_registration} |"
+            f"{s.p50_ms} | {s.p99_ms} | {s.cpu_ms_per_registration} | "
+            f"{'' if s.reported is None else f'{s.reported:,}'} |"
         )
     report = {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
