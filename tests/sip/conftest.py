@@ -37,7 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def sip_tools() -> None:
-    tools = ("kamailio", "sipp", "rtpengine", "rtpengine-ctl")
+    tools = ("kamailio", "sipp", "rtpengine", "rtpengine-ctl", "linphonec")
     missing = [tool for tool in tools if find_tool(tool) is None]
     if not missing:
         return

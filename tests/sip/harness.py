@@ -776,3 +776,125 @@ class Tenant:
 
 
 MakeTenant = Callable[..., Tenant]
+
+
+# --- linphonec ----------------------------------------------------------------------------
+
+
+class Linphonec:
+    """Debian's console Linphone (linphone-cli, liblinphone 5.1) that knows nothing of its
+    account but a remote provisioning URL: a fresh HOME whose configuration file says only
+    `[misc] config-uri`, where it may listen (127.0.0.1, free ports) and which certificate to
+    trust (the edge's, self-signed). Commands go to its standard input; what it prints and its
+    debug log are kept in `workdir`. It runs in its own process group for at most `seconds`."""
+
+    def __init__(
+        self, workdir: Path, config_uri: str, *, ca_file: Path, seconds: int = 120
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        home = workdir / "home"
+        # Without its database's directory the core does not start, so it never provisions.
+        data = home / ".local" / "share"
+        (data / "linphone").mkdir(parents=True)
+        self.config = home / ".linphonerc"
+        self.config.write_text(
+            f"[misc]\nconfig-uri={config_uri}\n\n"
+            "[sip]\n"
+            f"bind_address={LOCALHOST}\n"
+            f"sip_port={free_port()}\n"
+            f"sip_tcp_port={free_port(socket.SOCK_STREAM)}\n"
+            f"sip_tls_port={free_port(socket.SOCK_STREAM)}\n"
+            f"root_ca={ca_file}\n"
+            # Debian's mbedTLS (2.28) checks a certificate's DNS names only, and the edge is
+            # 127.0.0.1: the chain is still verified against root_ca, only the name check is off.
+            "verify_server_cn=0\n\n"
+            "[rtp]\n"
+            f"bind_address={LOCALHOST}\n"
+            f"audio_rtp_port={free_port(span=2)}\n"
+            f"video_rtp_port={free_port(span=2)}\n"
+            f"text_rtp_port={free_port(span=2)}\n"
+        )
+        self.output_path = workdir / "linphonec.out"
+        self.log_path = workdir / "linphonec.log"
+        self._out = self.output_path.open("wb")
+        self._stopped = False
+        env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(data),
+               "XDG_CONFIG_HOME": str(home / ".config")}  # fmt: skip
+        argv = [
+            tool("timeout"), "--kill-after=5", str(seconds),
+            tool("linphonec"), "-c", str(self.config), "-d", "6", "-l", str(self.log_path),
+        ]  # fmt: skip
+        self.popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            cwd=workdir,
+        )
+        # No sound card here: calls play and record files instead.
+        self.send("soundcard use files")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def send(self, command: str) -> None:
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(f"{command}\n".encode())
+        self.popen.stdin.flush()
+
+    def output(self) -> str:
+        return _read(self.output_path)
+
+    def log(self) -> str:
+        return _read(self.log_path)
+
+    def wait_for(self, pattern: str, timeout: float = 15, *, since: int = 0) -> re.Match[str]:
+        """The first match of `pattern` in what it printed from offset `since` on."""
+        deadline = time.monotonic() + timeout
+        while True:
+            match = re.compile(pattern, re.MULTILINE).search(self.output(), since)
+            if match:
+                return match
+            if not self.alive() or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"linphonec printed no {pattern!r} within {timeout}s:\n"
+                    f"{self.output()[-3000:]}\nlog:\n{self.tail()}"
+                )
+            time.sleep(0.1)
+
+    def wait_registered(self, timeout: float = 15) -> str:
+        """Asks `status register` until it says registered; returns that line."""
+        deadline = time.monotonic() + timeout
+        while True:
+            since = len(self.output())
+            self.send("status register")
+            answer = self.wait_for(r"^.*registered.*$", timeout=5, since=since).group(0)
+            if "registered," in answer or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.5)
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.alive():
+            with contextlib.suppress(OSError):
+                self.send("quit")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=5)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=5)
+        if self.popen.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.popen.stdin.close()
+        self._out.close()
