@@ -158,24 +158,34 @@ def problem_response(
         errors=errors,
         request_id=correlation_id.get(),
     )
+    return _problem_json(body, headers=headers)
+
+
+def _problem_json(body: Problem, *, headers: dict[str, str] | None) -> JSONResponse:
     return JSONResponse(
         body.model_dump(exclude_none=True),
-        status_code=status,
+        status_code=body.status,
         media_type=PROBLEM_MEDIA_TYPE,
         headers=headers,
     )
 
 
-def error_response(exc: AppError) -> JSONResponse:
-    """The problem+json answer for a domain failure (what a raised one gets too)."""
-    return problem_response(
-        exc.status_code,
-        exc.title,
-        code=exc.code,
+def problem_of(exc: AppError) -> Problem:
+    """The problem a domain failure is, whether it is answered or listed in an answer (a batch's
+    refused items)."""
+    return Problem(
+        type=problem_type(exc.code),
+        title=exc.title,
+        status=exc.status_code,
         detail=exc.detail,
         errors=exc.errors,
-        headers=exc.response_headers(),
+        request_id=correlation_id.get(),
     )
+
+
+def error_response(exc: AppError) -> JSONResponse:
+    """The problem+json answer for a domain failure (what a raised one gets too)."""
+    return _problem_json(problem_of(exc), headers=exc.response_headers())
 
 
 @dataclass(frozen=True)
@@ -282,6 +292,7 @@ _PATTERN_MESSAGES = {
     r"^[0-9]{2,4}$": "must be 2 to 4 digits",
     r"^[0-9]{2,6}$": "must be 2 to 6 digits",
     r"^[A-Za-z0-9._-]{3,64}$": "must be 3 to 64 letters, digits, '.', '_' or '-'",
+    r"^[A-Za-z0-9._:-]{1,64}$": "must be 1 to 64 letters, digits, '.', '_', ':' or '-'",
     r"^\+?[0-9*#]+$": "must be a dialled number: digits, '*' or '#', with an optional '+'",
     r"^[^@\s]+@[^@\s]+\.[^@\s]+$": "must be an email address such as lan@acme.vn",
 }

@@ -24,6 +24,7 @@ from app.callcontrol.access import open_store
 from app.callcontrol.router import router as callcontrol_router
 from app.crypto import PasswordCipher
 from app.db.session import Database
+from app.devices.router import call_control_router as registrations_router
 from app.devices.router import router as devices_router
 from app.directory.router import router as directory_router
 from app.errors import install_error_handlers, problem_openapi
@@ -220,6 +221,7 @@ def create_app(
     # The call-control routes come first: they take most of the traffic and routes match in order.
     for router in (
         callcontrol_router,
+        registrations_router,
         health_router,
         tenants_router,
         api_keys_router,

@@ -3,7 +3,7 @@ that every mapper resolves whatever a command touches first."""
 
 from app.auth.models import ApiKey
 from app.db.base import Base
-from app.devices.models import Device
+from app.devices.models import Device, Registration
 from app.extensions.models import Extension
 from app.idempotency.models import IdempotencyKey
 from app.imports.models import ImportJob
@@ -37,6 +37,7 @@ __all__ = [
     "ProvisioningFetch",
     "ProvisioningLink",
     "QuotaHistory",
+    "Registration",
     "Tenant",
     "User",
     "WebhookAttempt",

@@ -21,6 +21,7 @@ from app.main import create_app
 from app.models import Base
 from app.settings import Settings
 from tests.helpers.api import TenantKeys, new_platform_key, new_tenant
+from tests.helpers.receiver import RPC_OK, Receiver
 from tests.helpers.settings import make_settings
 
 
@@ -108,3 +109,21 @@ async def tenant(client: httpx.AsyncClient, platform: dict[str, str]) -> TenantK
 @pytest.fixture
 async def other_tenant(client: httpx.AsyncClient, platform: dict[str, str]) -> TenantKeys:
     return await new_tenant(client, platform, "Globex")
+
+
+@pytest.fixture
+async def edge() -> AsyncIterator[Receiver]:
+    """A SIP edge's JSON-RPC on 127.0.0.1, taking every call."""
+    receiver = Receiver(answer=RPC_OK)
+    await receiver.start()
+    yield receiver
+    await receiver.close()
+
+
+@pytest.fixture
+async def pushing_app(migrated_url: str, edge: Receiver, db: Database) -> AsyncIterator[FastAPI]:
+    """The app, telling `edge` what to drop. `db` empties the tables afterwards."""
+    settings = make_settings(migrated_url, edge_rpc_urls=[edge.url], edge_rpc_token="edge-token")
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application

@@ -1,7 +1,7 @@
-"""The SIP edges are told to drop a cached account once a change that must take effect at once
-commits, and only then (the edges themselves are exercised in tests/sip)."""
+"""The SIP edges are told to drop a cached account, and its registrations, once a change that
+must take effect at once commits, and only then (the edges themselves are exercised in
+tests/sip)."""
 
-import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -9,30 +9,8 @@ import pytest
 from fastapi import FastAPI
 
 from app import edgecache
-from app.db.session import Database
-from app.main import create_app
 from tests.helpers.api import TenantKeys, add_device, create_user, new_tenant
-from tests.helpers.receiver import Receiver
-from tests.helpers.settings import make_settings
-
-OK = json.dumps({"jsonrpc": "2.0", "result": "Ok. Key deleted.", "id": 1})
-
-
-@pytest.fixture
-async def edge() -> AsyncIterator[Receiver]:
-    receiver = Receiver(answer=OK)
-    await receiver.start()
-    yield receiver
-    await receiver.close()
-
-
-@pytest.fixture
-async def pushing_app(migrated_url: str, edge: Receiver, db: Database) -> AsyncIterator[FastAPI]:
-    # `db` empties the tables afterwards.
-    settings = make_settings(migrated_url, edge_rpc_urls=[edge.url], edge_rpc_token="edge-token")
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
+from tests.helpers.receiver import Receiver, dropped, edge_calls
 
 
 @pytest.fixture
@@ -47,15 +25,6 @@ async def acme(api: httpx.AsyncClient, platform: dict[str, str]) -> TenantKeys:
     return await new_tenant(api, platform, "Acme")
 
 
-async def _pushed(app: FastAPI, edge: Receiver) -> list[tuple[str, list[str]]]:
-    """The JSON-RPC calls the edge got since the last look."""
-    await app.state.edge_pusher.idle()
-    calls = [json.loads(r.body) for r in edge.received]
-    assert all(r.headers["authorization"] == "Bearer edge-token" for r in edge.received)
-    edge.received.clear()
-    return [(call["method"], call["params"]) for call in calls]
-
-
 async def test_each_change_that_must_take_effect_at_once_drops_the_cached_accounts(
     api: httpx.AsyncClient, pushing_app: FastAPI, edge: Receiver, acme: TenantKeys
 ) -> None:
@@ -63,17 +32,17 @@ async def test_each_change_that_must_take_effect_at_once_drops_the_cached_accoun
     user = await create_user(api, acme.admin, display_name="Alice")
     web = user["devices"][0]["name"]
     desk = await add_device(api, acme.admin, user["id"], name="Alice.Desk")
-    assert await _pushed(pushing_app, edge) == []  # creating changes nothing cached
+    assert await edge_calls(pushing_app, edge) == []  # creating changes nothing cached
 
     rotated = await api.post(f"/v1/devices/{desk['id']}/password", json={}, headers=acme.admin)
     assert rotated.status_code == 200
-    assert await _pushed(pushing_app, edge) == [("htable.delete", ["acc", f"alice.desk@{domain}"])]
+    assert await edge_calls(pushing_app, edge) == dropped(f"alice.desk@{domain}")
 
     renamed = await api.patch(
         f"/v1/devices/{desk['id']}", json={"name": "alice-phone"}, headers=acme.admin
     )
     assert renamed.status_code == 200
-    assert await _pushed(pushing_app, edge) == [("htable.delete", ["acc", f"alice.desk@{domain}"])]
+    assert await edge_calls(pushing_app, edge) == dropped(f"alice.desk@{domain}")
 
     for enabled in (False, True):
         changed = await api.patch(
@@ -81,28 +50,23 @@ async def test_each_change_that_must_take_effect_at_once_drops_the_cached_accoun
         )
         assert changed.status_code == 200
     # Disabling drops it; enabling has nothing to drop (a disabled account is never cached).
-    assert await _pushed(pushing_app, edge) == [("htable.delete", ["acc", f"alice-phone@{domain}"])]
+    assert await edge_calls(pushing_app, edge) == dropped(f"alice-phone@{domain}")
 
     disabled = await api.patch(
         f"/v1/users/{user['id']}", json={"enabled": False}, headers=acme.admin
     )
     assert disabled.status_code == 200
-    assert sorted(await _pushed(pushing_app, edge)) == sorted(
-        [
-            ("htable.delete", ["acc", f"alice-phone@{domain}"]),
-            ("htable.delete", ["acc", f"{web.lower()}@{domain}"]),
-        ]
+    assert await edge_calls(pushing_app, edge) == dropped(
+        f"alice-phone@{domain}", f"{web.lower()}@{domain}"
     )
 
     deleted = await api.delete(f"/v1/devices/{desk['id']}", headers=acme.admin)
     assert deleted.status_code == 204
-    assert await _pushed(pushing_app, edge) == [("htable.delete", ["acc", f"alice-phone@{domain}"])]
+    assert await edge_calls(pushing_app, edge) == dropped(f"alice-phone@{domain}")
 
     gone = await api.delete(f"/v1/users/{user['id']}", headers=acme.admin)
     assert gone.status_code == 204
-    assert await _pushed(pushing_app, edge) == [
-        ("htable.delete", ["acc", f"{web.lower()}@{domain}"])
-    ]
+    assert await edge_calls(pushing_app, edge) == dropped(f"{web.lower()}@{domain}")
 
 
 async def test_a_new_sip_domain_or_a_deleted_tenant_drops_the_accounts_of_the_old_domain(
@@ -116,21 +80,24 @@ async def test_a_new_sip_domain_or_a_deleted_tenant_drops_the_accounts_of_the_ol
     first = await create_user(api, acme.admin, display_name="Bob")
     second = await create_user(api, acme.admin, display_name="Carol")
     names = sorted(u["devices"][0]["name"].lower() for u in (first, second))
-    await _pushed(pushing_app, edge)
+    await edge_calls(pushing_app, edge)
 
     moved = await api.patch(
         f"/v1/tenants/{acme.id}", json={"sip_domain": "moved.sip.test"}, headers=platform
     )
     assert moved.status_code == 200
-    assert sorted(await _pushed(pushing_app, edge)) == [
-        ("htable.delete", ["acc", f"{name}@{acme.sip_domain}"]) for name in names
-    ]
+    assert await edge_calls(pushing_app, edge) == dropped(
+        *(f"{name}@{acme.sip_domain}" for name in names)
+    )
 
-    # Past FLUSH_ABOVE accounts the edge drops its whole table in one call.
+    # Past FLUSH_ABOVE accounts the edge drops its whole cache in one call; usrloc has no such
+    # call, so each account's contacts are removed on their own.
     monkeypatch.setattr(edgecache, "FLUSH_ABOVE", 1)
     deleted = await api.delete(f"/v1/tenants/{acme.id}", headers=platform)
     assert deleted.status_code == 204
-    assert await _pushed(pushing_app, edge) == [("htable.flush", ["acc"])]
+    assert await edge_calls(pushing_app, edge) == [("htable.flush", ["acc"])] + [
+        ("ul.rm", ["location", f"{name}@moved.sip.test"]) for name in names
+    ]
 
 
 async def test_a_change_that_fails_tells_the_edges_nothing(
@@ -139,7 +106,7 @@ async def test_a_change_that_fails_tells_the_edges_nothing(
     user = await create_user(api, acme.admin, display_name="Dan")
     device = user["devices"][0]
     taken = await add_device(api, acme.admin, user["id"], name="dan-desk")
-    await _pushed(pushing_app, edge)
+    await edge_calls(pushing_app, edge)
 
     # A rename onto a taken name is refused after the edge's key was named: rolled back, unsent.
     clash = await api.patch(
@@ -150,7 +117,7 @@ async def test_a_change_that_fails_tells_the_edges_nothing(
         f"/v1/devices/{device['id']}/password", json={}, headers={**acme.admin, "If-Match": '"0"'}
     )
     assert stale.status_code == 412
-    assert await _pushed(pushing_app, edge) == []
+    assert await edge_calls(pushing_app, edge) == []
 
 
 async def test_an_edge_that_fails_is_tried_again_then_given_up(
@@ -158,18 +125,20 @@ async def test_an_edge_that_fails_is_tried_again_then_given_up(
 ) -> None:
     user = await create_user(api, acme.admin, display_name="Erin")
     device = user["devices"][0]
-    await _pushed(pushing_app, edge)
+    await edge_calls(pushing_app, edge)
 
     edge.statuses = [503, 500]
     rotated = await api.post(f"/v1/devices/{device['id']}/password", json={}, headers=acme.admin)
     assert rotated.status_code == 200
-    assert [m for m, _ in await _pushed(pushing_app, edge)] == ["htable.delete"] * 3
+    assert [m for m, _ in await edge_calls(pushing_app, edge)] == ["htable.delete"] * 3 + ["ul.rm"]
 
-    edge.statuses = [503] * 10
+    edge.statuses = [503] * 2 * len(edgecache._RETRY_DELAYS)
     rotated = await api.post(f"/v1/devices/{device['id']}/password", json={}, headers=acme.admin)
     assert rotated.status_code == 200
-    # Four tries in about a second, then the edge's own expiry bounds it.
-    assert len(await _pushed(pushing_app, edge)) == len(edgecache._RETRY_DELAYS)
+    # Four tries of each call in about a second, then the edge's own expiry bounds it.
+    assert [m for m, _ in await edge_calls(pushing_app, edge)] == ["htable.delete"] * len(
+        edgecache._RETRY_DELAYS
+    ) + ["ul.rm"] * len(edgecache._RETRY_DELAYS)
     # The change itself stands.
     config = await api.get(f"/v1/devices/{device['id']}/config", headers=acme.admin)
     assert config.json()["ip_phone"]["password"] == rotated.json()["password"]
@@ -182,16 +151,14 @@ async def test_devices_an_import_takes_away_are_dropped_once_it_commits(
     headers = {**acme.admin, "Content-Type": "text/csv"}
     created = await api.post("/v1/users/import", content=csv, headers=headers)
     assert created.status_code in (200, 201), created.text
-    assert await _pushed(pushing_app, edge) == []
+    assert await edge_calls(pushing_app, edge) == []
 
     # A dry run changes nothing, so it tells the edges nothing.
     fewer = "display_name,external_ref,devices\nPhuong,emp-1,phuong.desk:ip_phone\n"
     checked = await api.post("/v1/users/import?dry_run=true", content=fewer, headers=headers)
     assert checked.status_code == 200, checked.text
-    assert await _pushed(pushing_app, edge) == []
+    assert await edge_calls(pushing_app, edge) == []
 
     updated = await api.post("/v1/users/import", content=fewer, headers=headers)
     assert updated.status_code in (200, 201), updated.text
-    assert await _pushed(pushing_app, edge) == [
-        ("htable.delete", ["acc", f"phuong.web@{acme.sip_domain}"])
-    ]
+    assert await edge_calls(pushing_app, edge) == dropped(f"phuong.web@{acme.sip_domain}")

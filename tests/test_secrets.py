@@ -1,6 +1,7 @@
 """Passwords, their digests and API keys appear only where the product shows them."""
 
 import logging
+import time
 
 import httpx
 import pytest
@@ -37,6 +38,19 @@ async def collect_secrets(
         secrets.extend(row)
     for headers in (tenant.admin, tenant.viewer, tenant.call_control, platform):
         secrets.append(headers["Authorization"].removeprefix("Bearer "))
+    # lan.desk's phone registered at an edge.
+    reported = await client.post(
+        "/v1/call-control/registrations",
+        json={
+            "edge": "edge-1",
+            "domain": tenant.sip_domain,
+            "username": "lan.desk",
+            "at": time.time(),
+            "contacts": [{"contact": "sip:lan.desk@10.0.0.7", "expires_at": int(time.time()) + 60}],
+        },
+        headers=tenant.call_control,
+    )
+    assert reported.status_code == 200, reported.text
     provisioning = await client.post("/v1/provisioning/credentials", headers=tenant.admin)
     secrets.append(provisioning.json()["password"])
     ids = {"user_id": user["id"], "device_id": chosen["id"], "tenant_id": str(tenant.id)}
@@ -54,6 +68,7 @@ async def test_secrets_never_appear_in_lists_or_reads(
         ("/v1/users/{user_id}", tenant.admin),
         ("/v1/users/{user_id}/devices", tenant.admin),
         ("/v1/devices/{device_id}", tenant.admin),
+        ("/v1/devices/{device_id}/registrations", tenant.admin),
         ("/v1/users/{user_id}/extensions", tenant.admin),
         ("/v1/extensions/102", tenant.admin),
         ("/v1/tenants", platform),

@@ -4,7 +4,7 @@ from fastapi import Path, Query, Response, status
 from pydantic import BaseModel
 
 from app.callcontrol import service
-from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
+from app.callcontrol.exceptions import CallerNotFound
 from app.callcontrol.schemas import (
     AuthorizationOut,
     AuthorizationRequest,
@@ -14,6 +14,7 @@ from app.callcontrol.schemas import (
 )
 from app.clock import utcnow
 from app.deps import CallControlAccess
+from app.devices.exceptions import SipAccountNotFound
 from app.errors import Forbidden, ServiceUnavailable, Unauthorized, responses
 from app.extensions.exceptions import ExtensionNotFound
 from app.quotas.schemas import CallOut

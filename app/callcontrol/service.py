@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from asgi_correlation_id import correlation_id
 
-from app.callcontrol.exceptions import CallerNotFound, SipAccountNotFound
+from app.callcontrol.exceptions import CallerNotFound
 from app.callcontrol.schemas import (
     AuthorizationOut,
     AuthorizationRequest,
@@ -34,6 +34,7 @@ from app.callcontrol.store import (
     NewEvent,
     SipAccountKey,
 )
+from app.devices.exceptions import SipAccountNotFound
 from app.devices.schemas import SIP_USERNAME
 from app.dialing import is_emergency
 from app.errors import InvalidInput

@@ -1,7 +1,8 @@
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Double, Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdMixin, TimestampMixin, VersionMixin
@@ -50,3 +51,43 @@ class Device(IdMixin, TimestampMixin, VersionMixin, Base):
     # IP phones only: 12 lower-case hex digits, and the vendor family of the phone.
     mac: Mapped[str | None] = mapped_column(String(12))
     model: Mapped[PhoneModel | None] = mapped_column(Enum(PhoneModel, native_enum=False, length=20))
+
+
+class Transport(StrEnum):
+    """The transport a phone registered over, as the edge saw it."""
+
+    udp = "udp"
+    tcp = "tcp"
+    tls = "tls"
+    ws = "ws"
+    wss = "wss"
+
+
+class Registration(IdMixin, Base):
+    """One contact of a device at one SIP edge, as the edge last reported it. `seen_at` is the
+    edge's time of the last report that touched the row: a report older than it changes
+    nothing (last writer wins)."""
+
+    __tablename__ = "registration"
+    # Its index also serves every read by device.
+    __table_args__ = (UniqueConstraint("device_id", "edge", "contact"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), index=True
+    )
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"))
+    edge: Mapped[str] = mapped_column(String(64))
+    contact: Mapped[str] = mapped_column(String(512))
+    transport: Mapped[Transport | None] = mapped_column(
+        Enum(Transport, native_enum=False, length=8)
+    )
+    source_address: Mapped[str | None] = mapped_column(String(64))
+    source_port: Mapped[int | None]
+    user_agent: Mapped[str | None] = mapped_column(String(256))
+    # The expiry job looks for live rows past it.
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    live: Mapped[bool]
+    # Unix seconds of the edge's clock.
+    seen_at: Mapped[float] = mapped_column(Double)
+    registered_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -3,6 +3,7 @@ from fastapi import Response, status
 from app.deps import (
     AdminDevice,
     AdminUser,
+    CallControlAccess,
     ChangedDevice,
     CipherDep,
     IdempotencyDep,
@@ -11,8 +12,13 @@ from app.deps import (
     SessionDep,
     SettingsDep,
 )
-from app.devices import service
-from app.devices.exceptions import DeviceNameTaken, DeviceNotFound, MacAddressTaken
+from app.devices import registrations, service
+from app.devices.exceptions import (
+    DeviceNameTaken,
+    DeviceNotFound,
+    MacAddressTaken,
+    SipAccountNotFound,
+)
 from app.devices.schemas import (
     DeviceConfig,
     DeviceCreate,
@@ -21,6 +27,11 @@ from app.devices.schemas import (
     DeviceUpdate,
     PasswordRotate,
     PasswordRotated,
+    RegistrationBatch,
+    RegistrationBatchResult,
+    RegistrationOut,
+    RegistrationReport,
+    RegistrationState,
 )
 from app.errors import (
     CREATED,
@@ -28,6 +39,7 @@ from app.errors import (
     Forbidden,
     InvalidInput,
     PreconditionFailed,
+    ServiceUnavailable,
     Unauthorized,
     responses,
 )
@@ -49,7 +61,7 @@ async def list_devices(session: SessionDep, current: ReadUser, page: PageDep) ->
     devices = await service.list_devices(
         session, tenant_id=current.tenant.id, user_id=current.user.id
     )
-    return Page.slice([DeviceOut.model_validate(d) for d in devices], page)
+    return Page.slice(devices, page)
 
 
 @router.post(
@@ -71,7 +83,9 @@ async def create_device(
         device, password = await service.add_device(
             session, cipher, tenant=current.tenant, user_id=current.user.id, data=body
         )
-        shown = DeviceCreated(**DeviceOut.model_validate(device).model_dump(), password=password)
+        shown = DeviceCreated(
+            **DeviceOut.of(device, contact_count=0).model_dump(), password=password
+        )
         return shown, f"/v1/devices/{device.id}"
 
     return await create_once(session, cipher, once=once, create=create)
@@ -82,10 +96,13 @@ async def create_device(
     response_model=DeviceOut,
     responses=responses(DeviceNotFound, VERSIONED),
 )
-async def get_device(current: ReadDevice, response: Response) -> DeviceOut:
-    """Show a SIP account."""
+async def get_device(session: SessionDep, current: ReadDevice, response: Response) -> DeviceOut:
+    """Show a SIP account, and whether it is registered."""
     set_etag(response, current.device.version)
-    return DeviceOut.model_validate(current.device)
+    [shown] = await service.device_views(
+        session, tenant_id=current.tenant.id, devices=[current.device]
+    )
+    return shown
 
 
 @router.patch(
@@ -110,7 +127,8 @@ async def update_device(
     """Rename, change the kind of, enable or disable a SIP account, or set its phone's MAC."""
     device = await service.update_device(session, cipher, current=current, data=body)
     set_etag(response, device.version)
-    return DeviceOut.model_validate(device)
+    [shown] = await service.device_views(session, tenant_id=current.tenant.id, devices=[device])
+    return shown
 
 
 @router.delete(
@@ -149,3 +167,77 @@ async def rotate_device_password(
         session, cipher, current=current, password=body.password
     )
     return PasswordRotated(device_id=device.id, password=password)
+
+
+@router.get(
+    "/v1/devices/{device_id}/registrations",
+    response_model=Page[RegistrationOut],
+    responses=responses(DeviceNotFound),
+)
+async def list_registrations(
+    session: SessionDep, current: ReadDevice, page: PageDep
+) -> Page[RegistrationOut]:
+    """List a SIP account's live registrations, at every edge."""
+    rows, total = await registrations.live_registrations(
+        session, device=current.device, limit=page.limit, offset=page.offset
+    )
+    return Page.of([RegistrationOut.model_validate(row) for row in rows], total, page)
+
+
+@router.delete(
+    "/v1/devices/{device_id}/registrations",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(DeviceNotFound),
+)
+async def end_registrations(session: SessionDep, current: AdminDevice) -> None:
+    """End a SIP account's registrations, at the edges too: its phones must register again."""
+    await registrations.end_registrations(
+        session,
+        tenant=current.tenant,
+        device=current.device,
+        reason=registrations.ENDED,
+        keep_cached=True,
+    )
+
+
+# What the SIP edges report: call-control keys, like the rest of /v1/call-control.
+call_control_router = api_router(
+    prefix="/v1/call-control",
+    tags=["call control"],
+    responses=responses(Unauthorized, Forbidden, ServiceUnavailable),
+)
+
+
+@call_control_router.post(
+    "/registrations",
+    response_model=RegistrationState,
+    responses=responses(SipAccountNotFound, InvalidInput),
+)
+async def report_registration(
+    body: RegistrationReport, session: SessionDep, cc: CallControlAccess
+) -> RegistrationState:
+    """Registration report: one account's contacts at one edge, applied last writer wins."""
+    return await registrations.report(
+        session,
+        report=body,
+        tenant_id=cc.key.tenant_id,
+        future_seconds=cc.settings.usage_future_seconds,
+    )
+
+
+@call_control_router.post(
+    "/registrations/batch",
+    response_model=RegistrationBatchResult,
+    responses=responses(InvalidInput),
+)
+async def report_registrations(
+    body: RegistrationBatch, session: SessionDep, cc: CallControlAccess
+) -> RegistrationBatchResult:
+    """Registration reports of one edge: each applied, or refused with its problem, on its own."""
+    return await registrations.report_batch(
+        session,
+        batch=body,
+        tenant_id=cc.key.tenant_id,
+        future_seconds=cc.settings.usage_future_seconds,
+    )

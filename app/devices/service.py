@@ -12,12 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import edgecache
 from app.crypto import PasswordCipher, generate_password, ha1_md5, ha1_sha256
 from app.db.conflicts import flush_or_conflict
-from app.devices import repository
+from app.devices import registrations, repository
+from app.devices.events import device_change
 from app.devices.exceptions import DeviceNameTaken, DeviceNotFound, MacAddressTaken
 from app.devices.models import Device, DeviceKind
 from app.devices.schemas import (
     DeviceConfig,
     DeviceCreate,
+    DeviceOut,
     DeviceUpdate,
     IceServer,
     IpPhoneConfig,
@@ -107,30 +109,6 @@ def _check_phone_fields(device: Device, *, kind_changed: bool) -> None:
             raise InvalidInput(f"body.{field}", f"Only an ip_phone has a {field}.")
 
 
-def device_change(
-    type: str,
-    *,
-    tenant_id: uuid.UUID,
-    device_id: uuid.UUID,
-    user_id: uuid.UUID,
-    name: str,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    data: dict[str, Any] | None = None,
-) -> outbox.Change:
-    """The event and audit entry of a change to a device, however it was made."""
-    return outbox.Change(
-        type=type,
-        tenant_id=tenant_id,
-        resource_type="device",
-        resource_id=device_id,
-        user_id=user_id,
-        data={"user_id": str(user_id), "name": name, **(data or {})},
-        before=before,
-        after=after,
-    )
-
-
 def device_created(
     *, tenant_id: uuid.UUID, device_id: uuid.UUID, shown: dict[str, Any]
 ) -> outbox.Change:
@@ -212,8 +190,19 @@ async def add_device(
 
 async def list_devices(
     session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> list[Device]:
-    return await repository.list_user_devices(session, tenant_id=tenant_id, user_ids=[user_id])
+) -> list[DeviceOut]:
+    devices = await repository.list_user_devices(session, tenant_id=tenant_id, user_ids=[user_id])
+    return await device_views(session, tenant_id=tenant_id, devices=devices)
+
+
+async def device_views(
+    session: AsyncSession, *, tenant_id: uuid.UUID, devices: list[Device]
+) -> list[DeviceOut]:
+    """Devices as the API shows them, each with whether it is registered now (one query)."""
+    counts = await registrations.contact_counts(
+        session, tenant_id=tenant_id, device_ids=[device.id for device in devices]
+    )
+    return [DeviceOut.of(device, contact_count=counts.get(device.id, 0)) for device in devices]
 
 
 async def update_device(
@@ -222,10 +211,16 @@ async def update_device(
     device = current.device
     before = outbox.snapshot(device, SHOWN)
     changes = data.changes()
-    if ("name" in changes and changes["name"] != device.name) or changes.get("enabled") is False:
-        # The edges drop the old name at once: renamed, it no longer signs in; disabled, not at all.
-        edgecache.forget(session, domain=current.tenant.sip_domain, usernames=[device.name])
-    if "name" in changes and changes["name"] != device.name:
+    renamed = "name" in changes and changes["name"] != device.name
+    if renamed or changes.get("enabled") is False:
+        # Under the old name: renamed, it no longer signs in; disabled, not at all.
+        await registrations.end_registrations(
+            session,
+            tenant=current.tenant,
+            device=device,
+            reason="renamed" if renamed else "disabled",
+        )
+    if renamed:
         # The digest HA1 covers the username, so a rename needs it computed again.
         password = cipher.decrypt(device.password_encrypted)
         if changes["name"].lower() in password.lower():
@@ -265,7 +260,9 @@ async def rotate_password(
         check_password(password, username=device.name)
     _set_password(device, cipher, password=password, realm=current.tenant.sip_domain)
     await session.flush()
-    edgecache.forget(session, domain=current.tenant.sip_domain, usernames=[device.name])
+    await registrations.end_registrations(
+        session, tenant=current.tenant, device=device, reason="password_rotated"
+    )
     # The new password is nowhere in it: the edge only learns to drop what it cached.
     await _record(session, device, "device.password_rotated")
     return device, password

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import edgecache
 from app.clock import utcnow
 from app.crypto import PasswordCipher
+from app.devices import registrations
 from app.devices import repository as devices_repository
 from app.devices import service as devices
 from app.devices.models import DeviceKind
@@ -34,17 +35,23 @@ from app.users.service import TenantUser
 
 
 async def _present(session: AsyncSession, *, tenant: Tenant, page: list[User]) -> list[UserOut]:
-    """Users as the Users table shows them: three queries whatever the page's size."""
+    """Users as the Users table shows them: four queries whatever the page's size."""
     user_ids = [user.id for user in page]
     period = period_of(utcnow(), tenant.timezone)
     used = await quotas_repository.used_seconds_by_user(
         session, tenant_id=tenant.id, user_ids=user_ids, period=period
     )
-    devices_of: dict[uuid.UUID, list[DeviceSummary]] = defaultdict(list)
-    for device in await devices_repository.list_user_devices(
+    devices = await devices_repository.list_user_devices(
         session, tenant_id=tenant.id, user_ids=user_ids
-    ):
-        devices_of[device.user_id].append(DeviceSummary.model_validate(device))
+    )
+    counts = await registrations.contact_counts(
+        session, tenant_id=tenant.id, device_ids=[device.id for device in devices]
+    )
+    devices_of: dict[uuid.UUID, list[DeviceSummary]] = defaultdict(list)
+    for device in devices:
+        devices_of[device.user_id].append(
+            DeviceSummary.of(device, contact_count=counts.get(device.id, 0))
+        )
     numbers_of: dict[uuid.UUID, list[str]] = defaultdict(list)
     for extension in await extensions_repository.list_user_extensions(
         session, tenant_id=tenant.id, user_ids=user_ids
@@ -111,7 +118,9 @@ async def list_users(
 
 async def update_user(session: AsyncSession, *, current: TenantUser, data: UserUpdate) -> UserOut:
     if data.changes().get("enabled") is False and current.user.enabled:
-        await _forget_devices(session, tenant=current.tenant, user_id=current.user.id)
+        await registrations.end_registrations(
+            session, tenant=current.tenant, user_id=current.user.id, reason="user_disabled"
+        )
     await users.update_user(session, user=current.user, data=data)
     return await get_user(session, current=current)
 
@@ -131,6 +140,7 @@ async def delete_tenant(session: AsyncSession, *, tenant: Tenant) -> None:
 async def _forget_devices(
     session: AsyncSession, *, tenant: Tenant, user_id: uuid.UUID | None = None
 ) -> None:
+    """The edges drop the devices (deleted: their registrations go with them)."""
     names = await devices_repository.device_names(session, tenant_id=tenant.id, user_id=user_id)
     edgecache.forget(session, domain=tenant.sip_domain, usernames=names)
 
@@ -152,8 +162,8 @@ async def update_tenant(
             )
     realm_changed = "sip_domain" in changes and changes["sip_domain"] != tenant.sip_domain
     if realm_changed:
-        # The edges cached the accounts under the old domain: none of them signs in there now.
-        await _forget_devices(session, tenant=tenant)
+        # The edges know the accounts under the old domain: none of them signs in there now.
+        await registrations.end_registrations(session, tenant=tenant, reason="domain_changed")
     await tenants.update_tenant(session, tenant=tenant, data=data)
     if realm_changed:
         await devices.rehash_tenant_devices(

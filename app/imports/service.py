@@ -28,6 +28,7 @@ from app.crypto import PasswordCipher, generate_password
 from app.db.base import Base
 from app.db.errors import violated_constraint
 from app.devices import service as devices
+from app.devices.events import device_change
 from app.devices.models import DeviceKind
 from app.devices.schemas import DeviceCreate
 from app.errors import InvalidInput, field_message
@@ -661,7 +662,7 @@ def _device_shown(device: StoredDevice) -> dict[str, Any]:
 
 
 def _device_deleted(tenant_id: uuid.UUID, device: StoredDevice) -> Change:
-    return devices.device_change(
+    return device_change(
         "device.deleted",
         tenant_id=tenant_id,
         device_id=device.id,
@@ -672,7 +673,7 @@ def _device_deleted(tenant_id: uuid.UUID, device: StoredDevice) -> Change:
 
 
 def _device_kind_changed(tenant_id: uuid.UUID, device: StoredDevice, kind: DeviceKind) -> Change:
-    return devices.device_change(
+    return device_change(
         "device.updated",
         tenant_id=tenant_id,
         device_id=device.id,

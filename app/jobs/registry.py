@@ -10,6 +10,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from app.audit.service import prune
 from app.db.session import Database
+from app.devices.jobs import expire_registrations
 from app.errors import NotFound
 from app.idempotency.service import prune_expired
 from app.imports.jobs import prune_jobs
@@ -32,6 +33,12 @@ JOBS: dict[str, Job] = {
         description="Close each tenant's finished months (history of limits); catches up on "
         "months missed while the service was down.",
         interval=lambda settings: settings.rollover_interval_seconds,
+    ),
+    "expire-registrations": Job(
+        run=lambda db, _settings: expire_registrations(db),
+        description="End the SIP registrations past their expiry (a device left with none is "
+        "unregistered); forget the ended ones a day later.",
+        interval=lambda _settings: 30,
     ),
     "prune-idempotency-keys": Job(
         run=lambda db, _settings: prune_expired(db),

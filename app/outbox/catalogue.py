@@ -21,6 +21,11 @@ EVENT_TYPES: dict[str, str] = {
     "device.deleted": "A SIP account was deleted: an edge should drop what it cached.",
     "device.password_rotated": "A SIP account's password changed: an edge should drop what it "
     "cached (the password is not in the event).",
+    "device.registered": "A SIP account got its first live registration at an edge: the "
+    "device is online (`data.contact_count`, `data.edge`).",
+    "device.unregistered": "A SIP account lost its last live registration: the device is "
+    "offline (`data.reason`: `reported` by an edge, `expired`, `ended` by an operator, or the "
+    "change that ended it, such as `password_rotated`).",
     "device.provisioning_code_created": "A QR code to set up a softphone with a SIP account was "
     "made (`data.app`; a linphone link's `data.expires_at`; never the code).",
     "provisioning.enabled": "A tenant's provisioning credentials were made: its phones can "

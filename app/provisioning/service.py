@@ -20,6 +20,7 @@ from app.clock import utcnow
 from app.crypto import PasswordCipher, generate_password
 from app.db.conflicts import flush_or_conflict
 from app.devices import service as devices
+from app.devices.events import device_change
 from app.devices.models import Device, DeviceKind
 from app.devices.service import TenantDevice
 from app.errors import AppError, Conflict, InvalidInput, TooManyRequests
@@ -413,7 +414,7 @@ async def create_code(
         payload = config.web.model_dump_json()
     await outbox.record_change(
         session,
-        devices.device_change(
+        device_change(
             "device.provisioning_code_created",
             tenant_id=tenant.id,
             device_id=device.id,

@@ -63,6 +63,8 @@ TENANT_ROUTES = [
     # The config view shows the password: admins only.
     Route("GET", "/v1/devices/{device_id}/config", admin_only=True),
     Route("POST", "/v1/devices/{device_id}/password", {}),
+    Route("GET", "/v1/devices/{device_id}/registrations"),
+    Route("DELETE", "/v1/devices/{device_id}/registrations"),
     Route("GET", "/v1/users/{user_id}/extensions"),
     Route("POST", "/v1/users/{user_id}/extensions", {"number": "666"}),
     Route("DELETE", "/v1/users/{user_id}/extensions/{number}"),

@@ -1,8 +1,14 @@
 """A webhook receiver on 127.0.0.1: records every request and answers with the status its
-script says (then 204)."""
+script says (then 204). It also stands in for the SIP edges' JSON-RPC."""
 
 import asyncio
+import json
 from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+# What a Kamailio edge answers a JSON-RPC call it carried out.
+RPC_OK = json.dumps({"jsonrpc": "2.0", "result": "Ok. Key deleted.", "id": 1})
 
 
 @dataclass
@@ -58,3 +64,19 @@ class Receiver:
             pass
         finally:
             writer.close()
+
+
+def dropped(*keys: str) -> list[tuple[str, list[str]]]:
+    """What an edge is told for accounts that must go: the cached HA1, then the contacts."""
+    return [("htable.delete", ["acc", key]) for key in sorted(keys)] + [
+        ("ul.rm", ["location", key]) for key in sorted(keys)
+    ]
+
+
+async def edge_calls(app: FastAPI, edge: Receiver) -> list[tuple[str, list[str]]]:
+    """The JSON-RPC calls the edge got since the last look, once the app pushed what it had."""
+    await app.state.edge_pusher.idle()
+    calls = [json.loads(r.body) for r in edge.received]
+    assert all(r.headers["authorization"] == "Bearer edge-token" for r in edge.received)
+    edge.received.clear()
+    return [(call["method"], call["params"]) for call in calls]

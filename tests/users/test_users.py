@@ -1,3 +1,4 @@
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -415,6 +416,8 @@ async def test_list_shows_what_the_users_table_shows(
         "name": "lan.desk",
         "kind": "ip_phone",
         "enabled": True,
+        "registered": False,
+        "contact_count": 0,
     }
     assert item["extensions"] == ["102", "205"]
     assert item["minutes"] == {"period": current_period(), "used_minutes": 0, "limit_minutes": 600}
@@ -438,12 +441,28 @@ def count_statements(db: Database) -> Iterator[list[str]]:
 async def test_list_runs_a_fixed_number_of_queries_whatever_the_page_size(
     client: httpx.AsyncClient, tenant: TenantKeys, db: Database
 ) -> None:
+    reports = []
     for i in range(20):
         user = await create_user(client, tenant.admin, display_name=f"Agent {i:02d}")
         await add_device(client, tenant.admin, user["id"], name=f"agent{i:02d}.desk")
         await add_device(client, tenant.admin, user["id"], name=f"agent{i:02d}.mobile")
         await add_extension(client, tenant.admin, user["id"], f"2{i:02d}")
         await add_extension(client, tenant.admin, user["id"], f"3{i:02d}")
+        contact = {"contact": f"sip:agent{i:02d}@10.0.0.{i}", "expires_at": int(time.time()) + 60}
+        reports.append(
+            {
+                "domain": tenant.sip_domain,
+                "username": f"agent{i:02d}.desk",
+                "at": time.time(),
+                "contacts": [contact],
+            }
+        )
+    registered = await client.post(
+        "/v1/call-control/registrations/batch",
+        json={"edge": "edge-1", "reports": reports},
+        headers=tenant.call_control,
+    )
+    assert registered.json() == {"applied": 20, "refused": []}
     await client.get("/v1/users", params={"limit": 1}, headers=tenant.admin)
 
     with count_statements(db) as small:
@@ -455,6 +474,10 @@ async def test_list_runs_a_fixed_number_of_queries_whatever_the_page_size(
     assert len(large_page.json()["items"]) == 20
     assert all(
         len(u["devices"]) == 3 and len(u["extensions"]) == 2 for u in large_page.json()["items"]
+    )
+    assert all(
+        [d["registered"] for d in u["devices"]] == [False, True, False]
+        for u in large_page.json()["items"]
     )
     assert len(large) == len(small), (small, large)
     assert len(large) <= 10, large
