@@ -162,6 +162,10 @@ def test_a_web_device_registers_from_the_browser_with_only_its_web_view(
     state, _ = _open(browser, webphone_url, view)
     assert state == "registered", state
     assert time.monotonic() - started < 15
+    # The service shows it online, over secure WebSocket, with the browser's user agent.
+    contacts = _wait_online(tenant, device["id"], True)
+    assert [(c["transport"], c["source_address"]) for c in contacts] == [("wss", "127.0.0.1")]
+    assert "SIP.js" in (contacts[0]["user_agent"] or ""), contacts
 
     # The browser's contact lives as long as its socket: once the tab is gone, an extension
     # call finds nobody registered (no contact left behind for the registration's hour).
@@ -181,6 +185,26 @@ def test_a_web_device_registers_from_the_browser_with_only_its_web_view(
             break
         time.sleep(0.5)
     assert result.code == 480, result.log
+    # ... and the service shows the device offline.
+    assert _wait_online(tenant, device["id"], False) == []
+
+
+def _wait_online(
+    tenant: Tenant, device_id: str, online: bool, timeout: float = 10
+) -> list[dict[str, Any]]:
+    """The device's contacts once the service shows it `online` (registered) or not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = tenant.api.get(f"/v1/devices/{device_id}")
+        assert resp.status_code == 200, resp.text
+        if resp.json()["registered"] is online:
+            break
+        assert time.monotonic() < deadline, f"registered is not {online} after {timeout} s"
+        time.sleep(0.1)
+    resp = tenant.api.get(f"/v1/devices/{device_id}/registrations")
+    assert resp.status_code == 200, resp.text
+    contacts: list[dict[str, Any]] = resp.json()["items"]
+    return contacts
 
 
 # --- calls with audio ---------------------------------------------------------------------
