@@ -404,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the edge with and without its registration reports, instead of against auth_db",
     )
+    parser.add_argument(
+        "--setups",
+        default="",
+        help="only these set-ups, comma-separated (cold, warm, auth_db; cold-off, warm-off)",
+    )
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",")]
     if os.geteuid() != 0:
@@ -499,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
                 accounts=accounts, count=args.accounts, workdir=workdir, service_pid=server.pid
             )
             steps: list[Step] = []
+            if args.setups:
+                setups = [s for s in setups if s[0] in args.setups.split(",")]
             going = {name: True for name, _, _ in setups}
             for rate in rates:
                 for name, kamailio, cache in setups:

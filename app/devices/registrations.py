@@ -113,7 +113,7 @@ class _Device:
 
 
 def _transition(
-    device: DeviceRef, *, before: int, after: int, edge: str | None, reason: str
+    device: DeviceRef, *, before: int, after: int, edge: str | None = None, reason: str
 ) -> Change | None:
     """The event of a device that got its first live contact or lost its last one."""
     if (before == 0) == (after == 0):
@@ -126,6 +126,15 @@ def _transition(
         name=device.name,
         data={"contact_count": after, "edge": edge, "reason": reason},
     )
+
+
+def _gone(devices: Sequence[DeviceRef], *, reason: str) -> list[Change]:
+    """The events of devices that lost their last live contact."""
+    return [
+        change
+        for device in devices
+        if (change := _transition(device, before=1, after=0, reason=reason)) is not None
+    ]
 
 
 def _unix(seconds: int) -> datetime:
@@ -396,21 +405,7 @@ async def end_registrations(
         seen_at=now.timestamp(),
         now=now,
     )
-    await outbox.record_many(
-        session,
-        [
-            device_change(
-                "device.unregistered",
-                tenant_id=d.tenant_id,
-                device_id=d.id,
-                user_id=d.user_id,
-                name=d.name,
-                data={"contact_count": 0, "edge": None, "reason": reason},
-            )
-            for d in devices
-            if d.id in ended
-        ],
-    )
+    await outbox.record_many(session, _gone([d for d in devices if d.id in ended], reason=reason))
 
 
 async def expire(session: AsyncSession, *, device_ids: Sequence[uuid.UUID], now: datetime) -> int:
@@ -422,20 +417,7 @@ async def expire(session: AsyncSession, *, device_ids: Sequence[uuid.UUID], now:
     )
     still = await repository.contact_counts(session, tenant_id=None, device_ids=expired, now=now)
     offline = [d for d in devices if d.id in expired and not still.get(d.id)]
-    await outbox.record_many(
-        session,
-        [
-            device_change(
-                "device.unregistered",
-                tenant_id=d.tenant_id,
-                device_id=d.id,
-                user_id=d.user_id,
-                name=d.name,
-                data={"contact_count": 0, "edge": None, "reason": EXPIRED},
-            )
-            for d in offline
-        ],
-    )
+    await outbox.record_many(session, _gone(offline, reason=EXPIRED))
     return len(offline)
 
 
