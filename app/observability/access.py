@@ -77,12 +77,16 @@ class RequestObserver:
         if self.log and logger.isEnabledFor(logging.INFO):
             state: dict[str, Any] = scope.get("state") or {}
             milliseconds = round(elapsed * 1000, 2)
-            logger.info(
+            # The record made directly: logger.info() would first walk the stack for the
+            # caller's file and line, which an access line never shows.
+            record = logger.makeRecord(
+                ACCESS_LOGGER,
+                logging.INFO,
+                __file__,
+                0,
                 "%s %s %s %.1f ms",
-                method,
-                template,
-                status,
-                milliseconds,
+                (method, template, status, milliseconds),
+                None,
                 extra={
                     "method": method,
                     "route": template,
@@ -92,6 +96,7 @@ class RequestObserver:
                     "key_id": state.get("key_id"),
                 },
             )
+            logger.handle(record)
 
 
 def _request_id(scope: Scope) -> bytes:

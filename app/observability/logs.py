@@ -1,13 +1,14 @@
 """The service's log lines: text or one JSON object per line (`ANTRING_LOG_FORMAT`), each with
 the id of the request it belongs to. Statements' values never reach them (engines hide them)."""
 
+import collections
 import json
 import logging
 import re
 import sys
 import threading
 import time
-from logging.handlers import MemoryHandler
+from typing import TextIO
 
 from asgi_correlation_id import CorrelationIdFilter
 from pythonjsonlogger.json import JsonFormatter
@@ -55,11 +56,10 @@ def configure_logging(*, level: str, json_lines: bool) -> None:
     root.setLevel(level)
     quiet_noisy_loggers()
     # Access lines are written on every request: a lean formatter, and gathered in memory and
-    # written together every ACCESS_FLUSH_SECONDS (or sooner when many), not one write each.
-    # A process that dies loses at most that much of them.
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(AccessLineFormatter() if json_lines else handler.formatter)
-    gathered = MemoryHandler(capacity=512, flushLevel=logging.ERROR, target=stream)
+    # written together every ACCESS_FLUSH_SECONDS, in one write, by the flushing thread (never
+    # by a request). A process that dies loses at most that much of them.
+    gathered = GatheredLines(sys.stderr)
+    gathered.setFormatter(AccessLineFormatter() if json_lines else handler.formatter)
     gathered.addFilter(CorrelationIdFilter(uuid_length=None, default_value="-"))
     access_logger = logging.getLogger(ACCESS_LOGGER)
     access_logger.handlers[:] = [gathered]
@@ -88,6 +88,39 @@ def _start_flushing() -> None:
                 handler.flush()
 
     threading.Thread(target=flush, name="access-log-flush", daemon=True).start()
+
+
+class GatheredLines(logging.Handler):
+    """Keeps each record as it comes (an append, no lock, no write) and writes those gathered,
+    formatted, in one write when flushed."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self._records: collections.deque[logging.LogRecord] = collections.deque()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # The filters (the request id) run now, in the request's context; nothing else does.
+        if not self.filter(record):
+            return False
+        self._records.append(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._records.append(record)
+
+    def flush(self) -> None:
+        lines = []
+        while self._records:
+            record = self._records.popleft()
+            try:
+                lines.append(self.format(record))
+            except Exception:
+                self.handleError(record)
+        if lines:
+            with self.lock:  # type: ignore[union-attr]
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
 
 
 class AccessLineFormatter(logging.Formatter):
