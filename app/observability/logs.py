@@ -70,7 +70,8 @@ def configure_logging(*, level: str, json_lines: bool) -> None:
 
 
 ACCESS_LOGGER = "antring.access"
-ACCESS_FLUSH_SECONDS = 0.5
+# Often enough that formatting what gathered holds up no request for long.
+ACCESS_FLUSH_SECONDS = 0.1
 _flushing = threading.Event()
 
 

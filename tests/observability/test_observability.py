@@ -153,7 +153,7 @@ async def test_json_log_lines_from_the_configured_handler(
         configure_logging(level="INFO", json_lines=True)
         logging.getLogger("antring.test").info("hello", extra={"route": "/x"})
         access.info("GET /x 200 1.0 ms", extra={"method": "GET", "route": "/x", "status": 200})
-        for gathered in access.handlers:  # access lines are written every half second
+        for gathered in access.handlers:  # access lines are written every tenth of a second
             gathered.flush()
     finally:
         root.handlers[:], level, access.handlers[:], access.propagate = saved
