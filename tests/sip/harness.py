@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -476,6 +476,45 @@ def start_kamailio(
             raise RuntimeError(f"Kamailio did not start:\n{proc.tail()}")
         time.sleep(0.1)
     return Kamailio(port, gateway_port, proc, plan, certificate=cert)
+
+
+@dataclass
+class OwnEdge:
+    """A service and a Kamailio of a test's own, so that stopping them spares the other tests,
+    with one tenant whose call_control key the edge uses (as a single-tenant install would)."""
+
+    workdir: Path
+    service: Service
+    tenant: Tenant
+    kamailio: Kamailio
+    sipp: Sipp
+
+    def restart_service(self) -> None:
+        """The stopped service again, on the same address and database."""
+        port = int(self.service.url.rsplit(":", 1)[1])
+        self.service = start_service(self.workdir / "service", self.kamailio.plan, port=port)
+
+
+@contextlib.contextmanager
+def own_edge(workdir: Path, tenant_name: str, sip_domain: str) -> Iterator[OwnEdge]:
+    plan = new_edge_plan()
+    service = start_service(workdir / "service", plan)
+    stops: list[Callable[[], None]] = []
+    edge: OwnEdge | None = None
+    try:
+        tenant = service.create_tenant(tenant_name, sip_domain)
+        stops.append(tenant.api.close)
+        key = service.create_tenant_key(tenant.id, "call_control")
+        kamailio = start_kamailio(workdir / "kamailio", service.url, key, plan=plan)
+        stops.append(kamailio.stop)
+        runner = Sipp(kamailio, workdir)
+        stops.append(runner.stop_all)
+        edge = OwnEdge(workdir, service, tenant, kamailio, runner)
+        yield edge
+    finally:
+        for stop in reversed(stops):
+            stop()
+        (edge.service if edge else service).stop()
 
 
 # --- sipp ----------------------------------------------------------------------------------

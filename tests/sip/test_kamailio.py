@@ -22,9 +22,8 @@ from .harness import (
     Tenant,
     baresip_register,
     free_port,
-    new_edge_plan,
+    own_edge,
     start_kamailio,
-    start_service,
 )
 
 pytestmark = pytest.mark.sip
@@ -369,22 +368,14 @@ def _answered_call(
 def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
     sip_tools: None, tmp_path: Path
 ) -> None:
-    # A service and a Kamailio of their own, so stopping them spares the other tests.
-    plan = new_edge_plan()
-    own_service = start_service(tmp_path / "service", plan)
-    kam: Kamailio | None = None
-    runner: Sipp | None = None
-    tenant: Tenant | None = None
-    try:
-        tenant = own_service.create_tenant("Outage", "outage.test")
-        # A tenant key with the call_control role, as a single-tenant install would use.
-        tenant_key = own_service.create_tenant_key(tenant.id, "call_control")
+    # A service and a Kamailio of their own, so stopping them spares the other tests; the edge
+    # uses a tenant key with the call_control role, as a single-tenant install would.
+    with own_edge(tmp_path, "Outage", "outage.test") as edge:
+        tenant, runner, kam = edge.tenant, edge.sipp, edge.kamailio
         gina = tenant.create_user("Gina")
         known = gina.devices[0]
         stranger = tenant.create_user("Ivan").devices[0]
 
-        kam = start_kamailio(tmp_path / "kamailio", own_service.url, tenant_key, plan=plan)
-        runner = Sipp(kam, tmp_path)
         _assert_final(runner.register(known.name, known.password, tenant.sip_domain), 200)
         gateway = runner.uas("uas_answer.xml", kam.gateway_port)
 
@@ -392,7 +383,7 @@ def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
             # A call in progress when the service hangs (SIGSTOP: connections are accepted,
             # never answered) for 10 s.
             in_progress = _answered_call(pool, runner, gateway, known, tenant, hold_ms=4000)
-            own_service.proc.freeze()
+            edge.service.proc.freeze()
             frozen_at = time.monotonic()
 
             # A cached account registers at once: no SIP worker waits on the service.
@@ -414,14 +405,14 @@ def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
             refused = runner.call(known.name, known.password, tenant.sip_domain, OUTSIDE_NUMBER)
             _assert_final(refused, 503)
             time.sleep(max(0.0, 10 - (time.monotonic() - frozen_at)))
-            own_service.proc.thaw()
+            edge.service.proc.thaw()
 
         # A stopped service: connection refused. Cached accounts still register, within
         # ACCOUNT_GRACE_SECONDS; nobody else does, and no call goes out. A call in progress
         # ends as usual, and its usage report waits at the edge until the service is back.
         with ThreadPoolExecutor(max_workers=1) as pool:
             in_progress = _answered_call(pool, runner, gateway, known, tenant, hold_ms=3000)
-            own_service.stop()
+            edge.service.stop()
             _assert_final(runner.register(known.name, known.password, tenant.sip_domain), 200)
             _assert_final(runner.register(stranger.name, stranger.password, tenant.sip_domain), 503)
             ended = in_progress.result(timeout=30)
@@ -433,19 +424,9 @@ def test_the_edge_keeps_working_while_the_service_hangs_or_is_down(
         assert gateway.invites() == []
 
         # Back on the same address and database: the kept report arrives, charged once.
-        own_service = start_service(
-            tmp_path / "service", plan, port=int(own_service.url.rsplit(":", 1)[1])
-        )
+        edge.restart_service()
         [charged] = tenant.wait_for_call(gina.id, _call_id(ended), seconds=30)
         assert charged["duration_seconds"] >= 3, charged
-    finally:
-        if runner is not None:
-            runner.stop_all()
-        if kam is not None:
-            kam.stop()
-        if tenant is not None:
-            tenant.api.close()
-        own_service.stop()
 
 
 def test_calls_are_refused_when_the_service_rejects_the_key(

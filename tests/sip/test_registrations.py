@@ -18,9 +18,7 @@ from .harness import (
     SippResult,
     Tenant,
     free_port,
-    new_edge_plan,
-    start_kamailio,
-    start_service,
+    own_edge,
 )
 
 pytestmark = pytest.mark.sip
@@ -208,19 +206,11 @@ def test_a_rotation_a_deletion_or_an_operator_ends_the_old_phones_registration(
 def test_phones_register_while_the_service_is_down_and_it_catches_up(
     sip_tools: None, tmp_path: Path
 ) -> None:
-    plan = new_edge_plan()
-    own_service = start_service(tmp_path / "service", plan)
-    kam: Kamailio | None = None
-    runner: Sipp | None = None
-    tenant: Tenant | None = None
-    try:
-        tenant = own_service.create_tenant("Outage", "presence-outage.test")
-        key = own_service.create_tenant_key(tenant.id, "call_control")
+    with own_edge(tmp_path, "Outage", "presence-outage.test") as edge:
+        tenant, runner = edge.tenant, edge.sipp
         agent = tenant.create_user("Minh", devices=2)
         staying, returning = agent.devices
         domain = tenant.sip_domain
-        kam = start_kamailio(tmp_path / "kamailio", own_service.url, key, plan=plan)
-        runner = Sipp(kam, tmp_path)
         staying_port, returning_port = free_port(), free_port()
         # Both accounts are known to the edge (cached); one is offline when the service stops.
         _ok(runner.register(staying.name, staying.password, domain, contact_port=staying_port))
@@ -235,7 +225,7 @@ def test_phones_register_while_the_service_is_down_and_it_catches_up(
         _wait_registered(tenant, staying, True, 1.0)
         _wait_registered(tenant, returning, False, 1.0)
 
-        own_service.stop()
+        edge.service.stop()
         # Not one REGISTER fails while the service is down.
         _ok(runner.register(staying.name, staying.password, domain, contact_port=staying_port))
         _ok(
@@ -248,17 +238,7 @@ def test_phones_register_while_the_service_is_down_and_it_catches_up(
         )
         time.sleep(1.0)
 
-        own_service = start_service(
-            tmp_path / "service", plan, port=int(own_service.url.rsplit(":", 1)[1])
-        )
+        edge.restart_service()
         caught_up = _wait_registered(tenant, staying, False, 10.0)
         _wait_registered(tenant, returning, True, 10.0)
         print(f"\nservice back -> state caught up after {caught_up:.1f} s")
-    finally:
-        if runner is not None:
-            runner.stop_all()
-        if kam is not None:
-            kam.stop()
-        if tenant is not None:
-            tenant.api.close()
-        own_service.stop()
