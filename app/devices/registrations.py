@@ -185,7 +185,27 @@ def _apply(device: _Device, report: AccountReport, *, edge: str, now: datetime) 
     if report.expired is not None:
         for uri in report.expired:
             contact = device.contacts.get((edge, uri))
-            if contact is not None and contact.seen_at < at:
+            if contact is None:
+                # Not heard of yet (its registration's report may still be on its way): kept
+                # as ended at `at`, so that a report from before cannot make it live.
+                device.contacts[(edge, uri)] = _Contact(
+                    id=uuid.uuid4(),
+                    tenant_id=device.ref.tenant_id,
+                    device_id=device.ref.id,
+                    edge=edge,
+                    contact=uri,
+                    transport=None,
+                    source_address=None,
+                    source_port=None,
+                    user_agent=None,
+                    expires_at=_unix(int(at)),
+                    live=False,
+                    seen_at=at,
+                    registered_at=now,
+                    updated_at=now,
+                    stored=False,
+                )
+            elif contact.seen_at < at:
                 contact.end(now=now, at=at)
         return
     listed = {c.contact: _unix(c.expires_at) for c in report.contacts or []}
@@ -273,7 +293,10 @@ async def apply_reports(
         device = devices[row.device_id]
         device.contacts[(row.edge, row.contact)] = _Contact.of(row, tenant_id=device.ref.tenant_id)
     changes = [change for device in devices.values() if (change := _sweep(device, now=now))]
-    for index, report in enumerate(reports):
+    # In the order the edge saw things (a batch holds them in no particular order): an expiry
+    # then comes after the registration it ends.
+    for index in sorted(range(len(reports)), key=lambda i: reports[i].at):
+        report = reports[index]
         if outcomes[index] is not None:
             continue
         ref = found.get((report.domain, report.username.lower()))

@@ -249,6 +249,38 @@ async def test_a_late_report_neither_revives_nor_removes(
     assert [kind for kind, _ in await events(db)] == ["device.registered", "device.unregistered"]
 
 
+async def test_an_expiry_that_arrives_before_its_registration_still_ends_it(
+    client: httpx.AsyncClient, tenant: TenantKeys, db: Database
+) -> None:
+    """The edge's queue holds reports in no particular order: a TCP phone that registered and
+    closed its connection at once may have its expiry reported first, in one batch or two."""
+    _, device = await agent(client, tenant)
+    t = time.time() - 60
+    expired = {"domain": tenant.sip_domain, "username": "lan.web", "at": t + 5}
+    registration = account(tenant, "lan.web", CONTACT, at=t)
+
+    response = await client.post(
+        BATCH,
+        json={"edge": "edge-1", "reports": [{**expired, "expired": [CONTACT]}, registration]},
+        headers=tenant.call_control,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"applied": 2, "refused": []}
+    assert await registered(client, tenant, device["id"]) == (False, 0)
+    # Applied in the edge's order: it was online, then it was not.
+    assert [kind for kind, _ in await events(db)] == ["device.registered", "device.unregistered"]
+
+    # In two requests, the expiry first: the registration's report is older, and changes nothing.
+    expired["at"] = t + 25
+    await send(client, tenant, {"edge": "edge-2", **expired, "expired": [OTHER_CONTACT]})
+    late = await send(
+        client, tenant, {"edge": "edge-2", **account(tenant, "lan.web", OTHER_CONTACT, at=t + 20)}
+    )
+    assert late["registered"] is False
+    assert await registered(client, tenant, device["id"]) == (False, 0)
+    assert len(await events(db)) == 2
+
+
 async def test_a_repeated_report_changes_nothing(
     client: httpx.AsyncClient, tenant: TenantKeys, db: Database
 ) -> None:
