@@ -632,6 +632,8 @@ class Sipp:
                 "-key", "expires", str(expires),
             ],
             timeout=20,
+            # Over TCP or TLS sipp binds its port for TCP too: free for both.
+            port=None if transport == "udp" else free_port(both=True),
             target=f"{LOCALHOST}:{ports[transport]}",
         )  # fmt: skip
 
