@@ -111,6 +111,39 @@ class _Device:
     def live_count(self) -> int:
         return sum(1 for contact in self.contacts.values() if contact.live)
 
+    def add(
+        self,
+        edge: str,
+        uri: str,
+        *,
+        at: float,
+        now: datetime,
+        expires_at: datetime,
+        live: bool,
+        transport: Transport | None = None,
+        address: str | None = None,
+        port: int | None = None,
+        user_agent: str | None = None,
+    ) -> None:
+        """A contact the service had not heard of, written as a new row."""
+        self.contacts[(edge, uri)] = _Contact(
+            id=uuid.uuid4(),
+            tenant_id=self.ref.tenant_id,
+            device_id=self.ref.id,
+            edge=edge,
+            contact=uri,
+            transport=transport,
+            source_address=address,
+            source_port=port,
+            user_agent=user_agent,
+            expires_at=expires_at,
+            live=live,
+            seen_at=at,
+            registered_at=now,
+            updated_at=now,
+            stored=False,
+        )
+
 
 def _transition(
     device: DeviceRef, *, before: int, after: int, edge: str | None = None, reason: str
@@ -188,23 +221,7 @@ def _apply(device: _Device, report: AccountReport, *, edge: str, now: datetime) 
             if contact is None:
                 # Not heard of yet (its registration's report may still be on its way): kept
                 # as ended at `at`, so that a report from before cannot make it live.
-                device.contacts[(edge, uri)] = _Contact(
-                    id=uuid.uuid4(),
-                    tenant_id=device.ref.tenant_id,
-                    device_id=device.ref.id,
-                    edge=edge,
-                    contact=uri,
-                    transport=None,
-                    source_address=None,
-                    source_port=None,
-                    user_agent=None,
-                    expires_at=_unix(int(at)),
-                    live=False,
-                    seen_at=at,
-                    registered_at=now,
-                    updated_at=now,
-                    stored=False,
-                )
+                device.add(edge, uri, at=at, now=now, expires_at=_unix(int(at)), live=False)
             elif contact.seen_at < at:
                 contact.end(now=now, at=at)
         return
@@ -224,22 +241,17 @@ def _apply(device: _Device, report: AccountReport, *, edge: str, now: datetime) 
     for uri, expires_at in listed.items():
         contact = device.contacts.get((edge, uri))
         if contact is None:
-            device.contacts[(edge, uri)] = _Contact(
-                id=uuid.uuid4(),
-                tenant_id=device.ref.tenant_id,
-                device_id=device.ref.id,
-                edge=edge,
-                contact=uri,
-                transport=transport,
-                source_address=address,
-                source_port=port,
-                user_agent=report.user_agent,
+            device.add(
+                edge,
+                uri,
+                at=at,
+                now=now,
                 expires_at=expires_at,
                 live=True,
-                seen_at=at,
-                registered_at=now,
-                updated_at=now,
-                stored=False,
+                transport=transport,
+                address=address,
+                port=port,
+                user_agent=report.user_agent,
             )
             continue
         if contact.seen_at >= at:
