@@ -55,16 +55,9 @@ def configure_logging(*, level: str, json_lines: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     quiet_noisy_loggers()
-    # Access lines are written on every request: a lean formatter, and gathered in memory and
-    # written together every ACCESS_FLUSH_SECONDS, in one write, by the flushing thread (never
-    # by a request). A process that dies loses at most that much of them.
-    gathered = GatheredLines(sys.stderr)
-    gathered.setFormatter(AccessLineFormatter() if json_lines else handler.formatter)
-    gathered.addFilter(CorrelationIdFilter(uuid_length=None, default_value="-"))
-    access_logger = logging.getLogger(ACCESS_LOGGER)
-    access_logger.handlers[:] = [gathered]
-    access_logger.propagate = False
-    # The service writes its own access line (app.observability.access).
+    # The service writes its own access line (app.observability.access), gathered here.
+    global _access_lines
+    _access_lines = AccessLines(sys.stderr, json_lines=json_lines)
     logging.getLogger("uvicorn.access").disabled = True
     _start_flushing()
 
@@ -73,11 +66,18 @@ ACCESS_LOGGER = "antring.access"
 # Often enough that formatting what gathered holds up no request for long.
 ACCESS_FLUSH_SECONDS = 0.1
 _flushing = threading.Event()
+_access_lines: "AccessLines | None" = None
+
+
+def access_lines() -> "AccessLines | None":
+    """Where this process's access lines go once logging is configured (`antring serve`);
+    None before, when each one is a record of the `antring.access` logger instead."""
+    return _access_lines
 
 
 def _start_flushing() -> None:
-    """One thread a process, however often logging is configured: it flushes the access
-    logger's handlers of the moment."""
+    """One thread a process, however often logging is configured: it writes the access lines
+    gathered since the last time."""
     if _flushing.is_set():
         return
     _flushing.set()
@@ -85,65 +85,74 @@ def _start_flushing() -> None:
     def flush() -> None:
         while True:
             time.sleep(ACCESS_FLUSH_SECONDS)
-            for handler in logging.getLogger(ACCESS_LOGGER).handlers:
-                handler.flush()
+            lines = _access_lines
+            if lines is not None:
+                lines.flush()
 
     threading.Thread(target=flush, name="access-log-flush", daemon=True).start()
 
 
-class GatheredLines(logging.Handler):
-    """Keeps each record as it comes (an append, no lock, no write) and writes those gathered,
-    formatted, in one write when flushed."""
+# One access line's fields, as the request left them: (Unix time, request id, method, route
+# template, status, duration in ms, tenant id, key id).
+AccessLine = tuple[float, str, str, str, int, float, str | None, str | None]
 
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__()
+
+class AccessLines:
+    """Access lines gathered as requests end (a tuple appended: no record, no lock, no write)
+    and formatted and written together, in one write, by the flushing thread. The lines look
+    like the other log lines: the same JSON keys, or the same text."""
+
+    def __init__(self, stream: TextIO, *, json_lines: bool) -> None:
         self.stream = stream
-        self._records: collections.deque[logging.LogRecord] = collections.deque()
+        self.json_lines = json_lines
+        self._pending: collections.deque[AccessLine] = collections.deque()
+        self._logger = logging.getLogger(ACCESS_LOGGER)
+        self._second = -1
+        self._second_text = ""
 
-    def handle(self, record: logging.LogRecord) -> bool:
-        # The filters (the request id) run now, in the request's context; nothing else does.
-        if not self.filter(record):
-            return False
-        self._records.append(record)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._records.append(record)
+    def add(self, line: AccessLine) -> None:
+        if self._logger.isEnabledFor(logging.INFO):
+            self._pending.append(line)
 
     def flush(self) -> None:
+        pending = self._pending
         lines = []
-        while self._records:
-            record = self._records.popleft()
-            try:
-                lines.append(self.format(record))
-            except Exception:
-                self.handleError(record)
+        while pending:
+            lines.append(self._format(pending.popleft()))
         if lines:
-            with self.lock:  # type: ignore[union-attr]
-                self.stream.write("\n".join(lines) + "\n")
-                self.stream.flush()
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
 
-
-class AccessLineFormatter(logging.Formatter):
-    """An access line as one JSON object, from the fields app.observability.access gives it:
-    the same keys as the other JSON lines, built in one json.dumps (python-json-logger walks
-    every attribute of every record, a cost on each request)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = record.__dict__
-        return json.dumps(
-            {
-                "time": self.formatTime(record),
-                "level": record.levelname,
-                "logger": record.name,
-                "message": record.getMessage(),
-                "request_id": fields.get("correlation_id", "-"),
-                "method": fields.get("method"),
-                "route": fields.get("route"),
-                "status": fields.get("status"),
-                "duration_ms": fields.get("duration_ms"),
-                "tenant_id": fields.get("tenant_id"),
-                "key_id": fields.get("key_id"),
-            },
-            separators=(",", ":"),
+    def _format(self, line: AccessLine) -> str:
+        at, request_id, method, route, status, milliseconds, tenant_id, key_id = line
+        message = f"{method} {route} {status} {milliseconds:.1f} ms"
+        if not self.json_lines:
+            return f"INFO {ACCESS_LOGGER} [{request_id}]: {message}"
+        return (
+            f'{{"time":"{self._time(at)}","level":"INFO","logger":"{ACCESS_LOGGER}",'
+            f'"message":{_json_text(message)},"request_id":{_json_text(request_id)},'
+            f'"method":{_json_text(method)},"route":{_json_text(route)},"status":{status},'
+            f'"duration_ms":{milliseconds!r},"tenant_id":{_json_text(tenant_id)},'
+            f'"key_id":{_json_text(key_id)}}}'
         )
+
+    def _time(self, at: float) -> str:
+        """As logging.Formatter writes it: local time, with milliseconds."""
+        second = int(at)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        return f"{self._second_text},{int((at - second) * 1000):03d}"
+
+
+_PLAIN = re.compile(r"[ !#-\[\]-~]*")
+
+
+def _json_text(value: str | None) -> str:
+    """A JSON string (or null): quoted as it is when nothing in it needs escaping, which is
+    every method, route template and id the service makes."""
+    if value is None:
+        return "null"
+    if _PLAIN.fullmatch(value):
+        return f'"{value}"'
+    return json.dumps(value)

@@ -19,6 +19,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from app.db.session import Database
 from app.main import create_app
+from app.observability import logs
 from app.observability.logs import configure_logging, quiet_noisy_loggers
 from tests.helpers.api import TenantKeys, add_device, assert_problem, create_user, new_platform_key
 from tests.helpers.callcontrol import authorize, new_agent, report
@@ -144,28 +145,54 @@ async def test_no_secret_reaches_any_log_line(
         assert secret not in logged
 
 
-async def test_json_log_lines_from_the_configured_handler(
+async def test_json_log_lines_as_the_served_app_writes_them(
+    migrated_url: str,
+    db: Database,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """`antring serve` configures logging before its app answers: every line on stderr is
+    one JSON object, the access line of each request among them."""
     root, access = logging.getLogger(), logging.getLogger("antring.access")
     saved = root.handlers[:], root.level, access.handlers[:], access.propagate
+    monkeypatch.setattr(logs, "_access_lines", None)
     try:
         configure_logging(level="INFO", json_lines=True)
         logging.getLogger("antring.test").info("hello", extra={"route": "/x"})
-        access.info("GET /x 200 1.0 ms", extra={"method": "GET", "route": "/x", "status": 200})
-        for gathered in access.handlers:  # access lines are written every tenth of a second
-            gathered.flush()
+        application = create_app(make_settings(migrated_url))
+        platform = await new_platform_key(db)
+        transport = httpx.ASGITransport(app=application)
+        async with (
+            application.router.lifespan_context(application),
+            httpx.AsyncClient(transport=transport, base_url="http://antring.test") as c,
+        ):
+            named = {**platform, "X-Request-ID": 'quote"and\\slash'}
+            created = await c.post(
+                "/v1/tenants", json={"name": "Lines", "sip_domain": "lines.sip.test"}, headers=named
+            )
+            assert created.status_code == 201
+            await c.get("/health/live")
+        gathered = logs.access_lines()
+        assert gathered is not None
+        gathered.flush()  # the flushing thread does this every tenth of a second
     finally:
+        monkeypatch.setattr(logs, "_access_lines", None)  # before capsys closes its stream
         root.handlers[:], level, access.handlers[:], access.propagate = saved
         root.setLevel(level)
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    assert [(x["level"], x["logger"], x["message"]) for x in lines] == [
-        ("INFO", "antring.test", "hello"),
-        ("INFO", "antring.access", "GET /x 200 1.0 ms"),
-    ]
-    assert all(x["time"] and "request_id" in x for x in lines)
+    assert all(line["time"] and line["level"] and "request_id" in line for line in lines)
+    assert (lines[0]["logger"], lines[0]["message"]) == ("antring.test", "hello")
     assert lines[0]["route"] == "/x"
-    assert (lines[1]["method"], lines[1]["route"], lines[1]["status"]) == ("GET", "/x", 200)
+    [tenant_line] = [x for x in lines if x.get("route") == "/v1/tenants"]
+    assert tenant_line["logger"] == "antring.access"
+    assert tenant_line["message"].startswith("POST /v1/tenants 201 ")
+    assert tenant_line["request_id"] == 'quote"and\\slash'
+    assert (tenant_line["method"], tenant_line["status"]) == ("POST", 201)
+    assert tenant_line["key_id"] and tenant_line["tenant_id"] is None
+    assert isinstance(tenant_line["duration_ms"], float)
+    [live] = [x for x in lines if x.get("route") == "/health/live"]
+    assert re.fullmatch(r"[0-9a-f]{32}", live["request_id"])
+    assert (live["status"], live["key_id"]) == (200, None)
 
 
 async def test_metrics_count_requests_decisions_and_holds_for_platform_keys(
