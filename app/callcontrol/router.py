@@ -10,6 +10,8 @@ from app.callcontrol.schemas import (
     AuthorizationRequest,
     ExtensionRoute,
     SipAccount,
+    SipAccountLookups,
+    SipAccountsFound,
     UsageReport,
 )
 from app.clock import utcnow
@@ -52,6 +54,14 @@ async def lookup_sip_account(
         cc.store, domain=domain, username=username, tenant_id=cc.key.tenant_id
     )
     return json_response(account)
+
+
+@router.post("/sip-accounts/lookups", response_model=SipAccountsFound)
+async def lookup_sip_accounts(body: SipAccountLookups, cc: CallControlAccess) -> Response:
+    """Registrar lookups sent together (an edge's REGISTERs waiting on the service), answered
+    by one statement: each account by `username@domain` as asked, null when there is none."""
+    found = await service.sip_accounts(cc.store, body.accounts, tenant_id=cc.key.tenant_id)
+    return json_response(found)
 
 
 @router.get(

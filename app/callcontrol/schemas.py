@@ -58,6 +58,32 @@ class SipAccount(BaseModel):
     auto_answer: bool
 
 
+class SipAccountName(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Annotated[str, StringConstraints(max_length=64)]
+    domain: SipDomain
+
+
+LOOKUPS_MAX = 200
+
+
+class SipAccountLookups(BaseModel):
+    """Registrar lookups sent together, as an edge gathers those its REGISTERs wait on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accounts: list[SipAccountName] = Field(min_length=1, max_length=LOOKUPS_MAX)
+
+
+class SipAccountsFound(BaseModel):
+    accounts: dict[str, SipAccount | None] = Field(
+        description="Each account asked for, keyed `username@domain` as asked; null when "
+        "there is no such account (or it is another tenant's).",
+        examples=[{"1001@acme.sip.example": None}],
+    )
+
+
 class SipHeader(BaseModel):
     name: str
     value: str

@@ -21,6 +21,8 @@ from app.callcontrol.schemas import (
     ExtensionRoute,
     Reason,
     SipAccount,
+    SipAccountName,
+    SipAccountsFound,
     SipHeader,
     UsageReport,
 )
@@ -33,6 +35,7 @@ from app.callcontrol.store import (
     NewCall,
     NewEvent,
     SipAccountKey,
+    SipAccountRecord,
 )
 from app.devices.exceptions import SipAccountNotFound
 from app.devices.schemas import SIP_USERNAME
@@ -69,6 +72,33 @@ async def sip_account(
     )
     if account is None:
         raise SipAccountNotFound(f"No SIP account {username}@{domain}.")
+    return _account_view(account)
+
+
+async def sip_accounts(
+    store: CallControlStore, asked: list[SipAccountName], *, tenant_id: uuid.UUID | None
+) -> SipAccountsFound:
+    """Many lookups in one statement; a name no device can have is no account."""
+    valid = [name for name in asked if SIP_USERNAME.fullmatch(name.username)]
+    records = (
+        await store.sip_accounts(
+            [SipAccountKey(name.domain, name.username.lower(), tenant_id) for name in valid]
+        )
+        if valid
+        else []
+    )
+    found = {
+        f"{name.username}@{name.domain}": None if record is None else _account_view(record)
+        for name, record in zip(valid, records, strict=True)
+    }
+    return SipAccountsFound(
+        accounts={
+            key: found.get(key) for key in (f"{name.username}@{name.domain}" for name in asked)
+        }
+    )
+
+
+def _account_view(account: SipAccountRecord) -> SipAccount:
     return SipAccount(
         tenant_id=account.tenant_id,
         user_id=account.user_id,

@@ -171,13 +171,13 @@ class PostgresStore:
     def __init__(self, pool: DriverPool, *, batch_concurrency: int) -> None:
         self._pool = pool
         self._lookups: Batcher[SipAccountKey, SipAccountRecord | None] = Batcher(
-            self._sip_accounts, concurrency=batch_concurrency
+            self.sip_accounts, concurrency=batch_concurrency
         )
 
     async def sip_account(self, key: SipAccountKey) -> SipAccountRecord | None:
         return await self._lookups.get(key)
 
-    async def _sip_accounts(self, keys: list[SipAccountKey]) -> list[SipAccountRecord | None]:
+    async def sip_accounts(self, keys: list[SipAccountKey]) -> list[SipAccountRecord | None]:
         params = {
             "domains": [key.domain for key in keys],
             "name_keys": [key.name_key for key in keys],

@@ -159,6 +159,10 @@ class SqlAlchemyStore:
         async with self.connection() as conn:
             return await conn.sip_account(key)
 
+    async def sip_accounts(self, keys: list[SipAccountKey]) -> list[SipAccountRecord | None]:
+        async with self.connection() as conn:
+            return [await conn.sip_account(key) for key in keys]
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[SqlAlchemyConnection]:
         async with self._engine.connect() as conn:

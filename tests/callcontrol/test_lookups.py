@@ -257,3 +257,59 @@ async def test_a_lookup_no_device_could_answer_fails_only_itself(
         assert all(
             r.json()["username"] == agents[i % 3].username for i, r in enumerate(responses[:60])
         )
+
+
+async def test_lookups_sent_together_answer_each_account_by_name_within_the_key_s_tenant(
+    client: httpx.AsyncClient, tenant: TenantKeys, other_tenant: TenantKeys
+) -> None:
+    """What an edge sends for the REGISTERs waiting on the service: one request, one answer
+    per name; unknown names, other tenants' accounts and impossible names are null."""
+    mine = await new_agent(client, tenant)
+    disabled = await new_agent(client, tenant)
+    await client.patch(f"/v1/users/{disabled.id}", json={"enabled": False}, headers=tenant.admin)
+    theirs = await new_agent(client, other_tenant)
+    asked = [
+        {"username": mine.username.upper(), "domain": mine.domain},
+        {"username": disabled.username, "domain": disabled.domain},
+        {"username": "nobody", "domain": tenant.sip_domain},
+        {"username": theirs.username, "domain": theirs.domain},
+        {"username": "no way", "domain": tenant.sip_domain},
+    ]
+
+    answer = await client.post(
+        "/v1/call-control/sip-accounts/lookups",
+        json={"accounts": asked},
+        headers=tenant.call_control,
+    )
+
+    assert answer.status_code == 200
+    found = answer.json()["accounts"]
+    assert list(found) == [f"{a['username']}@{a['domain']}" for a in asked]
+    single = await client.get(
+        f"/v1/call-control/sip-accounts/{mine.username}",
+        params={"domain": mine.domain},
+        headers=tenant.call_control,
+    )
+    assert found[f"{mine.username.upper()}@{mine.domain}"] == single.json()
+    assert found[f"{disabled.username}@{disabled.domain}"]["enabled"] is False
+    assert found[f"nobody@{tenant.sip_domain}"] is None
+    assert found[f"{theirs.username}@{theirs.domain}"] is None
+    assert found[f"no way@{tenant.sip_domain}"] is None
+
+
+async def test_lookups_sent_together_are_bounded_and_checked(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    url = "/v1/call-control/sip-accounts/lookups"
+    one = {"username": "1001", "domain": tenant.sip_domain}
+    for body, field in (
+        ({"accounts": []}, "accounts"),
+        ({"accounts": [one] * 201}, "accounts"),
+        ({"accounts": [{"username": "1001"}]}, "domain"),
+        ({"accounts": [{**one, "password": "x"}]}, "password"),
+    ):
+        refused = await client.post(url, json=body, headers=tenant.call_control)
+        assert refused.status_code == 422, body
+        assert field in refused.text
+    viewer = await client.post(url, json={"accounts": [one]}, headers=tenant.viewer)
+    assert viewer.status_code == 403
