@@ -51,6 +51,9 @@ DISABLE_AFTER = timedelta(days=5)
 # that died holding deliveries gives them up this long after it claimed them.
 LEASE = timedelta(seconds=15)
 BATCH = 200
+# The worker's own connections: a round's transactions run one after another, and never wait
+# for a connection behind the requests of a busy process.
+CONNECTIONS = 2
 OUTBOX_LOCK = "antring outbox"
 GATHER_SECONDS = 0.05
 
@@ -185,7 +188,7 @@ class Dispatcher:
         poll_seconds: float = 0.2,
         bus: "EventBus | None" = None,
     ) -> None:
-        self._db = db
+        self._db = Database(db.settings.model_copy(update={"database_pool_size": CONNECTIONS}))
         self._bus = bus
         self._cipher = cipher
         self._allow_private = allow_private
@@ -220,6 +223,7 @@ class Dispatcher:
             await self._http.close()
         if self._bus is not None:
             await self._bus.close()
+        await self._db.dispose()
 
     async def step(self, now: datetime | None = None) -> int:
         """One round: fan out new events, send what is due; returns how much it did."""
