@@ -193,10 +193,12 @@ _EVENT_TABLE = cast(Table, Event.__table__)
 _AUDIT_TABLE = cast(Table, AuditEntry.__table__)
 _EVENT_COLUMNS = _bound(_EVENT_TABLE, _EVENT_NAMES)
 _AUDIT_COLUMNS = _bound(_AUDIT_TABLE, _AUDIT_NAMES)
-_EVENT = insert(Event).values(_EVENT_COLUMNS)
-_AUDIT = insert(AuditEntry).values(_AUDIT_COLUMNS)
+# On the tables, not the mapped classes: the ORM's bulk-insert path would cost more than the
+# statement.
+_EVENT = insert(_EVENT_TABLE).values(_EVENT_COLUMNS)
+_AUDIT = insert(_AUDIT_TABLE).values(_AUDIT_COLUMNS)
 _BOTH_POSTGRES = (
-    insert(AuditEntry)
+    insert(_AUDIT_TABLE)
     .values(_AUDIT_COLUMNS)
-    .add_cte(insert(Event).values(_EVENT_COLUMNS).cte("event_row"))
+    .add_cte(insert(_EVENT_TABLE).values(_EVENT_COLUMNS).cte("event_row"))
 )

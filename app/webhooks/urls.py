@@ -1,7 +1,7 @@
 """Where webhooks may go: http(s) URLs of public hosts. Private, loopback and link-local
 addresses are refused (the service must not be a way into its own network) unless
 ANTRING_WEBHOOKS_ALLOW_PRIVATE_URLS=true; checked when an endpoint is saved and again at each
-delivery, since a name may resolve elsewhere later."""
+round of deliveries, since a name may resolve elsewhere later."""
 
 import asyncio
 import ipaddress
