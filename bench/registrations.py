@@ -53,7 +53,7 @@ from bench.server import Server, run_cli, service_env
 ROOT = Path(__file__).resolve().parents[1]
 EDGE_CFG = ROOT / "deploy" / "kamailio" / "kamailio.cfg"
 AUTH_DB_CFG = ROOT / "bench" / "kamailio" / "auth_db.cfg"
-SCENARIO = ROOT / "bench" / "kamailio" / "register_storm.xml"
+SCENARIO = ROOT / "deploy" / "kamailio" / "sipp" / "register_storm.xml"
 DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/antring_bench_registrations"
 SIP_DOMAIN = "storm.sip.test"
 RATES = (1000, 2000, 3000, 4000, 6000, 8000, 10000, 12000, 14000, 16000)

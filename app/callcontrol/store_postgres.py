@@ -27,6 +27,7 @@ from app.callcontrol.store import (
 )
 from app.db.batching import Batcher
 from app.db.driver import DriverPool, PreparedQuery
+from app.observability.metrics import LOOKUP_BATCH
 from app.quotas.models import CallAuthorization
 from app.quotas.repository import USED_AND_HELD
 
@@ -178,6 +179,7 @@ class PostgresStore:
         return await self._lookups.get(key)
 
     async def sip_accounts(self, keys: list[SipAccountKey]) -> list[SipAccountRecord | None]:
+        LOOKUP_BATCH.observe(len(keys))
         params = {
             "domains": [key.domain for key in keys],
             "name_keys": [key.name_key for key in keys],

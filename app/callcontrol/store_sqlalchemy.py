@@ -27,6 +27,7 @@ from app.callcontrol.store import (
     StoredCall,
     UsedAndHeld,
 )
+from app.observability.metrics import LOOKUP_BATCH
 from app.quotas.models import CallAuthorization, CallRecord
 from app.quotas.repository import CALL_COLUMNS, USED_AND_HELD
 
@@ -160,6 +161,7 @@ class SqlAlchemyStore:
             return await conn.sip_account(key)
 
     async def sip_accounts(self, keys: list[SipAccountKey]) -> list[SipAccountRecord | None]:
+        LOOKUP_BATCH.observe(len(keys))
         async with self.connection() as conn:
             return [await conn.sip_account(key) for key in keys]
 

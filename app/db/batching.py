@@ -5,8 +5,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from app.observability.metrics import LOOKUP_BATCH
-
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -53,7 +51,6 @@ class Batcher(Generic[K, V]):
         batch = [(key, future) for key, future in batch if not future.done()]
         if not batch:
             return
-        LOOKUP_BATCH.observe(len(batch))
         try:
             values = await self._load_exactly([key for key, _ in batch])
         except BaseException as error:

@@ -37,7 +37,7 @@ CHARGED_SECONDS = Counter(
 )
 LOOKUP_BATCH = Histogram(
     "antring_registrar_lookup_batch_size",
-    "Registrar lookups answered by one statement.",
+    "Registrar lookups answered together (by one statement on PostgreSQL).",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 200),
 )
 JOB_RUNS = Counter("antring_job_runs_total", "Runs of scheduled jobs.", ["job", "outcome"])

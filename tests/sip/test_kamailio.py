@@ -84,6 +84,34 @@ def test_device_registers_only_while_the_api_allows_it(make_tenant: MakeTenant, 
     _assert_final(sipp.register(desk.name, new_password, domain), 401)
 
 
+def _lookup_batches(service: Service) -> tuple[int, int]:
+    """How many lookup statements the service ran, and for how many accounts in all."""
+    with service.client() as client:
+        text = client.get("/metrics").text
+    count = re.search(r"^antring_registrar_lookup_batch_size_count ([0-9.e+]+)$", text, re.M)
+    total = re.search(r"^antring_registrar_lookup_batch_size_sum ([0-9.e+]+)$", text, re.M)
+    return (int(float(count[1])) if count else 0, int(float(total[1])) if total else 0)
+
+
+def test_a_burst_of_uncached_registers_asks_the_service_a_few_times(
+    make_tenant: MakeTenant, sipp: Sipp, service: Service
+) -> None:
+    """Phones registering together after an outage: the edge asks about their accounts
+    together, in a few requests, and every one of them registers."""
+    tenant = make_tenant("Burst")
+    devices = [tenant.create_user(f"Burst {i}").devices[0] for i in range(48)]
+    batches_before, accounts_before = _lookup_batches(service)
+
+    burst = sipp.register_many(
+        [(device.name, device.password) for device in devices], tenant.sip_domain, rate=2000
+    )
+
+    assert burst.returncode == 0, burst.output[-2000:]
+    batches, accounts = _lookup_batches(service)
+    assert accounts - accounts_before == len(devices)
+    assert batches - batches_before <= len(devices) // 4, batches - batches_before
+
+
 def test_outbound_switch_decides_whether_the_call_is_relayed(
     make_tenant: MakeTenant, sipp: Sipp, kamailio: Kamailio, service: Service
 ) -> None:
