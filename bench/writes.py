@@ -3,8 +3,9 @@ server of this checkout and, with --baseline DIR, one of another checkout (the c
 outbox) on the same database, in interleaved rounds (baseline, this, baseline, this, ...,
 baseline); each round's ratio is this checkout against the mean of the baselines either side,
 and the median of the rounds is the figure. With --deliveries, the events of 200 changes a
-second delivered to a webhook receiver on 127.0.0.1 (a process of its own, so that the load
-does not delay what it notes): how many a second, and the p50 and p99 from commit to delivery.
+second (each user's outbound switch flipped once) delivered to a webhook receiver on 127.0.0.1
+(a process of its own, so that the load does not delay what it notes): how many a second, and
+the p50 and p99 from commit to delivery.
 --before DIR measures another checkout of this code (the same code before a change) beside
 this one, in the same rounds and the same deliveries run.
 
@@ -13,6 +14,7 @@ this one, in the same rounds and the same deliveries run.
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing
 import os
@@ -38,6 +40,7 @@ BASELINE = "baseline"
 THIS = "this checkout"
 BEFORE = "before"
 RATE = 200
+_DELIVERY_RUNS = itertools.count()
 
 
 def _env(database_url: str, code: Path | None) -> dict[str, str]:
@@ -140,12 +143,13 @@ async def _deliveries(server: Server, token: str, ids: list[str], seconds: int) 
             assert created.status == 201, await created.text()
             hook = await created.json()
 
-        run = uuid.uuid4().hex[:8]
+        # Each user's outbound switch flipped once in the run (users start with it on, and
+        # each run flips it back): every PATCH is a change, with its event. The toggles are
+        # the lightest write route, so one worker takes the rate with room to deliver.
+        body = {"outbound_allowed": next(_DELIVERY_RUNS) % 2 == 1}
 
         async def change(n: int) -> int:
-            # A new name each time, in every run: every PATCH is a change, with its event.
-            body = {"display_name": f"Agent {run} {n}"}
-            async with c.patch(f"/v1/users/{ids[n % len(ids)]}", json=body) as answer:
+            async with c.patch(f"/v1/users/{ids[n]}/toggles", json=body) as answer:
                 return answer.status
 
         started = time.monotonic()
@@ -210,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         help="dropped and created again; its name must contain 'bench'",
     )
     args = parser.parse_args(argv)
+    if args.deliveries and args.users < RATE * args.duration:
+        parser.error(
+            f"--deliveries changes each user once: --users must be at least {RATE} times --duration"
+        )
     wrk = find_wrk()
     url = args.database_url
     RESULTS.mkdir(exist_ok=True)
