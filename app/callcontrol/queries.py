@@ -22,6 +22,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -64,6 +65,16 @@ SIP_ACCOUNT_COLUMNS = (
 )
 
 
+def _accounts(*leading: ColumnElement[Any]) -> Select[Any]:
+    """SIP accounts with their tenant and user, `leading` columns first."""
+    return (
+        select(*leading, *SIP_ACCOUNT_COLUMNS)
+        .select_from(Tenant)
+        .join(Device, Device.tenant_id == Tenant.id)
+        .join(User, User.id == Device.user_id)
+    )
+
+
 def _sip_accounts(
     domain: ColumnElement[Any],
     name_key: ColumnElement[Any],
@@ -71,12 +82,8 @@ def _sip_accounts(
     *leading: ColumnElement[Any],
 ) -> Select[Any]:
     """The SIP account `name_key` in the tenant of `domain`, if in scope."""
-    return (
-        select(*leading, *SIP_ACCOUNT_COLUMNS)
-        .select_from(Tenant)
-        .join(Device, Device.tenant_id == Tenant.id)
-        .join(User, User.id == Device.user_id)
-        .where(Tenant.sip_domain == domain, Device.name_key == name_key, _in_scope(tenant_id))
+    return _accounts(*leading).where(
+        Tenant.sip_domain == domain, Device.name_key == name_key, _in_scope(tenant_id)
     )
 
 
@@ -96,6 +103,15 @@ _ASKED = (
 SIP_ACCOUNTS = _sip_accounts(
     _ASKED.c.domain, _ASKED.c.name_key, _ASKED.c.tenant_id, _ASKED.c.i
 ).select_from(_ASKED)
+
+# Any engine: the accounts named by (domain, name_key) pairs `names`, in scope, each row led by
+# its pair (SQLite's one statement for lookups sent together).
+SIP_ACCOUNTS_NAMED = _accounts(
+    Tenant.sip_domain.label("domain"), Device.name_key.label("name_key")
+).where(
+    tuple_(Tenant.sip_domain, Device.name_key).in_(bindparam("names", expanding=True)),
+    _in_scope(TENANT_ID),
+)
 
 # One row per enabled device of the extension's holder, oldest first (one with no device if
 # none).

@@ -63,13 +63,8 @@ def auto_answer_headers(domain: str) -> list[SipHeader]:
 async def sip_account(
     store: CallControlStore, *, domain: str, username: str, tenant_id: uuid.UUID | None
 ) -> SipAccount:
-    # A name that no device can have is not looked up: it is no account.
-    valid = SIP_USERNAME.fullmatch(username) is not None
-    account = (
-        await store.sip_account(SipAccountKey(domain, username.lower(), tenant_id))
-        if valid
-        else None
-    )
+    key = _lookup_key(domain, username, tenant_id)
+    account = await store.sip_account(key) if key is not None else None
     if account is None:
         raise SipAccountNotFound(f"No SIP account {username}@{domain}.")
     return _account_view(account)
@@ -78,24 +73,24 @@ async def sip_account(
 async def sip_accounts(
     store: CallControlStore, asked: list[SipAccountName], *, tenant_id: uuid.UUID | None
 ) -> SipAccountsFound:
-    """Many lookups in one statement; a name no device can have is no account."""
-    valid = [name for name in asked if SIP_USERNAME.fullmatch(name.username)]
-    records = (
-        await store.sip_accounts(
-            [SipAccountKey(name.domain, name.username.lower(), tenant_id) for name in valid]
-        )
-        if valid
-        else []
-    )
+    """Many lookups in one statement, each answered by `username@domain` as asked."""
+    keys = {f"{n.username}@{n.domain}": _lookup_key(n.domain, n.username, tenant_id) for n in asked}
+    looked_up = [(name, key) for name, key in keys.items() if key is not None]
+    records = await store.sip_accounts([key for _, key in looked_up]) if looked_up else []
     found = {
-        f"{name.username}@{name.domain}": None if record is None else _account_view(record)
-        for name, record in zip(valid, records, strict=True)
+        name: _account_view(record)
+        for (name, _), record in zip(looked_up, records, strict=True)
+        if record is not None
     }
-    return SipAccountsFound(
-        accounts={
-            key: found.get(key) for key in (f"{name.username}@{name.domain}" for name in asked)
-        }
-    )
+    return SipAccountsFound(accounts={name: found.get(name) for name in keys})
+
+
+def _lookup_key(domain: str, username: str, tenant_id: uuid.UUID | None) -> SipAccountKey | None:
+    """What a registrar lookup asks the store; None for a name no device can have, which is
+    no account."""
+    if SIP_USERNAME.fullmatch(username) is None:
+        return None
+    return SipAccountKey(domain, username.lower(), tenant_id)
 
 
 def _account_view(account: SipAccountRecord) -> SipAccount:

@@ -60,6 +60,16 @@ class SqlAlchemyConnection:
         row = await self._first(queries.SIP_ACCOUNT, key._asdict())
         return None if row is None else SipAccountRecord._make(row)
 
+    async def sip_accounts(self, keys: list[SipAccountKey]) -> list[SipAccountRecord | None]:
+        """One statement per tenant scope among the keys (a request's keys share one)."""
+        found: dict[SipAccountKey, SipAccountRecord] = {}
+        for tenant_id in {key.tenant_id for key in keys}:
+            names = [(k.domain, k.name_key) for k in keys if k.tenant_id == tenant_id]
+            params = {"names": names, "tenant_id": tenant_id}
+            for row in await self._conn.execute(queries.SIP_ACCOUNTS_NAMED, params):
+                found[SipAccountKey(row[0], row[1], tenant_id)] = SipAccountRecord._make(row[2:])
+        return [found.get(key) for key in keys]
+
     async def extension_holder(
         self, *, domain: str, number: str, tenant_id: uuid.UUID | None
     ) -> ExtensionHolderRecord | None:
@@ -163,7 +173,7 @@ class SqlAlchemyStore:
     async def sip_accounts(self, keys: list[SipAccountKey]) -> list[SipAccountRecord | None]:
         LOOKUP_BATCH.observe(len(keys))
         async with self.connection() as conn:
-            return [await conn.sip_account(key) for key in keys]
+            return await conn.sip_accounts(keys)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[SqlAlchemyConnection]:

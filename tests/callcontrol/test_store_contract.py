@@ -110,6 +110,34 @@ async def test_sip_account_by_name_in_any_case_within_the_key_s_tenant(
     assert await store.sip_account(unknown) is None
 
 
+async def test_sip_accounts_answer_each_key_in_order_within_its_scope(
+    store: CallControlStore,
+    client: httpx.AsyncClient,
+    tenant: TenantKeys,
+    other_tenant: TenantKeys,
+) -> None:
+    mine, theirs = await new_agent(client, tenant), await new_agent(client, other_tenant)
+    own = SipAccountKey(tenant.sip_domain, mine.username.lower(), tenant.id)
+    keys = [
+        own,
+        SipAccountKey(other_tenant.sip_domain, theirs.username.lower(), None),
+        SipAccountKey(other_tenant.sip_domain, theirs.username.lower(), tenant.id),
+        SipAccountKey(tenant.sip_domain, "nobody", tenant.id),
+        own,
+    ]
+
+    found = await store.sip_accounts(keys)
+
+    assert [None if a is None else a.username for a in found] == [
+        mine.username,
+        theirs.username,
+        None,
+        None,
+        mine.username,
+    ]
+    assert found[0] == await store.sip_account(own)
+
+
 async def test_extension_holder_rings_enabled_devices_oldest_first(
     store: CallControlStore, client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
