@@ -353,8 +353,8 @@ class Dispatcher:
                 )
             if recovered:
                 await session.execute(
-                    update(WebhookEndpoint)
-                    .where(WebhookEndpoint.id.in_(recovered))
+                    update(_ENDPOINT)
+                    .where(_ENDPOINT.c.id.in_(recovered))
                     .values(failing_since=None)
                 )
         return len(claimed)
@@ -440,11 +440,7 @@ class Dispatcher:
                     "enabled": False,
                     "disabled_reason": f"Every delivery failed for {DISABLE_AFTER.days} days.",
                 }
+        await session.execute(update(_DELIVERY).where(_DELIVERY.c.id == due.id).values(**values))
         await session.execute(
-            update(WebhookDelivery).where(WebhookDelivery.id == due.id).values(**values)
-        )
-        await session.execute(
-            update(WebhookEndpoint)
-            .where(WebhookEndpoint.id == due.endpoint_id)
-            .values(**endpoint_values)
+            update(_ENDPOINT).where(_ENDPOINT.c.id == due.endpoint_id).values(**endpoint_values)
         )
