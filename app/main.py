@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -194,23 +195,26 @@ def create_app(
         redirect_slashes=False,
     )
     # Middleware is pure ASGI; the last added is the outermost.
-    app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=CORS_REQUEST_HEADERS,
-            expose_headers=CORS_EXPOSED_HEADERS,
-            max_age=600,
-        )
-    if settings.request_ids or settings.access_log or settings.metrics_enabled:
-        app.add_middleware(
-            RequestObserver,
-            request_ids=settings.request_ids,
-            log=settings.access_log,
-            metrics=settings.metrics_enabled,
-        )
+    cors: dict[str, Any] | None = (
+        {
+            "allow_origins": settings.cors_origins,
+            "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+            "allow_headers": CORS_REQUEST_HEADERS,
+            "expose_headers": CORS_EXPOSED_HEADERS,
+            "max_age": 600,
+        }
+        if settings.cors_origins
+        else None
+    )
+    if cors is not None:
+        app.add_middleware(CORSMiddleware, **cors)
+    app.add_middleware(
+        RequestObserver,
+        header_limit=HeaderSizeLimit(settings.max_header_bytes, cors=cors),
+        request_ids=settings.request_ids,
+        log=settings.access_log,
+        metrics=settings.metrics_enabled,
+    )
     if tracer_provider is not None:
         tracing.instrument_app(app, tracer_provider)
     app.state.settings = settings

@@ -1,29 +1,34 @@
 """Requests too large to be honest are refused before any route runs: a head (all headers)
 over the limit answers 431. (Bodies over their limit answer 413: FastAPI's `max_body_size`.)
 
-Pure ASGI: it only measures the headers the server already parsed."""
+Not a layer of its own: the outermost layer, `RequestObserver`, asks `refusal()` first, so the
+check costs no ASGI layer. It only measures the headers the server already parsed. The 431
+carries the CORS headers every other answer carries."""
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from typing import Any
+
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Scope
 
 from app.errors import problem_response
 
 
 class HeaderSizeLimit:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
+    def __init__(self, max_bytes: int, *, cors: dict[str, Any] | None = None) -> None:
         self.max_bytes = max_bytes
+        # CORSMiddleware's arguments when the service answers browsers on other origins.
+        self.cors = cors
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
-            if size > self.max_bytes:
-                response = problem_response(
-                    431,
-                    "Request header fields too large",
-                    code="headers-too-large",
-                    detail=f"The request's headers take {size} bytes; at most "
-                    f"{self.max_bytes} are accepted.",
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    def refusal(self, scope: Scope) -> ASGIApp | None:
+        """The 431 answer to a request whose head is over the limit; None for the others."""
+        size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if size <= self.max_bytes:
+            return None
+        response: ASGIApp = problem_response(
+            431,
+            "Request header fields too large",
+            code="headers-too-large",
+            detail=f"The request's headers take {size} bytes; at most "
+            f"{self.max_bytes} are accepted.",
+        )
+        return response if self.cors is None else CORSMiddleware(response, **self.cors)

@@ -60,6 +60,20 @@ async def test_a_listed_origin_may_call_every_route_from_a_browser(
     assert {"etag", "location"} <= {h.strip() for h in exposed.split(",")}
 
 
+async def test_an_oversized_head_is_refused_readably_for_a_browser(
+    cors_client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    """A 431 is answered before any route runs, yet the SPA can read it: CORS headers, the
+    request id and the problem body, as on every other answer."""
+    huge = {**tenant.admin, "Origin": SPA, "X-Request-ID": "big-head-1", "X-Pad": "x" * 20_000}
+    refused = await cors_client.get("/v1/users", headers=huge)
+    assert_problem(refused, 431)
+    assert refused.headers["access-control-allow-origin"] == SPA
+    assert "x-request-id" in refused.headers["access-control-expose-headers"].lower()
+    assert refused.headers["x-request-id"] == "big-head-1"
+    assert refused.json()["request_id"] == "big-head-1"
+
+
 async def test_an_unlisted_origin_gets_no_cors_headers(
     cors_client: httpx.AsyncClient, client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:

@@ -1,15 +1,18 @@
-"""Per request, in one pure ASGI pass: the request id (kept from a valid X-Request-ID, or from
+"""The outermost layer, in one pure ASGI pass per request: the head's size limit
+(app.request_limits), and, each if on, the request id (kept from a valid X-Request-ID, or from
 a `request_id` query parameter for clients that cannot set headers, such as Kamailio's kept
 HTTP connections; else made; echoed on the answer and set for every log line), the request
 metrics, and one access line (method, route template, status, duration, tenant, key id,
 request id; the key's identity is what the auth dependency left in the request's state, never
 the key itself).
 
-One middleware rather than three: each ASGI layer costs a share of a registrar lookup."""
+One middleware rather than four: each ASGI layer costs a share of a registrar lookup, so turning
+the observation on adds work to a layer every request already passes, not a layer."""
 
 import logging
 import random
 import time
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -19,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability.logs import ACCESS_LOGGER, AccessLine, access_lines, valid_request_id
 from app.observability.metrics import LATENCY, REQUESTS
+from app.request_limits import HeaderSizeLimit
 
 logger = logging.getLogger(ACCESS_LOGGER)
 
@@ -27,8 +31,18 @@ _QUERY = b"request_id="
 
 
 class RequestObserver:
-    def __init__(self, app: ASGIApp, *, request_ids: bool, log: bool, metrics: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        header_limit: HeaderSizeLimit,
+        request_ids: bool,
+        log: bool,
+        metrics: bool,
+    ) -> None:
         self.app = app
+        self.header_limit = header_limit
+        self.observing = request_ids or log or metrics
         self.request_ids = request_ids
         self.log = log
         self.metrics = metrics
@@ -42,23 +56,29 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if not self.observing:
+            await (self.header_limit.refusal(scope) or self.app)(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500
         request_id: bytes | None = None
         if self.request_ids:
             request_id = _request_id(scope)
             correlation_id.set(request_id.decode())
+        # After the id is set: a 431's problem carries it.
+        app = self.header_limit.refusal(scope) or self.app
 
-        async def observed_send(message: Message) -> None:
+        # Not a coroutine itself: it hands back `send`'s, which saves one a message.
+        def observed_send(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 if request_id is not None:
                     message["headers"] = [*message.get("headers", ()), (_HEADER, request_id)]
-            await send(message)
+            return send(message)
 
         try:
-            await self.app(scope, receive, observed_send)
+            await app(scope, receive, observed_send)
         finally:
             self._observe(scope, status, time.perf_counter() - started)
 
@@ -86,7 +106,7 @@ class RequestObserver:
                     method,
                     template,
                     status,
-                    round(elapsed * 1000, 2),
+                    elapsed,
                     state.get("tenant_id"),
                     state.get("key_id"),
                 )
@@ -98,9 +118,10 @@ def _log_record(line: AccessLine) -> None:
     the service did not configure (embedded, or under test)."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    _, _, method, template, status, milliseconds, tenant_id, key_id = line
+    _, _, method, template, status, seconds, tenant_id, key_id = line
+    milliseconds = round(seconds * 1000, 2)
     logger.info(
-        "%s %s %s %.1f ms",
+        "%s %s %s %.2f ms",
         method,
         template,
         status,
@@ -132,7 +153,7 @@ def _request_id(scope: Scope) -> bytes:
                         return value
                     break
     # Only unique, not secret: os.urandom's system call costs more than the rest of this.
-    return b"%032x" % random.getrandbits(128)
+    return random.getrandbits(128).to_bytes(16).hex().encode()
 
 
 def _valid(value: bytes) -> bool:

@@ -93,7 +93,7 @@ def _start_flushing() -> None:
 
 
 # One access line's fields, as the request left them: (Unix time, request id, method, route
-# template, status, duration in ms, tenant id, key id).
+# template, status, duration in seconds, tenant id, key id).
 AccessLine = tuple[float, str, str, str, int, float, str | None, str | None]
 
 
@@ -109,6 +109,8 @@ class AccessLines:
         self._logger = logging.getLogger(ACCESS_LOGGER)
         self._second = -1
         self._second_text = ""
+        self._templates: dict[tuple[str, str, int], str] = {}
+        self._ids: dict[str | None, str] = {None: "null"}
 
     def add(self, line: AccessLine) -> None:
         if self._logger.isEnabledFor(logging.INFO):
@@ -124,17 +126,34 @@ class AccessLines:
             self.stream.flush()
 
     def _format(self, line: AccessLine) -> str:
-        at, request_id, method, route, status, milliseconds, tenant_id, key_id = line
-        message = f"{method} {route} {status} {milliseconds:.1f} ms"
+        at, request_id, method, route, status, seconds, tenant_id, key_id = line
+        milliseconds = "%.2f" % (seconds * 1000)
         if not self.json_lines:
-            return f"INFO {ACCESS_LOGGER} [{request_id}]: {message}"
-        return (
-            f'{{"time":"{self._time(at)}","level":"INFO","logger":"{ACCESS_LOGGER}",'
-            f'"message":{_json_text(message)},"request_id":{_json_text(request_id)},'
-            f'"method":{_json_text(method)},"route":{_json_text(route)},"status":{status},'
-            f'"duration_ms":{milliseconds!r},"tenant_id":{_json_text(tenant_id)},'
-            f'"key_id":{_json_text(key_id)}}}'
+            return (
+                f"INFO {ACCESS_LOGGER} [{request_id}]: {method} {route} {status} {milliseconds} ms"
+            )
+        template = self._templates.get((method, route, status))
+        if template is None:
+            template = self._templates[method, route, status] = _json_template(
+                method, route, status
+            )
+        return template % (
+            self._time(at),
+            milliseconds,
+            _json_text(request_id),
+            milliseconds,
+            self._id(tenant_id),
+            self._id(key_id),
         )
+
+    def _id(self, value: str | None) -> str:
+        """A tenant's or key's id as JSON: the same few again and again, so each is kept."""
+        text = self._ids.get(value)
+        if text is None:
+            if len(self._ids) >= 10_000:
+                self._ids.clear()
+            text = self._ids[value] = _json_text(value)
+        return text
 
     def _time(self, at: float) -> str:
         """As logging.Formatter writes it: local time, with milliseconds."""
@@ -145,14 +164,26 @@ class AccessLines:
         return f"{self._second_text},{int((at - second) * 1000):03d}"
 
 
-_PLAIN = re.compile(r"[ !#-\[\]-~]*")
+def _json_template(method: str, route: str, status: int) -> str:
+    """The JSON access line of one method, route template and status, for `%` to fill in:
+    time, duration in ms (in the message, then as a number), request id, tenant id, key id.
+    Methods, routes and statuses are few (the HTTP parser knows the methods): each is built
+    once."""
+    message = json.dumps(f"{method} {route} {status} ")[:-1].replace("%", "%%")
+    method, route = (json.dumps(value).replace("%", "%%") for value in (method, route))
+    return (
+        f'{{"time":"%s","level":"INFO","logger":"{ACCESS_LOGGER}",'
+        f'"message":{message}%s ms","request_id":%s,"method":{method},"route":{route},'
+        f'"status":{status},"duration_ms":%s,"tenant_id":%s,"key_id":%s}}'
+    )
 
 
 def _json_text(value: str | None) -> str:
     """A JSON string (or null): quoted as it is when nothing in it needs escaping, which is
-    every method, route template and id the service makes."""
+    every id the service makes and nearly every one a client sends (request ids are printable
+    ASCII: `valid_request_id`)."""
     if value is None:
         return "null"
-    if _PLAIN.fullmatch(value):
+    if '"' not in value and "\\" not in value and value.isascii() and value.isprintable():
         return f'"{value}"'
     return json.dumps(value)
