@@ -67,10 +67,19 @@ def run_cli(env: dict[str, str], *args: str) -> str:
 class Server:
     """`antring serve` on a free port; its output goes to `log_path`."""
 
-    def __init__(self, *, env: dict[str, str], workers: int, log_path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        workers: int,
+        log_path: Path,
+        wrapper: tuple[str, ...] = (),
+    ) -> None:
         self.env = env
         self.workers = workers
         self.log_path = log_path
+        # A command the server runs under (valgrind, say).
+        self.wrapper = wrapper
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -95,6 +104,7 @@ class Server:
 
     def start(self, ready_timeout: float = 60.0) -> None:
         command = [
+            *self.wrapper,
             str(ANTRING),
             "serve",
             "--host",
