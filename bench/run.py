@@ -9,13 +9,14 @@ report the service acknowledged was recorded exactly once, and writes bench/resu
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/antring_ben
 SIP_DOMAIN = "bench.sip.test"
 CONNECTIONS = (64, 8)
 OBSERVABILITY_TARGET = 0.9
+# Slices of the observability comparison: short, so that a drift of the shared machine
+# (single 10-second runs move by ±25 % on a busy day) falls on the servers compared alike.
+SLICE_SECONDS = 3
 P99_TARGET_MS = {64: 60.0, 8: 15.0}
 WORKERS_TARGET = 1.6
 USAGE_MAX_DURATION = 900
@@ -173,7 +177,10 @@ class Bench:
             self._run(endpoint, connections, self.warmup)
 
     def measured_run(self, endpoint: Endpoint, connections: int) -> WrkResult:
-        result = self._run(endpoint, connections, self.seconds)
+        return self.timed_run(endpoint, connections, self.seconds)
+
+    def timed_run(self, endpoint: Endpoint, connections: int, seconds: int) -> WrkResult:
+        result = self._run(endpoint, connections, seconds)
         progress(
             f"{endpoint.script} c={connections}: {result.requests_per_second:,.0f} req/s, "
             f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, {result.errors} errors"
@@ -288,10 +295,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "with each of them alone",
     )
     parser.add_argument(
-        "--rounds",
+        "--slices",
         type=int,
-        default=3,
-        help="rounds of the observability comparison (the median round's ratio counts)",
+        default=10,
+        help=f"slices of {SLICE_SECONDS} s each server gets in the observability comparison",
     )
     parser.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
     args = parser.parse_args(argv)
@@ -385,75 +392,118 @@ OBSERVABILITY_PARTS = {
 }
 
 
-def _observed_run(
-    bench: Bench, endpoint: Endpoint, *, env: dict[str, str], log_path: Path
-) -> dict[str, Any]:
-    with Server(env=env, workers=1, log_path=log_path) as server:
-        bench.base_url = server.base_url
-        bench.warm_up(endpoint, 64)
-        before = cpu.sample(server.pid)
-        run = bench.measured_run(endpoint, 64)
-        after = cpu.sample(server.pid)
-    requests = run.requests_per_second * run.seconds
-    server_seconds = after.server - before.server
-    return {
-        **run.summary(),
-        "server_cpu_us_per_request": round(server_seconds / requests * 1e6, 1) if requests else 0,
-    }
+@dataclass
+class Sliced:
+    """One server's slices of a comparison: requests answered, seconds, its CPU seconds."""
+
+    requests: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    slice_rates: list[float] = field(default_factory=list)
+    p99_ms: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests_per_second": self.requests / self.seconds,
+            "server_cpu_us_per_request": round(self.cpu_seconds / self.requests * 1e6, 1),
+            "p99_ms": sorted(self.p99_ms)[len(self.p99_ms) // 2],
+            "slice_requests_per_second": [round(rate) for rate in self.slice_rates],
+        }
+
+
+def _sliced_runs(
+    bench: Bench,
+    endpoint: Endpoint,
+    *,
+    envs: dict[str, dict[str, str]],
+    log_path: Path,
+    slices: int,
+) -> dict[str, Sliced]:
+    """The same load on several servers running at once (idle while another is measured), in
+    `slices` turns of SLICE_SECONDS each, the order reversed every turn."""
+    with contextlib.ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(Server(env=env, workers=1, log_path=log_path))
+            for name, env in envs.items()
+        }
+        for server in servers.values():
+            bench.base_url = server.base_url
+            bench.warm_up(endpoint, 64)
+        results = {name: Sliced() for name in servers}
+        names = list(servers)
+        for turn in range(slices):
+            for name in names if turn % 2 == 0 else names[::-1]:
+                server, result = servers[name], results[name]
+                bench.base_url = server.base_url
+                before = cpu.sample(server.pid)
+                run = bench.timed_run(endpoint, 64, SLICE_SECONDS)
+                result.cpu_seconds += cpu.sample(server.pid).server - before.server
+                result.requests += run.requests
+                result.seconds += run.seconds
+                result.slice_rates.append(run.requests_per_second)
+                result.p99_ms.append(run.p99_ms)
+        progress(
+            f"{endpoint.script}: "
+            + ", ".join(
+                f"{name} {result.requests / result.seconds:,.0f} req/s"
+                for name, result in results.items()
+            )
+        )
+    return results
 
 
 def _compare_observability(
-    bench: Bench, *, env: dict[str, str], log_path: Path, rounds: int
+    bench: Bench, *, env: dict[str, str], log_path: Path, slices: int
 ) -> dict[str, Any]:
-    """Each call-control route with everything on and off, back to back, in `rounds` rounds
-    whose order alternates (on-off, off-on, ...) so that a drift of the machine falls on both
-    alike: the ratio is the median round's. Then the lookup with each part alone, for its CPU
-    per request."""
-    routes: dict[str, Any] = {}
+    """Each call-control route on two servers started together, one with everything on and
+    one with it off, in `slices` slices each that alternate between them (on, off, off, on,
+    ...): the ratio is the requests the on server answered over the off server's in the same
+    slices. Then the lookup on five servers at once, one per part alone (and none, and all),
+    for each part's CPU per request."""
     off_env = {**env, **OBSERVABILITY_OFF}
+    routes: dict[str, Any] = {}
     for endpoint in ENDPOINTS[1:]:
-        pairs = []
-        for round_ in range(rounds):
-            order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
-            runs = {
-                name: _observed_run(
-                    bench, endpoint, env=env if name == "on" else off_env, log_path=log_path
-                )
-                for name in order
-            }
-            pairs.append(runs)
-        ratios = sorted(
-            pair["on"]["requests_per_second"] / pair["off"]["requests_per_second"] for pair in pairs
+        runs = _sliced_runs(
+            bench, endpoint, envs={"on": env, "off": off_env}, log_path=log_path, slices=slices
         )
-        median = ratios[len(ratios) // 2]
-        # The round whose ratio is the median stands for the route in the table.
-        shown = next(
-            pair
-            for pair in pairs
-            if pair["on"]["requests_per_second"] / pair["off"]["requests_per_second"] == median
-        )
-        routes[endpoint.label] = {**shown, "ratio": median, "round_ratios": ratios}
-    parts = {
-        name: _observed_run(bench, LOOKUP, env={**off_env, **extra}, log_path=log_path)
-        for name, extra in OBSERVABILITY_PARTS.items()
+        on, off = runs["on"], runs["off"]
+        pairs = [a / b for a, b in zip(on.slice_rates, off.slice_rates, strict=True)]
+        routes[endpoint.label] = {
+            "on": on.summary(),
+            "off": off.summary(),
+            "ratio": (on.requests / on.seconds) / (off.requests / off.seconds),
+            "slice_ratios": sorted(round(ratio, 3) for ratio in pairs),
+        }
+    parts = _sliced_runs(
+        bench,
+        LOOKUP,
+        envs={name: {**off_env, **extra} for name, extra in OBSERVABILITY_PARTS.items()},
+        log_path=log_path,
+        slices=max(2, slices // 2),
+    )
+    return {
+        "slice_seconds": SLICE_SECONDS,
+        "routes": routes,
+        "lookup_parts": {name: run.summary() for name, run in parts.items()},
     }
-    return {"routes": routes, "lookup_parts": parts}
 
 
 def _print_observability(compare: dict[str, Any]) -> None:
     print()
     print(
-        "| 64 connections (the median round) | on: requests/s | off: requests/s | on / off "
-        "| every round's on / off | on: p99 ms | off: p99 ms | server CPU µs/request on / off |"
+        f"| 64 connections, slices of {compare['slice_seconds']} s | on: requests/s "
+        "| off: requests/s | on / off | slices' on / off (min, median, max) | on: p99 ms "
+        "| off: p99 ms | server CPU µs/request on / off |"
     )
     print("|---|---:|---:|---:|---|---:|---:|---:|")
     for label, run in compare["routes"].items():
         on, off = run["on"], run["off"]
         verdict = "" if run["ratio"] >= OBSERVABILITY_TARGET else " (below 0.9)"
+        pairs = run["slice_ratios"]
         print(
             f"| {label} | {on['requests_per_second']:,.0f} | {off['requests_per_second']:,.0f} "
             f"| {run['ratio']:.2f}{verdict} "
-            f"| {', '.join(f'{r:.2f}' for r in run['round_ratios'])} "
+            f"| {pairs[0]:.2f}, {pairs[len(pairs) // 2]:.2f}, {pairs[-1]:.2f} "
             f"| {on['p99_ms']:.1f} | {off['p99_ms']:.1f} "
             f"| {on['server_cpu_us_per_request']:.0f} / {off['server_cpu_us_per_request']:.0f} |"
         )
@@ -545,6 +595,8 @@ def _benchmark(
     # After the server has stopped, so nothing is still being written.
     totals = asyncio.run(ledger_totals(settings))
     passed, problems = usage.check(totals)
+    # What was checked: the comparisons below send more usage reports to the same book.
+    usage = replace(usage)
     compare = None
     if args.workers_compare:
         asyncio.run(settle_database(args.database_url))
@@ -553,7 +605,7 @@ def _benchmark(
     if args.observability_compare:
         asyncio.run(settle_database(args.database_url))
         observability = _compare_observability(
-            bench, env=env, log_path=log_path, rounds=args.rounds
+            bench, env=env, log_path=log_path, slices=args.slices
         )
 
     table = markdown_table(rows)
