@@ -27,16 +27,17 @@ from pathlib import Path
 
 import httpx
 
-from app.settings import get_settings
 from bench.run import (
     OBSERVABILITY_OFF,
     OBSERVABILITY_PARTS,
     RESULTS_DIR,
     SIP_DOMAIN,
+    bench_settings,
+    prepare,
     progress,
 )
-from bench.seed import drop_database, recreate_database, seed_users, settle_database, username
-from bench.server import Server, run_cli, service_env
+from bench.seed import drop_database, recreate_database, settle_database, username
+from bench.server import Server, service_env
 
 DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/antring_bench_instructions"
 CONCURRENCY = 16
@@ -119,29 +120,14 @@ def main(argv: list[str] | None = None) -> int:
         print("valgrind is not installed: apt-get install valgrind", file=sys.stderr)
         return 2
     env = service_env(args.database_url)
-    settings = get_settings().model_copy(update={"database_url": args.database_url})
+    settings = bench_settings(args.database_url)
     RESULTS_DIR.mkdir(exist_ok=True)
     log_path = RESULTS_DIR / "instructions-server.log"
     log_path.unlink(missing_ok=True)
     progress(f"creating {args.database_url}")
     asyncio.run(recreate_database(args.database_url))
     try:
-        run_cli(env, "migrate")
-        tenant_id = run_cli(
-            env, "tenant", "create", "--name", "Benchmark", "--sip-domain", SIP_DOMAIN
-        )
-        token = run_cli(
-            env,
-            "api-key",
-            "create",
-            "--tenant",
-            tenant_id,
-            "--role",
-            "call_control",
-            "--name",
-            "bench",
-        )
-        asyncio.run(seed_users(settings, tenant_id=uuid.UUID(tenant_id), count=args.users))
+        token = prepare(args.users, env=env, settings=settings).token
         asyncio.run(settle_database(args.database_url))
         counts: dict[str, list[float]] = {name: [] for name in OBSERVABILITY_PARTS}
         names = list(OBSERVABILITY_PARTS)

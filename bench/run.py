@@ -268,7 +268,7 @@ def markdown_table(rows: list[tuple[Endpoint, WrkResult]]) -> str:
     return "\n".join(lines)
 
 
-def _settings(database_url: str) -> Settings:
+def bench_settings(database_url: str) -> Settings:
     return get_settings().model_copy(update={"database_url": database_url})
 
 
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     log_path = RESULTS_DIR / "server.log"
     log_path.unlink(missing_ok=True)
     env = service_env(args.database_url)
-    settings = _settings(args.database_url)
+    settings = bench_settings(args.database_url)
     load_before = os.getloadavg()
     progress(f"creating {args.database_url}")
     asyncio.run(recreate_database(args.database_url))
@@ -338,8 +338,9 @@ class Prepared:
     seeded: Seeded
 
 
-def _prepare(args: argparse.Namespace, *, env: dict[str, str], settings: Settings) -> Prepared:
-    """Schema, tenant and keys through the CLI, as an operator would; users in bulk."""
+def prepare(users: int, *, env: dict[str, str], settings: Settings) -> Prepared:
+    """Schema, tenant and keys through the CLI, as an operator would; users in bulk. Every
+    benchmark that serves seeded users starts here."""
     run_cli(env, "migrate")
     tenant_id = run_cli(env, "tenant", "create", "--name", "Benchmark", "--sip-domain", SIP_DOMAIN)
     token = run_cli(
@@ -348,8 +349,8 @@ def _prepare(args: argparse.Namespace, *, env: dict[str, str], settings: Setting
     admin_token = run_cli(
         env, "api-key", "create", "--tenant", tenant_id, "--role", "admin", "--name", "bench check"
     )
-    progress(f"seeding {args.users:,} users")
-    seeded = asyncio.run(seed_users(settings, tenant_id=uuid.UUID(tenant_id), count=args.users))
+    progress(f"seeding {users:,} users")
+    seeded = asyncio.run(seed_users(settings, tenant_id=uuid.UUID(tenant_id), count=users))
     progress(f"seeded in {seeded.seconds:.1f} s ({seeded.limited_users:,} with a minute limit)")
     return Prepared(token=token, admin_token=admin_token, seeded=seeded)
 
@@ -571,7 +572,7 @@ def _benchmark(
     log_path: Path,
     load_before: tuple[float, float, float],
 ) -> int:
-    prepared = _prepare(args, env=env, settings=settings)
+    prepared = prepare(args.users, env=env, settings=settings)
     usage = UsageBook(increment=prepared.seeded.billing_increment_seconds)
     rows: list[tuple[Endpoint, WrkResult]] = []
     with Server(env=env, workers=1, log_path=log_path) as server:

@@ -22,7 +22,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -30,9 +29,9 @@ from typing import Any
 
 import aiohttp
 
-from bench.run import DEFAULT_DATABASE_URL, SIP_DOMAIN, _settings, progress
-from bench.seed import drop_database, recreate_database, seed_users, settle_database
-from bench.server import Server, run_cli
+from bench.run import DEFAULT_DATABASE_URL, bench_settings, prepare, progress
+from bench.seed import drop_database, recreate_database, settle_database
+from bench.server import Server
 from bench.wrk import find_wrk, run_wrk
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -228,13 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[tuple[str, dict[str, Any]]] = []
     deliveries: dict[str, dict[str, Any]] = {}
     try:
-        env = _env(url, None)
-        run_cli(env, "migrate")
-        tenant = run_cli(env, "tenant", "create", "--name", "Writes", "--sip-domain", SIP_DOMAIN)
-        token = run_cli(
-            env, "api-key", "create", "--tenant", tenant, "--role", "admin", "--name", "w"
-        )
-        asyncio.run(seed_users(_settings(url), tenant_id=uuid.UUID(tenant), count=args.users))
+        token = prepare(args.users, env=_env(url, None), settings=bench_settings(url)).admin_token
         ids_file = Path(tempfile.mkstemp(prefix="antring-ids-")[1])
         log = RESULTS / "writes-server.log"
         order = list(checkouts.items())
