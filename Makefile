@@ -3,8 +3,9 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DOCS_PORT ?= 8001
 
-.PHONY: install run test test-sip lint format bench fuzz clean
+.PHONY: install run test test-sip lint format bench fuzz docs docs-build clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -38,5 +39,13 @@ fuzz: install
 bench: install
 	$(BIN)/python -m bench.run
 
+docs: install
+	$(BIN)/mkdocs serve --dev-addr $(HOST):$(DOCS_PORT)
+
+# --strict: a broken link, anchor or nav entry fails the build (not with --quiet, which hides
+# the warnings that --strict counts).
+docs-build: install
+	$(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) antring.db antring.db-wal antring.db-shm
+	rm -rf $(VENV) site antring.db antring.db-wal antring.db-shm
