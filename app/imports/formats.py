@@ -41,6 +41,11 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 # Digits enough for any number a column takes; int() refuses past sys.get_int_max_str_digits().
 _DIGITS = 20
 _BEYOND: int = 10**_DIGITS
+# A cell a spreadsheet would take for a formula (OWASP's list: = + - @ tab CR), also behind
+# quote marks. The export writes such a cell with one more ' before it, which spreadsheets show as
+# text; the CSV import takes one ' off a cell that is quote marks then one of these. So every
+# value comes back as it was: =1+1 is written '=1+1, and '=1+1 is written ''=1+1.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
 # A JSON string (skipped, also one left open to the end), an opening bracket (group 1) or a
 # closing one.
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"?|([\[{])|[\]}]')
@@ -157,7 +162,7 @@ class RowReader:
                 continue
             for column, cell in zip(columns, cells, strict=True):
                 if column is not None:
-                    _take_cell(source, column, cell.strip())
+                    _take_cell(source, column, _as_written(cell.strip()))
             yield source
 
     def _header(self, header: list[str], failures: list[tuple[int, bytes]]) -> list[str | None]:
@@ -287,6 +292,16 @@ def _chained(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield from rest
 
 
+def _as_written(cell: str) -> str:
+    """A cell as the value it holds: without the ' the export put before a formula."""
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell) else cell
+
+
+def _as_text(cell: str) -> str:
+    """A value as a cell no spreadsheet takes for a formula (`_as_written` reads it back)."""
+    return "'" + cell if _FORMULA.match(cell) else cell
+
+
 def _take_cell(source: SourceRow, column: str, cell: str) -> None:
     """A CSV cell as the value the column holds."""
     if column == "extensions":
@@ -362,8 +377,11 @@ def csv_header() -> str:
 
 
 def csv_line(row: ExportRow) -> str:
+    """The row as a CSV line, safe to open in a spreadsheet: a value that would be taken for a
+    formula has a ' before it (see _FORMULA)."""
     return _csv_line(
-        [
+        _as_text(cell)
+        for cell in [
             row.display_name,
             row.email or "",
             row.external_ref or "",
