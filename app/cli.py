@@ -318,6 +318,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> str:
         access_log=False,
         # SIP edges keep their connections between lookups: do not close them after 5 s.
         timeout_keep_alive=75,
+        # Left to itself uvicorn believes X-Forwarded-For from 127.0.0.1 (or FORWARDED_ALLOW_IPS):
+        # any process on the host could then pick the address the limits see.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     return ""
 

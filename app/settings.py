@@ -1,5 +1,6 @@
 """Typed settings, read once from the environment (prefix ANTRING_, plus DATABASE_URL)."""
 
+import ipaddress
 from functools import lru_cache
 from typing import Literal
 
@@ -68,6 +69,14 @@ class Settings(BaseSettings):
         le=65535,
         description="Serve /metrics without a key on a port of its own (for a scraper inside "
         "the private network); unset: /metrics on the API port, for platform keys.",
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        description="The proxies whose X-Forwarded-For and X-Forwarded-Proto are believed, as a "
+        'JSON list of addresses and networks (\'["10.0.0.5", "10.1.0.0/16"]\'; \'["*"]\': '
+        "any). Behind them, the client address that the failed-authentication limit, "
+        "provisioning's allowed networks and fetch records see is the one they forward. Empty: "
+        "the headers are ignored; the address is the connection's.",
     )
     cors_origins: list[str] = Field(
         default_factory=list,
@@ -217,6 +226,21 @@ class Settings(BaseSettings):
         for url in value:
             if not url.startswith(("http://", "https://")):
                 raise ValueError("each must be an http:// or https:// URL")
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        if value == ["*"]:
+            return value
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network such as 10.1.0.0/16 (any "
+                    'proxy: the list ["*"] alone)'
+                ) from None
         return value
 
     @field_validator("provisioning_base_url")

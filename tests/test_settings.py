@@ -67,3 +67,27 @@ def test_development_falls_back_to_the_flagged_development_key() -> None:
 def test_development_still_refuses_a_short_key() -> None:
     with pytest.raises(ValidationError, match="32 characters"):
         Settings(environment="development", secret_key="short")
+
+
+def test_no_proxy_is_believed_unless_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # uvicorn's own variable does not list one either.
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
+
+    assert Settings().forwarded_allow_ips == []
+
+
+def test_proxies_are_listed_by_address_or_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTRING_FORWARDED_ALLOW_IPS", '["10.0.0.5", "10.1.0.0/16", "::1"]')
+
+    assert Settings().forwarded_allow_ips == ["10.0.0.5", "10.1.0.0/16", "::1"]
+    assert Settings(forwarded_allow_ips=["*"]).forwarded_allow_ips == ["*"]
+
+
+@pytest.mark.parametrize(
+    "proxies",
+    [["proxy.internal"], ["10.1.0.1/16"], ["10.0.0.5", "*"], ["10.0.0.300"]],
+    ids=["a-name", "host-bits-set", "any-among-others", "not-an-address"],
+)
+def test_a_proxy_that_is_not_an_address_or_network_is_refused(proxies: list[str]) -> None:
+    with pytest.raises(ValidationError, match="is not an IP address or network"):
+        Settings(forwarded_allow_ips=proxies)

@@ -29,10 +29,26 @@ USER_COLUMNS = frozenset(COLUMNS) - {"extensions", "devices"}
 # update). Any other empty cell means none: no email, no extensions, unlimited minutes.
 NOT_EMPTY = frozenset({"display_name", "devices", "outbound_allowed", "auto_answer"})
 HEADER_ROW = 1
+# A JSON line's bounds: its length (a request body's, far beyond any agent's row), and how deep
+# its arrays and objects nest (a row needs 3: the line, its devices, a device). Past them the
+# line is refused unread, as a CSV cell longer than csv.field_size_limit() is.
+MAX_LINE_BYTES = 1024 * 1024
+MAX_DEPTH = 32
 
 # Several extensions or devices share a cell, separated by spaces or commas.
 _ITEMS = re.compile(r"[\s,]+")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+# Digits enough for any number a column takes; int() refuses past sys.get_int_max_str_digits().
+_DIGITS = 20
+_BEYOND: int = 10**_DIGITS
+# A cell a spreadsheet would take for a formula (OWASP's list: = + - @ tab CR), also behind
+# quote marks. The export writes such a cell with one more ' before it, which spreadsheets show as
+# text; the CSV import takes one ' off a cell that is quote marks then one of these. So every
+# value comes back as it was: =1+1 is written '=1+1, and '=1+1 is written ''=1+1.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+# A JSON string (skipped, also one left open to the end), an opening bracket (group 1) or a
+# closing one.
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"?|([\[{])|[\]}]')
 _NOT_UTF8 = "is not UTF-8 text: save the file as CSV UTF-8 (Windows-1252 and others are not read)"
 
 
@@ -146,7 +162,7 @@ class RowReader:
                 continue
             for column, cell in zip(columns, cells, strict=True):
                 if column is not None:
-                    _take_cell(source, column, cell.strip())
+                    _take_cell(source, column, _as_written(cell.strip()))
             yield source
 
     def _header(self, header: list[str], failures: list[tuple[int, bytes]]) -> list[str | None]:
@@ -178,17 +194,28 @@ class RowReader:
         return columns
 
     def _json_rows(self) -> Iterator[SourceRow]:
-        failures: list[tuple[int, bytes]] = []
-        for number, line in enumerate(_decoded_lines(self._file, failures), start=1):
+        for number, raw in enumerate(_bounded_lines(self._file, MAX_LINE_BYTES), start=1):
             source = SourceRow(number)
-            if failures:
-                failures.clear()
-                yield source.unreadable(_NOT_UTF8, "not_utf8")
-                continue
-            if not line.strip():
+            if raw is None:
+                yield source.unreadable(f"is longer than {MAX_LINE_BYTES} bytes", "line_too_long")
                 continue
             try:
-                value = json.loads(line, object_pairs_hook=refuse_duplicate_keys)
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield source.unreadable(_NOT_UTF8, "not_utf8")
+                continue
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            if not line.strip():
+                continue
+            if _too_deep(line):
+                message = f"nests arrays and objects more than {MAX_DEPTH} deep"
+                yield source.unreadable(message, "json_too_deep")
+                continue
+            try:
+                value = json.loads(
+                    line, object_pairs_hook=refuse_duplicate_keys, parse_int=_whole_number
+                )
             except json.JSONDecodeError as error:
                 if error.msg.startswith(DUPLICATE_KEY):
                     key = error.msg.removeprefix(DUPLICATE_KEY).strip()
@@ -213,6 +240,41 @@ class RowReader:
             yield source
 
 
+def _bounded_lines(file: IO[bytes], max_bytes: int) -> Iterator[bytes | None]:
+    """The file's lines, None for one longer than `max_bytes` (read through, never held)."""
+    while raw := file.readline(max_bytes + 1):
+        if len(raw) <= max_bytes or raw.endswith(b"\n"):
+            yield raw
+            continue
+        while (rest := file.readline(max_bytes)) and not rest.endswith(b"\n"):
+            pass
+        yield None
+
+
+def _too_deep(line: str) -> bool:
+    """Whether the line's arrays and objects nest more than MAX_DEPTH deep (the json module
+    recurses once a level: thousands of levels exhaust the interpreter's stack)."""
+    if line.count("[") + line.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for match in _BRACKETS.finditer(line):
+        if match.group(1):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif match.group() in ("]", "}"):
+            depth -= 1
+    return False
+
+
+def _whole_number(digits: str) -> int:
+    """A number's digits as an int; one longer than any a column takes stays out of range as
+    _BEYOND (with its sign), so that its column's own rule names what is wrong."""
+    if len(digits.lstrip("+-")) <= _DIGITS:
+        return int(digits)
+    return -_BEYOND if digits.startswith("-") else _BEYOND
+
+
 def _decoded_lines(file: IO[bytes], failures: list[tuple[int, bytes]]) -> Iterator[str]:
     """The file's lines as text. A line that is not UTF-8 is noted in `failures` (where it
     stops being UTF-8, and the line) and read on with replacement characters."""
@@ -228,6 +290,16 @@ def _decoded_lines(file: IO[bytes], failures: list[tuple[int, bytes]]) -> Iterat
 def _chained(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield first
     yield from rest
+
+
+def _as_written(cell: str) -> str:
+    """A cell as the value it holds: without the ' the export put before a formula."""
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell) else cell
+
+
+def _as_text(cell: str) -> str:
+    """A value as a cell no spreadsheet takes for a formula (`_as_written` reads it back)."""
+    return "'" + cell if _FORMULA.match(cell) else cell
 
 
 def _take_cell(source: SourceRow, column: str, cell: str) -> None:
@@ -252,7 +324,7 @@ def _take_cell(source: SourceRow, column: str, cell: str) -> None:
             source.fields[column] = None
     elif column == "limit_minutes":
         if _INTEGER.fullmatch(cell):
-            source.fields[column] = int(cell)
+            source.fields[column] = _whole_number(cell)
         else:
             source.problem(column, "must be a whole number (empty: unlimited)", "int_parsing")
     elif column in ("outbound_allowed", "auto_answer"):
@@ -305,8 +377,11 @@ def csv_header() -> str:
 
 
 def csv_line(row: ExportRow) -> str:
+    """The row as a CSV line, safe to open in a spreadsheet: a value that would be taken for a
+    formula has a ' before it (see _FORMULA)."""
     return _csv_line(
-        [
+        _as_text(cell)
+        for cell in [
             row.display_name,
             row.email or "",
             row.external_ref or "",

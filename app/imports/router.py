@@ -53,7 +53,9 @@ _IMPORT_BODY: dict[str, Any] = {
         "first row names the columns) or JSON lines (an object a line), with the columns "
         "display_name, email, external_ref, extensions (several: separated by spaces or "
         "commas), devices (name:kind, several), limit_minutes (empty: unlimited), "
-        "outbound_allowed and auto_answer (true or false).",
+        "outbound_allowed and auto_answer (true or false). In CSV, a cell of quote marks then "
+        "=, +, -, @, a tab or a carriage return loses its first quote mark (the export's "
+        "guard against formulas).",
         "content": {media_type: {"schema": _FILE_SCHEMA} for media_type in MEDIA_TYPES.values()},
     }
 }
@@ -72,7 +74,10 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
 }
 _EXPORTED: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The users, one row (or line) each, in the import's columns.",
+        "description": "The users, one row (or line) each, in the import's columns. In CSV, "
+        "a value that begins with =, +, -, @, a tab or a carriage return (also after quote "
+        "marks) has a ' before it, so that a spreadsheet shows it as text and never runs it; "
+        "the import takes it off.",
         "content": {media_type: {"schema": _FILE_SCHEMA} for media_type in MEDIA_TYPES.values()},
     }
 }

