@@ -2,18 +2,32 @@
 phones send a user name and password, never a Bearer key, and many of them only over plain HTTP,
 where digest keeps the password off the wire. No maintained ASGI package checks digest
 responses, so it is done here; the nonces are stateless (a time and its HMAC), so any process
-can check any nonce."""
+can check any nonce. Any header at all gets a verdict: one that cannot be read proves nothing."""
 
 import base64
-import binascii
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
-from urllib.request import parse_http_list, parse_keqv_list
 
 REALM = "AntRing provisioning"
 NONCE_LIFETIME_SECONDS = 300
+# Longer than any header a phone sends; uvicorn bounds the whole head anyway.
+MAX_PARAMS_CHARS = 4096
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+# RFC 9110 auth-param: token BWS "=" BWS ( token / quoted-string ), then OWS. Each alternative
+# excludes what the next one starts with, so matching is linear in the text's length.
+_PARAM = re.compile(
+    rf'[ \t]*({_TOKEN})[ \t]*=[ \t]*(?:({_TOKEN})|"((?:[^"\\\x00-\x08\x0a-\x1f\x7f]'
+    rf'|\\[\t\x20-\x7e\x80-\xff])*)")[ \t]*'
+)
+_SEPARATORS = re.compile(r"[ \t,]*")
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+_NONCE = re.compile(r"([0-9]{1,12})\.([0-9a-f]{32})")
+_NONCE_COUNT = re.compile(r"[0-9A-Fa-f]{1,8}")
+_RESPONSE = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +36,33 @@ class Verdict:
     # The response was right for a nonce that has expired: the client retries without asking
     # the user again (RFC 7616 `stale=true`).
     stale: bool = False
+
+
+def parse_params(text: str) -> dict[str, str] | None:
+    """A challenge or credentials' auth-params (`name=token, name="quoted"`), names lower-cased;
+    None when the text is not such a list (or names a parameter twice)."""
+    if len(text) > MAX_PARAMS_CHARS:
+        return None
+    params: dict[str, str] = {}
+    pos, end = 0, len(text)
+    while True:
+        # Empty list elements are allowed (RFC 9110 section 5.6.1).
+        separators = _SEPARATORS.match(text, pos)
+        pos = separators.end() if separators else pos
+        if pos == end:
+            break
+        param = _PARAM.match(text, pos)
+        if param is None:
+            return None
+        name = param[1].lower()
+        if name in params:
+            return None
+        token, quoted = param[2], param[3]
+        params[name] = token if token is not None else _QUOTED_PAIR.sub(r"\1", quoted)
+        pos = param.end()
+        if pos < end and text[pos] != ",":
+            return None
+    return params or None
 
 
 def _md5(text: str) -> str:
@@ -39,10 +80,12 @@ def new_nonce(key: bytes, *, now: float | None = None) -> str:
 
 def _nonce_state(key: bytes, nonce: str, now: float) -> str:
     """'fresh', 'stale' or 'forged'."""
-    issued, _, mac = nonce.partition(".")
-    if not issued.isdigit() or not hmac.compare_digest(mac, _nonce_mac(key, issued)):
+    parts = _NONCE.fullmatch(nonce)
+    if parts is None or not hmac.compare_digest(
+        parts[2].encode(), _nonce_mac(key, parts[1]).encode()
+    ):
         return "forged"
-    return "fresh" if now - int(issued) <= NONCE_LIFETIME_SECONDS else "stale"
+    return "fresh" if now - int(parts[1]) <= NONCE_LIFETIME_SECONDS else "stale"
 
 
 def challenges(key: bytes, *, stale: bool = False) -> list[str]:
@@ -63,15 +106,25 @@ def check(
     nonce_key: bytes,
     now: float | None = None,
 ) -> Verdict:
-    """Whether the Authorization header proves the user name and secret."""
+    """Whether the Authorization header proves the user name and secret. Any header at all
+    gives a verdict: one that cannot be read proves nothing."""
     if not authorization:
+        return Verdict(ok=False)
+    try:
+        # A header comes off the wire as bytes (Starlette reads them as Latin-1): other text
+        # was not sent by a client.
+        authorization.encode("latin-1")
+    except UnicodeEncodeError:
         return Verdict(ok=False)
     scheme, _, rest = authorization.strip().partition(" ")
     if scheme.lower() == "basic":
         return Verdict(ok=_check_basic(rest.strip(), username=username, secret=secret))
     if scheme.lower() == "digest":
+        params = parse_params(rest)
+        if params is None:
+            return Verdict(ok=False)
         return _check_digest(
-            rest,
+            params,
             username=username,
             secret=secret,
             method=method,
@@ -85,7 +138,7 @@ def check(
 def _check_basic(token: str, *, username: str, secret: str) -> bool:
     try:
         sent_user, sep, sent_secret = base64.b64decode(token, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not Base64 (binascii.Error), not ASCII, or not UTF-8
         return False
     # Both compared, whatever the first gives: the time taken says nothing about either.
     user_ok = hmac.compare_digest(sent_user.encode(), username.encode())
@@ -94,7 +147,7 @@ def _check_basic(token: str, *, username: str, secret: str) -> bool:
 
 
 def _check_digest(
-    params_text: str,
+    params: dict[str, str],
     *,
     username: str,
     secret: str,
@@ -103,17 +156,13 @@ def _check_digest(
     nonce_key: bytes,
     now: float,
 ) -> Verdict:
-    try:
-        params = parse_keqv_list(parse_http_list(params_text))
-    except ValueError:
-        return Verdict(ok=False)
     sent_user = params.get("username", "")
     nonce = params.get("nonce", "")
     response = params.get("response", "")
     if params.get("realm") != REALM or params.get("uri") != uri:
         # A response made for another URI is not one for this file.
         return Verdict(ok=False)
-    if params.get("algorithm", "MD5").upper() != "MD5":
+    if params.get("algorithm", "MD5").upper() != "MD5" or not _RESPONSE.fullmatch(response):
         return Verdict(ok=False)
     state = _nonce_state(nonce_key, nonce, now)
     if state == "forged":
@@ -122,9 +171,10 @@ def _check_digest(
     ha2 = _md5(f"{method}:{uri}")
     qop = params.get("qop")
     if qop == "auth":
-        expected = _md5(
-            f"{ha1}:{nonce}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}"
-        )
+        nc, cnonce = params.get("nc", ""), params.get("cnonce", "")
+        if not _NONCE_COUNT.fullmatch(nc) or not cnonce:
+            return Verdict(ok=False)
+        expected = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
     elif qop is None:
         expected = _md5(f"{ha1}:{nonce}:{ha2}")
     else:

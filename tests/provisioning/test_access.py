@@ -264,6 +264,42 @@ async def test_guessing_the_secret_is_slowed_down(
     assert [f["outcome"] for f in await fetches(client, tenant)][:2] == ["throttled", "throttled"]
 
 
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        b"Digest username=",
+        b'Digest realm=, nonce="x", uri=/',
+        b"Digest ",
+        b'Digest username="a" realm="b"',
+        b"Basic \xe9t\xe9",
+        b'Digest username="a", realm="AntRing provisioning", uri="{uri}", nonce="1.\xe9", '
+        b'response="0"',
+    ],
+)
+async def test_an_unreadable_authorization_is_a_failed_authentication(
+    strict_client: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    tenant: TenantKeys,
+    authorization: bytes,
+) -> None:
+    await add_phone(client, tenant, model="yealink")
+    access = await enable_provisioning(client, tenant)
+    path = file_path(access.files_url, "001565aabbcc.cfg")
+
+    header = authorization.replace(b"{uri}", path.encode())
+    answers = [await strict_client.get(path, headers={"Authorization": header}) for _ in range(3)]
+
+    for answer in answers[:2]:
+        refused_without_file(answer, 401)
+        assert answer.headers.get_list("www-authenticate")[0].startswith("Digest ")
+    refused_without_file(answers[2], 429)
+    assert [f["outcome"] for f in await fetches(client, tenant)] == [
+        "throttled",
+        "unauthorized",
+        "unauthorized",
+    ]
+
+
 async def test_old_fetches_and_links_are_forgotten(
     client: httpx.AsyncClient, tenant: TenantKeys, db: Database
 ) -> None:
