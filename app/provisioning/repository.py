@@ -1,12 +1,16 @@
 import uuid
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.sql import dialect_insert
 from app.devices.models import Device
 from app.provisioning.models import ProvisioningAccess, ProvisioningFetch, ProvisioningLink
 from app.users.models import User
+
+_FETCHES = cast(Table, ProvisioningFetch.__table__)
 
 
 async def get_access(
@@ -48,6 +52,21 @@ async def get_user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid
 async def add_fetch(session: AsyncSession, fetch: ProvisioningFetch) -> None:
     session.add(fetch)
     await session.flush()
+
+
+async def count_fetch(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Adds one request to the row whose `id` the values name, made from them if there is none
+    yet: one statement, so concurrent requests (on any replica) count on one row."""
+    statement = dialect_insert(session, _FETCHES).values(**values, count=1)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[_FETCHES.c.id],
+            set_={
+                "count": _FETCHES.c.count + 1,
+                "last_fetched_at": statement.excluded.last_fetched_at,
+            },
+        )
+    )
 
 
 async def list_fetches(

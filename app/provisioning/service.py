@@ -1,5 +1,6 @@
 """Provisioning: IP phones fetch their files with the tenant's provisioning credentials from its
-allowed networks, softphones scan a QR code; every fetch is recorded, served or refused."""
+allowed networks, softphones scan a QR code; every fetch is recorded, served or refused (the
+refusals of requests that proved nothing counted per address and minute)."""
 
 import base64
 import hashlib
@@ -58,6 +59,19 @@ from app.users.models import User
 PHONE_TRANSPORTS = ("tls", "tcp", "udp")
 LAST_FETCHES = 10
 LINK_FILENAME = "linphone.xml"
+# Refusals of requests that proved nothing: counted, not listed one by one (see _record).
+COUNTED_OUTCOMES = frozenset(
+    {
+        FetchOutcome.not_enabled,
+        FetchOutcome.address_refused,
+        FetchOutcome.throttled,
+        FetchOutcome.unauthorized,
+        FetchOutcome.link_used,
+        FetchOutcome.link_expired,
+    }
+)
+# Names the rows that count refusals: one per tenant, address, outcome, device and minute.
+_COUNTED_FETCH_IDS = uuid.UUID("0f6c2a53-2b5e-4b8e-a0d4-5b1f6b9c3e71")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,20 +120,31 @@ async def _record(
     mac: str | None = None,
     device_id: uuid.UUID | None = None,
 ) -> None:
-    await repository.add_fetch(
-        session,
-        ProvisioningFetch(
-            tenant_id=tenant_id,
-            device_id=device_id,
-            mac=mac,
-            filename=_printable(filename, 255),
-            client_address=_printable(request.client_address, 45),
-            user_agent=_printable(request.user_agent, 300) if request.user_agent else None,
-            outcome=outcome,
-            status_code=status_code,
-            fetched_at=utcnow(),
-        ),
-    )
+    """A served fetch, or a refused one once proven who asked, is a row of its own. The other
+    refusals cost no more than one row per tenant, client address, outcome, device and minute,
+    which counts them, however many a client sends and whatever file names and user agents it
+    makes up; the row's id is made from those (so every replica counts on the same row)."""
+    now = utcnow()
+    client_address = _printable(request.client_address, 45)
+    values: dict[str, object] = {
+        "tenant_id": tenant_id,
+        "device_id": device_id,
+        "mac": mac,
+        "filename": _printable(filename, 255),
+        "client_address": client_address,
+        "user_agent": _printable(request.user_agent, 300) if request.user_agent else None,
+        "outcome": outcome,
+        "status_code": status_code,
+        "fetched_at": now,
+        "last_fetched_at": now,
+    }
+    if outcome not in COUNTED_OUTCOMES:
+        await repository.add_fetch(session, ProvisioningFetch(**values))
+        return
+    minute = now.replace(second=0, microsecond=0)
+    row_name = f"{tenant_id}|{client_address}|{outcome.value}|{device_id}|{minute.isoformat()}"
+    values["id"] = uuid.uuid5(_COUNTED_FETCH_IDS, row_name)
+    await repository.count_fetch(session, values)
 
 
 def _address_allowed(address: str, networks: list[str]) -> bool:

@@ -2,10 +2,11 @@
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
+from app.provisioning.service import COUNTED_OUTCOMES
 from tests.helpers.api import TenantKeys, add_device, add_extension, create_user
 
 PHONE_PASSWORD = "Blue7Harbor42x"
@@ -75,3 +76,35 @@ def xml_root(text: str) -> ET.Element:
 
 def file_path(files_url: str, filename: str) -> str:
     return httpx.URL(files_url).path + filename
+
+
+async def fetches(client: httpx.AsyncClient, keys: TenantKeys) -> list[dict[str, Any]]:
+    """The tenant's recorded fetches, newest first."""
+    response = await client.get("/v1/provisioning/fetches", headers=keys.admin)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+class Tally(NamedTuple):
+    outcome: str
+    status_code: int
+    mac: str | None
+    client_address: str
+    count: int
+
+
+def tally(items: list[dict[str, Any]]) -> list[Tally]:
+    """Fetches as the operator reads them, oldest first; the counted refusals of two minutes in
+    a row are added up, so that a test does not depend on when a minute turns."""
+    tallied: list[Tally] = []
+    for item in reversed(items):
+        row = Tally(
+            item["outcome"], item["status_code"], item["mac"], item["client_address"], item["count"]
+        )
+        counted = row.outcome in COUNTED_OUTCOMES
+        if counted and tallied and tallied[-1]._replace(count=0) == row._replace(count=0):
+            tallied[-1] = tallied[-1]._replace(count=tallied[-1].count + row.count)
+        else:
+            tallied.append(row)
+    return tallied
