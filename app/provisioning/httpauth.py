@@ -1,18 +1,22 @@
 """HTTP Basic and Digest (RFC 7617, RFC 7616 with MD5 and qop=auth) for the provisioning route:
 phones send a user name and password, never a Bearer key, and many of them only over plain HTTP,
 where digest keeps the password off the wire. No maintained ASGI package checks digest
-responses, so it is done here; the nonces are stateless (a time and its HMAC), so any process
-can check any nonce. Any header at all gets a verdict: one that cannot be read proves nothing."""
+responses, so it is done here. A nonce is made statelessly (a time, a salt and their HMAC with
+what it is bound to, the client's address and the tenant), so any process can check it; that a
+response was not seen before is the caller's to check (`Verdict.use`), in the database."""
 
 import base64
 import hashlib
 import hmac
 import re
+import secrets
 import time
 from dataclasses import dataclass
 
 REALM = "AntRing provisioning"
 NONCE_LIFETIME_SECONDS = 300
+# How far ahead of this process's clock another replica's may run.
+CLOCK_SKEW_SECONDS = 30
 # Longer than any header a phone sends; uvicorn bounds the whole head anyway.
 MAX_PARAMS_CHARS = 4096
 
@@ -25,17 +29,30 @@ _PARAM = re.compile(
 )
 _SEPARATORS = re.compile(r"[ \t,]*")
 _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
-_NONCE = re.compile(r"([0-9]{1,12})\.([0-9a-f]{32})")
+_NONCE = re.compile(r"([0-9]{1,12})\.([0-9a-f]{16})\.([0-9a-f]{32})")
 _NONCE_COUNT = re.compile(r"[0-9A-Fa-f]{1,8}")
 _RESPONSE = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
+class NonceUse:
+    """A digest response's nonce and count (`nc`): the response is good only if no earlier one
+    used this nonce with this count or a higher one."""
+
+    nonce: str
+    count: int
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     ok: bool
-    # The response was right for a nonce that has expired: the client retries without asking
-    # the user again (RFC 7616 `stale=true`).
+    # The response was right but its nonce cannot be used (expired, made for another client,
+    # or used already): the client retries without asking the user again (RFC 7616
+    # `stale=true`), and no password was guessed.
     stale: bool = False
+    # For a digest response: what the caller claims before it believes the response.
+    use: NonceUse | None = None
 
 
 def parse_params(text: str) -> dict[str, str] | None:
@@ -69,28 +86,31 @@ def _md5(text: str) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
-def _nonce_mac(key: bytes, issued: str) -> str:
-    return hmac.new(key, issued.encode(), hashlib.sha256).hexdigest()[:32]
+def _nonce_mac(key: bytes, stamp: str, bound_to: str) -> str:
+    return hmac.new(key, f"{stamp}\n{bound_to}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def new_nonce(key: bytes, *, now: float | None = None) -> str:
-    issued = str(int(now if now is not None else time.time()))
-    return f"{issued}.{_nonce_mac(key, issued)}"
+def new_nonce(key: bytes, *, bound_to: str, now: float | None = None) -> str:
+    """A nonce only a request from `bound_to` (the client and what it asks) can use."""
+    stamp = f"{int(time.time() if now is None else now)}.{secrets.token_hex(8)}"
+    return f"{stamp}.{_nonce_mac(key, stamp, bound_to)}"
 
 
-def _nonce_state(key: bytes, nonce: str, now: float) -> str:
-    """'fresh', 'stale' or 'forged'."""
+def _nonce_issued(key: bytes, nonce: str, bound_to: str) -> int | None:
+    """When a nonce of ours, made for `bound_to`, was issued; None for any other."""
     parts = _NONCE.fullmatch(nonce)
-    if parts is None or not hmac.compare_digest(
-        parts[2].encode(), _nonce_mac(key, parts[1]).encode()
-    ):
-        return "forged"
-    return "fresh" if now - int(parts[1]) <= NONCE_LIFETIME_SECONDS else "stale"
+    if parts is None:
+        return None
+    stamp = f"{parts[1]}.{parts[2]}"
+    if not hmac.compare_digest(parts[3].encode(), _nonce_mac(key, stamp, bound_to).encode()):
+        return None
+    return int(parts[1])
 
 
-def challenges(key: bytes, *, stale: bool = False) -> list[str]:
+def challenges(key: bytes, *, bound_to: str, stale: bool = False) -> list[str]:
     """The WWW-Authenticate challenges, strongest first."""
-    digest = f'Digest realm="{REALM}", qop="auth", algorithm=MD5, nonce="{new_nonce(key)}"' + (
+    nonce = new_nonce(key, bound_to=bound_to)
+    digest = f'Digest realm="{REALM}", qop="auth", algorithm=MD5, nonce="{nonce}"' + (
         ", stale=true" if stale else ""
     )
     return [digest, f'Basic realm="{REALM}", charset="UTF-8"']
@@ -104,6 +124,7 @@ def check(
     method: str,
     uri: str,
     nonce_key: bytes,
+    bound_to: str,
     now: float | None = None,
 ) -> Verdict:
     """Whether the Authorization header proves the user name and secret. Any header at all
@@ -130,6 +151,7 @@ def check(
             method=method,
             uri=uri,
             nonce_key=nonce_key,
+            bound_to=bound_to,
             now=time.time() if now is None else now,
         )
     return Verdict(ok=False)
@@ -154,6 +176,7 @@ def _check_digest(
     method: str,
     uri: str,
     nonce_key: bytes,
+    bound_to: str,
     now: float,
 ) -> Verdict:
     sent_user = params.get("username", "")
@@ -164,9 +187,6 @@ def _check_digest(
         return Verdict(ok=False)
     if params.get("algorithm", "MD5").upper() != "MD5" or not _RESPONSE.fullmatch(response):
         return Verdict(ok=False)
-    state = _nonce_state(nonce_key, nonce, now)
-    if state == "forged":
-        return Verdict(ok=False)
     ha1 = _md5(f"{username}:{REALM}:{secret}")
     ha2 = _md5(f"{method}:{uri}")
     qop = params.get("qop")
@@ -174,8 +194,11 @@ def _check_digest(
         nc, cnonce = params.get("nc", ""), params.get("cnonce", "")
         if not _NONCE_COUNT.fullmatch(nc) or not cnonce:
             return Verdict(ok=False)
+        count = int(nc, 16)
         expected = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
     elif qop is None:
+        # RFC 2069 has no count: such a nonce serves one request.
+        count = 1
         expected = _md5(f"{ha1}:{nonce}:{ha2}")
     else:
         return Verdict(ok=False)
@@ -183,4 +206,7 @@ def _check_digest(
     response_ok = hmac.compare_digest(response.encode(), expected.encode())
     if not (user_ok and response_ok):
         return Verdict(ok=False)
-    return Verdict(ok=state == "fresh", stale=state == "stale")
+    issued = _nonce_issued(nonce_key, nonce, bound_to)
+    if issued is None or not -CLOCK_SKEW_SECONDS <= now - issued <= NONCE_LIFETIME_SECONDS:
+        return Verdict(ok=False, stale=True)
+    return Verdict(ok=True, use=NonceUse(nonce, count, expires_at=issued + NONCE_LIFETIME_SECONDS))

@@ -10,7 +10,7 @@ import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import segno
@@ -249,6 +249,8 @@ async def fetch_file(
             ProvisioningForbidden("This address may not fetch provisioning files."),
         )
     key = nonce_key(settings)
+    # A nonce serves one client, for one tenant's files.
+    bound_to = f"{tenant_id} {request.client_address}"
     retry_after = await throttle.retry_after(request.client_address)
     if retry_after is not None:
         return await refuse(
@@ -265,14 +267,25 @@ async def fetch_file(
         method=request.method,
         uri=request.uri,
         nonce_key=key,
+        bound_to=bound_to,
     )
+    if verdict.use is not None and not await repository.claim_nonce(
+        session,
+        tenant_id=tenant_id,
+        nonce=verdict.use.nonce,
+        count=verdict.use.count,
+        expires_at=datetime.fromtimestamp(verdict.use.expires_at, UTC),
+    ):
+        # This response was seen before: a replay, or a client that sent its requests out of
+        # order. Either way no password was guessed, and a client that knows it asks again.
+        verdict = httpauth.Verdict(ok=False, stale=True)
     if not verdict.ok:
         if not verdict.stale:
             await throttle.failed(request.client_address)
         return await refuse(
             FetchOutcome.unauthorized,
             ProvisioningUnauthorized("Send the tenant's provisioning user name and password."),
-            challenges=httpauth.challenges(key, stale=verdict.stale),
+            challenges=httpauth.challenges(key, bound_to=bound_to, stale=verdict.stale),
         )
     if asked is None:
         return await refuse(

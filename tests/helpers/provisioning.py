@@ -1,11 +1,13 @@
 """Setting up phones and provisioning credentials, and reading back what phones fetch."""
 
+import hashlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import httpx
 
+from app.provisioning.httpauth import parse_params
 from app.provisioning.service import COUNTED_OUTCOMES
 from tests.helpers.api import TenantKeys, add_device, add_extension, create_user
 
@@ -108,3 +110,43 @@ def tally(items: list[dict[str, Any]]) -> list[Tally]:
         else:
             tallied.append(row)
     return tallied
+
+
+def digest_challenge(response: httpx.Response) -> dict[str, str]:
+    """The Digest challenge of a 401, as parameters."""
+    for challenge in response.headers.get_list("www-authenticate"):
+        scheme, _, params = challenge.partition(" ")
+        if scheme == "Digest":
+            parsed = parse_params(params)
+            assert parsed is not None, challenge
+            return parsed
+    raise AssertionError(f"no Digest challenge in {response.headers}")
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def digest_authorization(
+    challenge: dict[str, str],
+    auth: tuple[str, str],
+    *,
+    uri: str,
+    nc: int = 1,
+    cnonce: str = "0a4f113b",
+    qop: bool = True,
+) -> str:
+    """The Authorization header a phone answers a challenge with (RFC 7616, MD5)."""
+    username, password = auth
+    ha1 = _md5(f"{username}:{challenge['realm']}:{password}")
+    ha2 = _md5(f"GET:{uri}")
+    nonce = challenge["nonce"]
+    header = (
+        f'Digest username="{username}", realm="{challenge["realm"]}", nonce="{nonce}", '
+        f'uri="{uri}", algorithm=MD5'
+    )
+    if not qop:
+        return header + f', response="{_md5(f"{ha1}:{nonce}:{ha2}")}"'
+    count = f"{nc:08x}"
+    response = _md5(f"{ha1}:{nonce}:{count}:{cnonce}:auth:{ha2}")
+    return header + f', qop=auth, nc={count}, cnonce="{cnonce}", response="{response}"'

@@ -1,13 +1,17 @@
-"""The Authorization header a phone sends, read: any text gives a verdict (never an exception)."""
+"""The Authorization header a phone sends, read: any text gives a verdict (never an exception),
+and a digest response proves the credentials only with a fresh nonce made for its client."""
+
+import hashlib
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.provisioning import httpauth
-from app.provisioning.httpauth import REALM, Verdict
+from app.provisioning.httpauth import NONCE_LIFETIME_SECONDS, REALM, Verdict
 
 KEY = b"k" * 32
 USER, SECRET, URI = "prov-1a2b3c4d", "Blue7Harbor42x", "/provision/t/001565aabbcc.cfg"
+CLIENT = "tenant-1 192.0.2.7"
 
 # What headers are made of: the characters the syntax turns on, often, and any other.
 _SYNTAX = st.sampled_from([*'=,"\\ \t;:.', "Digest ", "Basic ", "username", "nonce"])
@@ -29,9 +33,29 @@ quotable = st.text(
 )
 
 
-def _check(authorization: str | None) -> Verdict:
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _check(authorization: str | None, *, bound_to: str = CLIENT, now: float = 1e9) -> Verdict:
     return httpauth.check(
-        authorization, username=USER, secret=SECRET, method="GET", uri=URI, nonce_key=KEY
+        authorization,
+        username=USER,
+        secret=SECRET,
+        method="GET",
+        uri=URI,
+        nonce_key=KEY,
+        bound_to=bound_to,
+        now=now,
+    )
+
+
+def _answer(nonce: str, *, nc: str = "00000001", uri: str = URI, secret: str = SECRET) -> str:
+    ha1 = _md5(f"{USER}:{REALM}:{secret}")
+    response = _md5(f"{ha1}:{nonce}:{nc}:c1:auth:{_md5(f'GET:{uri}')}")
+    return (
+        f'Digest username="{USER}", realm="{REALM}", nonce="{nonce}", uri="{uri}", '
+        f'qop=auth, nc={nc}, cnonce="c1", response="{response}"'
     )
 
 
@@ -78,3 +102,26 @@ def test_a_name_given_twice_is_unreadable() -> None:
     assert httpauth.parse_params('nonce="a", Nonce="b"') is None
     assert httpauth.parse_params(", ,") is None
     assert httpauth.parse_params('realm="x",, qop=auth') == {"realm": "x", "qop": "auth"}
+
+
+def test_a_right_response_names_its_nonce_and_count() -> None:
+    nonce = httpauth.new_nonce(KEY, bound_to=CLIENT, now=1e9)
+
+    verdict = _check(_answer(nonce, nc="0000000a"), now=1e9 + 10)
+
+    assert verdict.ok and not verdict.stale
+    assert verdict.use == httpauth.NonceUse(nonce, 10, expires_at=1e9 + NONCE_LIFETIME_SECONDS)
+
+
+def test_a_nonce_works_only_for_its_client_and_while_fresh() -> None:
+    nonce = httpauth.new_nonce(KEY, bound_to=CLIENT, now=1e9)
+    header = _answer(nonce)
+
+    elsewhere = _check(header, bound_to="tenant-1 198.51.100.7", now=1e9)
+    expired = _check(header, now=1e9 + NONCE_LIFETIME_SECONDS + 1)
+    not_ours = _check(_answer(nonce[:-1] + ("0" if nonce[-1] != "0" else "1")), now=1e9)
+    wrong_secret = _check(_answer(nonce, secret="Guess7Secret42x"), now=1e9)
+
+    # Right credentials, unusable nonce: the client asks again without asking its user.
+    assert elsewhere == expired == not_ours == Verdict(ok=False, stale=True)
+    assert wrong_secret == Verdict(ok=False)
