@@ -1,4 +1,4 @@
-"""Forgetting old provisioning fetches and long-expired QR links."""
+"""Forgetting old provisioning fetches, long-expired QR links and expired digest nonces."""
 
 from datetime import timedelta
 
@@ -17,4 +17,5 @@ async def prune_provisioning(db: Database, *, retention_days: int) -> int:
             session,
             fetched_before=now - timedelta(days=retention_days),
             links_expired_before=now - LINK_AFTERLIFE,
+            now=now,
         )

@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import utcnow
@@ -39,7 +39,10 @@ class FetchOutcome(StrEnum):
 
 
 class ProvisioningFetch(IdMixin, Base):
-    """One request for a provisioning file or link, served or refused."""
+    """A request for a provisioning file or link, served or refused. Refusals of requests that
+    proved nothing (no or wrong credentials, a refused address, throttled, a used link) are
+    counted on one row per tenant, client address, outcome, device and minute, so that no
+    flood of them costs more than that."""
 
     __tablename__ = "provisioning_fetch"
     __table_args__ = (
@@ -58,7 +61,11 @@ class ProvisioningFetch(IdMixin, Base):
     user_agent: Mapped[str | None] = mapped_column(String(300))
     outcome: Mapped[FetchOutcome] = mapped_column(Enum(FetchOutcome, native_enum=False, length=30))
     status_code: Mapped[int]
+    # The first request the row stands for, the latest, and how many there were: the file
+    # name, MAC and user agent are the first one's.
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    count: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class ProvisioningLink(IdMixin, Base):
@@ -77,3 +84,17 @@ class ProvisioningLink(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class ProvisioningNonce(Base):
+    """A digest nonce some request used, with the highest count (`nc`) used with it: a response
+    with that count or a lower one is a replay. Kept until the nonce expires."""
+
+    __tablename__ = "provisioning_nonce"
+
+    nonce: Mapped[str] = mapped_column(String(80), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenant.id", ondelete="CASCADE"), index=True
+    )
+    highest_count: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,12 +1,22 @@
 import uuid
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.sql import dialect_insert
 from app.devices.models import Device
-from app.provisioning.models import ProvisioningAccess, ProvisioningFetch, ProvisioningLink
+from app.provisioning.models import (
+    ProvisioningAccess,
+    ProvisioningFetch,
+    ProvisioningLink,
+    ProvisioningNonce,
+)
 from app.users.models import User
+
+_FETCHES = cast(Table, ProvisioningFetch.__table__)
+_NONCES = cast(Table, ProvisioningNonce.__table__)
 
 
 async def get_access(
@@ -48,6 +58,44 @@ async def get_user(session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid
 async def add_fetch(session: AsyncSession, fetch: ProvisioningFetch) -> None:
     session.add(fetch)
     await session.flush()
+
+
+async def count_fetch(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Adds one request to the row whose `id` the values name, made from them if there is none
+    yet: one statement, so concurrent requests (on any replica) count on one row."""
+    statement = dialect_insert(session, _FETCHES).values(**values, count=1)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[_FETCHES.c.id],
+            set_={
+                "count": _FETCHES.c.count + 1,
+                "last_fetched_at": statement.excluded.last_fetched_at,
+            },
+        )
+    )
+
+
+async def claim_nonce(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    nonce: str,
+    count: int,
+    expires_at: datetime,
+) -> bool:
+    """Records that `nonce` was used with `count`; False if it was used with this count or a
+    higher one already (on any replica: the row is the database's)."""
+    statement = dialect_insert(session, _NONCES).values(
+        nonce=nonce, tenant_id=tenant_id, highest_count=count, expires_at=expires_at
+    )
+    claimed = await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[_NONCES.c.nonce],
+            set_={"highest_count": statement.excluded.highest_count},
+            where=_NONCES.c.highest_count < statement.excluded.highest_count,
+        ).returning(_NONCES.c.nonce)
+    )
+    return claimed.first() is not None
 
 
 async def list_fetches(
@@ -100,14 +148,21 @@ async def find_link(session: AsyncSession, *, token_hash: str) -> ProvisioningLi
 
 
 async def prune(
-    session: AsyncSession, *, fetched_before: datetime, links_expired_before: datetime
+    session: AsyncSession,
+    *,
+    fetched_before: datetime,
+    links_expired_before: datetime,
+    now: datetime,
 ) -> int:
-    """Forgets fetches older than the retention, and links expired a while ago (until then a
-    scan of a used or expired code still answers 410, not 404)."""
-    fetches = await session.execute(
-        delete(ProvisioningFetch).where(ProvisioningFetch.fetched_at < fetched_before)
-    )
-    links = await session.execute(
-        delete(ProvisioningLink).where(ProvisioningLink.expires_at < links_expired_before)
-    )
-    return int(getattr(fetches, "rowcount", 0) or 0) + int(getattr(links, "rowcount", 0) or 0)
+    """Forgets fetches older than the retention, links expired a while ago (until then a
+    scan of a used or expired code still answers 410, not 404), and expired nonces."""
+    deleted = [
+        await session.execute(
+            delete(ProvisioningFetch).where(ProvisioningFetch.fetched_at < fetched_before)
+        ),
+        await session.execute(
+            delete(ProvisioningLink).where(ProvisioningLink.expires_at < links_expired_before)
+        ),
+        await session.execute(delete(ProvisioningNonce).where(ProvisioningNonce.expires_at < now)),
+    ]
+    return sum(int(getattr(result, "rowcount", 0) or 0) for result in deleted)

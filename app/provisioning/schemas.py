@@ -57,11 +57,22 @@ class CredentialsRotated(BaseModel):
 
 
 class FetchOut(BaseModel):
-    """One request for a provisioning file or link, served or refused."""
+    """A request for a provisioning file or link, served or refused; or, for the refusals of
+    requests that proved nothing (no or wrong credentials, a refused address, throttled, a used
+    or expired link), all those of one client address, outcome and device in one minute."""
 
     model_config = ConfigDict(from_attributes=True)
 
-    fetched_at: datetime
+    fetched_at: datetime = Field(description="The (first) request's time.")
+    last_fetched_at: datetime = Field(
+        description="The latest request's time: the same as fetched_at for a single request."
+    )
+    count: int = Field(
+        ge=1,
+        description="How many requests this entry stands for: 1, but for refusals counted per "
+        "minute (the file name, MAC and user agent shown are then the first request's).",
+        examples=[1],
+    )
     outcome: FetchOutcome
     status_code: int
     filename: str

@@ -1,5 +1,6 @@
 """Provisioning: IP phones fetch their files with the tenant's provisioning credentials from its
-allowed networks, softphones scan a QR code; every fetch is recorded, served or refused."""
+allowed networks, softphones scan a QR code; every fetch is recorded, served or refused (the
+refusals of requests that proved nothing counted per address and minute)."""
 
 import base64
 import hashlib
@@ -9,7 +10,7 @@ import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import segno
@@ -58,6 +59,19 @@ from app.users.models import User
 PHONE_TRANSPORTS = ("tls", "tcp", "udp")
 LAST_FETCHES = 10
 LINK_FILENAME = "linphone.xml"
+# Refusals of requests that proved nothing: counted, not listed one by one (see _record).
+COUNTED_OUTCOMES = frozenset(
+    {
+        FetchOutcome.not_enabled,
+        FetchOutcome.address_refused,
+        FetchOutcome.throttled,
+        FetchOutcome.unauthorized,
+        FetchOutcome.link_used,
+        FetchOutcome.link_expired,
+    }
+)
+# Names the rows that count refusals: one per tenant, address, outcome, device and minute.
+_COUNTED_FETCH_IDS = uuid.UUID("0f6c2a53-2b5e-4b8e-a0d4-5b1f6b9c3e71")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,20 +120,31 @@ async def _record(
     mac: str | None = None,
     device_id: uuid.UUID | None = None,
 ) -> None:
-    await repository.add_fetch(
-        session,
-        ProvisioningFetch(
-            tenant_id=tenant_id,
-            device_id=device_id,
-            mac=mac,
-            filename=_printable(filename, 255),
-            client_address=_printable(request.client_address, 45),
-            user_agent=_printable(request.user_agent, 300) if request.user_agent else None,
-            outcome=outcome,
-            status_code=status_code,
-            fetched_at=utcnow(),
-        ),
-    )
+    """A served fetch, or a refused one once proven who asked, is a row of its own. The other
+    refusals cost no more than one row per tenant, client address, outcome, device and minute,
+    which counts them, however many a client sends and whatever file names and user agents it
+    makes up; the row's id is made from those (so every replica counts on the same row)."""
+    now = utcnow()
+    client_address = _printable(request.client_address, 45)
+    values: dict[str, object] = {
+        "tenant_id": tenant_id,
+        "device_id": device_id,
+        "mac": mac,
+        "filename": _printable(filename, 255),
+        "client_address": client_address,
+        "user_agent": _printable(request.user_agent, 300) if request.user_agent else None,
+        "outcome": outcome,
+        "status_code": status_code,
+        "fetched_at": now,
+        "last_fetched_at": now,
+    }
+    if outcome not in COUNTED_OUTCOMES:
+        await repository.add_fetch(session, ProvisioningFetch(**values))
+        return
+    minute = now.replace(second=0, microsecond=0)
+    row_name = f"{tenant_id}|{client_address}|{outcome.value}|{device_id}|{minute.isoformat()}"
+    values["id"] = uuid.uuid5(_COUNTED_FETCH_IDS, row_name)
+    await repository.count_fetch(session, values)
 
 
 def _address_allowed(address: str, networks: list[str]) -> bool:
@@ -224,6 +249,8 @@ async def fetch_file(
             ProvisioningForbidden("This address may not fetch provisioning files."),
         )
     key = nonce_key(settings)
+    # A nonce serves one client, for one tenant's files.
+    bound_to = f"{tenant_id} {request.client_address}"
     retry_after = await throttle.retry_after(request.client_address)
     if retry_after is not None:
         return await refuse(
@@ -240,14 +267,25 @@ async def fetch_file(
         method=request.method,
         uri=request.uri,
         nonce_key=key,
+        bound_to=bound_to,
     )
+    if verdict.use is not None and not await repository.claim_nonce(
+        session,
+        tenant_id=tenant_id,
+        nonce=verdict.use.nonce,
+        count=verdict.use.count,
+        expires_at=datetime.fromtimestamp(verdict.use.expires_at, UTC),
+    ):
+        # This response was seen before: a replay, or a client that sent its requests out of
+        # order. Either way no password was guessed, and a client that knows it asks again.
+        verdict = httpauth.Verdict(ok=False, stale=True)
     if not verdict.ok:
         if not verdict.stale:
             await throttle.failed(request.client_address)
         return await refuse(
             FetchOutcome.unauthorized,
             ProvisioningUnauthorized("Send the tenant's provisioning user name and password."),
-            challenges=httpauth.challenges(key, stale=verdict.stale),
+            challenges=httpauth.challenges(key, bound_to=bound_to, stale=verdict.stale),
         )
     if asked is None:
         return await refuse(

@@ -1,9 +1,9 @@
 """Who may fetch a file: the tenant's provisioning credentials, from its allowed networks, for a
 MAC one of its devices holds. Every attempt is recorded, and a refusal serves no file."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -20,10 +20,13 @@ from tests.helpers.api import TenantKeys, assert_problem, db_rows
 from tests.helpers.provisioning import (
     PHONE_PASSWORD,
     YEALINK_AGENT,
+    Tally,
     add_phone,
     enable_provisioning,
+    fetches,
     file_path,
     key_values,
+    tally,
 )
 from tests.helpers.settings import make_settings
 
@@ -36,13 +39,6 @@ async def outside_client(app: FastAPI, db: Database) -> AsyncIterator[httpx.Asyn
     transport = httpx.ASGITransport(app=app, client=(OUTSIDE, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://antring.test") as c:
         yield c
-
-
-async def fetches(client: httpx.AsyncClient, keys: TenantKeys) -> list[dict[str, Any]]:
-    response = await client.get("/v1/provisioning/fetches", headers=keys.admin)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 def refused_without_file(response: httpx.Response, status: int) -> None:
@@ -95,19 +91,14 @@ async def test_refusals_are_recorded_and_serve_no_file(
     refused_without_file(outside, 403)
     assert inside.status_code == 200
     assert key_values(inside.text)["account.1.password"] == PHONE_PASSWORD
-    recorded = [
-        (f["outcome"], f["status_code"], f["mac"], f["client_address"])
-        for f in reversed(await fetches(client, tenant))
-    ]
-    assert recorded == [
-        ("unauthorized", 401, "001565aabbcc", "127.0.0.1"),
-        ("unauthorized", 401, "001565aabbcc", "127.0.0.1"),
-        ("unauthorized", 401, "001565aabbcc", "127.0.0.1"),
-        ("unknown_mac", 404, "001565999999", "127.0.0.1"),
-        ("unknown_mac", 404, "001565000002", "127.0.0.1"),
-        ("unknown_file", 404, None, "127.0.0.1"),
-        ("address_refused", 403, "001565aabbcc", OUTSIDE),
-        ("served", 200, "001565aabbcc", "127.0.0.1"),
+    # Refusals of requests that proved nothing are counted; the others are one row each.
+    assert tally(await fetches(client, tenant)) == [
+        Tally("unauthorized", 401, "001565aabbcc", "127.0.0.1", 3),
+        Tally("unknown_mac", 404, "001565999999", "127.0.0.1", 1),
+        Tally("unknown_mac", 404, "001565000002", "127.0.0.1", 1),
+        Tally("unknown_file", 404, None, "127.0.0.1", 1),
+        Tally("address_refused", 403, "001565aabbcc", OUTSIDE, 1),
+        Tally("served", 200, "001565aabbcc", "127.0.0.1", 1),
     ]
     assert all(f["user_agent"] == YEALINK_AGENT for f in await fetches(client, tenant))
     # The other tenant's record holds none of this tenant's fetches.
@@ -261,7 +252,90 @@ async def test_guessing_the_secret_is_slowed_down(
     assert [g.status_code for g in guesses] == [401, 401, 429]
     assert_problem(right_too_late, 429)
     assert "retry-after" in right_too_late.headers
-    assert [f["outcome"] for f in await fetches(client, tenant)][:2] == ["throttled", "throttled"]
+    assert tally(await fetches(client, tenant)) == [
+        Tally("unauthorized", 401, "001565aabbcc", "192.0.2.9", 2),
+        Tally("throttled", 429, "001565aabbcc", "192.0.2.9", 2),
+    ]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        b"Digest username=",
+        b'Digest realm=, nonce="x", uri=/',
+        b"Digest ",
+        b'Digest username="a" realm="b"',
+        b"Basic \xe9t\xe9",
+        b'Digest username="a", realm="AntRing provisioning", uri="{uri}", nonce="1.\xe9", '
+        b'response="0"',
+    ],
+)
+async def test_an_unreadable_authorization_is_a_failed_authentication(
+    strict_client: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    tenant: TenantKeys,
+    authorization: bytes,
+) -> None:
+    await add_phone(client, tenant, model="yealink")
+    access = await enable_provisioning(client, tenant)
+    path = file_path(access.files_url, "001565aabbcc.cfg")
+
+    header = authorization.replace(b"{uri}", path.encode())
+    answers = [await strict_client.get(path, headers={"Authorization": header}) for _ in range(3)]
+
+    for answer in answers[:2]:
+        refused_without_file(answer, 401)
+        assert answer.headers.get_list("www-authenticate")[0].startswith("Digest ")
+    refused_without_file(answers[2], 429)
+    assert tally(await fetches(client, tenant)) == [
+        Tally("unauthorized", 401, "001565aabbcc", "192.0.2.9", 2),
+        Tally("throttled", 429, "001565aabbcc", "192.0.2.9", 1),
+    ]
+
+
+async def test_a_flood_of_unauthenticated_fetches_costs_a_few_rows(
+    strict_client: httpx.AsyncClient,
+    outside_client: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    tenant: TenantKeys,
+    other_tenant: TenantKeys,
+) -> None:
+    await add_phone(client, tenant, model="yealink")
+    access = await enable_provisioning(client, tenant)
+    await enable_provisioning(client, other_tenant)
+    ours = file_path(access.files_url, "001565aabbcc.cfg")
+    started = utcnow()
+
+    async def unauthenticated(n: int) -> int:
+        # Whatever a client makes up (file names, MACs, user agents, query strings, passwords)
+        # adds no row: only its address, the outcome, a device of the tenant and the minute do.
+        path = ours if n % 2 else file_path(access.files_url, f"{n:012x}.cfg")
+        response = await strict_client.get(
+            f"{path}?n={n}",
+            headers={"User-Agent": f"Flood/{n}"},
+            auth=(access.username, f"Guess{n}Secret42x") if n % 3 else None,
+        )
+        return response.status_code
+
+    statuses: list[int] = []
+    for first in range(0, 500, 50):
+        statuses += await asyncio.gather(*(unauthenticated(n) for n in range(first, first + 50)))
+    served = await outside_client.get(ours, auth=access.auth)
+    minutes = int((utcnow() - started.replace(second=0, microsecond=0)).total_seconds() // 60) + 1
+
+    assert set(statuses) == {401, 429} and served.status_code == 200
+    rows = [f for f in await fetches(client, tenant) if f["client_address"] == "192.0.2.9"]
+    # One row per outcome (401, 429) and device (the phone's, none) a minute: 4 a minute.
+    assert len(rows) <= 4 * minutes
+    assert sum(f["count"] for f in rows) == 500
+    kinds = {(f["outcome"], f["device_id"] is None) for f in rows}
+    assert {("throttled", True), ("throttled", False)} <= kinds
+    assert {outcome for outcome, _ in kinds} == {"unauthorized", "throttled"}
+    assert all(f["fetched_at"] <= f["last_fetched_at"] for f in rows)
+    assert tally([f for f in await fetches(client, tenant) if f["client_address"] == OUTSIDE]) == [
+        Tally("served", 200, "001565aabbcc", OUTSIDE, 1)
+    ]
+    assert await fetches(client, other_tenant) == []
 
 
 async def test_old_fetches_and_links_are_forgotten(
