@@ -8,7 +8,12 @@ from app.extensions.models import Extension
 from app.idempotency.models import IdempotencyKey
 from app.imports.models import ImportJob
 from app.outbox.models import AuditEntry, Event
-from app.provisioning.models import ProvisioningAccess, ProvisioningFetch, ProvisioningLink
+from app.provisioning.models import (
+    ProvisioningAccess,
+    ProvisioningFetch,
+    ProvisioningLink,
+    ProvisioningNonce,
+)
 from app.quotas.models import (
     CallAuthorization,
     CallRecord,
@@ -36,6 +41,7 @@ __all__ = [
     "ProvisioningAccess",
     "ProvisioningFetch",
     "ProvisioningLink",
+    "ProvisioningNonce",
     "QuotaHistory",
     "Registration",
     "Tenant",
