@@ -16,12 +16,12 @@ registration reports to the service (the default) and without them (`-A
 WITHOUT_REGISTRATION_REPORTS`), cold and warm, instead of against auth_db. sipp registers from
 the same address at every step, so the first step's REGISTERs make each account's contact and
 the later ones refresh it, as phones do (the edge reports a refresh only when the expiry the
-service has would otherwise be less than half a registration away, see kamailio.cfg). After
-each step with reports, the service's count of registered devices must equal sipp's successful
-registrations: no report lost.
+service has would otherwise be less than half a registration away, see
+deploy/kamailio/edge/reports.cfg). After each step with reports, the service's count of
+registered devices must equal sipp's successful registrations: no report lost.
 
-Needs sipp, tcpdump, Kamailio with the http_client, json and postgres modules, and root (for
-tcpdump). Prints a Markdown table and writes bench/results/registrations.json.
+Needs sipp, tcpdump, Kamailio with the http_client, json, jansson and postgres modules, and root
+(for tcpdump). Prints a Markdown table and writes bench/results/registrations.json.
 """
 
 import argparse

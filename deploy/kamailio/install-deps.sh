@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs Kamailio (with http_client, json, TLS and WebSocket), rtpengine (media), sipp, baresip (a softphone for
-# the TLS tests), linphone-cli (Linphone set up from its QR code's link), openssl (their
-# certificates), and Chromium with its driver (the web phone's tests) from Debian's packages.
+# Installs Kamailio (with http_client, json and jansson, TLS and WebSocket), rtpengine (media),
+# sipp, baresip (a softphone for the TLS tests), linphone-cli (Linphone set up from its QR code's
+# link), openssl (their certificates), and Chromium with its driver (the web phone's tests) from
+# Debian's packages.
 # Safe to run again: does nothing when everything is already installed.
 set -euo pipefail
 
-packages=(kamailio kamailio-utils-modules kamailio-json-modules kamailio-tls-modules
-          kamailio-websocket-modules rtpengine-daemon sip-tester baresip linphone-cli openssl
-          chromium chromium-driver)
+packages=(kamailio kamailio-utils-modules kamailio-json-modules kamailio-extra-modules
+          kamailio-tls-modules kamailio-websocket-modules rtpengine-daemon sip-tester baresip
+          linphone-cli openssl chromium chromium-driver)
 
 missing=()
 for pkg in "${packages[@]}"; do
