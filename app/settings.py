@@ -210,7 +210,7 @@ class Settings(BaseSettings):
     edge_rpc_token: SecretStr | None = Field(
         default=None,
         description="The Bearer token the edges' JSON-RPC listener expects (EDGE_RPC_TOKEN "
-        "in kamailio.cfg).",
+        "in the edge's edge/rpc.cfg).",
     )
     audit_retention_days: int = Field(
         default=400, ge=1, description="How long audit entries are kept (the prune job)."
