@@ -48,7 +48,8 @@ PUSHES = Counter(
 
 
 def cache_key(username: str, domain: str) -> str:
-    """The edge's key for an account: what the edge's edge/accounts.cfg builds from the digest user and realm."""
+    """The edge's key for an account, as deploy/kamailio/edge/accounts.cfg builds it from the digest
+    user and realm."""
     return f"{username.lower()}@{domain.lower()}"
 
 
