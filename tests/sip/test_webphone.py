@@ -23,6 +23,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.helpers.ports import reserve_port
+
 from .harness import (
     ROOT,
     Kamailio,
@@ -32,7 +34,6 @@ from .harness import (
     Sipp,
     Tenant,
     find_tool,
-    free_port,
     new_edge_plan,
     start_kamailio,
     start_rtpengine,
@@ -96,7 +97,8 @@ def browser(webphone_url: str, tmp_path: Path) -> Iterator[Any]:
     ):
         options.add_argument(argument)
     driver = webdriver.Chrome(
-        service=ChromeService(executable_path=str(find_tool("chromedriver"))), options=options
+        service=ChromeService(executable_path=str(find_tool("chromedriver")), port=reserve_port()),
+        options=options,
     )
     try:
         yield driver
@@ -334,7 +336,7 @@ def test_browser_and_ip_phone_call_each_other_with_audio_both_ways(
 ) -> None:
     tenant = make_tenant("Media")
     _, view = _web_user(tenant, "Mai", "210")
-    phone_port = free_port()
+    phone_port = reserve_port()
     _, phone = _phone_user(tenant, sipp, "Pat", "211", phone_port)
     state, _ = _open(browser, webphone_url, view)
     assert state == "registered", state
@@ -381,7 +383,7 @@ def test_the_browser_answers_by_itself_only_when_auto_answer_is_on(
 ) -> None:
     tenant = make_tenant("Auto")
     user_id, view = _web_user(tenant, "Ana", "220")
-    _, phone = _phone_user(tenant, sipp, "Bob", "221", free_port())
+    _, phone = _phone_user(tenant, sipp, "Bob", "221", reserve_port())
     state, _ = _open(browser, webphone_url, view)
     assert state == "registered", state
 
@@ -533,13 +535,13 @@ def test_an_extension_call_rings_a_browser_and_a_desk_phone_each_with_its_own_me
 ) -> None:
     tenant = make_tenant("Fork")
     agent_id, view = _web_user(tenant, "Eve", "250")
-    desk_port = free_port()
+    desk_port = reserve_port()
     desk = tenant.add_device(agent_id, "eve-desk")
     assert (
         sipp.register(desk.name, desk.password, tenant.sip_domain, contact_port=desk_port).code
         == 200
     )
-    _, caller = _phone_user(tenant, sipp, "Fay", "251", free_port())
+    _, caller = _phone_user(tenant, sipp, "Fay", "251", reserve_port())
     resp = tenant.api.patch(f"/v1/users/{agent_id}/toggles", json={"auto_answer": True})
     assert resp.status_code == 200, resp.text
     state, _ = _open(browser, webphone_url, view)
