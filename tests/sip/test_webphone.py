@@ -484,10 +484,11 @@ def test_the_browser_cannot_call_out_without_the_service_or_the_media_bridge(
     # A service, an rtpengine and a Kamailio of their own, so stopping them spares the others.
     plan = new_edge_plan()
     own_service = start_service(tmp_path / "service", plan)
-    engine = start_rtpengine(tmp_path / "rtpengine")
+    engine: Rtpengine | None = None
     kam: Kamailio | None = None
     runner: Sipp | None = None
     try:
+        engine = start_rtpengine(tmp_path / "rtpengine")
         tenant = own_service.create_tenant("Down", "down.test")
         kam = start_kamailio(
             tmp_path / "kamailio",
@@ -526,7 +527,8 @@ def test_the_browser_cannot_call_out_without_the_service_or_the_media_bridge(
             runner.stop_all()
         if kam is not None:
             kam.stop()
-        engine.stop()
+        if engine is not None:
+            engine.stop()
         own_service.stop()
 
 
