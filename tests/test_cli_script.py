@@ -4,7 +4,6 @@ failures that are one line without a traceback or a secret."""
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from app.quotas.models import MonthRollover
 from app.quotas.periods import next_period, period_of
 from app.tenants.models import Tenant
 from tests.helpers.api import db_rows
+from tests.helpers.ports import reserve_port
 from tests.helpers.settings import TEST_SECRET_KEY, make_settings
 
 ANTRING = Path(sys.executable).with_name("antring")
@@ -258,7 +258,7 @@ def test_users_import_of_a_bad_file_lists_its_problems_and_fails_in_one_line(
 
 def _served_access_lines(env: dict[str, str], cwd: Path, *flags: str) -> list[str]:
     """Serves one request with `antring serve` (one worker) and returns its access lines."""
-    port = _free_port()
+    port = reserve_port()
     server = subprocess.Popen(
         [str(ANTRING), "serve", "--host", "127.0.0.1", "--port", str(port), *flags],
         env=env,
@@ -281,12 +281,6 @@ def _served_access_lines(env: dict[str, str], cwd: Path, *flags: str) -> list[st
         server.terminate()
         output, _ = server.communicate(timeout=20)
     return [line for line in output.splitlines() if "/health/live" in line]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_serve_writes_an_access_line_per_request_unless_told_not_to(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Processes for the real-SIP tests: the AntRing service, Kamailio and sipp.
 
-Everything binds to 127.0.0.1 on free ports and runs in its own process group, so it can
-always be killed, also when a test fails.
+Everything binds to 127.0.0.1 on ports reserved for it (tests/helpers/ports.py) and runs in its
+own process group, so it can always be killed, also when a test fails.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from tests.helpers.ports import reserve_port
+
 ROOT = Path(__file__).resolve().parents[2]
 KAMAILIO_CFG = ROOT / "deploy" / "kamailio" / "kamailio.cfg"
 SCENARIOS = ROOT / "deploy" / "kamailio" / "sipp"
@@ -45,37 +47,14 @@ def tool(name: str) -> str:
 
 # --- ports and processes -------------------------------------------------------------------
 
-_handed_out: set[int] = set()
 
-
-def _bindable(port: int, kind: int) -> bool:
-    with socket.socket(socket.AF_INET, kind) as s:
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
             s.bind((LOCALHOST, port))
         except OSError:
-            return False
-    return True
-
-
-def free_port(kind: int = socket.SOCK_DGRAM, span: int = 1, *, both: bool = False) -> int:
-    """A port (and `span - 1` ports after it, for sipp's audio and video RTP) free right now;
-    with `both`, free for UDP and TCP alike (for a listener that binds both)."""
-    kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM) if both else (kind,)
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind((LOCALHOST, 0))
-            port = int(s.getsockname()[1])
-        ports = range(port, port + span)
-        if port + span > 65535 or _handed_out.intersection(ports):
-            continue
-        if all(_bindable(p, k) for p in ports for k in kinds):
-            _handed_out.update(ports)
-            return port
-    raise RuntimeError("no free port found")
-
-
-def _port_taken(port: int, kind: int) -> bool:
-    return not _bindable(port, kind)
+            return True
+    return False
 
 
 class Proc:
@@ -233,8 +212,8 @@ class EdgePlan:
 
 def new_edge_plan() -> EdgePlan:
     return EdgePlan(
-        free_port(),
-        *(free_port(socket.SOCK_STREAM) for _ in range(5)),
+        reserve_port(),
+        *(reserve_port() for _ in range(5)),
         uuid.uuid4().hex,
     )
 
@@ -270,7 +249,7 @@ def start_service(workdir: Path, *edges: EdgePlan, port: int | None = None) -> S
     call_control_key = _cli(
         env, "api-key", "create", "--platform", "--role", "call_control", "--name", "kamailio"
     ).splitlines()[-1]
-    port = port or free_port(socket.SOCK_STREAM)
+    port = port or reserve_port()
     proc = Proc(
         "antring",
         [*_antring_cli(), "serve", "--host", LOCALHOST, "--port", str(port)],
@@ -327,8 +306,8 @@ class Rtpengine:
 
 def start_rtpengine(workdir: Path) -> Rtpengine:
     workdir.mkdir(parents=True, exist_ok=True)
-    ng_port, cli_port = free_port(), free_port(socket.SOCK_STREAM)
-    media = free_port(span=100)
+    ng_port, cli_port = reserve_port(), reserve_port()
+    media = reserve_port(span=100)
     argv = [
         tool("rtpengine"),
         # Only these options, not the system's /etc/rtpengine/rtpengine.conf.
@@ -432,7 +411,7 @@ def start_kamailio(
     workdir.mkdir(parents=True, exist_ok=True)
     plan = plan or new_edge_plan()
     port = plan.port
-    gateway_port = free_port()
+    gateway_port = reserve_port()
     cert, key = self_signed_certificate(workdir)
     # The service's address and key, in the connection file (not on the command line).
     http_config = workdir / "antring-http.cfg"
@@ -565,8 +544,8 @@ class Sipp:
             "-m", "1",
             "-i", LOCALHOST,
             "-p", str(port),
-            "-mp", str(free_port(span=4)),
-            "-cp", str(free_port()),
+            "-mp", str(reserve_port(span=4)),
+            "-cp", str(reserve_port()),
             "-nostdin",
             "-trace_logs", "-log_file", str(log),
             "-trace_err", "-error_file", str(self.workdir / f"{stem}.errors"),
@@ -578,12 +557,15 @@ class Sipp:
     def uas(self, scenario: str, port: int | None = None, *, echo: bool = False) -> SippUas:
         """Start an answering side and return once it listens; with `echo`, it sends back
         every RTP packet it gets (a phone with audio both ways)."""
-        port = port or free_port()
+        port = port or reserve_port()
+        if _port_taken(port):
+            # sipp would fail to start, and whatever holds the port would get its calls.
+            raise RuntimeError(f"sipp {scenario} cannot answer on {port}: the port is taken")
         argv, log = self._argv(scenario, port, ["-rtp_echo"] if echo else [])
         proc = Proc(f"sipp {scenario}", argv, log.with_suffix(".out"))
         self._running.append(proc)
         deadline = time.monotonic() + 10
-        while not _port_taken(port, socket.SOCK_DGRAM):
+        while not _port_taken(port):
             if not proc.alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"sipp {scenario} did not start:\n{proc.tail()}")
             time.sleep(0.05)
@@ -598,7 +580,7 @@ class Sipp:
         target: str | None = None,
     ) -> SippResult:
         argv, log = self._argv(
-            scenario, port or free_port(), [*extra, target or self.kamailio.target]
+            scenario, port or reserve_port(), [*extra, target or self.kamailio.target]
         )
         proc = Proc(f"sipp {scenario}", argv, log.with_suffix(".out"))
         self._running.append(proc)
@@ -628,12 +610,10 @@ class Sipp:
                 "-au", username, "-ap", password,
                 "-key", "user", to_user or username,
                 "-key", "domain", domain,
-                "-key", "contact_port", str(contact_port or free_port()),
+                "-key", "contact_port", str(contact_port or reserve_port()),
                 "-key", "expires", str(expires),
             ],
             timeout=20,
-            # Over TCP or TLS sipp binds its port for TCP too: free for both.
-            port=None if transport == "udp" else free_port(both=True),
             target=f"{LOCALHOST}:{ports[transport]}",
         )  # fmt: skip
 
@@ -749,7 +729,7 @@ def baresip_register(
     ports = {"udp": kamailio.port, "tcp": kamailio.tcp_port, "tls": kamailio.tls_port}
     (workdir / "config").write_text(
         # baresip listens on UDP and TCP.
-        f"sip_listen {LOCALHOST}:{free_port(both=True)}\n"
+        f"sip_listen {LOCALHOST}:{reserve_port()}\n"
         f"sip_cafile {kamailio.certificate}\n"
         "module_path /usr/lib/baresip/modules\n"
         "module g711.so\n"
@@ -857,18 +837,18 @@ class Linphonec:
             f"[misc]\nconfig-uri={config_uri}\n\n"
             "[sip]\n"
             f"bind_address={LOCALHOST}\n"
-            f"sip_port={free_port()}\n"
-            f"sip_tcp_port={free_port(socket.SOCK_STREAM)}\n"
-            f"sip_tls_port={free_port(socket.SOCK_STREAM)}\n"
+            f"sip_port={reserve_port()}\n"
+            f"sip_tcp_port={reserve_port()}\n"
+            f"sip_tls_port={reserve_port()}\n"
             f"root_ca={ca_file}\n"
             # Debian's mbedTLS (2.28) checks a certificate's DNS names only, and the edge is
             # 127.0.0.1: the chain is still verified against root_ca, only the name check is off.
             "verify_server_cn=0\n\n"
             "[rtp]\n"
             f"bind_address={LOCALHOST}\n"
-            f"audio_rtp_port={free_port(span=2)}\n"
-            f"video_rtp_port={free_port(span=2)}\n"
-            f"text_rtp_port={free_port(span=2)}\n"
+            f"audio_rtp_port={reserve_port(span=2)}\n"
+            f"video_rtp_port={reserve_port(span=2)}\n"
+            f"text_rtp_port={reserve_port(span=2)}\n"
         )
         self.output_path = workdir / "linphonec.out"
         self.log_path = workdir / "linphonec.log"

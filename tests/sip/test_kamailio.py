@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers.ports import reserve_port
+
 from .harness import (
     Device,
     Kamailio,
@@ -21,7 +23,6 @@ from .harness import (
     SippUas,
     Tenant,
     baresip_register,
-    free_port,
     own_edge,
     start_kamailio,
 )
@@ -255,7 +256,7 @@ def test_extension_rings_every_device_with_auto_answer_only_when_on(
     assert resp.status_code == 201, resp.text
     desk, web = agent.devices
     caller_phone = caller.devices[0]
-    desk_port, web_port = free_port(), free_port()
+    desk_port, web_port = reserve_port(), reserve_port()
     for device, port in ((desk, desk_port), (web, web_port)):
         _assert_final(
             sipp.register(device.name, device.password, tenant.sip_domain, contact_port=port),
@@ -305,7 +306,7 @@ def test_hotline_calls_reach_the_ivr_and_the_ivr_hands_them_to_the_agent(
         resp = who.api.post(f"/v1/users/{holder.id}/extensions", json={"number": "102"})
         assert resp.status_code == 201, resp.text
     customer, hotline = "0987654321", "19001234"
-    gateway_port, ivr_port, ivr_answer_port = free_port(), free_port(), free_port()
+    gateway_port, ivr_port, ivr_answer_port = reserve_port(), reserve_port(), reserve_port()
     trusted = tmp_path / "trusted.list"
     trusted.write_text(f"1 127.0.0.1 32 {gateway_port}\n2 127.0.0.1 32 {ivr_port} {domain}\n")
     kam = start_kamailio(
@@ -356,8 +357,9 @@ def test_hotline_calls_reach_the_ivr_and_the_ivr_hands_them_to_the_agent(
         _assert_final(runner.trusted_call("102", other.sip_domain, customer, port=ivr_port), 403)
         _assert_final(runner.trusted_call(OUTSIDE_NUMBER, domain, customer, port=ivr_port), 404)
         # The same INVITEs from an address nobody trusts are challenged.
-        _assert_final(runner.trusted_call("102", domain, customer, port=free_port()), 407)
-        _assert_final(runner.trusted_call(hotline, "carrier.test", customer, port=free_port()), 407)
+        stranger = reserve_port()
+        _assert_final(runner.trusted_call("102", domain, customer, port=stranger), 407)
+        _assert_final(runner.trusted_call(hotline, "carrier.test", customer, port=stranger), 407)
         # A gateway reaches hotline numbers only: no outbound call, no toll fraud.
         outbound = runner.uas("uas_answer.xml", kam.gateway_port)
         refused = runner.trusted_call(OUTSIDE_NUMBER, "carrier.test", customer, port=gateway_port)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.ports import reserve_port
+
 from .harness import (
     Device,
     Kamailio,
@@ -17,7 +19,6 @@ from .harness import (
     Sipp,
     SippResult,
     Tenant,
-    free_port,
     own_edge,
 )
 
@@ -93,7 +94,7 @@ def test_a_device_shows_its_registrations_as_the_edge_sees_them(
     _ok(sipp.register(soft.name, soft.password, domain, expires=30))
     short_until = time.monotonic() + 30
 
-    desk_port = free_port()
+    desk_port = reserve_port()
     _ok(sipp.register(desk.name, desk.password, domain, contact_port=desk_port))
     assert _wait_registered(tenant, desk, True, 1.0) < 1.0
     shown = _device(tenant, desk.id)
@@ -121,7 +122,7 @@ def test_a_device_shows_its_registrations_as_the_edge_sees_them(
     }
 
     # A second contact of the same account (another phone on it), then de-registering one.
-    other_port = free_port()
+    other_port = reserve_port()
     _ok(sipp.register(desk.name, desk.password, domain, contact_port=other_port))
     deadline = time.monotonic() + 1.0
     while _device(tenant, desk.id)["contact_count"] != 2:
@@ -178,7 +179,7 @@ def test_a_rotation_a_deletion_or_an_operator_ends_the_old_phones_registration(
     resp = tenant.api.post(f"/v1/users/{agent.id}/extensions", json={"number": "301"})
     assert resp.status_code == 201, resp.text
 
-    old_port = free_port()
+    old_port = reserve_port()
     _ok(sipp.register(phone.name, phone.password, domain, contact_port=old_port))
     result, invites = _ring(sipp, caller, tenant, "301", old_port)
     assert result.code == 200 and len(invites) == 1, result.log
@@ -192,7 +193,7 @@ def test_a_rotation_a_deletion_or_an_operator_ends_the_old_phones_registration(
     assert result.code == 480 and invites == [], result.log
 
     # The operator ends the new phone's registration.
-    new_port = free_port()
+    new_port = reserve_port()
     _ok(sipp.register(phone.name, new_password, domain, contact_port=new_port))
     _wait_registered(tenant, phone, True, 1.0)
     resp = tenant.api.delete(f"/v1/devices/{phone.id}/registrations")
@@ -223,7 +224,7 @@ def test_phones_register_while_the_service_is_down_and_it_catches_up(
         agent = tenant.create_user("Minh", devices=2)
         staying, returning = agent.devices
         domain = tenant.sip_domain
-        staying_port, returning_port = free_port(), free_port()
+        staying_port, returning_port = reserve_port(), reserve_port()
         # Both accounts are known to the edge (cached); one is offline when the service stops.
         _ok(runner.register(staying.name, staying.password, domain, contact_port=staying_port))
         _ok(

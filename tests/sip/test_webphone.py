@@ -23,6 +23,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.helpers.ports import reserve_port
+
 from .harness import (
     ROOT,
     Kamailio,
@@ -32,7 +34,6 @@ from .harness import (
     Sipp,
     Tenant,
     find_tool,
-    free_port,
     new_edge_plan,
     start_kamailio,
     start_rtpengine,
@@ -96,7 +97,8 @@ def browser(webphone_url: str, tmp_path: Path) -> Iterator[Any]:
     ):
         options.add_argument(argument)
     driver = webdriver.Chrome(
-        service=ChromeService(executable_path=str(find_tool("chromedriver"))), options=options
+        service=ChromeService(executable_path=str(find_tool("chromedriver")), port=reserve_port()),
+        options=options,
     )
     try:
         yield driver
@@ -334,7 +336,7 @@ def test_browser_and_ip_phone_call_each_other_with_audio_both_ways(
 ) -> None:
     tenant = make_tenant("Media")
     _, view = _web_user(tenant, "Mai", "210")
-    phone_port = free_port()
+    phone_port = reserve_port()
     _, phone = _phone_user(tenant, sipp, "Pat", "211", phone_port)
     state, _ = _open(browser, webphone_url, view)
     assert state == "registered", state
@@ -381,7 +383,7 @@ def test_the_browser_answers_by_itself_only_when_auto_answer_is_on(
 ) -> None:
     tenant = make_tenant("Auto")
     user_id, view = _web_user(tenant, "Ana", "220")
-    _, phone = _phone_user(tenant, sipp, "Bob", "221", free_port())
+    _, phone = _phone_user(tenant, sipp, "Bob", "221", reserve_port())
     state, _ = _open(browser, webphone_url, view)
     assert state == "registered", state
 
@@ -482,9 +484,11 @@ def test_the_browser_cannot_call_out_without_the_service_or_the_media_bridge(
     # A service, an rtpengine and a Kamailio of their own, so stopping them spares the others.
     plan = new_edge_plan()
     own_service = start_service(tmp_path / "service", plan)
-    engine = start_rtpengine(tmp_path / "rtpengine")
+    engine: Rtpengine | None = None
     kam: Kamailio | None = None
+    runner: Sipp | None = None
     try:
+        engine = start_rtpengine(tmp_path / "rtpengine")
         tenant = own_service.create_tenant("Down", "down.test")
         kam = start_kamailio(
             tmp_path / "kamailio",
@@ -498,7 +502,8 @@ def test_the_browser_cannot_call_out_without_the_service_or_the_media_bridge(
         assert resp.status_code == 200, resp.text
         state, _ = _open(browser, webphone_url, view)
         assert state == "registered", state
-        gateway = Sipp(kam, tmp_path).uas("uas_answer.xml", kam.gateway_port)
+        runner = Sipp(kam, tmp_path)
+        gateway = runner.uas("uas_answer.xml", kam.gateway_port)
 
         # No media bridge: the call is refused, and the minute it was granted is given back.
         engine.stop()
@@ -517,9 +522,13 @@ def test_the_browser_cannot_call_out_without_the_service_or_the_media_bridge(
         assert refused.startswith("refused: 503"), refused
         assert gateway.invites() == []
     finally:
+        # The gateway gets no call: it would wait out its own timeout, on a port of this run.
+        if runner is not None:
+            runner.stop_all()
         if kam is not None:
             kam.stop()
-        engine.stop()
+        if engine is not None:
+            engine.stop()
         own_service.stop()
 
 
@@ -533,13 +542,13 @@ def test_an_extension_call_rings_a_browser_and_a_desk_phone_each_with_its_own_me
 ) -> None:
     tenant = make_tenant("Fork")
     agent_id, view = _web_user(tenant, "Eve", "250")
-    desk_port = free_port()
+    desk_port = reserve_port()
     desk = tenant.add_device(agent_id, "eve-desk")
     assert (
         sipp.register(desk.name, desk.password, tenant.sip_domain, contact_port=desk_port).code
         == 200
     )
-    _, caller = _phone_user(tenant, sipp, "Fay", "251", free_port())
+    _, caller = _phone_user(tenant, sipp, "Fay", "251", reserve_port())
     resp = tenant.api.patch(f"/v1/users/{agent_id}/toggles", json={"auto_answer": True})
     assert resp.status_code == 200, resp.text
     state, _ = _open(browser, webphone_url, view)
