@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DOCS_PORT ?= 8001
 
-.PHONY: install run test test-sip lint format bench fuzz docs docs-build clean
+.PHONY: install run test lint format bench fuzz docs docs-build clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
