@@ -21,13 +21,20 @@ def url_problem(url: str) -> str | None:
         return "must be an http or https URL with a host"
     if parts.username or parts.password:
         return "must not carry credentials"
+    try:
+        # What resolving it would do first: a label over 63 characters, or an empty one, is
+        # no name at all.
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return "its host is not a valid name: each dot-separated label has 1 to 63 characters"
     return None
 
 
 async def address_problem(url: str, *, allow_private: bool) -> str | None:
-    """Why the URL's host may not be called, or None."""
-    if allow_private:
-        return None
+    """Why the URL may not be called, or None."""
+    problem = url_problem(url)
+    if problem or allow_private:
+        return problem
     host = urlsplit(url).hostname or ""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)

@@ -3,13 +3,14 @@ verifier), in order, once each, retried on schedule; the audit trail says who ch
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from app.clock import utcnow
@@ -17,6 +18,7 @@ from app.db.session import Database
 from app.main import create_app
 from app.outbox.models import Event
 from app.webhooks.dispatcher import Dispatcher
+from app.webhooks.models import WebhookEndpoint
 from tests.helpers.api import TenantKeys, assert_problem, create_user, db_rows
 from tests.helpers.callcontrol import new_agent, report
 from tests.helpers.receiver import Receiver
@@ -299,3 +301,51 @@ async def test_a_rotated_secret_and_the_old_one_both_sign_for_a_while(
     [got] = receiver.received
     Webhook(hook["secret"]).verify(got.body, got.headers)
     Webhook(rotated.json()["secret"]).verify(got.body, got.headers)
+
+
+async def test_a_host_that_is_no_name_is_refused_with_422_when_saved_and_at_delivery(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    migrated_url: str,
+    db: Database,
+    tenant: TenantKeys,
+    receiver: Receiver,
+) -> None:
+    no_name = f"https://{'a' * 300}.example.com/hook"
+    hook = await subscribe(client, tenant, receiver, "user.created")
+    strict = create_app(make_settings(migrated_url, webhooks_allow_private_urls=False))
+    async with strict.router.lifespan_context(strict):
+        transport = httpx.ASGITransport(app=strict)
+        async with httpx.AsyncClient(transport=transport, base_url="http://antring.test") as c:
+            for api in (client, c):
+                created = await api.post(
+                    "/v1/webhooks", json={"url": no_name}, headers=tenant.admin
+                )
+                assert_problem(created, 422, field="body.url")
+                changed = await api.patch(
+                    f"/v1/webhooks/{hook['id']}", json={"url": no_name}, headers=tenant.admin
+                )
+                assert_problem(changed, 422, field="body.url")
+    shown = await client.get(f"/v1/webhooks/{hook['id']}", headers=tenant.admin)
+    assert shown.json()["url"] == receiver.url
+
+    # One saved before this was checked: its deliveries are refused, the others go out.
+    stale = await subscribe(client, tenant, receiver, "user.created")
+    async with db.session_scope() as session:
+        await session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == uuid.UUID(stale["id"]))
+            .values(url=no_name)
+        )
+    user = await create_user(client, tenant.admin)
+    await deliver(app)
+
+    [got] = receiver.received
+    assert json.loads(got.body)["data"]["resource"]["id"] == user["id"]
+    Webhook(hook["secret"]).verify(got.body, got.headers)
+    listed = await client.get(f"/v1/webhooks/{stale['id']}/deliveries", headers=tenant.admin)
+    [delivery] = listed.json()["items"]
+    assert delivery["status"] == "pending"  # and retried on schedule
+    [attempt] = delivery["attempts"]
+    assert attempt["status_code"] is None
+    assert attempt["error"].startswith("refused: its host is not a valid name")
