@@ -28,7 +28,7 @@ from app.db.sql import insert_many
 from app.outbox.models import Event
 from app.webhooks import signing
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from app.webhooks.urls import address_problem
+from app.webhooks.urls import AddressRefused, PublicResolver, delivery_problem
 
 if TYPE_CHECKING:
     from app.webhooks.bus import EventBus  # bus.py imports payload() from here
@@ -304,14 +304,7 @@ class Dispatcher:
                 return 0
             where = _DELIVERY.c.id.in_(ids)
             claimed = [_Due._make(row) for row in await session.execute(_DUE.where(where))]
-        # Each URL's host is checked once a round, not once a delivery.
-        refused = {
-            url: await address_problem(url, allow_private=self._allow_private)
-            for url in {due.url for due in claimed}
-        }
-        outcomes = await asyncio.gather(
-            *(self._send(due, now, refused[due.url]) for due in claimed)
-        )
+        outcomes = await asyncio.gather(*(self._send(due, now) for due in claimed))
         async with self._db.session_scope() as session:
             await insert_many(
                 session,
@@ -378,15 +371,21 @@ class Dispatcher:
             found.append(self._decrypt(due.previous_secret_encrypted))
         return found
 
-    async def _send(
-        self, due: _Due, now: datetime, refused: str | None
-    ) -> tuple[int | None, str | None, int]:
-        """(status code, error, milliseconds)."""
-        if refused:
-            return None, f"refused: {refused}", 0
+    def _client(self) -> aiohttp.ClientSession:
         if self._http is None:
             # Kept connections to each receiver; aiohttp costs a tenth of httpx's CPU a request.
-            self._http = aiohttp.ClientSession(timeout=self._timeout)
+            # Connections go to the addresses its resolver checked.
+            connector = aiohttp.TCPConnector(
+                resolver=PublicResolver(allow_private=self._allow_private)
+            )
+            self._http = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._http
+
+    async def _send(self, due: _Due, now: datetime) -> tuple[int | None, str | None, int]:
+        """(status code, error, milliseconds)."""
+        refused = delivery_problem(due.url, allow_private=self._allow_private)
+        if refused:
+            return None, f"refused: {refused}", 0
         began = time.perf_counter()
         body = payload(due)
         headers = signing.headers(
@@ -396,12 +395,14 @@ class Dispatcher:
             secrets_=self._secrets(due, now),
         )
         try:
-            async with self._http.post(
+            async with self._client().post(
                 due.url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as error:
             elapsed = int((time.perf_counter() - began) * 1000)
+            if isinstance(error.__cause__, AddressRefused):
+                return None, f"refused: {str(error.__cause__)[:200]}", elapsed
             return None, f"{type(error).__name__}: {str(error)[:200]}", elapsed
         elapsed = int((time.perf_counter() - began) * 1000)
         return status, None, elapsed

@@ -3,9 +3,11 @@ verifier), in order, once each, retried on schedule; the audit trail says who ch
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -349,3 +351,77 @@ async def test_a_host_that_is_no_name_is_refused_with_422_when_saved_and_at_deli
     [attempt] = delivery["attempts"]
     assert attempt["status_code"] is None
     assert attempt["error"].startswith("refused: its host is not a valid name")
+
+
+async def test_a_name_that_resolves_elsewhere_for_the_connection_never_reaches_127_0_0_1(
+    migrated_url: str,
+    db: Database,
+    tenant: TenantKeys,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    resolve = loop.getaddrinfo
+    lookups: list[int | None] = []
+
+    async def rebinding(host: str, port: int | None, *args: Any, **kwargs: Any) -> Any:
+        """No DNS here: this stands in for an attacker's name with a zero TTL, which answers a
+        public address to a lookup that only checks it (no port: nothing is connected to) and
+        127.0.0.1 to the one a connection is made from."""
+        if host != "rebinding.example":
+            return await resolve(host, port, *args, **kwargs)
+        lookups.append(port)
+        address = "93.184.215.14" if port is None else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port or 0))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", rebinding)
+    strict = create_app(make_settings(migrated_url, webhooks_allow_private_urls=False))
+    async with strict.router.lifespan_context(strict):
+        transport = httpx.ASGITransport(app=strict)
+        async with httpx.AsyncClient(transport=transport, base_url="http://antring.test") as c:
+            url = f"http://rebinding.example:{receiver.port}/hook"
+            hook = await c.post(
+                "/v1/webhooks",
+                json={"url": url, "event_types": ["user.created"]},
+                headers=tenant.admin,
+            )
+            assert hook.status_code == 201, hook.text  # it looked public
+            await create_user(c, tenant.admin)
+            await deliver(strict)
+            listed = await c.get(
+                f"/v1/webhooks/{hook.json()['id']}/deliveries", headers=tenant.admin
+            )
+
+    assert receiver.received == []
+    assert receiver.port in lookups  # a connection was tried
+    [attempt] = listed.json()["items"][0]["attempts"]
+    assert attempt["error"].startswith("refused: its host rebinding.example is a private"), attempt
+
+
+async def test_a_name_is_called_at_the_address_it_resolved_to_with_its_own_host_header(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    tenant: TenantKeys,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    resolve = loop.getaddrinfo
+
+    async def hosts_file(host: str, port: int | None, *args: Any, **kwargs: Any) -> Any:
+        if host != "hooks.acme.example":
+            return await resolve(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", hosts_file)
+    url = f"http://hooks.acme.example:{receiver.port}/hook"
+    hook = await client.post(
+        "/v1/webhooks", json={"url": url, "event_types": ["user.created"]}, headers=tenant.admin
+    )
+    assert hook.status_code == 201, hook.text
+    await create_user(client, tenant.admin)
+    await deliver(app)
+
+    [got] = receiver.received
+    assert got.headers["host"] == f"hooks.acme.example:{receiver.port}"
+    Webhook(hook.json()["secret"]).verify(got.body, got.headers)
