@@ -1,17 +1,34 @@
 """Where webhooks may go: http(s) URLs of public hosts. Private, loopback and link-local
 addresses are refused (the service must not be a way into its own network) unless
-ANTRING_WEBHOOKS_ALLOW_PRIVATE_URLS=true; checked when an endpoint is saved and again at each
-round of deliveries, since a name may resolve elsewhere later."""
+ANTRING_WEBHOOKS_ALLOW_PRIVATE_URLS=true: when an endpoint is saved, and at each delivery by the
+resolver its connections go through, which checks the very addresses it then connects to (a
+name that answers a public address to the check and 127.0.0.1 to the connection, DNS
+rebinding, gets nowhere)."""
 
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Iterable
 from urllib.parse import urlsplit
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+
+class AddressRefused(OSError):
+    """A webhook's host that may not be called; aiohttp reports it as the cause of a
+    ClientConnectorError, and nothing is connected to."""
 
 
 def _is_private(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     return not ip.is_global or ip.is_multicast
+
+
+def _refusal(host: str, addresses: Iterable[str]) -> str | None:
+    if any(_is_private(address) for address in addresses):
+        return f"its host {host} is a private, loopback or link-local address"
+    return None
 
 
 def url_problem(url: str) -> str | None:
@@ -21,18 +38,65 @@ def url_problem(url: str) -> str | None:
         return "must be an http or https URL with a host"
     if parts.username or parts.password:
         return "must not carry credentials"
+    try:
+        # What resolving it would do first: a label over 63 characters, or an empty one, is
+        # no name at all.
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return "its host is not a valid name: each dot-separated label has 1 to 63 characters"
     return None
 
 
 async def address_problem(url: str, *, allow_private: bool) -> str | None:
-    """Why the URL's host may not be called, or None."""
-    if allow_private:
-        return None
+    """Why the URL may not be called, its host resolved now, or None (when it is saved)."""
+    problem = url_problem(url)
+    if problem or allow_private:
+        return problem
     host = urlsplit(url).hostname or ""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError:
         return f"its host {host} cannot be resolved"
-    if any(_is_private(str(info[4][0])) for info in infos):
-        return f"its host {host} is a private, loopback or link-local address"
-    return None
+    return _refusal(host, (str(info[4][0]) for info in infos))
+
+
+def delivery_problem(url: str, *, allow_private: bool) -> str | None:
+    """Why a delivery to the URL may not be tried, as far as the URL itself tells: its form, or
+    a private address written in it (aiohttp connects to an address in the URL without asking
+    its resolver). A name's addresses are checked by PublicResolver, as it is resolved."""
+    problem = url_problem(url)
+    if problem or allow_private:
+        return problem
+    host = urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return _refusal(host, [host])
+
+
+class PublicResolver(AbstractResolver):
+    """The resolver of the delivery worker's connections: resolves a name once, refuses it if
+    any of its addresses is private (unless those are allowed), and gives aiohttp the addresses
+    it checked, which aiohttp connects to; the name stays the TLS server name (SNI, the
+    certificate's check) and the Host header."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        self._allow_private = allow_private
+        self._resolver = ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        try:
+            found = await self._resolver.resolve(host, port, family)
+        except UnicodeError:
+            raise AddressRefused(f"its host {host} is not a valid name") from None
+        if not self._allow_private:
+            problem = _refusal(host, (result["host"] for result in found))
+            if problem:
+                raise AddressRefused(problem)
+        return found
+
+    async def close(self) -> None:
+        await self._resolver.close()

@@ -1,8 +1,11 @@
 """A webhook receiver on 127.0.0.1: records every request and answers with the status its
-script says (then 204). It also stands in for the SIP edges' JSON-RPC."""
+script says (then 204), at once, after `delay` seconds, or never (`hang`). It also stands in for
+the SIP edges' JSON-RPC."""
 
 import asyncio
+import contextlib
 import json
+import time
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
@@ -16,15 +19,20 @@ class Received:
     path: str
     headers: dict[str, str]
     body: str
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
 class Receiver:
     statuses: list[int] = field(default_factory=list)  # answered in turn, then 204
     answer: str | None = None  # after the statuses: 200 with this JSON body instead of 204
+    delay: float = 0.0  # seconds before each answer
+    hang: bool = False  # reads each request and never answers it
     received: list[Received] = field(default_factory=list)
     port: int = 0
     _server: asyncio.Server | None = None
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)
+    _serving: dict[asyncio.Task[None], asyncio.StreamWriter] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -35,11 +43,19 @@ class Receiver:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        """Stops listening and closes every connection, unanswered requests' too."""
+        self._closing.set()
         if self._server is not None:
             self._server.close()
+            for writer in self._serving.values():
+                writer.close()
+            await asyncio.gather(*self._serving)
             await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        serving = asyncio.current_task()
+        assert serving is not None
+        self._serving[serving] = writer
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -51,6 +67,13 @@ class Receiver:
                 }
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 self.received.append(Received(path, headers, body.decode()))
+                if self.hang or self.delay:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._closing.wait(), None if self.hang else self.delay
+                        )
+                if self._closing.is_set():
+                    return
                 status = self.statuses.pop(0) if self.statuses else 204
                 reply = ""
                 if status == 204 and self.answer is not None:
@@ -63,6 +86,7 @@ class Receiver:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            del self._serving[serving]
             writer.close()
 
 
