@@ -20,8 +20,19 @@ class AddressRefused(OSError):
     ClientConnectorError, and nothing is connected to."""
 
 
+# IPv6 addresses that carry an IPv4 one (NAT64's well-known prefix among them) are global to
+# ipaddress, yet a gateway may turn them into the IPv4 address they carry.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def _is_private(address: str) -> bool:
     ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        carried = ip.ipv4_mapped or ip.sixtofour
+        if carried is None and ip in _NAT64:
+            carried = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if carried is not None and _is_private(str(carried)):
+            return True
     return not ip.is_global or ip.is_multicast
 
 
