@@ -4,8 +4,10 @@ import re
 import secrets
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +19,7 @@ from app.db.conflicts import flush_or_conflict
 from app.devices import registrations, repository
 from app.devices.events import device_change
 from app.devices.exceptions import DeviceNameTaken, DeviceNotFound, MacAddressTaken
-from app.devices.models import Device, DeviceKind
+from app.devices.models import Device, DeviceKind, PhoneModel
 from app.devices.repository import StoredDevice
 from app.devices.schemas import (
     DeviceConfig,
@@ -96,9 +98,6 @@ async def _flush(session: AsyncSession, device: Device) -> None:
     )
 
 
-SHOWN = ("name", "kind", "enabled", "user_id", "mac", "model")
-
-
 def _check_phone_fields(device: Device | DeviceCreate, *, kind_changed: bool) -> None:
     """A MAC address and a phone model belong to IP phones only."""
     if device.kind == DeviceKind.ip_phone:
@@ -113,11 +112,20 @@ def _check_phone_fields(device: Device | DeviceCreate, *, kind_changed: bool) ->
 
 
 def shown(device: Device | StoredDevice | dict[str, Any]) -> dict[str, Any]:
-    """A device's SHOWN fields as its events and audit entries hold them, whether it is a row
-    about to be stored, a stored row or the ORM's object."""
-    if isinstance(device, dict):
-        return {name: outbox.plain(device[name]) for name in SHOWN}
-    return outbox.snapshot(device, SHOWN)
+    """A device's fields as its events and audit entries show them (JSON's values), whether it
+    is a row about to be stored, a stored row or the ORM's object."""
+    get: Callable[[str], Any] = (
+        device.__getitem__ if isinstance(device, dict) else partial(getattr, device)
+    )
+    model = get("model")
+    return {
+        "name": get("name"),
+        "kind": DeviceKind(get("kind")).value,
+        "enabled": get("enabled"),
+        "user_id": str(get("user_id")),
+        "mac": get("mac"),
+        "model": None if model is None else PhoneModel(model).value,
+    }
 
 
 def device_updated(

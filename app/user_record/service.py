@@ -104,7 +104,8 @@ def new_user(*, tenant_id: uuid.UUID, data: UserCreate, at: datetime) -> NewUser
         "created_at": at,
         "updated_at": at,
     }
-    shown = {name: outbox.plain(row[name]) for name in SHOWN}
+    # JSON's values as they are (text, booleans, a number).
+    shown = {name: row[name] for name in SHOWN}
     created = user_change(
         "user.created", tenant_id=tenant_id, user_id=user_id, data=shown, after=shown
     )
