@@ -202,7 +202,7 @@ async def _import_file(
 
     from app.crypto import PasswordCipher
     from app.imports.exceptions import ImportRejected
-    from app.imports.service import count_rows, import_users
+    from app.imports.importer import count_rows, import_users
 
     cipher = PasswordCipher(settings.secret_key.get_secret_value())
     total = count_rows(source, file_format)
@@ -265,8 +265,8 @@ def _export_users(settings: Settings, args: argparse.Namespace) -> str:
 
 
 async def _export(settings: Settings, args: argparse.Namespace, out: IO[str]) -> None:
+    from app.imports.export import export_rows
     from app.imports.formats import FileFormat, csv_header, csv_line, json_line
-    from app.imports.service import export_rows
 
     file_format = FileFormat(args.format)
     db = Database(settings)

@@ -1,6 +1,6 @@
 """Every dependency a route takes, as an `Annotated` alias: the request's session and the app's
 objects, who is calling (the key, and the tenant it acts on), and the resource a route acts on,
-loaded once per request."""
+loaded once per request (the user: app/user_record/deps.py)."""
 
 import re
 import uuid
@@ -34,8 +34,6 @@ from app.outbox.record import Actor, acting
 from app.settings import Settings
 from app.tenants import service as tenants
 from app.tenants.models import Tenant
-from app.users import service as users
-from app.users.service import TenantUser
 from app.webhooks import service as webhooks
 from app.webhooks.models import WebhookEndpoint
 
@@ -235,35 +233,6 @@ IfMatch = Annotated[
         "nothing. Without it the write goes through."
     ),
 ]
-
-
-async def _read_user(user_id: uuid.UUID, session: SessionDep, scope: ReadAccess) -> TenantUser:
-    return await users.require_user(session, tenant_id=scope.tenant_id, user_id=user_id)
-
-
-async def _admin_user(user_id: uuid.UUID, session: SessionDep, scope: AdminAccess) -> TenantUser:
-    return await users.require_user(session, tenant_id=scope.tenant_id, user_id=user_id)
-
-
-# The user of the route's `{user_id}`, with its tenant; another tenant's user is not found.
-ReadUser = Annotated[TenantUser, Depends(_read_user)]
-AdminUser = Annotated[TenantUser, Depends(_admin_user)]
-
-
-async def _changed_user(
-    user_id: uuid.UUID, session: SessionDep, scope: AdminAccess, if_match: IfMatch = None
-) -> TenantUser:
-    # Locked as read: concurrent changes of one user go one after the other, each from what
-    # the one before it left (and a stale If-Match is told so, not overwritten).
-    current = await users.require_user(
-        session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True
-    )
-    require_match(if_match, current.user.version)
-    return current
-
-
-# A user an admin changes or deletes: still at the version `If-Match` names, if it names one.
-ChangedUser = Annotated[TenantUser, Depends(_changed_user)]
 
 
 async def _read_device(

@@ -27,7 +27,6 @@ from app.crypto import PasswordCipher
 from app.db.session import Database
 from app.devices.router import call_control_router as registrations_router
 from app.devices.router import router as devices_router
-from app.directory.router import router as directory_router
 from app.errors import install_error_handlers, problem_openapi
 from app.extensions.router import router as extensions_router
 from app.health import metrics_router
@@ -44,8 +43,9 @@ from app.provisioning.router import router as provisioning_router
 from app.quotas.router import router as quotas_router
 from app.request_limits import HeaderSizeLimit
 from app.settings import Settings, get_settings
-from app.tenants.router import router as tenants_router
+from app.tenancy.router import router as tenants_router
 from app.users.router import router as users_router
+from app.users.router import toggles_router
 from app.webhooks.bus import EventBus
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.router import router as webhooks_router
@@ -240,10 +240,10 @@ def create_app(
         health_router,
         tenants_router,
         api_keys_router,
-        # Before the directory: /v1/users/export is not a user's id.
+        # Before the users: /v1/users/export is not a user's id.
         imports_router,
-        directory_router,
         users_router,
+        toggles_router,
         devices_router,
         extensions_router,
         quotas_router,

@@ -22,7 +22,7 @@ from app.quotas.models import (
     QuotaHistory,
 )
 from app.tenants.models import Tenant
-from app.users.models import User
+from app.user_record.models import User
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [

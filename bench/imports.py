@@ -40,13 +40,13 @@ from app.devices.service import stored_secrets
 from app.dialing import shadows_emergency
 from app.extensions.models import Extension
 from app.imports.formats import COLUMNS, FileFormat
-from app.imports.service import count_rows, import_users
+from app.imports.importer import count_rows, import_users
 from app.outbox.models import AuditEntry, Event
 from app.settings import Settings
 from app.tenants.models import DEFAULT_EMERGENCY_NUMBERS
 from app.tenants.schemas import TenantCreate
 from app.tenants.service import create_tenant, get_tenant
-from app.users.models import User
+from app.user_record.models import User
 from bench.seed import drop_database, recreate_database
 
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/antring_bench_import"

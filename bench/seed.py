@@ -20,7 +20,7 @@ from app.extensions.models import Extension
 from app.quotas.models import CallRecord, MonthlyUsage
 from app.settings import Settings
 from app.tenants.models import Tenant
-from app.users.models import User
+from app.user_record.models import User
 
 USERNAME_PREFIX = "bench-"
 # One user in LIMITED_EVERY has a monthly limit (so authorizations take holds); the others are

@@ -17,7 +17,7 @@ from app.idempotency.models import IdempotencyKey
 from app.jobs.registry import run_job
 from app.main import create_app
 from app.tenants.models import Tenant
-from app.users.models import User
+from app.user_record.models import User
 from tests.helpers.api import TenantKeys, assert_problem, create_user, db_get, db_rows
 from tests.helpers.settings import make_settings
 

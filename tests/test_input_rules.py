@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.db.session import Database
 from app.main import create_app
 from app.tenants.models import Tenant
-from app.users.models import User
+from app.user_record.models import User
 from tests.helpers.api import TenantKeys, assert_problem, create_user, db_rows
 from tests.helpers.settings import make_settings
 

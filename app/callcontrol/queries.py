@@ -42,7 +42,7 @@ from app.outbox.models import Event
 from app.quotas.models import CallAuthorization, CallRecord, MonthlyUsage
 from app.quotas.repository import CALL_COLUMNS
 from app.tenants.models import Tenant
-from app.users.models import User
+from app.user_record.models import User
 
 
 def _in_scope(tenant_id: ColumnElement[Any]) -> ColumnElement[bool]:

@@ -23,9 +23,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.sql import insert_many
-from app.devices.models import Device, Registration, Transport
+from app.devices.models import Device, DeviceKind, PhoneModel, Registration, Transport
 from app.tenants.models import Tenant
-from app.users.models import User
+from app.user_record.models import User
+
+_DEVICES = cast(Table, Device.__table__)
 
 
 async def get_device_and_tenant(
@@ -73,6 +75,90 @@ async def device_names(
 async def owner_name(session: AsyncSession, *, device: Device) -> str:
     name = await session.scalar(select(User.display_name).where(User.id == device.user_id))
     return name or ""
+
+
+# Many devices at once: the import's and the export's reads and writes.
+
+
+class StoredDevice(NamedTuple):
+    """A device as the import and the export read it: its shown fields, without the ORM."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    name_key: str
+    kind: DeviceKind
+    enabled: bool
+    mac: str | None
+    model: PhoneModel | None
+
+
+_STORED_DEVICE_COLUMNS = (
+    Device.id,
+    Device.user_id,
+    Device.name,
+    Device.name_key,
+    Device.kind,
+    Device.enabled,
+    Device.mac,
+    Device.model,
+)
+
+
+async def stored_devices_of(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_ids: Collection[uuid.UUID]
+) -> list[StoredDevice]:
+    if not user_ids:
+        return []
+    rows = await session.execute(
+        select(*_STORED_DEVICE_COLUMNS).where(
+            Device.tenant_id == tenant_id, Device.user_id.in_(user_ids)
+        )
+    )
+    return [StoredDevice(*row) for row in rows]
+
+
+async def name_holders(
+    session: AsyncSession, *, tenant_id: uuid.UUID, name_keys: Collection[str]
+) -> dict[str, uuid.UUID]:
+    """Whose device has each of these (lower-cased) names (the free ones are absent)."""
+    if not name_keys:
+        return {}
+    rows = await session.execute(
+        select(Device.name_key, Device.user_id).where(
+            Device.tenant_id == tenant_id, Device.name_key.in_(name_keys)
+        )
+    )
+    return {row.name_key: row.user_id for row in rows}
+
+
+async def insert_devices(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """New devices' rows (each made by `service.new_device`), as multi-row INSERTs."""
+    await insert_many(session, _DEVICES, rows)
+
+
+async def update_device_kinds(
+    session: AsyncSession, *, rows: list[dict[str, Any]], at: datetime
+) -> None:
+    """Each row: `device_id` and its new `kind`; one statement run for all of them, raising
+    each device's version."""
+    if not rows:
+        return
+    statement = (
+        update(_DEVICES)
+        .where(_DEVICES.c.id == bindparam("device_id"))
+        .values(
+            kind=bindparam("kind", type_=_DEVICES.c.kind.type),
+            version=_DEVICES.c.version + 1,
+            updated_at=at,
+        )
+    )
+    await session.execute(statement, rows)
+
+
+async def delete_devices(session: AsyncSession, *, ids: Collection[uuid.UUID]) -> None:
+    if ids:
+        await session.execute(delete(_DEVICES).where(_DEVICES.c.id.in_(ids)))
 
 
 # Registrations: a device's contacts at the SIP edges.

@@ -2,13 +2,11 @@ from fastapi import Response, status
 
 from app.deps import (
     AdminDevice,
-    AdminUser,
     CallControlAccess,
     ChangedDevice,
     CipherDep,
     IdempotencyDep,
     ReadDevice,
-    ReadUser,
     SessionDep,
     SettingsDep,
 )
@@ -48,7 +46,8 @@ from app.idempotency.service import create_once
 from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
-from app.users.exceptions import UserNotFound
+from app.user_record.deps import AdminUser, ReadUser
+from app.user_record.exceptions import UserNotFound
 
 router = api_router(tags=["devices"], responses=responses(Unauthorized, Forbidden, TenantNotFound))
 

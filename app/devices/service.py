@@ -4,18 +4,23 @@ import re
 import secrets
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import edgecache
+from app.clock import utcnow
 from app.crypto import PasswordCipher, generate_password, ha1_md5, ha1_sha256
 from app.db.conflicts import flush_or_conflict
 from app.devices import registrations, repository
 from app.devices.events import device_change
 from app.devices.exceptions import DeviceNameTaken, DeviceNotFound, MacAddressTaken
-from app.devices.models import Device, DeviceKind
+from app.devices.models import Device, DeviceKind, PhoneModel
+from app.devices.repository import StoredDevice
 from app.devices.schemas import (
     DeviceConfig,
     DeviceCreate,
@@ -93,10 +98,7 @@ async def _flush(session: AsyncSession, device: Device) -> None:
     )
 
 
-SHOWN = ("name", "kind", "enabled", "user_id", "mac", "model")
-
-
-def _check_phone_fields(device: Device, *, kind_changed: bool) -> None:
+def _check_phone_fields(device: Device | DeviceCreate, *, kind_changed: bool) -> None:
     """A MAC address and a phone model belong to IP phones only."""
     if device.kind == DeviceKind.ip_phone:
         return
@@ -109,40 +111,52 @@ def _check_phone_fields(device: Device, *, kind_changed: bool) -> None:
             raise InvalidInput(f"body.{field}", f"Only an ip_phone has a {field}.")
 
 
-def device_created(
-    *, tenant_id: uuid.UUID, device_id: uuid.UUID, shown: dict[str, Any]
+def shown(device: Device | StoredDevice | dict[str, Any]) -> dict[str, Any]:
+    """A device's fields as its events and audit entries show them (JSON's values), whether it
+    is a row about to be stored, a stored row or the ORM's object."""
+    get: Callable[[str], Any] = (
+        device.__getitem__ if isinstance(device, dict) else partial(getattr, device)
+    )
+    model = get("model")
+    return {
+        "name": get("name"),
+        "kind": DeviceKind(get("kind")).value,
+        "enabled": get("enabled"),
+        "user_id": str(get("user_id")),
+        "mac": get("mac"),
+        "model": None if model is None else PhoneModel(model).value,
+    }
+
+
+def device_updated(
+    device: Device | StoredDevice,
+    *,
+    tenant_id: uuid.UUID,
+    before: dict[str, Any],
+    after: dict[str, Any],
 ) -> outbox.Change:
-    """A new device's event: its SHOWN fields, as JSON holds them."""
+    """The event of a device's change: its `shown` fields before and after (only those that
+    changed are recorded; none: nothing is)."""
+    old, new = outbox.changes(before, after)
     return device_change(
-        "device.created",
+        "device.updated",
         tenant_id=tenant_id,
-        device_id=device_id,
-        user_id=uuid.UUID(shown["user_id"]),
-        name=shown["name"],
-        data=shown,
-        after=shown,
+        device_id=device.id,
+        user_id=device.user_id,
+        name=device.name,
+        before=old,
+        after=new,
     )
 
 
-async def _record(
-    session: AsyncSession,
-    device: Device,
-    type: str,
-    *,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> None:
-    await outbox.record_change(
-        session,
-        device_change(
-            type,
-            tenant_id=device.tenant_id,
-            device_id=device.id,
-            user_id=device.user_id,
-            name=device.name,
-            before=before,
-            after=after,
-        ),
+def device_deleted(device: Device | StoredDevice, *, tenant_id: uuid.UUID) -> outbox.Change:
+    return device_change(
+        "device.deleted",
+        tenant_id=tenant_id,
+        device_id=device.id,
+        user_id=device.user_id,
+        name=device.name,
+        before=shown(device),
     )
 
 
@@ -154,6 +168,65 @@ def default_device_name(display_name: str) -> str:
     return f"{slug}-{secrets.token_hex(3)}"
 
 
+def check_new_device(data: DeviceCreate) -> None:
+    """The rules a new device meets beyond its schema: a chosen password's, a phone's fields.
+    `new_device` checks them; the import checks them also where it makes no device (a dry
+    run)."""
+    if data.password is not None:
+        check_password(data.password, username=data.name)
+    _check_phone_fields(data, kind_changed=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NewDevice:
+    """A device about to be stored: its row (every column, the digest HA1 values and the
+    encrypted password among them), its password, and the event that records it."""
+
+    row: dict[str, Any]
+    password: str
+    created: outbox.Change
+
+
+def new_device(
+    cipher: PasswordCipher,
+    *,
+    tenant: Tenant,
+    user_id: uuid.UUID,
+    data: DeviceCreate,
+    at: datetime,
+) -> NewDevice:
+    """A new device's row, its password (generated unless given) and its event: the one place a
+    device is made, by a single create and by the import alike."""
+    check_new_device(data)
+    password = generate_password() if data.password is None else data.password
+    device_id = uuid.uuid4()
+    row = {
+        "id": device_id,
+        "tenant_id": tenant.id,
+        "user_id": user_id,
+        "name": data.name,
+        "name_key": data.name.lower(),
+        "kind": data.kind,
+        "enabled": True,
+        "mac": data.mac,
+        "model": data.model,
+        **stored_secrets(cipher, name=data.name, realm=tenant.sip_domain, password=password),
+        "created_at": at,
+        "updated_at": at,
+    }
+    after = shown(row)
+    created = device_change(
+        "device.created",
+        tenant_id=tenant.id,
+        device_id=device_id,
+        user_id=user_id,
+        name=data.name,
+        data=after,
+        after=after,
+    )
+    return NewDevice(row=row, password=password, created=created)
+
+
 async def add_device(
     session: AsyncSession,
     cipher: PasswordCipher,
@@ -163,29 +236,12 @@ async def add_device(
     data: DeviceCreate,
 ) -> tuple[Device, str]:
     """A new SIP account for the user; returns it with its password (generated unless given)."""
-    if data.password is None:
-        password = generate_password()
-    else:
-        password = data.password
-        check_password(password, username=data.name)
-    device = Device(
-        tenant_id=tenant.id,
-        user_id=user_id,
-        name=data.name,
-        name_key=data.name.lower(),
-        kind=data.kind,
-        mac=data.mac,
-        model=data.model,
-    )
-    _check_phone_fields(device, kind_changed=False)
-    _set_password(device, cipher, password=password, realm=tenant.sip_domain)
+    new = new_device(cipher, tenant=tenant, user_id=user_id, data=data, at=utcnow())
+    device = Device(**new.row)
     session.add(device)
     await _flush(session, device)
-    created = device_created(
-        tenant_id=tenant.id, device_id=device.id, shown=outbox.snapshot(device, SHOWN)
-    )
-    await outbox.record_change(session, created)
-    return device, password
+    await outbox.record_change(session, new.created)
+    return device, new.password
 
 
 async def list_devices(
@@ -209,7 +265,7 @@ async def update_device(
     session: AsyncSession, cipher: PasswordCipher, *, current: TenantDevice, data: DeviceUpdate
 ) -> Device:
     device = current.device
-    before = outbox.snapshot(device, SHOWN)
+    before = shown(device)
     changes = data.changes()
     renamed = "name" in changes and changes["name"] != device.name
     if renamed or changes.get("enabled") is False:
@@ -237,17 +293,28 @@ async def update_device(
             setattr(device, field, changes[field])
     _check_phone_fields(device, kind_changed="kind" in changes)
     await _flush(session, device)
-    old, new = outbox.changes(before, outbox.snapshot(device, SHOWN))
-    await _record(session, device, "device.updated", before=old, after=new)
+    await outbox.record_change(
+        session,
+        device_updated(device, tenant_id=device.tenant_id, before=before, after=shown(device)),
+    )
     return device
 
 
 async def delete_device(session: AsyncSession, *, current: TenantDevice) -> None:
     device = current.device
     edgecache.forget(session, domain=current.tenant.sip_domain, usernames=[device.name])
-    await _record(session, device, "device.deleted", before=outbox.snapshot(device, SHOWN))
+    await outbox.record_change(session, device_deleted(device, tenant_id=device.tenant_id))
     await session.delete(device)
     await session.flush()
+
+
+async def forget_devices(
+    session: AsyncSession, *, tenant: Tenant, user_id: uuid.UUID | None = None
+) -> None:
+    """The SIP edges drop the tenant's devices (one user's, when given) that are deleted with
+    their tenant or user: their registrations go with them."""
+    names = await repository.device_names(session, tenant_id=tenant.id, user_id=user_id)
+    edgecache.forget(session, domain=tenant.sip_domain, usernames=names)
 
 
 async def rotate_password(
@@ -264,7 +331,16 @@ async def rotate_password(
         session, tenant=current.tenant, device=device, reason="password_rotated"
     )
     # The new password is nowhere in it: the edge only learns to drop what it cached.
-    await _record(session, device, "device.password_rotated")
+    await outbox.record_change(
+        session,
+        device_change(
+            "device.password_rotated",
+            tenant_id=device.tenant_id,
+            device_id=device.id,
+            user_id=device.user_id,
+            name=device.name,
+        ),
+    )
     return device, password
 
 

@@ -1,10 +1,15 @@
 import uuid
+from collections.abc import Collection
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.sql import insert_many
 from app.extensions.models import Extension
-from app.users.models import User
+from app.user_record.models import User
+
+_EXTENSIONS = cast(Table, Extension.__table__)
 
 
 async def list_user_extensions(
@@ -63,3 +68,49 @@ async def tenant_extension_numbers(session: AsyncSession, *, tenant_id: uuid.UUI
         select(Extension.number).where(Extension.tenant_id == tenant_id).order_by(Extension.number)
     )
     return list(rows)
+
+
+# Many extensions at once: the import's and the export's reads and writes.
+
+
+class StoredExtension(NamedTuple):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    number: str
+
+
+async def stored_extensions_of(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_ids: Collection[uuid.UUID]
+) -> list[StoredExtension]:
+    if not user_ids:
+        return []
+    rows = await session.execute(
+        select(Extension.id, Extension.user_id, Extension.number).where(
+            Extension.tenant_id == tenant_id, Extension.user_id.in_(user_ids)
+        )
+    )
+    return [StoredExtension(*row) for row in rows]
+
+
+async def number_holders(
+    session: AsyncSession, *, tenant_id: uuid.UUID, numbers: Collection[str]
+) -> dict[str, uuid.UUID]:
+    """Who holds each of these numbers (the free ones are absent)."""
+    if not numbers:
+        return {}
+    rows = await session.execute(
+        select(Extension.number, Extension.user_id).where(
+            Extension.tenant_id == tenant_id, Extension.number.in_(numbers)
+        )
+    )
+    return {row.number: row.user_id for row in rows}
+
+
+async def insert_extensions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """New extensions' rows (each made by `service.new_extension`), as multi-row INSERTs."""
+    await insert_many(session, _EXTENSIONS, rows)
+
+
+async def delete_extensions(session: AsyncSession, *, ids: Collection[uuid.UUID]) -> None:
+    if ids:
+        await session.execute(delete(_EXTENSIONS).where(_EXTENSIONS.c.id.in_(ids)))

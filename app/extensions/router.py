@@ -2,15 +2,7 @@ from typing import Annotated
 
 from fastapi import Path, Query, Response, status
 
-from app.deps import (
-    AdminUser,
-    CipherDep,
-    IdempotencyDep,
-    ReadAccess,
-    ReadTenant,
-    ReadUser,
-    SessionDep,
-)
+from app.deps import CipherDep, IdempotencyDep, ReadAccess, ReadTenant, SessionDep
 from app.errors import CREATED, Forbidden, InvalidInput, Unauthorized, responses
 from app.extensions import service
 from app.extensions.exceptions import ExtensionNotFound, ExtensionTaken
@@ -24,7 +16,8 @@ from app.idempotency.service import create_once
 from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
-from app.users.exceptions import UserNotFound
+from app.user_record.deps import AdminUser, ReadUser
+from app.user_record.exceptions import UserNotFound
 
 router = api_router(
     tags=["extensions"], responses=responses(Unauthorized, Forbidden, TenantNotFound)

@@ -1,9 +1,13 @@
 """Internal extensions: short numbers agents call each other by, and hotline callers dial."""
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clock import utcnow
 from app.db.conflicts import flush_or_conflict
 from app.dialing import shadows_emergency
 from app.extensions import repository
@@ -26,11 +30,36 @@ def refuse_emergency_shadow(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class NewExtension:
+    """An extension about to be stored: its row and the event that records it."""
+
+    row: dict[str, Any]
+    added: outbox.Change
+
+
+def new_extension(
+    *, tenant: Tenant, user_id: uuid.UUID, number: str, at: datetime, field: str = "body.number"
+) -> NewExtension:
+    """A new extension's row and its event: the one place an extension is made, by a single
+    request and by the import alike."""
+    refuse_emergency_shadow(number, tenant.emergency_numbers, field=field)
+    row = {
+        "id": uuid.uuid4(),
+        "tenant_id": tenant.id,
+        "user_id": user_id,
+        "number": number,
+        "created_at": at,
+    }
+    added = extension_change("extension.added", tenant_id=tenant.id, user_id=user_id, number=number)
+    return NewExtension(row=row, added=added)
+
+
 async def add_extension(
     session: AsyncSession, *, tenant: Tenant, user_id: uuid.UUID, number: str
 ) -> Extension:
-    refuse_emergency_shadow(number, tenant.emergency_numbers)
-    extension = Extension(tenant_id=tenant.id, user_id=user_id, number=number)
+    new = new_extension(tenant=tenant, user_id=user_id, number=number, at=utcnow())
+    extension = Extension(**new.row)
     session.add(extension)
     await flush_or_conflict(
         session,
@@ -40,7 +69,7 @@ async def add_extension(
             )
         },
     )
-    await _record(session, "extension.added", tenant_id=tenant.id, user_id=user_id, number=number)
+    await outbox.record_change(session, new.added)
     return extension
 
 

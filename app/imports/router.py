@@ -25,7 +25,7 @@ from app.errors import (
     UnsupportedMediaType,
     responses,
 )
-from app.imports import service
+from app.imports import export, job_records
 from app.imports.exceptions import (
     ImportConflict,
     ImportJobNotFound,
@@ -168,7 +168,7 @@ async def get_import(
     running_here = runner.live(job_id, tenant_id=scope.tenant_id)
     if running_here is not None:
         return running_here
-    return await service.read_job(
+    return await job_records.read_job(
         session,
         cipher,
         tenant_id=scope.tenant_id,
@@ -186,7 +186,7 @@ async def export_users(
     ] = FileFormat.csv,
 ) -> StreamingResponse:
     """Export the users in the import's columns, without passwords."""
-    rows = service.export_rows(db.session_scope, tenant_id=scope.tenant_id)
+    rows = export.export_rows(db.session_scope, tenant_id=scope.tenant_id)
 
     async def lines() -> AsyncIterator[str]:
         if format == FileFormat.csv:

@@ -16,7 +16,7 @@ from app.clock import utcnow
 from app.crypto import PasswordCipher
 from app.db.session import Database
 from app.errors import AppError
-from app.imports import repository, service
+from app.imports import importer, job_records, repository
 from app.imports.exceptions import ImportRejected
 from app.imports.formats import FileFormat
 from app.imports.models import ImportStatus
@@ -68,7 +68,7 @@ class ImportRunner:
         Takes `source` over and closes it when done."""
         try:
             # In a thread: reading a large file through would hold up every other request.
-            rows_total = await asyncio.to_thread(service.count_rows, source, file_format)
+            rows_total = await asyncio.to_thread(importer.count_rows, source, file_format)
         except BaseException:
             source.close()
             raise
@@ -103,10 +103,10 @@ class ImportRunner:
         source: IO[bytes],
         file_format: FileFormat,
         dry_run: bool,
-        progress: service.Progress | None = None,
+        progress: importer.Progress | None = None,
     ) -> ImportReport:
         tenant = await tenants.get_tenant(session, tenant_id=tenant_id)
-        return await service.import_users(
+        return await importer.import_users(
             session,
             self._cipher,
             tenant=tenant,
@@ -127,13 +127,13 @@ class ImportRunner:
     ) -> ImportJobOut:
         try:
             async with self._db.session_scope() as session:
-                job = await service.new_job(
+                job = await job_records.new_job(
                     session, tenant_id=tenant_id, rows_total=rows_total, dry_run=dry_run
                 )
         except BaseException:
             source.close()
             raise
-        shown = service.job_out(job)
+        shown = job_records.job_out(job)
         self._live[job.id] = (tenant_id, shown)
         task = asyncio.get_running_loop().create_task(
             self._run(
@@ -198,21 +198,21 @@ class ImportRunner:
                 await repository.finish_job(
                     session,
                     job_id=job_id,
-                    values=service.finished(
+                    values=job_records.finished(
                         self._cipher, status=ImportStatus.succeeded, report=report
                     ),
                 )
             if not dry_run:
                 self._on_written()
         except ImportRejected as rejected:
-            ended = service.finished(
+            ended = job_records.finished(
                 self._cipher,
                 status=ImportStatus.failed,
                 report=rejected.report,
                 detail=rejected.detail,
             )
         except AppError as error:
-            ended = service.finished(
+            ended = job_records.finished(
                 self._cipher, status=ImportStatus.failed, detail=error.detail or error.title
             )
         except asyncio.CancelledError:
@@ -220,7 +220,7 @@ class ImportRunner:
             raise
         except Exception as error:
             logger.exception("import %s failed", job_id)
-            ended = service.finished(
+            ended = job_records.finished(
                 self._cipher,
                 status=ImportStatus.failed,
                 detail=f"Could not finish ({type(error).__name__}). Nothing was stored.",
@@ -255,7 +255,7 @@ class ImportRunner:
 
 
 def _interrupted(cipher: PasswordCipher) -> dict[str, object]:
-    return service.finished(
+    return job_records.finished(
         cipher,
         status=ImportStatus.failed,
         detail="Interrupted: the service stopped. Nothing was stored; import again.",

@@ -13,7 +13,7 @@ from app.provisioning.models import (
     ProvisioningLink,
     ProvisioningNonce,
 )
-from app.users.models import User
+from app.user_record.models import User
 
 _FETCHES = cast(Table, ProvisioningFetch.__table__)
 _NONCES = cast(Table, ProvisioningNonce.__table__)

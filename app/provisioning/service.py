@@ -53,7 +53,7 @@ from app.provisioning.schemas import (
 )
 from app.settings import Settings
 from app.tenants import repository as tenants
-from app.users.models import User
+from app.user_record.models import User
 
 # The transports a phone's file names, best first: signalling encrypted when the edge can.
 PHONE_TRANSPORTS = ("tls", "tcp", "udp")

@@ -17,7 +17,7 @@ from app.quotas.models import (
     QuotaHistory,
 )
 from app.tenants.models import Tenant
-from app.users.models import User
+from app.user_record.models import User
 
 
 async def used_seconds_by_user(

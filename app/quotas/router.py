@@ -1,6 +1,6 @@
 from fastapi import Response
 
-from app.deps import ChangedUser, ReadUser, SessionDep
+from app.deps import SessionDep
 from app.errors import VERSIONED, Forbidden, PreconditionFailed, Unauthorized, responses
 from app.etags import set_etag
 from app.pagination import Page, PageDep
@@ -8,7 +8,8 @@ from app.quotas import service
 from app.quotas.schemas import CallOut, QuotaHistoryEntry, QuotaOut, QuotaUpdate
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
-from app.users.exceptions import UserNotFound
+from app.user_record.deps import ChangedUser, ReadUser
+from app.user_record.exceptions import UserNotFound
 
 router = api_router(
     prefix="/v1/users/{user_id}",

@@ -3,7 +3,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.users.schemas import LimitMinutes
+from app.user_record.schemas import LimitMinutes
 
 
 class QuotaOut(BaseModel):

@@ -10,8 +10,8 @@ from app.clock import utcnow
 from app.quotas import repository
 from app.quotas.periods import period_of, resets_at
 from app.quotas.schemas import CallOut, QuotaHistoryEntry, QuotaOut
-from app.users import service as users
-from app.users.service import TenantUser
+from app.user_record import service as user_record
+from app.user_record.service import TenantUser
 
 
 def used_minutes(used_seconds: int) -> int:
@@ -48,7 +48,7 @@ async def get_quota(session: AsyncSession, *, current: TenantUser) -> QuotaOut:
 async def set_limit(
     session: AsyncSession, *, current: TenantUser, limit_minutes: int | None
 ) -> QuotaOut:
-    await users.set_limit(session, user=current.user, limit_minutes=limit_minutes)
+    await user_record.set_limit(session, user=current.user, limit_minutes=limit_minutes)
     return await get_quota(session, current=current)
 
 

@@ -46,7 +46,7 @@ async def create_tenant(session: AsyncSession, *, data: TenantCreate) -> Tenant:
 
 async def update_tenant(session: AsyncSession, *, tenant: Tenant, data: TenantUpdate) -> None:
     """The tenant's own row and its `tenant.updated` event (with what changed); what the change
-    means for its devices and extensions is the directory's."""
+    means for its devices and extensions is app.tenancy's."""
     before = outbox.snapshot(tenant, SHOWN)
     data.apply_to(tenant)
     await flush_tenant(session, tenant)

@@ -1,56 +1,42 @@
-from typing import Annotated
+import uuid
+from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import BaseModel, Field, StrictBool
 
-from app.schemas import PatchModel, SingleLine
-
-DisplayName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    SingleLine,
-    Field(examples=["Nguyễn Thị Lan"]),
-]
-Email = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
-    SingleLine,
-    Field(examples=["lan@acme.vn"]),
-]
-ExternalRef = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    SingleLine,
-    Field(description="The agent's id in the company's identity system; unique in the tenant."),
-]
-LimitMinutes = Annotated[
-    StrictInt,
-    Field(ge=0, le=1_000_000, description="Monthly outbound minutes; null means unlimited."),
-]
+from app.devices.schemas import DeviceSummary
+from app.schemas import PatchModel
 
 
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MinutesSummary(BaseModel):
+    """The Users table's "minutes called / minutes allowed"."""
 
-    display_name: DisplayName
-    email: Email | None = None
-    external_ref: ExternalRef | None = None
-    outbound_allowed: StrictBool = True
-    auto_answer: StrictBool = False
-    limit_minutes: LimitMinutes | None = None
+    period: str = Field(examples=["2026-11"])
+    used_minutes: int = Field(examples=[125])
+    limit_minutes: int | None = Field(examples=[600], description="null: unlimited")
 
 
-class UserUpdate(PatchModel):
-    nullable = frozenset({"email", "external_ref", "limit_minutes"})
+class UserOut(BaseModel):
+    id: uuid.UUID
+    display_name: str
+    email: str | None
+    external_ref: str | None
+    enabled: bool
+    outbound_allowed: bool
+    auto_answer: bool
+    limit_minutes: int | None
+    devices: list[DeviceSummary]
+    extensions: list[str] = Field(examples=[["102"]])
+    minutes: MinutesSummary
+    created_at: datetime
+    updated_at: datetime
 
-    display_name: DisplayName | None = None
-    email: Email | None = None
-    external_ref: ExternalRef | None = None
-    enabled: StrictBool | None = Field(
-        default=None, description="A disabled user's devices cannot register or call."
+
+class UserCreated(UserOut):
+    default_device_password: str = Field(
+        description="The password of the default SIP account (the one device in `devices`), "
+        "shown here once; later only in the device's config view.",
+        examples=["qP4xN8vK2mR7tW3yZ6bA"],
     )
-    outbound_allowed: StrictBool | None = None
-    auto_answer: StrictBool | None = None
-    limit_minutes: LimitMinutes | None = None
 
 
 class Toggles(BaseModel):

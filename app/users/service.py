@@ -1,136 +1,132 @@
-"""Agents: their details and their two switches."""
+"""The Users aggregate as operations staff see it: the Users table (each user with their
+devices, extensions and this month's minutes, in a fixed number of queries per page), a new
+user with the SIP account every user gets by default, a user's changes and switches, and a
+user's deletion with what the SIP edges must forget."""
 
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from collections import defaultdict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.conflicts import flush_or_conflict
-from app.outbox import record as outbox
+from app.clock import utcnow
+from app.crypto import PasswordCipher
+from app.devices import registrations
+from app.devices import repository as devices_repository
+from app.devices import service as devices
+from app.devices.models import DeviceKind
+from app.devices.schemas import DeviceCreate, DeviceSummary
+from app.extensions import repository as extensions_repository
+from app.quotas import repository as quotas_repository
+from app.quotas.periods import period_of
+from app.quotas.service import used_minutes
 from app.tenants.models import Tenant
+from app.user_record import service as user_record
+from app.user_record.models import User
+from app.user_record.schemas import UserCreate, UserUpdate
+from app.user_record.service import TenantUser
 from app.users import repository
-from app.users.exceptions import ExternalRefTaken, UserNotFound
-from app.users.models import User
-from app.users.schemas import Toggles, TogglesUpdate, UserCreate, UserUpdate
+from app.users.repository import UserSort
+from app.users.schemas import MinutesSummary, Toggles, TogglesUpdate, UserCreated, UserOut
 
 
-@dataclass(frozen=True, slots=True)
-class TenantUser:
-    """A user, and the tenant it belongs to (whose domain, calendar and rules apply to it)."""
-
-    user: User
-    tenant: Tenant
+def default_device(display_name: str) -> DeviceCreate:
+    """The SIP account every new user gets unless told otherwise (by a single create, and by an
+    import row that lists no devices): a web device named after them."""
+    return DeviceCreate(name=devices.default_device_name(display_name), kind=DeviceKind.web)
 
 
-async def require_user(
-    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, for_update: bool = False
-) -> TenantUser:
-    """The tenant's user; UserNotFound otherwise (another tenant's user is not found either).
-    `for_update`: locked until the transaction ends, for a change based on what is read."""
-    found = await repository.get_user_and_tenant(
-        session, tenant_id=tenant_id, user_id=user_id, for_update=for_update
+async def _present(session: AsyncSession, *, tenant: Tenant, page: list[User]) -> list[UserOut]:
+    """Users as the Users table shows them: four queries whatever the page's size."""
+    user_ids = [user.id for user in page]
+    period = period_of(utcnow(), tenant.timezone)
+    used = await quotas_repository.used_seconds_by_user(
+        session, tenant_id=tenant.id, user_ids=user_ids, period=period
     )
-    if found is None:
-        raise UserNotFound(f"No user {user_id}.")
-    return TenantUser(user=found[0], tenant=found[1])
-
-
-async def flush_user(session: AsyncSession, user: User) -> None:
-    await flush_or_conflict(
-        session,
-        {
-            "uq_user_account_tenant_id_external_ref": ExternalRefTaken(
-                f"External reference {user.external_ref} belongs to another user."
-            )
-        },
+    devices = await devices_repository.list_user_devices(
+        session, tenant_id=tenant.id, user_ids=user_ids
     )
-
-
-SHOWN = (
-    "display_name",
-    "email",
-    "external_ref",
-    "enabled",
-    "outbound_allowed",
-    "auto_answer",
-    "limit_minutes",
-)
-
-
-def user_change(
-    type: str,
-    *,
-    tenant_id: uuid.UUID,
-    user_id: uuid.UUID,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    data: dict[str, Any] | None = None,
-) -> outbox.Change:
-    """The event and audit entry of a change to a user, however it was made."""
-    return outbox.Change(
-        type=type,
-        tenant_id=tenant_id,
-        resource_type="user",
-        resource_id=user_id,
-        user_id=user_id,
-        data=data,
-        before=before,
-        after=after,
+    counts = await registrations.contact_counts(
+        session, tenant_id=tenant.id, device_ids=[device.id for device in devices]
     )
+    devices_of: dict[uuid.UUID, list[DeviceSummary]] = defaultdict(list)
+    for device in devices:
+        devices_of[device.user_id].append(
+            DeviceSummary.of(device, contact_count=counts.get(device.id, 0))
+        )
+    numbers_of: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for extension in await extensions_repository.list_user_extensions(
+        session, tenant_id=tenant.id, user_ids=user_ids
+    ):
+        numbers_of[extension.user_id].append(extension.number)
+    return [
+        UserOut(
+            id=user.id,
+            display_name=user.display_name,
+            email=user.email,
+            external_ref=user.external_ref,
+            enabled=user.enabled,
+            outbound_allowed=user.outbound_allowed,
+            auto_answer=user.auto_answer,
+            limit_minutes=user.limit_minutes,
+            devices=devices_of[user.id],
+            extensions=numbers_of[user.id],
+            minutes=MinutesSummary(
+                period=period,
+                used_minutes=used_minutes(used.get(user.id, 0)),
+                limit_minutes=user.limit_minutes,
+            ),
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
+        for user in page
+    ]
 
 
-def user_created(
-    *, tenant_id: uuid.UUID, user_id: uuid.UUID, shown: dict[str, Any]
-) -> outbox.Change:
-    """A new user's event: its SHOWN fields, as JSON holds them."""
-    return user_change(
-        "user.created", tenant_id=tenant_id, user_id=user_id, data=shown, after=shown
+async def get_user(session: AsyncSession, *, current: TenantUser) -> UserOut:
+    return (await _present(session, tenant=current.tenant, page=[current.user]))[0]
+
+
+async def create_user(
+    session: AsyncSession, cipher: PasswordCipher, *, tenant: Tenant, data: UserCreate
+) -> UserCreated:
+    """A new agent, with the one SIP account every agent gets by default (its password is in
+    this answer once)."""
+    user = await user_record.add_user(session, tenant_id=tenant.id, data=data)
+    _, password = await devices.add_device(
+        session, cipher, tenant=tenant, user_id=user.id, data=default_device(data.display_name)
     )
+    shown = (await _present(session, tenant=tenant, page=[user]))[0]
+    return UserCreated(**shown.model_dump(), default_device_password=password)
 
 
-async def _record(
+async def list_users(
     session: AsyncSession,
-    user: User,
-    type: str,
     *,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> None:
-    await outbox.record_change(
-        session,
-        user_change(type, tenant_id=user.tenant_id, user_id=user.id, before=before, after=after),
+    tenant: Tenant,
+    search: str | None,
+    sort: UserSort,
+    limit: int,
+    offset: int,
+) -> tuple[list[UserOut], int]:
+    page, total = await repository.list_users(
+        session, tenant_id=tenant.id, search=search, sort=sort, limit=limit, offset=offset
     )
+    return await _present(session, tenant=tenant, page=page), total
 
 
-async def _changed(session: AsyncSession, user: User, type: str, change: Any) -> None:
-    """Applies `change(user)`, flushes, and records what changed (nothing changed: nothing)."""
-    before = outbox.snapshot(user, SHOWN)
-    change(user)
-    await flush_user(session, user)
-    old, new = outbox.changes(before, outbox.snapshot(user, SHOWN))
-    await _record(session, user, type, before=old, after=new)
+async def update_user(session: AsyncSession, *, current: TenantUser, data: UserUpdate) -> UserOut:
+    if data.changes().get("enabled") is False and current.user.enabled:
+        await registrations.end_registrations(
+            session, tenant=current.tenant, user_id=current.user.id, reason="user_disabled"
+        )
+    await user_record.update_user(session, user=current.user, data=data)
+    return await get_user(session, current=current)
 
 
-async def add_user(session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCreate) -> User:
-    user = User(tenant_id=tenant_id, **data.model_dump())
-    session.add(user)
-    await flush_user(session, user)
-    created = user_created(tenant_id=tenant_id, user_id=user.id, shown=outbox.snapshot(user, SHOWN))
-    await outbox.record_change(session, created)
-    return user
-
-
-async def update_user(session: AsyncSession, *, user: User, data: UserUpdate) -> User:
-    await _changed(session, user, "user.updated", data.apply_to)
-    return user
-
-
-async def delete_user(session: AsyncSession, *, user: User) -> None:
-    """Deletes the user; the database deletes their devices, extensions and usage with them."""
-    await _record(session, user, "user.deleted", before=outbox.snapshot(user, SHOWN))
-    await session.delete(user)
-    await session.flush()
+async def delete_user(session: AsyncSession, *, current: TenantUser) -> None:
+    """Deletes the user with their devices and extensions; the SIP edges forget the devices."""
+    await devices.forget_devices(session, tenant=current.tenant, user_id=current.user.id)
+    await user_record.delete_user(session, user=current.user)
 
 
 def toggles(user: User) -> Toggles:
@@ -138,12 +134,5 @@ def toggles(user: User) -> Toggles:
 
 
 async def update_toggles(session: AsyncSession, *, user: User, data: TogglesUpdate) -> Toggles:
-    await _changed(session, user, "user.updated", data.apply_to)
+    await user_record.update_user(session, user=user, data=data)
     return toggles(user)
-
-
-async def set_limit(session: AsyncSession, *, user: User, limit_minutes: int | None) -> None:
-    def change(target: User) -> None:
-        target.limit_minutes = limit_minutes
-
-    await _changed(session, user, "quota.updated", change)

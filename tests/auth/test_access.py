@@ -16,7 +16,7 @@ from app.db.session import Database
 from app.imports.models import ImportJob, ImportStatus
 from app.models import Base
 from app.tenants.models import Tenant
-from app.users.models import User
+from app.user_record.models import User
 from tests.helpers.api import (
     TenantKeys,
     add_device,

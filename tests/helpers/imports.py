@@ -11,7 +11,7 @@ from app.db.session import Database
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.outbox.models import AuditEntry, Event
-from app.users.models import User
+from app.user_record.models import User
 
 HEADER = (
     "display_name,email,external_ref,extensions,devices,limit_minutes,outbound_allowed,auto_answer"

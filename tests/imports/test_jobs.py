@@ -10,9 +10,9 @@ from sqlalchemy import select, update
 from app.clock import utcnow
 from app.db.session import Database
 from app.imports.formats import FileFormat
+from app.imports.importer import import_users
 from app.imports.models import ImportJob, ImportStatus
 from app.imports.runner import ImportRunner
-from app.imports.service import import_users
 from app.jobs.registry import run_job
 from app.outbox.models import AuditEntry
 from app.tenants.service import get_tenant

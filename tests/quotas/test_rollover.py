@@ -12,7 +12,7 @@ from app.quotas.jobs import close_finished_months
 from app.quotas.models import MonthRollover, QuotaHistory
 from app.settings import Settings
 from app.tenants.models import Tenant
-from app.users.models import User
+from app.user_record.models import User
 from tests.helpers.api import TenantKeys
 from tests.helpers.callcontrol import new_agent, record_at
 from tests.helpers.settings import make_settings

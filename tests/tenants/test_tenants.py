@@ -10,7 +10,7 @@ from app.db.session import Database
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.tenants.models import Tenant
-from app.users.models import User
+from app.user_record.models import User
 from tests.helpers.api import (
     TenantKeys,
     add_extension,

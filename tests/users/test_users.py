@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select
 from app.db.session import Database
 from app.devices.models import Device
 from app.extensions.models import Extension
-from app.users.models import User
+from app.user_record.models import User
 from tests.helpers.api import (
     TenantKeys,
     add_device,

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from app.db.session import Database
-from app.users.models import User
+from app.user_record.models import User
 from bench.server import Server
 from tests.helpers.api import bearer, db_rows, new_platform_key
 from tests.helpers.receiver import Receiver

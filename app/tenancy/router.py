@@ -10,7 +10,6 @@ from app.deps import (
     PlatformTenant,
     SessionDep,
 )
-from app.directory import service as directory
 from app.errors import (
     CREATED,
     VERSIONED,
@@ -24,6 +23,7 @@ from app.etags import set_etag
 from app.idempotency.service import create_once
 from app.pagination import Page, PageDep
 from app.routing import api_router
+from app.tenancy import service as tenancy
 from app.tenants import service
 from app.tenants.exceptions import EmergencyNumberInUse, SipDomainTaken, TenantNotFound
 from app.tenants.schemas import TenantCreate, TenantOut, TenantUpdate
@@ -89,7 +89,7 @@ async def update_tenant(
     response: Response,
 ) -> TenantOut:
     """Change a tenant's settings."""
-    updated = await directory.update_tenant(session, cipher, tenant=tenant, data=body)
+    updated = await tenancy.update_tenant(session, cipher, tenant=tenant, data=body)
     set_etag(response, updated.version)
     return TenantOut.model_validate(updated)
 
@@ -102,4 +102,4 @@ async def update_tenant(
 )
 async def delete_tenant(session: SessionDep, tenant: PlatformTenant) -> None:
     """Delete a tenant with all its users, devices, extensions, usage and keys."""
-    await directory.delete_tenant(session, tenant=tenant)
+    await tenancy.delete_tenant(session, tenant=tenant)

@@ -1,21 +1,23 @@
 """Onboarding a call center at once: a file of agents imported all or nothing (or only checked,
-a dry run), and exported back in the same columns.
+a dry run).
 
 The rows are read, checked and written in batches in the caller's one transaction: memory holds
 a batch or two, not the file. Every rule of a single request applies (the same schemas and
 checks), and so do duplicates inside the file and conflicts with what is stored; a batch is
 written only while the file has no problem so far, and the caller rolls back when it has one.
-The database writes a batch while the next is checked. Each created or changed user, device
-and extension writes the events and audit entries a single request writes, many rows to a
-statement."""
+The database writes a batch while the next is checked.
+
+The importer orchestrates; it makes no row itself. Each new user, device and extension, and
+each change of one, is made by the function of its domain a single request uses (so a rule
+added there reaches the import), with the events and audit entries a single request writes;
+each domain's repository writes them many rows to a statement."""
 
 import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import IO, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -24,33 +26,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import edgecache
 from app.clock import utcnow
-from app.crypto import PasswordCipher, generate_password
+from app.crypto import PasswordCipher
 from app.db.base import Base
 from app.db.errors import violated_constraint
+from app.devices import repository as devices_repository
 from app.devices import service as devices
-from app.devices.events import device_change
 from app.devices.models import DeviceKind
+from app.devices.repository import StoredDevice
 from app.devices.schemas import DeviceCreate
 from app.errors import InvalidInput, field_message
+from app.extensions import repository as extensions_repository
 from app.extensions import service as extensions
+from app.extensions.repository import StoredExtension
 from app.extensions.schemas import ExtensionNumber
 from app.imports import repository
-from app.imports.exceptions import ImportConflict, ImportJobNotFound, ImportRejected
-from app.imports.formats import (
-    ExportRow,
-    FileFormat,
-    Problem,
-    RowReader,
-    SourceRow,
-)
-from app.imports.models import ImportJob, ImportStatus
-from app.imports.repository import StoredDevice, StoredExtension, StoredUser
-from app.imports.schemas import ImportedRow, ImportJobOut, ImportProblem, ImportReport, NewDevice
+from app.imports.exceptions import ImportConflict, ImportRejected
+from app.imports.formats import FileFormat, Problem, RowReader, SourceRow
+from app.imports.schemas import ImportedRow, ImportProblem, ImportReport, NewDevice
 from app.outbox import record as outbox
 from app.outbox.record import Change
 from app.tenants.models import Tenant
+from app.user_record import repository as users_repository
+from app.user_record import service as user_record
+from app.user_record.repository import StoredUser
+from app.user_record.schemas import ExternalRef, UserCreate, UserUpdate
 from app.users import service as users
-from app.users.schemas import ExternalRef, UserCreate, UserUpdate
 
 BATCH_ROWS = 500
 MAX_PROBLEMS = 1000
@@ -118,9 +118,12 @@ class _Row:
     source: SourceRow
     ref: str | None = None
     stored: StoredUser | None = None
+    # A new user (no stored one): what a single create would be given.
+    new: UserCreate | None = None
+    # A stored user: the fields the row gives.
     user: dict[str, Any] = field(default_factory=dict)
     numbers: list[str] = field(default_factory=list)
-    devices: list[tuple[str, DeviceKind]] = field(default_factory=list)
+    devices: list[DeviceCreate] = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -266,10 +269,11 @@ class _Importer:
                 column = str(err["loc"][0]) if err["loc"] else None
                 row.problem(column, field_message(err), str(err["type"]))
             return
-        if row.stored is None:
-            row.user = {**data.model_dump(), "external_ref": row.ref}
+        if isinstance(data, UserCreate):
+            # The reference as read and checked above (its own column's rules).
+            row.new = data.model_copy(update={"external_ref": row.ref})
         else:
-            row.user = data.model_dump(exclude_unset=True)
+            row.user = data.changes()
 
     def _read_extensions(self, row: _Row) -> None:
         in_row: set[str] = set()
@@ -302,19 +306,26 @@ class _Importer:
         for name, kind in row.source.devices or []:
             try:
                 device = DeviceCreate.model_validate({"name": name, "kind": kind})
+                devices.check_new_device(device)
             except ValidationError as error:
                 for err in error.errors():
                     what = "kind " if err["loc"] == ("kind",) else ""
                     message = f"{_quoted(str(name))}: {what}{field_message(err)}"
                     row.problem("devices", message, str(err["type"]))
                 continue
+            except InvalidInput as error:
+                message = f"{_quoted(str(name))}: {error.detail or error.title}"
+                row.problem(
+                    "devices", message, error.errors[0].type if error.errors else "value_error"
+                )
+                continue
             if not self._claim_name(row, device.name):
                 continue
-            row.devices.append((device.name, device.kind))
+            row.devices.append(device)
 
     def _claim_name(self, row: _Row, name: str) -> bool:
         first = self.names.setdefault(name.lower(), row.number)
-        if first == row.number and not any(n.lower() == name.lower() for n, _ in row.devices):
+        if first == row.number and not any(d.name.lower() == name.lower() for d in row.devices):
             return True
         where = "in this row" if first == row.number else f"in row {first}"
         row.problem(
@@ -326,11 +337,12 @@ class _Importer:
 
     def _default_device(self, row: _Row) -> None:
         """A new user without devices in the file gets the one a single create gives."""
+        assert row.new is not None
         while True:
-            name = devices.default_device_name(row.user.get("display_name") or "")
-            if name.lower() not in self.names:
-                self.names[name.lower()] = row.number
-                row.devices.append((name, DeviceKind.web))
+            device = users.default_device(row.new.display_name)
+            if device.name.lower() not in self.names:
+                self.names[device.name.lower()] = row.number
+                row.devices.append(device)
                 return
 
     async def _look_up(self, rows: list[_Row]) -> _Found:
@@ -338,7 +350,7 @@ class _Importer:
         real import), who holds its extensions and device names, and the updated users'
         extensions and devices. Each row is read by the rules of a create or an update."""
         tenant_id = self.tenant.id
-        stored = await repository.users_by_ref(
+        stored = await users_repository.users_by_ref(
             self.session,
             tenant_id=tenant_id,
             refs=[row.ref for row in rows if row.ref is not None],
@@ -352,13 +364,13 @@ class _Importer:
             if row.stored is None and not row.source.problems and not row.source.devices:
                 self._default_device(row)
         found = _Found()
-        found.holders = await repository.extension_holders(
+        found.holders = await extensions_repository.number_holders(
             self.session, tenant_id=tenant_id, numbers=[n for row in rows for n in row.numbers]
         )
-        found.name_holders = await repository.device_name_holders(
+        found.name_holders = await devices_repository.name_holders(
             self.session,
             tenant_id=tenant_id,
-            name_keys=[name.lower() for row in rows for name, _ in row.devices],
+            name_keys=[device.name.lower() for row in rows for device in row.devices],
         )
         while clashes := [
             row
@@ -366,23 +378,23 @@ class _Importer:
             if row.stored is None
             and not row.source.devices
             and row.devices
-            and row.devices[0][0].lower() in found.name_holders
+            and row.devices[0].name.lower() in found.name_holders
         ]:
             # A generated default name that some device already has (rare): another one.
             for row in clashes:
                 row.devices.clear()
                 self._default_device(row)
-            found.name_holders = await repository.device_name_holders(
+            found.name_holders = await devices_repository.name_holders(
                 self.session,
                 tenant_id=tenant_id,
-                name_keys=[row.devices[0][0].lower() for row in clashes],
+                name_keys=[row.devices[0].name.lower() for row in clashes],
             )
         updated = [row.stored.id for row in rows if row.stored is not None]
-        for device in await repository.devices_of(
+        for device in await devices_repository.stored_devices_of(
             self.session, tenant_id=tenant_id, user_ids=updated
         ):
             found.devices.setdefault(device.user_id, []).append(device)
-        for extension in await repository.extensions_of(
+        for extension in await extensions_repository.stored_extensions_of(
             self.session, tenant_id=tenant_id, user_ids=updated
         ):
             found.extensions.setdefault(extension.user_id, []).append(extension)
@@ -404,11 +416,11 @@ class _Importer:
                         f"Extension {number} is already assigned to another user.",
                         "extension_taken",
                     )
-            for name, _ in row.devices:
-                if found.name_holders.get(name.lower(), own) != own:
+            for device in row.devices:
+                if found.name_holders.get(device.name.lower(), own) != own:
                     row.problem(
                         "devices",
-                        f"Device name {name} is already used in this tenant.",
+                        f"Device name {device.name} is already used in this tenant.",
                         "device_name_taken",
                     )
             if row.stored is None:
@@ -426,93 +438,39 @@ class _Importer:
     def _create(self, row: _Row, writes: _Writes, *, at: datetime) -> None:
         if row.source.problems:
             return
-        tenant_id = self.tenant.id
-        user_id = uuid.uuid4()
-        shown = {**row.user, "enabled": True}
-        shown = {name: shown[name] for name in users.SHOWN}
-        writes.users.append(
-            {
-                "id": user_id,
-                "tenant_id": tenant_id,
-                **shown,
-                "created_at": at,
-                "updated_at": at,
-                "version": 1,
-            }
-        )
-        writes.changes.append(users.user_created(tenant_id=tenant_id, user_id=user_id, shown=shown))
-        for name, kind in row.devices:
-            self._new_device(row, writes, user_id=user_id, name=name, kind=kind, at=at)
+        assert row.new is not None
+        new = user_record.new_user(tenant_id=self.tenant.id, data=row.new, at=at)
+        user_id: uuid.UUID = new.row["id"]
+        writes.users.append(new.row)
+        writes.changes.append(new.created)
+        for device in row.devices:
+            self._new_device(row, writes, user_id=user_id, data=device, at=at)
         for number in row.numbers:
             self._new_extension(writes, user_id=user_id, number=number, at=at)
         self.created += 1
         self.rows.append((row.number, "create", row.ref, None if self.dry_run else user_id))
 
     def _new_device(
-        self,
-        row: _Row,
-        writes: _Writes,
-        *,
-        user_id: uuid.UUID,
-        name: str,
-        kind: DeviceKind,
-        at: datetime,
+        self, row: _Row, writes: _Writes, *, user_id: uuid.UUID, data: DeviceCreate, at: datetime
     ) -> None:
         if not self.writing:
             # Nothing will be stored: no password to make, encrypt and hash.
             return
-        tenant_id, device_id = self.tenant.id, uuid.uuid4()
-        password = generate_password()
-        writes.devices.append(
-            {
-                "id": device_id,
-                "tenant_id": tenant_id,
-                "user_id": user_id,
-                "name": name,
-                "name_key": name.lower(),
-                "kind": kind,
-                "enabled": True,
-                **devices.stored_secrets(
-                    self.cipher, name=name, realm=self.tenant.sip_domain, password=password
-                ),
-                "created_at": at,
-                "updated_at": at,
-                "version": 1,
-            }
-        )
-        shown = {
-            "name": name,
-            "kind": kind.value,
-            "enabled": True,
-            "user_id": str(user_id),
-            "mac": None,
-            "model": None,
-        }
-        writes.changes.append(
-            devices.device_created(tenant_id=tenant_id, device_id=device_id, shown=shown)
-        )
+        new = devices.new_device(self.cipher, tenant=self.tenant, user_id=user_id, data=data, at=at)
+        writes.devices.append(new.row)
+        writes.changes.append(new.created)
         self.new_devices.append(
-            (row.number, user_id, row.ref, device_id, name, kind.value, password)
+            (row.number, user_id, row.ref, new.row["id"], data.name, data.kind.value, new.password)
         )
 
     def _new_extension(
         self, writes: _Writes, *, user_id: uuid.UUID, number: str, at: datetime
     ) -> None:
-        tenant_id = self.tenant.id
-        writes.extensions.append(
-            {
-                "id": uuid.uuid4(),
-                "tenant_id": tenant_id,
-                "user_id": user_id,
-                "number": number,
-                "created_at": at,
-            }
+        new = extensions.new_extension(
+            tenant=self.tenant, user_id=user_id, number=number, at=at, field="extensions"
         )
-        writes.changes.append(
-            extensions.extension_change(
-                "extension.added", tenant_id=tenant_id, user_id=user_id, number=number
-            )
-        )
+        writes.extensions.append(new.row)
+        writes.changes.append(new.added)
 
     def _update(
         self,
@@ -527,13 +485,13 @@ class _Importer:
         and devices as the cells list them (the ones not listed are removed)."""
         stored = row.stored
         assert stored is not None
-        wanted_devices = {name.lower(): (name, kind) for name, kind in row.devices}
+        wanted_devices = {device.name.lower(): device for device in row.devices}
         for device in stored_devices:
             wanted = wanted_devices.get(device.name_key)
-            if wanted is not None and wanted[0] != device.name:
+            if wanted is not None and wanted.name != device.name:
                 row.problem(
                     "devices",
-                    f"{wanted[0]} differs only in case from the user's device {device.name}: "
+                    f"{wanted.name} differs only in case from the user's device {device.name}: "
                     "write it as it is",
                     "device_name_case",
                 )
@@ -542,15 +500,17 @@ class _Importer:
         # What the row changes: the changes it records (a dry run makes no device, and records
         # none for one).
         tenant_id, changes, added_device = self.tenant.id, len(writes.changes), False
-        before = {name: getattr(stored, name) for name in users.SHOWN}
-        old, new = outbox.changes(before, {**before, **row.user})
-        if new:
-            writes.user_updates.setdefault(frozenset(new), []).append({"user_id": stored.id, **new})
-            writes.changes.append(
-                users.user_change(
-                    "user.updated", tenant_id=tenant_id, user_id=stored.id, before=old, after=new
-                )
+        values, updated = user_record.user_update(
+            tenant_id=tenant_id,
+            user_id=stored.id,
+            before={name: getattr(stored, name) for name in user_record.SHOWN},
+            given=row.user,
+        )
+        if values:
+            writes.user_updates.setdefault(frozenset(values), []).append(
+                {"user_id": stored.id, **values}
             )
+            writes.changes.append(updated)
         if row.source.extensions is not None:
             for extension in stored_extensions:
                 if extension.number not in row.numbers:
@@ -575,16 +535,23 @@ class _Importer:
                             self.session, domain=self.tenant.sip_domain, usernames=[device.name]
                         )
                     writes.deleted_devices.append(device.id)
-                    writes.changes.append(_device_deleted(tenant_id, device))
+                    writes.changes.append(devices.device_deleted(device, tenant_id=tenant_id))
             for device in stored_devices:
                 wanted = wanted_devices.get(device.name_key)
-                if wanted is not None and wanted[1] != device.kind:
-                    writes.device_kinds.append({"device_id": device.id, "kind": wanted[1]})
-                    writes.changes.append(_device_kind_changed(tenant_id, device, wanted[1]))
+                if wanted is not None and wanted.kind != device.kind:
+                    writes.device_kinds.append({"device_id": device.id, "kind": wanted.kind})
+                    writes.changes.append(
+                        devices.device_updated(
+                            device,
+                            tenant_id=tenant_id,
+                            before=devices.shown(device),
+                            after=devices.shown(device._replace(kind=wanted.kind)),
+                        )
+                    )
             kept = {device.name_key for device in stored_devices}
-            for name, kind in row.devices:
-                if name.lower() not in kept:
-                    self._new_device(row, writes, user_id=stored.id, name=name, kind=kind, at=at)
+            for wanted in row.devices:
+                if wanted.name.lower() not in kept:
+                    self._new_device(row, writes, user_id=stored.id, data=wanted, at=at)
                     added_device = True
         changed = added_device or len(writes.changes) > changes
         if changed:
@@ -596,18 +563,18 @@ class _Importer:
     async def _write(self, writes: _Writes) -> None:
         session, at = self.session, utcnow()
         try:
-            await repository.insert_users(session, writes.users)
+            await users_repository.insert_users(session, writes.users)
             for columns, rows in writes.user_updates.items():
-                await repository.update_users(session, columns=columns, rows=rows, at=at)
-            await repository.delete_extensions(session, ids=writes.removed_extensions)
-            await repository.delete_devices(session, ids=writes.deleted_devices)
-            await repository.update_device_kinds(session, rows=writes.device_kinds, at=at)
+                await users_repository.update_users(session, columns=columns, rows=rows, at=at)
+            await extensions_repository.delete_extensions(session, ids=writes.removed_extensions)
+            await devices_repository.delete_devices(session, ids=writes.deleted_devices)
+            await devices_repository.update_device_kinds(session, rows=writes.device_kinds, at=at)
             # In the order of their unique keys: two imports that race wait for each other
             # on the same key instead of each holding one the other needs (a deadlock).
             writes.devices.sort(key=lambda row: row["name_key"])
             writes.extensions.sort(key=lambda row: row["number"])
-            await repository.insert_devices(session, writes.devices)
-            await repository.insert_extensions(session, writes.extensions)
+            await devices_repository.insert_devices(session, writes.devices)
+            await extensions_repository.insert_extensions(session, writes.extensions)
         except IntegrityError as error:
             what = _CONFLICTS.get(violated_constraint(error, Base.metadata) or "")
             if what is None:
@@ -650,168 +617,3 @@ class _Importer:
                 for number, user_id, ref, device_id, name, kind, password in self.new_devices
             ],
         )
-
-
-def _device_shown(device: StoredDevice) -> dict[str, Any]:
-    return {
-        "name": device.name,
-        "kind": device.kind.value,
-        "enabled": device.enabled,
-        "user_id": str(device.user_id),
-    }
-
-
-def _device_deleted(tenant_id: uuid.UUID, device: StoredDevice) -> Change:
-    return device_change(
-        "device.deleted",
-        tenant_id=tenant_id,
-        device_id=device.id,
-        user_id=device.user_id,
-        name=device.name,
-        before=_device_shown(device),
-    )
-
-
-def _device_kind_changed(tenant_id: uuid.UUID, device: StoredDevice, kind: DeviceKind) -> Change:
-    return device_change(
-        "device.updated",
-        tenant_id=tenant_id,
-        device_id=device.id,
-        user_id=device.user_id,
-        name=device.name,
-        before={"kind": device.kind.value},
-        after={"kind": kind.value},
-    )
-
-
-EXPORT_PAGE = 500
-
-
-async def export_rows(
-    open_session: Callable[[], AbstractAsyncContextManager[AsyncSession]], *, tenant_id: uuid.UUID
-) -> AsyncIterator[ExportRow]:
-    """The tenant's users in the import's columns: by external reference, then those without
-    one. Page by page, each read in a short transaction of its own (`open_session()` gives
-    one), so that an export streamed to a slow client holds no lock meanwhile."""
-    after: str | uuid.UUID | None = None
-    with_ref = True
-    while True:
-        async with open_session() as session:
-            page = await repository.export_page(
-                session, tenant_id=tenant_id, with_ref=with_ref, after=after, limit=EXPORT_PAGE
-            )
-            user_ids = [user.id for user in page]
-            devices_of: dict[uuid.UUID, list[tuple[str, str]]] = {}
-            for device in await repository.devices_of(
-                session, tenant_id=tenant_id, user_ids=user_ids
-            ):
-                devices_of.setdefault(device.user_id, []).append((device.name, device.kind.value))
-            numbers_of: dict[uuid.UUID, list[str]] = {}
-            for extension in await repository.extensions_of(
-                session, tenant_id=tenant_id, user_ids=user_ids
-            ):
-                numbers_of.setdefault(extension.user_id, []).append(extension.number)
-        for user in page:
-            yield ExportRow(
-                display_name=user.display_name,
-                email=user.email,
-                external_ref=user.external_ref,
-                extensions=sorted(numbers_of.get(user.id, [])),
-                devices=sorted(devices_of.get(user.id, []), key=lambda d: d[0].lower()),
-                limit_minutes=user.limit_minutes,
-                outbound_allowed=user.outbound_allowed,
-                auto_answer=user.auto_answer,
-            )
-        if len(page) == EXPORT_PAGE:
-            after = page[-1].external_ref if with_ref else page[-1].id
-        elif with_ref:
-            with_ref, after = False, None
-        else:
-            return
-
-
-# A job still queued or running that no process has touched for this long was abandoned: the
-# process running it stopped, and its transaction with it.
-ABANDONED_AFTER = timedelta(minutes=10)
-
-
-def job_out(job: ImportJob) -> ImportJobOut:
-    report = ImportReport.model_validate(job.report) if job.report is not None else None
-    return ImportJobOut(
-        id=job.id,
-        status=job.status,
-        dry_run=job.dry_run,
-        rows_total=job.rows_total,
-        rows_done=job.rows_done,
-        detail=job.detail,
-        report=report,
-        created_at=job.created_at,
-        finished_at=job.finished_at,
-    )
-
-
-def finished(
-    cipher: PasswordCipher,
-    *,
-    status: ImportStatus,
-    report: ImportReport | None = None,
-    detail: str | None = None,
-) -> dict[str, Any]:
-    """A job's columns once it ended: its report, and the new passwords encrypted apart (they
-    are shown once)."""
-    at = utcnow()
-    passwords = report.new_devices if report is not None else None
-    return {
-        "status": status,
-        "rows_done": report.rows_total if report is not None else 0,
-        "detail": detail,
-        "report": None
-        if report is None
-        else report.model_dump(mode="json", exclude={"new_devices"}) | {"new_devices": None},
-        "new_devices_encrypted": cipher.encrypt(
-            json.dumps([device.model_dump(mode="json") for device in passwords])
-        )
-        if passwords
-        else None,
-        "updated_at": at,
-        "finished_at": at,
-    }
-
-
-async def new_job(
-    session: AsyncSession, *, tenant_id: uuid.UUID, rows_total: int, dry_run: bool
-) -> ImportJob:
-    job = ImportJob(
-        tenant_id=tenant_id, dry_run=dry_run, status=ImportStatus.queued, rows_total=rows_total
-    )
-    await repository.add_job(session, job)
-    return job
-
-
-async def read_job(
-    session: AsyncSession,
-    cipher: PasswordCipher,
-    *,
-    tenant_id: uuid.UUID,
-    job_id: uuid.UUID,
-    reveal: bool,
-) -> ImportJobOut:
-    """An import job as it stands. With `reveal`, the new devices' passwords, which are then
-    forgotten (shown once)."""
-    job = await repository.get_job(session, tenant_id=tenant_id, job_id=job_id, for_update=reveal)
-    if job is None:
-        raise ImportJobNotFound(f"No import {job_id}.")
-    if job.finished_at is None and job.updated_at < utcnow() - ABANDONED_AFTER:
-        job.status = ImportStatus.failed
-        job.detail = "Abandoned: the process running it stopped. Nothing was stored; import again."
-        job.updated_at = job.finished_at = utcnow()
-        await session.flush()
-    shown = job_out(job)
-    if reveal and job.new_devices_encrypted is not None and shown.report is not None:
-        shown.report.new_devices = [
-            NewDevice.model_validate(device)
-            for device in json.loads(cipher.decrypt(job.new_devices_encrypted))
-        ]
-        job.new_devices_encrypted = None
-        await session.flush()
-    return shown

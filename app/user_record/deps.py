@@ -1,0 +1,40 @@
+"""The user a route acts on (`{user_id}`), loaded once per request with its tenant: for the
+Users routes and for those of the user's devices, extensions and quota."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends
+
+from app.deps import AdminAccess, IfMatch, ReadAccess, SessionDep
+from app.etags import require_match
+from app.user_record.service import TenantUser, require_user
+
+
+async def _read_user(user_id: uuid.UUID, session: SessionDep, scope: ReadAccess) -> TenantUser:
+    return await require_user(session, tenant_id=scope.tenant_id, user_id=user_id)
+
+
+async def _admin_user(user_id: uuid.UUID, session: SessionDep, scope: AdminAccess) -> TenantUser:
+    return await require_user(session, tenant_id=scope.tenant_id, user_id=user_id)
+
+
+# The user of the route's `{user_id}`, with its tenant; another tenant's user is not found.
+ReadUser = Annotated[TenantUser, Depends(_read_user)]
+AdminUser = Annotated[TenantUser, Depends(_admin_user)]
+
+
+async def _changed_user(
+    user_id: uuid.UUID, session: SessionDep, scope: AdminAccess, if_match: IfMatch = None
+) -> TenantUser:
+    # Locked as read: concurrent changes of one user go one after the other, each from what
+    # the one before it left (and a stale If-Match is told so, not overwritten).
+    current = await require_user(
+        session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True
+    )
+    require_match(if_match, current.user.version)
+    return current
+
+
+# A user an admin changes or deletes: still at the version `If-Match` names, if it names one.
+ChangedUser = Annotated[TenantUser, Depends(_changed_user)]

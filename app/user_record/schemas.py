@@ -1,0 +1,53 @@
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+
+from app.schemas import PatchModel, SingleLine
+
+DisplayName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    SingleLine,
+    Field(examples=["Nguyễn Thị Lan"]),
+]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    SingleLine,
+    Field(examples=["lan@acme.vn"]),
+]
+ExternalRef = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    SingleLine,
+    Field(description="The agent's id in the company's identity system; unique in the tenant."),
+]
+LimitMinutes = Annotated[
+    StrictInt,
+    Field(ge=0, le=1_000_000, description="Monthly outbound minutes; null means unlimited."),
+]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: DisplayName
+    email: Email | None = None
+    external_ref: ExternalRef | None = None
+    outbound_allowed: StrictBool = True
+    auto_answer: StrictBool = False
+    limit_minutes: LimitMinutes | None = None
+
+
+class UserUpdate(PatchModel):
+    nullable = frozenset({"email", "external_ref", "limit_minutes"})
+
+    display_name: DisplayName | None = None
+    email: Email | None = None
+    external_ref: ExternalRef | None = None
+    enabled: StrictBool | None = Field(
+        default=None, description="A disabled user's devices cannot register or call."
+    )
+    outbound_allowed: StrictBool | None = None
+    auto_answer: StrictBool | None = None
+    limit_minutes: LimitMinutes | None = None

@@ -1,0 +1,176 @@
+"""The user record's rules: a user loaded with its tenant, and the one way each change of a
+user is made and recorded, whether a request makes it (one user) or the import (many)."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clock import utcnow
+from app.db.conflicts import flush_or_conflict
+from app.outbox import record as outbox
+from app.schemas import PatchModel
+from app.tenants.models import Tenant
+from app.user_record import repository
+from app.user_record.exceptions import ExternalRefTaken, UserNotFound
+from app.user_record.models import User
+from app.user_record.schemas import UserCreate
+
+
+@dataclass(frozen=True, slots=True)
+class TenantUser:
+    """A user, and the tenant it belongs to (whose domain, calendar and rules apply to it)."""
+
+    user: User
+    tenant: Tenant
+
+
+async def require_user(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, for_update: bool = False
+) -> TenantUser:
+    """The tenant's user; UserNotFound otherwise (another tenant's user is not found either).
+    `for_update`: locked until the transaction ends, for a change based on what is read."""
+    found = await repository.get_user_and_tenant(
+        session, tenant_id=tenant_id, user_id=user_id, for_update=for_update
+    )
+    if found is None:
+        raise UserNotFound(f"No user {user_id}.")
+    return TenantUser(user=found[0], tenant=found[1])
+
+
+async def flush_user(session: AsyncSession, user: User) -> None:
+    await flush_or_conflict(
+        session,
+        {
+            "uq_user_account_tenant_id_external_ref": ExternalRefTaken(
+                f"External reference {user.external_ref} belongs to another user."
+            )
+        },
+    )
+
+
+SHOWN = (
+    "display_name",
+    "email",
+    "external_ref",
+    "enabled",
+    "outbound_allowed",
+    "auto_answer",
+    "limit_minutes",
+)
+
+
+def user_change(
+    type: str,
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> outbox.Change:
+    """The event and audit entry of a change to a user, however it was made."""
+    return outbox.Change(
+        type=type,
+        tenant_id=tenant_id,
+        resource_type="user",
+        resource_id=user_id,
+        user_id=user_id,
+        data=data,
+        before=before,
+        after=after,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """A user about to be stored: its row (every column) and the event that records it."""
+
+    row: dict[str, Any]
+    created: outbox.Change
+
+
+def new_user(*, tenant_id: uuid.UUID, data: UserCreate, at: datetime) -> NewUser:
+    """A new user's row and its event: the one place a user is made, by a single create and
+    by the import alike."""
+    user_id = uuid.uuid4()
+    row = {
+        "id": user_id,
+        "tenant_id": tenant_id,
+        "enabled": True,
+        **data.model_dump(),
+        "created_at": at,
+        "updated_at": at,
+    }
+    # JSON's values as they are (text, booleans, a number).
+    shown = {name: row[name] for name in SHOWN}
+    created = user_change(
+        "user.created", tenant_id=tenant_id, user_id=user_id, data=shown, after=shown
+    )
+    return NewUser(row=row, created=created)
+
+
+def user_update(
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    before: dict[str, Any],
+    given: dict[str, Any],
+    type: str = "user.updated",
+) -> tuple[dict[str, Any], outbox.Change]:
+    """What a change of a user sets (the given fields whose value differs from `before`, the
+    user's SHOWN fields as they are) and its event, for a single change and for the import
+    alike. Nothing to set: the event records nothing either."""
+    old, new = outbox.changes(before, {**before, **given})
+    return new, user_change(type, tenant_id=tenant_id, user_id=user_id, before=old, after=new)
+
+
+async def add_user(session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCreate) -> User:
+    new = new_user(tenant_id=tenant_id, data=data, at=utcnow())
+    user = User(**new.row)
+    session.add(user)
+    await flush_user(session, user)
+    await outbox.record_change(session, new.created)
+    return user
+
+
+async def _change(session: AsyncSession, user: User, type: str, given: dict[str, Any]) -> None:
+    """Sets what `given` changes, flushes, and records it (nothing changed: nothing)."""
+    values, change = user_update(
+        tenant_id=user.tenant_id,
+        user_id=user.id,
+        before=outbox.snapshot(user, SHOWN),
+        given=given,
+        type=type,
+    )
+    for field, value in values.items():
+        setattr(user, field, value)
+    await flush_user(session, user)
+    await outbox.record_change(session, change)
+
+
+async def update_user(session: AsyncSession, *, user: User, data: PatchModel) -> User:
+    """Sets the fields a partial update gives (the user's details or switches)."""
+    await _change(session, user, "user.updated", data.changes())
+    return user
+
+
+async def set_limit(session: AsyncSession, *, user: User, limit_minutes: int | None) -> None:
+    await _change(session, user, "quota.updated", {"limit_minutes": limit_minutes})
+
+
+async def delete_user(session: AsyncSession, *, user: User) -> None:
+    """Deletes the user; the database deletes their devices, extensions and usage with them."""
+    await outbox.record_change(
+        session,
+        user_change(
+            "user.deleted",
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            before=outbox.snapshot(user, SHOWN),
+        ),
+    )
+    await session.delete(user)
+    await session.flush()
