@@ -38,6 +38,7 @@ from app.jobs.router import router as jobs_router
 from app.observability import tracing
 from app.observability.access import RequestObserver
 from app.observability.logs import configure_logging
+from app.outbox.readers import OutboxReaders
 from app.provisioning.router import files_router as provisioning_files_router
 from app.provisioning.router import router as provisioning_router
 from app.quotas.router import router as quotas_router
@@ -139,31 +140,40 @@ def create_app(
         if settings.bootstrap:
             await bootstrap_if_empty(db)
         scheduler = start_scheduler(db, settings) if settings.scheduler_enabled else None
-        bus = (
-            EventBus(db, url=settings.amqp_url.get_secret_value(), exchange=settings.amqp_exchange)
-            if settings.amqp_url
-            else None
-        )
+        # The outbox's readers, side by side: the webhook worker and the bus, both woken by
+        # each commit (`dispatcher.wake`).
+        readers = OutboxReaders()
         dispatcher = Dispatcher(
             db,
             app.state.cipher,
             allow_private=settings.webhooks_allow_private_urls,
             poll_seconds=settings.webhooks_poll_seconds,
-            bus=bus,
+            readers=readers,
         )
         app.state.dispatcher = dispatcher
+        bus = (
+            EventBus(
+                db,
+                url=settings.amqp_url.get_secret_value(),
+                exchange=settings.amqp_exchange,
+                readers=readers,
+            )
+            if settings.amqp_url
+            else None
+        )
         imports = ImportRunner(
             db,
             app.state.cipher,
             sync_max_rows=settings.import_sync_max_rows,
-            on_written=dispatcher.wake,
+            on_written=readers.written,
         )
         app.state.imports = imports
-        delivering = (
-            asyncio.get_running_loop().create_task(dispatcher.run())
-            if settings.webhooks_enabled
-            else None
-        )
+        reading: list[asyncio.Task[None]] = []
+        if settings.webhooks_enabled:
+            reading.append(asyncio.get_running_loop().create_task(dispatcher.run()))
+            if bus is not None:
+                poll = settings.webhooks_poll_seconds
+                reading.append(asyncio.get_running_loop().create_task(bus.run(poll_seconds=poll)))
         # What start-up built lives as long as the process: keep the garbage collector from
         # walking it again and again under load.
         gc.freeze()
@@ -180,11 +190,13 @@ def create_app(
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             await imports.close()
-            if delivering is not None:
-                delivering.cancel()
+            for task in reading:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await delivering
+                    await task
             await dispatcher.close()
+            if bus is not None:
+                await bus.close()
             if edges is not None:
                 await edges.close()
             for instrumentor in instrumented:

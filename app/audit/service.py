@@ -1,9 +1,11 @@
+"""The audit trail as operators read it, and how long it is kept."""
+
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import repository
 from app.clock import utcnow
 from app.db.session import Database
 from app.outbox.models import AuditEntry
@@ -23,36 +25,23 @@ async def list_entries(
     offset: int,
 ) -> tuple[list[AuditEntry], int]:
     """The tenant's entries, newest first, filtered."""
-    where: list[ColumnElement[bool]] = [AuditEntry.tenant_id == tenant_id]
-    if resource_type is not None:
-        where.append(AuditEntry.resource_type == resource_type)
-    if resource_id is not None:
-        where.append(AuditEntry.resource_id == resource_id)
-    if user_id is not None:
-        where.append(AuditEntry.user_id == user_id)
-    if actor_key_id is not None:
-        where.append(AuditEntry.actor_key_id == actor_key_id)
-    if since is not None:
-        where.append(AuditEntry.occurred_at >= since)
-    if until is not None:
-        where.append(AuditEntry.occurred_at < until)
-    total = await session.scalar(select(func.count()).select_from(AuditEntry).where(*where))
-    rows = await session.scalars(
-        select(AuditEntry)
-        .where(*where)
-        .order_by(AuditEntry.occurred_at.desc(), AuditEntry.seq.desc())
-        .limit(limit)
-        .offset(offset)
+    return await repository.list_entries(
+        session,
+        tenant_id=tenant_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        user_id=user_id,
+        actor_key_id=actor_key_id,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
     )
-    return list(rows), total or 0
 
 
 async def prune(db: Database, *, retention_days: int) -> int:
     """Forgets the entries older than the retention."""
     async with db.session_scope() as session:
-        result = await session.execute(
-            delete(AuditEntry).where(
-                AuditEntry.occurred_at < utcnow() - timedelta(days=retention_days)
-            )
+        return await repository.delete_older_than(
+            session, utcnow() - timedelta(days=retention_days)
         )
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,19 +1,23 @@
 """The platform's bus: the outbox's events published, in `seq` order, to a RabbitMQ topic exchange
 (routing key: the event's type) for the platform's own services. At least once: an event is
-marked published only when the broker confirmed it; consumers drop repeats by message id."""
+marked published only when the broker confirmed it; consumers drop repeats by message id. It
+runs beside the webhook delivery worker, woken by the same commits."""
 
 import asyncio
+import logging
 from datetime import datetime
 
 import aio_pika
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, AbstractRobustExchange
-from sqlalchemy import select
 
 from app.clock import utcnow
 from app.db.locks import hold_exclusively
 from app.db.session import Database
 from app.outbox.models import Event
-from app.webhooks.dispatcher import OUTBOX_LOCK, payload
+from app.outbox.readers import OUTBOX_LOCK, OutboxReaders, keep_reading, payload
+from app.webhooks import repository
+
+logger = logging.getLogger(__name__)
 
 BATCH = 200
 
@@ -38,9 +42,17 @@ class EventBus:
     LOCKED on PostgreSQL, the write lock on SQLite), so each is published once between them."""
 
     def __init__(
-        self, db: Database, *, url: str, exchange: str = "antring.events", timeout: float = 5.0
+        self,
+        db: Database,
+        *,
+        url: str,
+        exchange: str = "antring.events",
+        timeout: float = 5.0,
+        readers: OutboxReaders | None = None,
     ) -> None:
         self._db = db
+        self._readers = readers or OutboxReaders()
+        self._wake = self._readers.waker()
         self._url = url
         self._exchange_name = exchange
         # Bounds connecting and each confirm: a broker that does not answer fails the round
@@ -50,6 +62,17 @@ class EventBus:
         self._channel: AbstractRobustChannel | None = None
         self._exchange: AbstractRobustExchange | None = None
         self._opening = asyncio.Lock()
+
+    async def run(self, *, poll_seconds: float) -> None:
+        """Publishes round after round, woken by each commit (or at the poll)."""
+        await keep_reading(
+            self.publish_pending,
+            self._wake,
+            poll_seconds=poll_seconds,
+            logger=logger,
+            # Broker down or a message refused: what it did not confirm goes next round.
+            failed="publishing events to the bus failed",
+        )
 
     async def publish_pending(self, now: datetime | None = None) -> int:
         """One round: publish up to BATCH unpublished events in order; returns how many.
@@ -61,12 +84,12 @@ class EventBus:
         exchange = await self._open()
         failure: Exception | None = None
         published = 0
-        async with self._db.session_scope() as session:
-            # One publisher at a time over every replica: events leave in their order.
+        # Taking turns with the webhook fan-out in this process, and one publisher at a time over
+        # every replica: events leave in their order.
+        async with self._readers.turn, self._db.session_scope() as session:
             if not await hold_exclusively(session, OUTBOX_LOCK):
                 return 0
-            claim = select(Event).where(Event.published_at.is_(None)).order_by(Event.seq)
-            for event in await session.scalars(claim.limit(BATCH)):
+            for event in await repository.unpublished_events(session, limit=BATCH):
                 try:
                     # Not mandatory: an event type no service listens to is dropped by the
                     # broker, and still confirmed.

@@ -4,16 +4,14 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.crypto import PasswordCipher
 from app.outbox import record as outbox
-from app.outbox.models import Event
-from app.webhooks import signing
+from app.webhooks import repository, signing
 from app.webhooks.exceptions import DeliveryNotFound, WebhookNotFound, WebhookUrlRefused
-from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.webhooks.models import WebhookEndpoint
 from app.webhooks.schemas import (
     AttemptOut,
     DeliveryOut,
@@ -59,11 +57,7 @@ async def _check_address(url: str, *, allow_private: bool) -> None:
 async def require_endpoint(
     session: AsyncSession, *, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> WebhookEndpoint:
-    endpoint = await session.scalar(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.id == endpoint_id, WebhookEndpoint.tenant_id == tenant_id
-        )
-    )
+    endpoint = await repository.find_endpoint(session, tenant_id=tenant_id, endpoint_id=endpoint_id)
     if endpoint is None:
         raise WebhookNotFound(f"No webhook endpoint {endpoint_id}.")
     return endpoint
@@ -93,16 +87,7 @@ async def create_endpoint(
 async def list_endpoints(
     session: AsyncSession, *, tenant_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[WebhookEndpoint], int]:
-    where = WebhookEndpoint.tenant_id == tenant_id
-    total = await session.scalar(select(func.count()).select_from(WebhookEndpoint).where(where))
-    rows = await session.scalars(
-        select(WebhookEndpoint)
-        .where(where)
-        .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows), total or 0
+    return await repository.list_endpoints(session, tenant_id=tenant_id, limit=limit, offset=offset)
 
 
 async def update_endpoint(
@@ -147,54 +132,30 @@ async def list_deliveries(
     session: AsyncSession, *, endpoint: WebhookEndpoint, limit: int, offset: int
 ) -> tuple[list[DeliveryOut], int]:
     """The endpoint's deliveries, newest first, with every attempt."""
-    where = WebhookDelivery.endpoint_id == endpoint.id
-    total = await session.scalar(select(func.count()).select_from(WebhookDelivery).where(where))
-    rows = (
-        await session.execute(
-            select(WebhookDelivery, Event.id, Event.type)
-            .join(Event, Event.seq == WebhookDelivery.event_seq)
-            .where(where)
-            .order_by(WebhookDelivery.event_seq.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-    ).all()
-    attempts: dict[uuid.UUID, list[AttemptOut]] = {row[0].id: [] for row in rows}
-    if attempts:
-        for attempt in await session.scalars(
-            select(WebhookAttempt)
-            .where(WebhookAttempt.delivery_id.in_(list(attempts)))
-            .order_by(WebhookAttempt.attempted_at)
-        ):
-            attempts[attempt.delivery_id].append(AttemptOut.model_validate(attempt))
+    rows, total = await repository.list_deliveries(
+        session, endpoint_id=endpoint.id, limit=limit, offset=offset
+    )
+    attempts = await repository.attempts_of(session, [row.delivery.id for row in rows])
     return [
         DeliveryOut(
             id=delivery.id,
             event_id=event_id,
             event_type=event_type,
             status=delivery.status,
-            attempts=attempts[delivery.id],
+            attempts=[AttemptOut.model_validate(a) for a in attempts.get(delivery.id, [])],
             next_attempt_at=delivery.next_attempt_at,
             delivered_at=delivery.delivered_at,
             created_at=delivery.created_at,
         )
         for delivery, event_id, event_type in rows
-    ], total or 0
+    ], total
 
 
 async def redeliver(
     session: AsyncSession, *, endpoint: WebhookEndpoint, delivery_id: uuid.UUID
 ) -> None:
     """Schedules a delivery again, now (after it failed, or to send it once more)."""
-    done = await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint.id)
-        .values(
-            status=DeliveryStatus.pending,
-            attempts=0,
-            next_attempt_at=utcnow(),
-            leased_until=None,
-        )
-    )
-    if not getattr(done, "rowcount", 0):
+    if not await repository.reschedule(
+        session, endpoint_id=endpoint.id, delivery_id=delivery_id, at=utcnow()
+    ):
         raise DeliveryNotFound(f"No delivery {delivery_id} of this endpoint.")

@@ -16,9 +16,12 @@ from aio_pika.exceptions import DeliveryError
 from sqlalchemy import select
 
 from app.db.session import Database
+from app.main import create_app
 from app.outbox.models import Event
 from app.webhooks.bus import EventBus
 from tests.helpers.api import TenantKeys, create_user
+from tests.helpers.receiver import Receiver
+from tests.helpers.settings import make_settings
 
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -200,3 +203,49 @@ async def test_a_broker_that_cannot_be_reached_fails_the_round_and_nothing_is_lo
             await down.publish_pending()
 
     assert all(e.published_at is None for e in await events(db))
+
+
+async def test_a_running_app_publishes_and_delivers_each_commit_side_by_side(
+    client: httpx.AsyncClient,
+    db: Database,
+    migrated_url: str,
+    tenant: TenantKeys,
+    other_tenant: TenantKeys,
+    broker: AbstractChannel,
+    exchange: str,
+) -> None:
+    everything = await listen(broker, exchange, "#")
+    receiver = Receiver()
+    await receiver.start()
+    # A poll far longer than the test: only the commits wake the worker and the bus.
+    live = create_app(
+        make_settings(
+            migrated_url,
+            webhooks_enabled=True,
+            webhooks_poll_seconds=60,
+            amqp_url=AMQP_URL,
+            amqp_exchange=exchange,
+        )
+    )
+    async with live.router.lifespan_context(live):
+        transport = httpx.ASGITransport(app=live)
+        async with httpx.AsyncClient(transport=transport, base_url="http://antring.test") as c:
+            hooked = await c.post(
+                "/v1/webhooks",
+                json={"url": receiver.url, "event_types": ["user.created"]},
+                headers=tenant.admin,
+            )
+            assert hooked.status_code == 201, hooked.text
+            ours = await create_user(c, tenant.admin, display_name="Lan")
+            await create_user(c, other_tenant.admin, display_name="Theirs")
+            for _ in range(100):
+                if receiver.received and all(e.published_at for e in await events(db)):
+                    break
+                await asyncio.sleep(0.1)
+    await receiver.close()
+
+    pending = await events(db)
+    assert all(e.published_at is not None for e in pending)
+    assert [m.message_id for m in await drain(everything)] == [f"msg_{e.id.hex}" for e in pending]
+    [got] = receiver.received
+    assert json.loads(got.body)["data"]["resource"]["id"] == ours["id"]
