@@ -27,7 +27,7 @@ from app.db.session import Database
 from app.devices import service as devices
 from app.devices.service import TenantDevice
 from app.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
-from app.etags import require_match
+from app.etags import IF_MATCH_PATTERN, require_match
 from app.idempotency.service import IdempotentRequest, request_hash
 from app.imports.runner import ImportRunner
 from app.outbox.record import Actor, acting
@@ -176,7 +176,10 @@ def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
         key: CurrentKey,
         x_tenant_id: Annotated[
             str | None,
-            Header(description="With a platform key: the tenant to act on."),
+            Header(
+                description="With a platform key: the tenant to act on.",
+                json_schema_extra={"format": "uuid"},
+            ),
         ] = None,
     ) -> TenantScope:
         _require_role(key, roles)
@@ -230,7 +233,8 @@ IfMatch = Annotated[
     str | None,
     Header(
         description="The ETag the change is based on: a stale one answers 412 and changes "
-        "nothing. Without it the write goes through."
+        "nothing. Without it the write goes through.",
+        json_schema_extra={"pattern": IF_MATCH_PATTERN},
     ),
 ]
 
@@ -287,7 +291,8 @@ async def _idempotent_create(
         str | None,
         Header(
             description="Any unique string (a UUID): a retry with the same key and body gets "
-            "the first answer instead of making a second resource; kept for a day."
+            "the first answer instead of making a second resource; kept for a day.",
+            json_schema_extra={"pattern": f"^{_IDEMPOTENCY_KEY.pattern}$"},
         ),
     ] = None,
 ) -> IdempotentRequest:

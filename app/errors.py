@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
+from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -233,10 +234,54 @@ _WITH_A_BODY = {
 }
 
 
-def problem_openapi(app: FastAPI) -> None:
+def _without_null(schema: dict[str, Any]) -> None:
+    """A parameter is either sent as text or not sent: FastAPI's `anyOf [..., null]` for an
+    optional one would have clients send the text `null`."""
+    variants = [v for v in schema.get("anyOf", []) if v != {"type": "null"}]
+    if len(variants) == 1:
+        del schema["anyOf"]
+        schema.update(variants[0])
+    elif variants:
+        schema["anyOf"] = variants
+
+
+# What an operation's answer gives the operations that act on what it made or listed: its
+# operationId and status, and each path parameter with where its value is (a runtime expression).
+Producers = dict[tuple[str, str], dict[str, str]]
+
+
+def _link(schema: dict[str, Any], producers: Producers) -> None:
+    """OpenAPI links from each producer's answer to every operation whose path parameters it
+    gives values for: the id a create answers reaches the routes that act on it."""
+    operations = [
+        (
+            operation["operationId"],
+            {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"},
+        )
+        for item in schema["paths"].values()
+        for operation in item.values()
+    ]
+    by_id = {
+        operation["operationId"]: operation
+        for item in schema["paths"].values()
+        for operation in item.values()
+    }
+    for (producer, status), given in producers.items():
+        response = by_id[producer]["responses"][status]
+        links = response.setdefault("links", {})
+        for target, needed in operations:
+            if target != producer and needed and needed <= given.keys():
+                links[target] = {
+                    "operationId": target,
+                    "parameters": {name: given[name] for name in sorted(needed)},
+                }
+
+
+def problem_openapi(app: FastAPI, *, links: Producers | None = None) -> None:
     """Makes /docs tell the truth: every error response is problem+json, 422 included (FastAPI
-    documents its own validation body otherwise), and every route lists the statuses any route
-    may answer (431; with a key 401, 429, 503; with a body 413, 415, 422)."""
+    documents its own validation body otherwise), every route lists the statuses any route may
+    answer (431; with a key 401, 429, 503; with a body 413, 415, 422), and an optional parameter
+    is one that may be left out, not one that may be null."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -246,6 +291,8 @@ def problem_openapi(app: FastAPI) -> None:
         problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
         for path, item in schema["paths"].items():
             for operation in item.values():
+                for parameter in operation.get("parameters", []):
+                    _without_null(parameter["schema"])
                 answers = operation.setdefault("responses", {})
                 extra = dict(_EVERY_ROUTE)
                 if path.startswith("/v1/"):
@@ -270,6 +317,7 @@ def problem_openapi(app: FastAPI) -> None:
                             "description": "Seconds to wait before retrying.",
                             "schema": {"type": "integer"},
                         }
+        _link(schema, links or {})
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
@@ -294,7 +342,6 @@ _PATTERN_MESSAGES = {
     r"^[A-Za-z0-9._-]{3,64}$": "must be 3 to 64 letters, digits, '.', '_' or '-'",
     r"^[A-Za-z0-9._:-]{1,64}$": "must be 1 to 64 letters, digits, '.', '_', ':' or '-'",
     r"^\+?[0-9*#]+$": "must be a dialled number: digits, '*' or '#', with an optional '+'",
-    r"^[^@\s]+@[^@\s]+\.[^@\s]+$": "must be an email address such as lan@acme.vn",
 }
 _TYPE_MESSAGES = {
     "missing": "is required",
@@ -364,10 +411,15 @@ def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """The methods the document lists for the request's path."""
+    """The methods the document lists for the request's path: a concrete path's own, else those
+    of the templated paths it matches (OpenAPI matches concrete paths first, as the app does)."""
+    paths: dict[str, dict[str, Any]] = request.app.openapi()["paths"]
+    path = get_route_path(request.scope)
+    if path in paths:
+        return sorted(method.upper() for method in paths[path])
     methods: set[str] = set()
-    for path, item in request.app.openapi()["paths"].items():
-        if compile_path(path)[0].match(request.url.path):
+    for template, item in paths.items():
+        if "{" in template and compile_path(template)[0].match(path):
             methods.update(method.upper() for method in item)
     return sorted(methods)
 

@@ -56,6 +56,11 @@ async def require_device(
     return TenantDevice(device=found[0], tenant=found[1])
 
 
+# The `type` of refusals that depend on what is stored, not on the request's form alone.
+IP_PHONE_ONLY = "ip_phone_only"
+PASSWORD_HAS_NAME = "password_contains_name"
+
+
 def check_password(password: str, *, username: str, field: str = "body.password") -> None:
     """The rules for a password an operator chooses (generated ones always pass)."""
     if not all("!" <= c <= "~" for c in password):
@@ -63,7 +68,9 @@ def check_password(password: str, *, username: str, field: str = "body.password"
     if not (any(c.isalpha() for c in password) and any(c.isdigit() for c in password)):
         raise InvalidInput(field, "The password needs both letters and digits.")
     if username.lower() in password.lower():
-        raise InvalidInput(field, "The password must not contain the device name.")
+        raise InvalidInput(
+            field, "The password must not contain the device name.", type=PASSWORD_HAS_NAME
+        )
 
 
 def stored_secrets(
@@ -106,9 +113,13 @@ def _check_phone_fields(device: Device | DeviceCreate, *, kind_changed: bool) ->
         if getattr(device, field) is not None:
             if kind_changed:
                 raise InvalidInput(
-                    "body.kind", f"The device has a {field}: set it to null to change the kind."
+                    "body.kind",
+                    f"The device has a {field}: set it to null to change the kind.",
+                    type=IP_PHONE_ONLY,
                 )
-            raise InvalidInput(f"body.{field}", f"Only an ip_phone has a {field}.")
+            raise InvalidInput(
+                f"body.{field}", f"Only an ip_phone has a {field}.", type=IP_PHONE_ONLY
+            )
 
 
 def shown(device: Device | StoredDevice | dict[str, Any]) -> dict[str, Any]:
@@ -280,7 +291,9 @@ async def update_device(
         # The digest HA1 covers the username, so a rename needs it computed again.
         password = cipher.decrypt(device.password_encrypted)
         if changes["name"].lower() in password.lower():
-            raise InvalidInput("body.name", "The device password contains the new name.")
+            raise InvalidInput(
+                "body.name", "The device password contains the new name.", type=PASSWORD_HAS_NAME
+            )
         device.name = changes["name"]
         device.name_key = device.name.lower()
         _set_password(device, cipher, password=password, realm=current.tenant.sip_domain)
