@@ -27,7 +27,8 @@ from app.crypto import PasswordCipher
 from app.db.session import Database
 from app.devices.router import call_control_router as registrations_router
 from app.devices.router import router as devices_router
-from app.errors import install_error_handlers, problem_openapi
+from app.errors import problem_openapi
+from app.errors.handlers import install_error_handlers
 from app.extensions.router import router as extensions_router
 from app.health import metrics_router
 from app.health import router as health_router
