@@ -5,7 +5,8 @@ from fastapi import Query
 
 from app.audit import service
 from app.audit.schemas import AuditEntryOut
-from app.deps import AdminAccess, SessionDep
+from app.auth.deps import AdminAccess
+from app.deps import SessionDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.pagination import Page, PageDep
 from app.routing import api_router

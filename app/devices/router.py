@@ -1,16 +1,10 @@
 from fastapi import Response, status
 
-from app.deps import (
-    AdminDevice,
-    CallControlAccess,
-    ChangedDevice,
-    CipherDep,
-    IdempotencyDep,
-    ReadDevice,
-    SessionDep,
-    SettingsDep,
-)
+from app.auth.deps import IdempotencyDep
+from app.callcontrol.deps import CallControlAccess
+from app.deps import CipherDep, SessionDep, SettingsDep
 from app.devices import registrations, service
+from app.devices.deps import AdminDevice, ChangedDevice, ReadDevice
 from app.devices.exceptions import (
     DeviceNameTaken,
     DeviceNotFound,
