@@ -25,7 +25,6 @@ from app.callcontrol.access import open_store
 from app.callcontrol.router import router as callcontrol_router
 from app.crypto import PasswordCipher
 from app.db.session import Database
-from app.devices.router import call_control_router as registrations_router
 from app.devices.router import router as devices_router
 from app.errors import problem_openapi
 from app.errors.handlers import install_error_handlers
@@ -42,6 +41,8 @@ from app.observability.logs import configure_logging
 from app.provisioning.router import files_router as provisioning_files_router
 from app.provisioning.router import router as provisioning_router
 from app.quotas.router import router as quotas_router
+from app.registrations.router import call_control_router as registrations_router
+from app.registrations.router import device_router as device_registrations_router
 from app.request_limits import HeaderSizeLimit
 from app.routing import concrete_paths_first
 from app.settings import Settings, get_settings
@@ -266,6 +267,7 @@ def create_app(
         users_router,
         toggles_router,
         devices_router,
+        device_registrations_router,
         extensions_router,
         quotas_router,
         webhooks_router,

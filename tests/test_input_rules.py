@@ -14,11 +14,12 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 
 from app.db.session import Database
-from app.devices.schemas import DeviceName, DevicePassword, MacAddress, SipUri
+from app.devices.schemas import DeviceName, DevicePassword, MacAddress
 from app.errors import InvalidInput, PreconditionFailed
 from app.etags import IF_MATCH_PATTERN, require_match
 from app.main import create_app
 from app.provisioning.schemas import Network
+from app.registrations.schemas import SipUri
 from app.schemas import DateTime
 from app.tenants.models import Tenant
 from app.tenants.schemas import SipDomain, TimeZoneName
