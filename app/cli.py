@@ -26,6 +26,10 @@ from app.db.errors import database_unavailable
 from app.db.session import Database
 from app.settings import Settings, get_settings
 
+# Each command imports the domains, the importer, uvicorn or tqdm it needs inside its function:
+# imported here, every `antring` run (`--help`, `tenant list`) would load them all first,
+# about 2.9 s instead of about 1.3 s on a small machine.
+
 
 def _alembic_ini() -> Path:
     # Next to the package in a checkout; the working directory for an installed package.

@@ -4,7 +4,8 @@ from fastapi import Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.deps import DatabaseDep, PlatformRead
+from app.auth.deps import PlatformRead
+from app.deps import DatabaseDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.observability import metrics
 from app.quotas.repository import open_holds

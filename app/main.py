@@ -25,9 +25,9 @@ from app.callcontrol.access import open_store
 from app.callcontrol.router import router as callcontrol_router
 from app.crypto import PasswordCipher
 from app.db.session import Database
-from app.devices.router import call_control_router as registrations_router
 from app.devices.router import router as devices_router
-from app.errors import install_error_handlers, problem_openapi
+from app.errors import problem_openapi
+from app.errors.handlers import install_error_handlers
 from app.extensions.router import router as extensions_router
 from app.health import metrics_router
 from app.health import router as health_router
@@ -42,7 +42,10 @@ from app.outbox.readers import OutboxReaders
 from app.provisioning.router import files_router as provisioning_files_router
 from app.provisioning.router import router as provisioning_router
 from app.quotas.router import router as quotas_router
+from app.registrations.router import call_control_router as registrations_router
+from app.registrations.router import device_router as device_registrations_router
 from app.request_limits import HeaderSizeLimit
+from app.routing import concrete_paths_first
 from app.settings import Settings, get_settings
 from app.tenancy.router import router as tenants_router
 from app.users.router import router as users_router
@@ -87,6 +90,26 @@ OPENAPI_TAGS = [
     {"name": "jobs", "description": "Scheduled jobs (platform admin keys)."},
     {"name": "health", "description": "Probes, without a key."},
 ]
+
+_ID = "$response.body#/id"
+# Where the ids a route answers with are used (OpenAPI links, for clients and the fuzz's state
+# machine): each create links to every route that acts on what it made.
+LINKS = {
+    ("create_tenant", "201"): {"tenant_id": _ID},
+    ("create_api_key", "201"): {"tenant_id": "$request.path.tenant_id", "key_id": _ID},
+    ("create_user", "201"): {"user_id": _ID},
+    ("create_device", "201"): {"device_id": _ID},
+    ("add_user_extension", "201"): {
+        "user_id": "$request.path.user_id",
+        "number": "$response.body#/number",
+    },
+    ("import_users", "202"): {"job_id": _ID},
+    ("create_webhook", "201"): {"webhook_id": _ID},
+    ("list_webhook_deliveries", "200"): {
+        "webhook_id": "$request.path.webhook_id",
+        "delivery_id": "$response.body#/items/0/id",
+    },
+}
 
 CORS_REQUEST_HEADERS = [
     "Authorization",
@@ -244,7 +267,7 @@ def create_app(
     app.state.cipher = PasswordCipher(settings.secret_key.get_secret_value())
     app.state.auth_throttle = FailedAuthThrottle(settings.auth_failure_limit)
     install_error_handlers(app)
-    problem_openapi(app)
+    problem_openapi(app, links=LINKS)
     # The call-control routes come first: they take most of the traffic and routes match in order.
     for router in (
         callcontrol_router,
@@ -252,11 +275,11 @@ def create_app(
         health_router,
         tenants_router,
         api_keys_router,
-        # Before the users: /v1/users/export is not a user's id.
         imports_router,
         users_router,
         toggles_router,
         devices_router,
+        device_registrations_router,
         extensions_router,
         quotas_router,
         webhooks_router,
@@ -270,6 +293,7 @@ def create_app(
         app.include_router(router, max_body_size=limit)
     if settings.metrics_enabled and settings.metrics_port is None:
         app.include_router(metrics_router)
+    concrete_paths_first(app.routes)
     return app
 
 

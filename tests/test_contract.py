@@ -123,6 +123,25 @@ async def test_a_stale_if_match_is_412_and_changes_nothing(
     assert ok.status_code == 200 and ok.headers["etag"] != current
 
 
+async def test_an_if_match_that_lists_no_etag_is_refused_naming_the_header(
+    client: httpx.AsyncClient, db: Database, tenant: TenantKeys
+) -> None:
+    user = await create_user(client, tenant.admin)
+    url = f"/v1/users/{user['id']}"
+
+    garbage = await client.patch(
+        url, json={"display_name": "Lan B"}, headers={**tenant.admin, "If-Match": "null"}
+    )
+    empty = await client.patch(
+        url, json={"display_name": "Lan C"}, headers={**tenant.admin, "If-Match": ""}
+    )
+
+    assert_problem(garbage, 422, field="header.If-Match")
+    assert_problem(empty, 412, code="precondition-failed")  # a list of none: none matches
+    row = await db_get(db, User, user["id"])
+    assert row is not None and row.display_name == "Lan Nguyen"
+
+
 async def test_two_racing_changes_with_one_etag_one_wins(
     client: httpx.AsyncClient, db: Database, tenant: TenantKeys
 ) -> None:
@@ -314,3 +333,87 @@ async def test_keys_are_forgotten_after_a_day(
     assert await db_rows(db, select(IdempotencyKey.response)) != []
     stored = (await db_rows(db, select(IdempotencyKey.response)))[0].response
     assert again.json()["default_device_password"] not in stored  # kept encrypted
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PATCH", "/v1/users/export", "GET"),
+        ("DELETE", "/v1/users/import", "POST"),
+        ("PATCH", "/v1/webhooks/event-types", "GET"),
+        ("DELETE", "/v1/extensions/available", "GET"),
+        ("OPTIONS", "/v1/call-control/sip-accounts/lookups", "POST"),
+        ("GET", "/v1/call-control/sip-accounts/lookups", "POST"),
+    ],
+)
+async def test_a_concrete_path_refuses_other_methods_with_its_own_allow(
+    client: httpx.AsyncClient, tenant: TenantKeys, method: str, path: str, allow: str
+) -> None:
+    """As in OpenAPI, a concrete path comes before a templated one whatever the method: these
+    are not a user, webhook, extension or SIP account named like the path."""
+    response = await client.request(method, path, headers=tenant.admin)
+
+    assert_problem(response, 405)
+    assert response.headers["allow"] == allow
+
+
+async def test_a_templated_path_still_serves_its_ids_and_names_its_own_methods(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    user = await create_user(client, tenant.admin)
+
+    shown = await client.get(f"/v1/users/{user['id']}", headers=tenant.admin)
+    exported = await client.get("/v1/users/export", headers=tenant.admin)
+    refused = await client.put(f"/v1/users/{user['id']}", json={}, headers=tenant.admin)
+
+    assert shown.status_code == 200 and exported.status_code == 200
+    assert_problem(refused, 405)
+    assert refused.headers["allow"] == "DELETE, GET, PATCH"
+
+
+def test_optional_parameters_are_left_out_not_sent_as_null(app: FastAPI) -> None:
+    """A query or header parameter is text or absent: the document does not invite clients to
+    send the text `null`, and declares what the service checks (an ETag list, a UUID)."""
+    document = app.openapi()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", []):
+                assert {"type": "null"} not in parameter["schema"].get("anyOf", []), (
+                    method,
+                    path,
+                    parameter["name"],
+                )
+    patch_user = document["paths"]["/v1/users/{user_id}"]["patch"]["parameters"]
+    headers = {p["name"]: p["schema"] for p in patch_user if p["in"] == "header"}
+    assert headers["if-match"]["type"] == "string" and headers["if-match"]["pattern"]
+    assert headers["x-tenant-id"]["format"] == "uuid"
+    audit = document["paths"]["/v1/audit-events"]["get"]["parameters"]
+    assert {p["name"]: p["schema"]["format"] for p in audit if p["name"] in ("since", "until")} == {
+        "since": "date-time",
+        "until": "date-time",
+    }
+
+
+def test_the_document_links_each_create_to_the_routes_on_its_id(app: FastAPI) -> None:
+    document = app.openapi()
+    created_user = document["paths"]["/v1/users"]["post"]["responses"]["201"]["links"]
+    assert created_user["get_user"] == {
+        "operationId": "get_user",
+        "parameters": {"user_id": "$response.body#/id"},
+    }
+    assert {"delete_user", "create_device", "set_quota", "list_user_calls"} <= created_user.keys()
+    extension = document["paths"]["/v1/users/{user_id}/extensions"]["post"]["responses"]["201"]
+    assert extension["links"]["remove_user_extension"]["parameters"] == {
+        "number": "$response.body#/number",
+        "user_id": "$request.path.user_id",
+    }
+    operation_ids = {
+        operation["operationId"]
+        for item in document["paths"].values()
+        for operation in item.values()
+    }
+    for item in document["paths"].values():
+        for operation in item.values():
+            for response in operation["responses"].values():
+                for link in response.get("links", {}).values():
+                    assert link["operationId"] in operation_ids

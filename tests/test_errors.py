@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.main import create_app
 from tests.helpers.api import TenantKeys, add_extension, assert_problem, create_user
@@ -263,3 +264,55 @@ async def test_an_unreachable_database_is_503_to_retry_not_500(
                 assert response.headers["retry-after"] == "1"
                 assert "127.0.0.1" not in response.text and "missing" not in response.text
                 assert body["detail"]
+
+
+# The routes schemathesis found answering `400 There was an error parsing the body`.
+NOT_UTF8_ROUTES = [
+    ("POST", "/v1/users"),
+    ("PATCH", "/v1/webhooks/{webhook_id}"),
+    ("POST", "/v1/devices/{device_id}/password"),
+    ("POST", "/v1/devices/{device_id}/provisioning-links"),
+    ("POST", "/v1/tenants/{tenant_id}/api-keys"),
+    ("POST", "/v1/call-control/authorizations"),
+    ("POST", "/v1/call-control/registrations"),
+]
+
+
+@pytest.mark.parametrize(("method", "template"), NOT_UTF8_ROUTES)
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"name": "\xff\xfe"}', "is not valid JSON: it is not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "is not valid JSON: it nests too deeply"),
+    ],
+    ids=["not-utf8", "nested"],
+)
+async def test_a_body_json_cannot_read_is_the_documented_422_problem(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    platform: dict[str, str],
+    tenant: TenantKeys,
+    method: str,
+    template: str,
+    content: bytes,
+    reason: str,
+) -> None:
+    user = await create_user(client, tenant.admin)
+    webhook = await client.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=tenant.admin
+    )
+    ids = {
+        "webhook_id": webhook.json()["id"],
+        "device_id": user["devices"][0]["id"],
+        "tenant_id": str(tenant.id),
+    }
+    headers = {**platform, "X-Tenant-ID": str(tenant.id), "Content-Type": "application/json"}
+
+    response = await client.request(
+        method, template.format(**ids), content=content, headers=headers
+    )
+
+    body = assert_problem(response, 422, field="body", code="validation-error")
+    assert body["errors"][0]["message"] == reason
+    declared = app.openapi()["paths"][template][method.lower()]["responses"]
+    assert "422" in declared

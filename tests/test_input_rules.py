@@ -1,15 +1,31 @@
 """Input the service refuses rather than guesses at: loose types, repeated keys, look-alike
 domains, control characters, oversized requests, and keys guessed at speed."""
 
+import re
+from typing import Any
+
 import httpx
+import jsonschema_rs
 import pytest
 from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 
 from app.db.session import Database
+from app.devices.schemas import DeviceName, DevicePassword, MacAddress
+from app.errors import InvalidInput, PreconditionFailed
+from app.etags import IF_MATCH_PATTERN, require_match
 from app.main import create_app
+from app.provisioning.schemas import Network
+from app.registrations.schemas import SipUri
+from app.schemas import DateTime
 from app.tenants.models import Tenant
+from app.tenants.schemas import SipDomain, TimeZoneName
 from app.user_record.models import User
+from app.user_record.schemas import DisplayName, Email
+from app.webhooks.schemas import WebhookUrl
 from tests.helpers.api import TenantKeys, assert_problem, create_user, db_rows
 from tests.helpers.settings import make_settings
 
@@ -167,3 +183,126 @@ async def test_wrong_keys_from_one_address_are_limited_with_429(
     assert 1 <= int(limited.headers["retry-after"]) <= 60
     assert right.status_code == 429
     assert elsewhere.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "until", ["0.5", "1700000000", "2026-11-25T09:30+07:00", "2026-11-25", "2026-11-25 09:30:00Z"]
+)
+async def test_a_date_time_is_an_rfc_3339_text_not_a_number(
+    client: httpx.AsyncClient, tenant: TenantKeys, until: str
+) -> None:
+    """The document says date-time: a number is not read as Unix time, nor a shorter text as a
+    guess."""
+    response = await client.get("/v1/audit-events", params={"until": until}, headers=tenant.admin)
+
+    body = assert_problem(response, 422, field="query.until")
+    assert "RFC 3339" in body["errors"][0]["message"]
+    written = await client.get(
+        "/v1/audit-events", params={"until": "2026-11-25T09:30:00+07:00"}, headers=tenant.admin
+    )
+    assert written.status_code == 200
+
+
+async def test_values_at_the_edge_of_a_declared_rule_are_taken_as_the_document_says(
+    client: httpx.AsyncClient, db: Database, platform: dict[str, str], tenant: TenantKeys
+) -> None:
+    """What the document declares valid is accepted, and what it declares invalid is refused:
+    lengths count what was sent, surrounding spaces are dropped, 60.0 is the integer 60."""
+    spaced = await client.post(
+        "/v1/users",
+        json={"display_name": "  Lan  ", "limit_minutes": 60.0},
+        headers=tenant.admin,
+    )
+    assert spaced.status_code == 201, spaced.text
+    assert (spaced.json()["display_name"], spaced.json()["limit_minutes"]) == ("Lan", 60)
+    for display_name in (" \u3000 ", "a" * 199 + "\u2028\n", "x" * 201):
+        refused = await client.post(
+            "/v1/users", json={"display_name": display_name}, headers=tenant.admin
+        )
+        assert_problem(refused, 422, field="body.display_name")
+    phone = await client.post(
+        f"/v1/users/{spaced.json()['id']}/devices",
+        json={"name": "lan.desk", "kind": "ip_phone", "mac": "0015.65AA.BBCC"},
+        headers=tenant.admin,
+    )
+    assert phone.status_code == 201 and phone.json()["mac"] == "001565aabbcc"
+    for mac in ("01:00:5e:00:00:fb", "00:00:00:00:00:00", " 001565aabbcd"):
+        refused = await client.post(
+            f"/v1/users/{spaced.json()['id']}/devices",
+            json={"name": "lan.desk2", "kind": "ip_phone", "mac": mac},
+            headers=tenant.admin,
+        )
+        assert_problem(refused, 422, field="body.mac")
+    await client.post("/v1/provisioning/credentials", headers=tenant.admin)
+    networks = await client.patch(
+        "/v1/provisioning",
+        json={"allowed_networks": ["::ffff:10.0.0.0/104", "203.0.113.7"]},
+        headers=tenant.admin,
+    )
+    assert networks.json()["allowed_networks"] == ["::ffff:a00:0/104", "203.0.113.7/32"], (
+        networks.text
+    )
+    netmask = await client.patch(
+        "/v1/provisioning", json={"allowed_networks": ["10.0.0.0/255.0.0.0"]}, headers=tenant.admin
+    )
+    assert_problem(netmask, 422, field="body.allowed_networks.0")
+    assert [u.display_name for u in await db_rows(db, select(User))] == ["Lan"]
+
+
+def _document_and_model_agree(adapter: TypeAdapter[Any], value: object) -> None:
+    """The value is valid by the field's JSON Schema (as a client or schemathesis reads it) if
+    and only if the service's model accepts it."""
+    schema = adapter.json_schema()
+    valid_by_document = jsonschema_rs.validator_for(schema, validate_formats=True).is_valid(value)
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == valid_by_document, (value, schema)
+
+
+# Fields whose rules the document states as `pattern`, lengths, formats or enums.
+DECLARED = {
+    "display name": DisplayName,
+    "email": Email,
+    "SIP domain": SipDomain,
+    "time zone": TimeZoneName,
+    "device name": DeviceName,
+    "device password": DevicePassword,
+    "MAC address": MacAddress,
+    "SIP URI": SipUri,
+    "network": Network,
+    "webhook URL": WebhookUrl,
+    "date-time": DateTime,
+}
+
+
+@pytest.mark.parametrize("field", DECLARED)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_field_takes_exactly_what_the_document_declares(field: str, data: st.DataObject) -> None:
+    adapter: TypeAdapter[Any] = TypeAdapter(DECLARED[field])
+    schema = adapter.json_schema()
+    samples = [st.text(max_size=80), st.text(alphabet="aA0.:-/@ \t\u00a0\x01", max_size=30)]
+    if "pattern" in schema:
+        samples.append(st.from_regex(schema["pattern"], fullmatch=True))
+    if "enum" in schema:
+        samples.append(st.sampled_from(schema["enum"]))
+    value = data.draw(st.one_of(samples))
+    _document_and_model_agree(adapter, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(st.from_regex(IF_MATCH_PATTERN, fullmatch=True), st.text(max_size=40)))
+def test_an_if_match_is_refused_as_the_document_declares(value: str) -> None:
+    declared = re.fullmatch(IF_MATCH_PATTERN, value) is not None
+    try:
+        require_match(value, 3)
+    except PreconditionFailed:
+        assert declared  # a list of ETags, none of them the current one
+    except InvalidInput:
+        assert not declared
+    else:
+        assert declared

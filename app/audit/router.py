@@ -2,14 +2,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import AwareDatetime
 
 from app.audit import service
 from app.audit.schemas import AuditEntryOut
-from app.deps import AdminAccess, SessionDep
+from app.auth.deps import AdminAccess
+from app.deps import SessionDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.pagination import Page, PageDep
 from app.routing import api_router
+from app.schemas import DateTime
 from app.tenants.exceptions import TenantNotFound
 
 router = api_router(
@@ -32,8 +33,8 @@ async def list_audit_events(
     actor_key_id: Annotated[
         uuid.UUID | None, Query(description="Changes made with this key.")
     ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="From this time on.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Before this time.")] = None,
+    since: Annotated[DateTime | None, Query(description="From this time on.")] = None,
+    until: Annotated[DateTime | None, Query(description="Before this time.")] = None,
 ) -> Page[AuditEntryOut]:
     """Who changed what and when, newest first"""
     entries, total = await service.list_entries(

@@ -3,16 +3,10 @@ import uuid
 from fastapi import Response, status
 
 from app.auth import service
+from app.auth.deps import AuthenticatorDep, IdempotencyDep, PlatformAdmin, PlatformRead
 from app.auth.exceptions import ApiKeyNotFound
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from app.deps import (
-    AuthenticatorDep,
-    CipherDep,
-    IdempotencyDep,
-    PlatformAdmin,
-    PlatformRead,
-    SessionDep,
-)
+from app.deps import CipherDep, SessionDep
 from app.errors import CREATED, Forbidden, InvalidInput, Unauthorized, responses
 from app.idempotency.service import create_once
 from app.pagination import Page, PageDep

@@ -5,15 +5,15 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.auth.models import Role
-from app.schemas import SingleLine
+from app.schemas import TrimmedLine
 
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SingleLine
-    ] = Field(examples=["kamailio-edge-1"])
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100), TrimmedLine] = Field(
+        examples=["kamailio-edge-1"]
+    )
     role: Role = Field(
         description="admin: everything in the tenant; viewer: read only; call_control: the "
         "call-control routes only.",

@@ -4,6 +4,7 @@ from fastapi import Path, Query, Response, status
 from pydantic import BaseModel
 
 from app.callcontrol import service
+from app.callcontrol.deps import CallControlAccess
 from app.callcontrol.exceptions import CallerNotFound
 from app.callcontrol.schemas import (
     AuthorizationOut,
@@ -15,7 +16,6 @@ from app.callcontrol.schemas import (
     UsageReport,
 )
 from app.clock import utcnow
-from app.deps import CallControlAccess
 from app.devices.exceptions import SipAccountNotFound
 from app.errors import Forbidden, ServiceUnavailable, Unauthorized, responses
 from app.extensions.exceptions import ExtensionNotFound

@@ -1,21 +1,20 @@
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
     StringConstraints,
-    model_validator,
+    WithJsonSchema,
 )
 
 from app.devices.schemas import DeviceName
-from app.schemas import SingleLine
+from app.schemas import DateTime, OmittableModel, SingleLine, WholeNumber
 from app.tenants.schemas import SipDomain
 
 CallId = Annotated[
@@ -29,7 +28,7 @@ CallId = Annotated[
 ]
 Destination = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\+?[0-9*#]+$"),
+    StringConstraints(min_length=1, max_length=64, pattern=r"^\+?[0-9*#]+$"),
     Field(description="The dialled number.", examples=["0901234567"]),
 ]
 
@@ -109,20 +108,14 @@ class ExtensionRoute(BaseModel):
     )
 
 
-class CallerRef(BaseModel):
+class CallerRef(OmittableModel):
     """The caller: a device's SIP username, or a user id."""
 
-    model_config = ConfigDict(extra="forbid")
+    exactly_one_of = ("username", "user_id")
 
     domain: SipDomain = Field(examples=["acme.sip.antring.vn"])
     username: DeviceName | None = None
     user_id: uuid.UUID | None = None
-
-    @model_validator(mode="after")
-    def _one_caller(self) -> Self:
-        if (self.username is None) == (self.user_id is None):
-            raise ValueError("give exactly one of username or user_id")
-        return self
 
 
 class AuthorizationRequest(CallerRef):
@@ -139,18 +132,22 @@ class AuthorizationOut(BaseModel):
     user_id: uuid.UUID | None
 
 
-def _unix_seconds_or_text(value: Any) -> Any:
-    """A number is Unix seconds, never milliseconds; a text is an RFC 3339 date-time (pydantic
-    would read digits in a text as a timestamp too, and guess seconds or milliseconds)."""
+# The Unix seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the ends of a date-time.
+_FIRST_UNIX_SECOND = -62_135_596_800
+_LAST_UNIX_SECOND = 253_402_300_799
+
+
+def _unix_seconds(value: Any) -> Any:
+    """An integer is Unix seconds, never milliseconds (pydantic would guess which); anything
+    else must be an RFC 3339 date-time."""
     if isinstance(value, bool):
         raise ValueError("must be a date-time or Unix seconds, not a boolean")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema's integer
     if isinstance(value, int):
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ValueError("is out of range for a call's start") from None
-    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
-        raise ValueError("must be an RFC 3339 date-time such as 2026-11-25T09:30:00+07:00")
+        if not _FIRST_UNIX_SECOND <= value <= _LAST_UNIX_SECOND:
+            raise ValueError("is out of range for a call's start")
+        return datetime.fromtimestamp(value, UTC)
     if not isinstance(value, str | datetime):
         raise ValueError("must be an RFC 3339 date-time or integer Unix seconds")
     return value
@@ -159,10 +156,27 @@ def _unix_seconds_or_text(value: Any) -> Any:
 class UsageReport(CallerRef):
     call_id: CallId
     destination: Destination
-    started_at: Annotated[AwareDatetime, BeforeValidator(_unix_seconds_or_text)] = Field(
+    started_at: Annotated[
+        DateTime,
+        BeforeValidator(_unix_seconds),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "format": "date-time"},
+                    {
+                        "type": "integer",
+                        "minimum": _FIRST_UNIX_SECOND,
+                        "maximum": _LAST_UNIX_SECOND,
+                    },
+                ]
+            }
+        ),
+    ] = Field(
         description="When the call started (answer time): an RFC 3339 date-time with its "
         "offset, or integer Unix seconds. It must lie in the current month or the previous one "
         "(the tenant's calendar) and at most a few minutes ahead of the service's clock.",
         examples=["2026-11-25T09:30:00+07:00"],
     )
-    duration_seconds: StrictInt = Field(ge=0, le=7 * 86400, examples=[125])
+    duration_seconds: Annotated[StrictInt, Field(ge=0, le=7 * 86400), WholeNumber] = Field(
+        examples=[125]
+    )

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import Base
 from app.db.errors import violated_constraint
-from app.errors import AppError
+from app.errors.types import AppError
 
 
 async def flush_or_conflict(session: AsyncSession, conflicts: Mapping[str, AppError]) -> None:

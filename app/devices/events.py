@@ -2,8 +2,10 @@
 import, a registration report, the expiry job)."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
+from app.devices.repository import DeviceRef
 from app.outbox import record as outbox
 
 
@@ -28,3 +30,28 @@ def device_change(
         before=before,
         after=after,
     )
+
+
+def transition(
+    device: DeviceRef, *, before: int, after: int, edge: str | None = None, reason: str
+) -> outbox.Change | None:
+    """The event of a device that got its first live contact or lost its last one."""
+    if (before == 0) == (after == 0):
+        return None
+    return device_change(
+        "device.registered" if after else "device.unregistered",
+        tenant_id=device.tenant_id,
+        device_id=device.id,
+        user_id=device.user_id,
+        name=device.name,
+        data={"contact_count": after, "edge": edge, "reason": reason},
+    )
+
+
+def gone(devices: Sequence[DeviceRef], *, reason: str) -> list[outbox.Change]:
+    """The events of devices that lost their last live contact."""
+    return [
+        change
+        for device in devices
+        if (change := transition(device, before=1, after=0, reason=reason)) is not None
+    ]

@@ -1,21 +1,13 @@
 from fastapi import Response, status
 
-from app.deps import (
-    AdminDevice,
-    CallControlAccess,
-    ChangedDevice,
-    CipherDep,
-    IdempotencyDep,
-    ReadDevice,
-    SessionDep,
-    SettingsDep,
-)
-from app.devices import registrations, service
+from app.auth.deps import IdempotencyDep
+from app.deps import CipherDep, SessionDep, SettingsDep
+from app.devices import service
+from app.devices.deps import AdminDevice, ChangedDevice, ReadDevice
 from app.devices.exceptions import (
     DeviceNameTaken,
     DeviceNotFound,
     MacAddressTaken,
-    SipAccountNotFound,
 )
 from app.devices.schemas import (
     DeviceConfig,
@@ -25,11 +17,6 @@ from app.devices.schemas import (
     DeviceUpdate,
     PasswordRotate,
     PasswordRotated,
-    RegistrationBatch,
-    RegistrationBatchResult,
-    RegistrationOut,
-    RegistrationReport,
-    RegistrationState,
 )
 from app.errors import (
     CREATED,
@@ -37,7 +24,6 @@ from app.errors import (
     Forbidden,
     InvalidInput,
     PreconditionFailed,
-    ServiceUnavailable,
     Unauthorized,
     responses,
 )
@@ -166,77 +152,3 @@ async def rotate_device_password(
         session, cipher, current=current, password=body.password
     )
     return PasswordRotated(device_id=device.id, password=password)
-
-
-@router.get(
-    "/v1/devices/{device_id}/registrations",
-    response_model=Page[RegistrationOut],
-    responses=responses(DeviceNotFound),
-)
-async def list_registrations(
-    session: SessionDep, current: ReadDevice, page: PageDep
-) -> Page[RegistrationOut]:
-    """List a SIP account's live registrations, at every edge."""
-    rows, total = await registrations.live_registrations(
-        session, device=current.device, limit=page.limit, offset=page.offset
-    )
-    return Page.of([RegistrationOut.model_validate(row) for row in rows], total, page)
-
-
-@router.delete(
-    "/v1/devices/{device_id}/registrations",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=responses(DeviceNotFound),
-)
-async def end_registrations(session: SessionDep, current: AdminDevice) -> None:
-    """End a SIP account's registrations, at the edges too: its phones must register again."""
-    await registrations.end_registrations(
-        session,
-        tenant=current.tenant,
-        device=current.device,
-        reason=registrations.ENDED,
-        keep_cached=True,
-    )
-
-
-# What the SIP edges report: call-control keys, like the rest of /v1/call-control.
-call_control_router = api_router(
-    prefix="/v1/call-control",
-    tags=["call control"],
-    responses=responses(Unauthorized, Forbidden, ServiceUnavailable),
-)
-
-
-@call_control_router.post(
-    "/registrations",
-    response_model=RegistrationState,
-    responses=responses(SipAccountNotFound, InvalidInput),
-)
-async def report_registration(
-    body: RegistrationReport, session: SessionDep, cc: CallControlAccess
-) -> RegistrationState:
-    """Registration report: one account's contacts at one edge, applied last writer wins."""
-    return await registrations.report(
-        session,
-        report=body,
-        tenant_id=cc.key.tenant_id,
-        future_seconds=cc.settings.usage_future_seconds,
-    )
-
-
-@call_control_router.post(
-    "/registrations/batch",
-    response_model=RegistrationBatchResult,
-    responses=responses(InvalidInput),
-)
-async def report_registrations(
-    body: RegistrationBatch, session: SessionDep, cc: CallControlAccess
-) -> RegistrationBatchResult:
-    """Registration reports of one edge: each applied, or refused with its problem, on its own."""
-    return await registrations.report_batch(
-        session,
-        batch=body,
-        tenant_id=cc.key.tenant_id,
-        future_seconds=cc.settings.usage_future_seconds,
-    )

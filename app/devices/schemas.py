@@ -1,6 +1,4 @@
-import ipaddress
 import re
-import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Self
@@ -10,29 +8,47 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    Strict,
     StrictBool,
-    StrictInt,
     StringConstraints,
-    model_validator,
 )
+from pydantic.config import JsonDict
 
-from app.devices.models import Device, DeviceKind, PhoneModel, Transport
-from app.schemas import PatchModel, SingleLine
-from app.tenants.schemas import SipDomain
+from app.devices.models import Device, DeviceKind, PhoneModel
+from app.schemas import (
+    Matches,
+    PatchModel,
+)
 
 # A SIP username: what a device is called, and what a registrar lookup may ask for.
 SIP_USERNAME = re.compile(r"[A-Za-z0-9._-]{3,64}")
 
+# `GET /v1/call-control/sip-accounts/lookups` is not a registrar lookup of the account `lookups`:
+# the concrete path comes first. No device is called so, whatever the case.
+RESERVED_DEVICE_NAME = "lookups"
+
+
+def _not_reserved(name: str) -> str:
+    if name.lower() == RESERVED_DEVICE_NAME:
+        raise ValueError(f"must not be {RESERVED_DEVICE_NAME}: the name is reserved")
+    return name
+
+
 DeviceName = Annotated[
     str,
     StringConstraints(pattern=rf"^{SIP_USERNAME.pattern}$"),
+    AfterValidator(_not_reserved),
     Field(
         description="The SIP username: 3 to 64 letters, digits, '.', '_' or '-'; unique in the "
-        "tenant whatever the case.",
+        f"tenant whatever the case; not {RESERVED_DEVICE_NAME}.",
         examples=["lan.softphone"],
+        json_schema_extra={
+            "not": {
+                "pattern": "^" + "".join(f"[{c.upper()}{c}]" for c in RESERVED_DEVICE_NAME) + "$"
+            }
+        },
     ),
 ]
+_LETTER_AND_DIGIT = "[!-~]*([A-Za-z][!-~]*[0-9]|[0-9][!-~]*[A-Za-z])[!-~]*"
 DevicePassword = Annotated[
     str,
     Field(
@@ -42,28 +58,35 @@ DevicePassword = Annotated[
         "containing the device name. Omit it to have a strong one generated.",
         examples=["Blue7Harbor42x"],
     ),
+    Matches(
+        f"^{_LETTER_AND_DIGIT}$",
+        "must be printable ASCII characters without spaces, with letters and digits",
+    ),
 ]
 
-_MAC = re.compile(r"[0-9a-f]{12}")
+_HEX = "[0-9A-Fa-f]"
+# 00:15:65:AA:BB:CC, 00-15-65-AA-BB-CC, 0015.65AA.BBCC or 001565AABBCC, any case; a phone's own
+# (unicast: the first octet even), not all zeros.
+MAC_PATTERN = (
+    r"^(?!0{12}$|00(:00){5}$|00(-00){5}$|0000\.0000\.0000$)"
+    rf"{_HEX}[02468aceACE]((:{_HEX}{{2}}){{5}}|(-{_HEX}{{2}}){{5}}"
+    rf"|{_HEX}{{2}}(\.{_HEX}{{4}}){{2}}|{_HEX}{{10}})$"
+)
 
 
 def normalize_mac(value: str) -> str:
-    """A MAC address in the form phones name their files with: 12 lower-case hex digits."""
-    digits = value.strip().lower()
-    if re.fullmatch(r"[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}", digits):
-        digits = digits.replace(digits[2], "")
-    elif re.fullmatch(r"[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}", digits):
-        digits = digits.replace(".", "")
-    if not _MAC.fullmatch(digits):
-        raise ValueError("must be a MAC address such as 00:15:65:AA:BB:CC or 001565aabbcc")
-    if digits == "000000000000" or int(digits[1], 16) & 1:
-        raise ValueError("must be a phone's own (unicast) MAC address")
-    return digits
+    """A MAC address (MAC_PATTERN) in the form phones name their files with: 12 lower-case hex
+    digits."""
+    return re.sub(r"[:.-]", "", value).lower()
 
 
 MacAddress = Annotated[
     str,
     StringConstraints(max_length=17),
+    Matches(
+        MAC_PATTERN,
+        "must be a phone's own (unicast) MAC address such as 00:15:65:AA:BB:CC or 001565aabbcc",
+    ),
     AfterValidator(normalize_mac),
     Field(
         description="IP phones only: the phone's MAC address (00:15:65:AA:BB:CC, "
@@ -82,11 +105,19 @@ PhoneModelField = Annotated[
 ]
 
 
+# A MAC address and a phone model belong to IP phones only (the service checks it, and whether
+# a device that is not one, as stored, is given them).
+PHONE_FIELDS_RULE: JsonDict = {
+    "if": {"required": ["kind"], "properties": {"kind": {"not": {"const": "ip_phone"}}}},
+    "then": {"properties": {"mac": {"type": "null"}, "model": {"type": "null"}}},
+}
+
+
 class DeviceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=PHONE_FIELDS_RULE)
 
     name: DeviceName
-    kind: DeviceKind = Field(examples=["softphone"])
+    kind: DeviceKind = Field(examples=["ip_phone"])
     password: DevicePassword | None = None
     mac: MacAddress | None = None
     model: PhoneModelField | None = None
@@ -94,9 +125,10 @@ class DeviceCreate(BaseModel):
 
 class DeviceUpdate(PatchModel):
     nullable = frozenset({"mac", "model"})
+    schema_rules = PHONE_FIELDS_RULE
 
     name: DeviceName | None = None
-    kind: DeviceKind | None = None
+    kind: DeviceKind | None = Field(default=None, examples=["ip_phone"])
     enabled: StrictBool | None = Field(
         default=None, description="A disabled device cannot register."
     )
@@ -223,187 +255,3 @@ class DeviceConfig(BaseModel):
     device_id: uuid.UUID
     web: WebConfig
     ip_phone: IpPhoneConfig
-
-
-# Unix seconds up to the last second of the year 9999, the last a date-time holds.
-_LAST_UNIX_SECOND = 253_402_300_799
-
-EdgeName = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$"),
-    Field(
-        description="The reporting SIP edge: 1 to 64 letters, digits, '.', '_', ':' or '-'. "
-        "Each edge's contacts are its own: a report replaces only what the same edge reported.",
-        examples=["edge-1"],
-    ),
-]
-
-
-def _check_sip_uri(value: str) -> str:
-    scheme, colon, rest = value.partition(":")
-    if not colon or scheme.lower() not in ("sip", "sips") or not rest:
-        raise ValueError("must be a SIP URI starting with sip: or sips:")
-    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in value):
-        raise ValueError("must not contain spaces or control characters")
-    return value
-
-
-SipUri = Annotated[
-    str,
-    StringConstraints(max_length=512),
-    AfterValidator(_check_sip_uri),
-    Field(
-        description="A contact as the phone registered it: a SIP URI (sip: or sips:, any "
-        "case), up to 512 characters, without spaces or control characters.",
-        examples=["sip:lan.web@10.0.0.7:5070;transport=tcp"],
-    ),
-]
-
-
-def _check_address(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError("must be an IPv4 or IPv6 address such as 203.0.113.7") from None
-    return value
-
-
-class ReportedContact(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    contact: SipUri
-    expires_at: StrictInt = Field(
-        ge=0,
-        le=_LAST_UNIX_SECOND,
-        description="When the registration expires, in Unix seconds: after `at` and after the "
-        "service's clock.",
-        examples=[1796390307],
-    )
-
-
-class ReportSource(BaseModel):
-    """Where the REGISTER came from, as the edge received it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    address: Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_address)] = (
-        Field(description="The IPv4 or IPv6 address.", examples=["10.0.0.7"])
-    )
-    port: StrictInt = Field(ge=1, le=65535, examples=[5070])
-    transport: Transport = Field(examples=["tcp"])
-
-
-class AccountReport(BaseModel):
-    """What one edge holds of one account at `at`: either all its contacts there (`contacts`),
-    or the contacts that ended at `at` (`expired`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    domain: SipDomain = Field(
-        description="The tenant's SIP domain.", examples=["acme.sip.antring.vn"]
-    )
-    username: Annotated[
-        str,
-        StringConstraints(pattern=rf"^{SIP_USERNAME.pattern}$"),
-        Field(
-            description="The device's SIP username (any case).",
-            examples=["lan.web"],
-        ),
-    ]
-    at: Annotated[float, Strict()] = Field(
-        ge=0,
-        le=_LAST_UNIX_SECOND,
-        allow_inf_nan=False,
-        description="The edge's clock when it read what it reports, in Unix seconds (a "
-        "fraction allowed); at most ANTRING_USAGE_FUTURE_SECONDS ahead of the service's clock. "
-        "A contact already changed by a later report is left as that report left it.",
-        examples=[1796386707.689488],
-    )
-    contacts: list[ReportedContact] | None = Field(
-        default=None,
-        max_length=32,
-        description="Every contact of the account on this edge; empty: it has none left there "
-        "(it unregistered). Give this or `expired`.",
-    )
-    expired: list[SipUri] | None = Field(
-        default=None,
-        min_length=1,
-        max_length=32,
-        description="Contacts that expired or whose connection closed at `at`; the others stay. "
-        "Give this or `contacts`.",
-        examples=[["sip:lan.web@10.0.0.7:5070;transport=tcp"]],
-    )
-    source: ReportSource | None = Field(
-        default=None, description="Where the REGISTER came from (for the listed contacts)."
-    )
-    user_agent: Annotated[str, StringConstraints(max_length=256), SingleLine] | None = Field(
-        default=None,
-        description="The phone's User-Agent header.",
-        examples=["Yealink SIP-T46U 108.86.0.45"],
-    )
-
-    @model_validator(mode="after")
-    def _contacts_or_expired(self) -> Self:
-        if (self.contacts is None) == (self.expired is None):
-            raise ValueError("give exactly one of contacts or expired")
-        return self
-
-
-class RegistrationReport(AccountReport):
-    """One account's registration state at one edge."""
-
-    edge: EdgeName
-
-
-class RegistrationBatch(BaseModel):
-    """Many accounts' reports from one edge. Each is applied, or refused, on its own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    edge: EdgeName
-    reports: list[AccountReport] = Field(min_length=1, max_length=500)
-
-
-class RegistrationState(BaseModel):
-    """A device's registration state once the report was applied."""
-
-    device_id: uuid.UUID
-    registered: Registered
-    contact_count: ContactCount
-
-
-class RefusedReport(BaseModel):
-    """A report of a batch that changed nothing, and why: the problem (type, title, detail)
-    the single report would have been answered with."""
-
-    index: int = Field(description="The report's place in `reports`, from 0.", examples=[1])
-    status: int = Field(examples=[404])
-    type: str = Field(examples=["urn:antring:problem:sip-account-not-found"])
-    title: str = Field(examples=["SIP account not found"])
-    detail: str | None = Field(examples=["No SIP account lan.web@acme.sip.antring.vn."])
-    field: str | None = Field(
-        description="The field at fault, when one is.", examples=["reports.1.username"]
-    )
-
-
-class RegistrationBatchResult(BaseModel):
-    applied: int = Field(description="Reports applied (a late or repeated one too).")
-    refused: list[RefusedReport]
-
-
-class RegistrationOut(BaseModel):
-    """A live contact of a device at one edge."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    edge: str = Field(examples=["edge-1"])
-    contact: str = Field(examples=["sip:lan.web@10.0.0.7:5070;transport=tcp"])
-    transport: Transport | None
-    source_address: str | None = Field(examples=["10.0.0.7"])
-    source_port: int | None = Field(examples=[5070])
-    user_agent: str | None = Field(examples=["Yealink SIP-T46U 108.86.0.45"])
-    expires_at: datetime
-    registered_at: datetime = Field(
-        description="When the contact became live (the service's clock)."
-    )
-    updated_at: datetime

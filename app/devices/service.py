@@ -4,7 +4,7 @@ import re
 import secrets
 import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -16,8 +16,8 @@ from app import edgecache
 from app.clock import utcnow
 from app.crypto import PasswordCipher, generate_password, ha1_md5, ha1_sha256
 from app.db.conflicts import flush_or_conflict
-from app.devices import registrations, repository
-from app.devices.events import device_change
+from app.devices import repository
+from app.devices.events import device_change, gone
 from app.devices.exceptions import DeviceNameTaken, DeviceNotFound, MacAddressTaken
 from app.devices.models import Device, DeviceKind, PhoneModel
 from app.devices.repository import StoredDevice
@@ -56,6 +56,11 @@ async def require_device(
     return TenantDevice(device=found[0], tenant=found[1])
 
 
+# The `type` of refusals that depend on what is stored, not on the request's form alone.
+IP_PHONE_ONLY = "ip_phone_only"
+PASSWORD_HAS_NAME = "password_contains_name"
+
+
 def check_password(password: str, *, username: str, field: str = "body.password") -> None:
     """The rules for a password an operator chooses (generated ones always pass)."""
     if not all("!" <= c <= "~" for c in password):
@@ -63,7 +68,9 @@ def check_password(password: str, *, username: str, field: str = "body.password"
     if not (any(c.isalpha() for c in password) and any(c.isdigit() for c in password)):
         raise InvalidInput(field, "The password needs both letters and digits.")
     if username.lower() in password.lower():
-        raise InvalidInput(field, "The password must not contain the device name.")
+        raise InvalidInput(
+            field, "The password must not contain the device name.", type=PASSWORD_HAS_NAME
+        )
 
 
 def stored_secrets(
@@ -106,9 +113,13 @@ def _check_phone_fields(device: Device | DeviceCreate, *, kind_changed: bool) ->
         if getattr(device, field) is not None:
             if kind_changed:
                 raise InvalidInput(
-                    "body.kind", f"The device has a {field}: set it to null to change the kind."
+                    "body.kind",
+                    f"The device has a {field}: set it to null to change the kind.",
+                    type=IP_PHONE_ONLY,
                 )
-            raise InvalidInput(f"body.{field}", f"Only an ip_phone has a {field}.")
+            raise InvalidInput(
+                f"body.{field}", f"Only an ip_phone has a {field}.", type=IP_PHONE_ONLY
+            )
 
 
 def shown(device: Device | StoredDevice | dict[str, Any]) -> dict[str, Any]:
@@ -255,7 +266,7 @@ async def device_views(
     session: AsyncSession, *, tenant_id: uuid.UUID, devices: list[Device]
 ) -> list[DeviceOut]:
     """Devices as the API shows them, each with whether it is registered now (one query)."""
-    counts = await registrations.contact_counts(
+    counts = await contact_counts(
         session, tenant_id=tenant_id, device_ids=[device.id for device in devices]
     )
     return [DeviceOut.of(device, contact_count=counts.get(device.id, 0)) for device in devices]
@@ -270,7 +281,7 @@ async def update_device(
     renamed = "name" in changes and changes["name"] != device.name
     if renamed or changes.get("enabled") is False:
         # Under the old name: renamed, it no longer signs in; disabled, not at all.
-        await registrations.end_registrations(
+        await end_registrations(
             session,
             tenant=current.tenant,
             device=device,
@@ -280,7 +291,9 @@ async def update_device(
         # The digest HA1 covers the username, so a rename needs it computed again.
         password = cipher.decrypt(device.password_encrypted)
         if changes["name"].lower() in password.lower():
-            raise InvalidInput("body.name", "The device password contains the new name.")
+            raise InvalidInput(
+                "body.name", "The device password contains the new name.", type=PASSWORD_HAS_NAME
+            )
         device.name = changes["name"]
         device.name_key = device.name.lower()
         _set_password(device, cipher, password=password, realm=current.tenant.sip_domain)
@@ -327,7 +340,7 @@ async def rotate_password(
         check_password(password, username=device.name)
     _set_password(device, cipher, password=password, realm=current.tenant.sip_domain)
     await session.flush()
-    await registrations.end_registrations(
+    await end_registrations(
         session, tenant=current.tenant, device=device, reason="password_rotated"
     )
     # The new password is nowhere in it: the edge only learns to drop what it cached.
@@ -390,3 +403,48 @@ async def rehash_tenant_devices(
         password = cipher.decrypt(device.password_encrypted)
         _set_password(device, cipher, password=password, realm=realm)
     await session.flush()
+
+
+async def contact_counts(
+    session: AsyncSession, *, tenant_id: uuid.UUID, device_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """How many live contacts each device has now (absent: none): one query."""
+    return await repository.contact_counts(
+        session, tenant_id=tenant_id, device_ids=device_ids, now=utcnow()
+    )
+
+
+async def end_registrations(
+    session: AsyncSession,
+    *,
+    tenant: Tenant,
+    reason: str,
+    device: Device | None = None,
+    user_id: uuid.UUID | None = None,
+    keep_cached: bool = False,
+    now: datetime | None = None,
+) -> None:
+    """Ends the registrations of one device, of a user's devices, or of every device of the
+    tenant: once this commits the edges remove the accounts' contacts (and, unless
+    `keep_cached`, drop what they cached of them); the service's contacts of them are no longer
+    live at once, with `device.unregistered` for each device that was registered. A report
+    from before now cannot bring them back; the phones' next REGISTER does.
+
+    Call it before a rename or a new domain takes effect: the edges know the accounts by the
+    old names."""
+    now = now or utcnow()
+    device_id = device.id if device is not None else None
+    devices = await repository.lock_devices(
+        session, tenant_id=tenant.id, user_id=user_id, device_id=device_id
+    )
+    tell_edges = edgecache.unregister if keep_cached else edgecache.forget
+    tell_edges(session, domain=tenant.sip_domain, usernames=[d.name for d in devices])
+    ended = await repository.end_live_registrations(
+        session,
+        tenant_id=tenant.id,
+        user_id=user_id,
+        device_id=device_id,
+        seen_at=now.timestamp(),
+        now=now,
+    )
+    await outbox.record_many(session, gone([d for d in devices if d.id in ended], reason=reason))

@@ -2,7 +2,8 @@ from typing import Annotated
 
 from fastapi import Path, Query, Response, status
 
-from app.deps import CipherDep, IdempotencyDep, ReadAccess, ReadTenant, SessionDep
+from app.auth.deps import IdempotencyDep, ReadAccess, ReadTenant
+from app.deps import CipherDep, SessionDep
 from app.errors import CREATED, Forbidden, InvalidInput, Unauthorized, responses
 from app.extensions import service
 from app.extensions.exceptions import ExtensionNotFound, ExtensionTaken

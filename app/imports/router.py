@@ -8,16 +8,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from app.auth.deps import AdminAccess, ReadAccess
 from app.auth.models import Role
-from app.deps import (
-    AdminAccess,
-    CipherDep,
-    DatabaseDep,
-    ImportRunnerDep,
-    ReadAccess,
-    SessionDep,
-    SettingsDep,
-)
+from app.deps import CipherDep, DatabaseDep, SessionDep, SettingsDep
 from app.errors import (
     Forbidden,
     InvalidInput,
@@ -26,6 +19,7 @@ from app.errors import (
     responses,
 )
 from app.imports import export, job_records
+from app.imports.deps import ImportRunnerDep
 from app.imports.exceptions import (
     ImportConflict,
     ImportJobNotFound,

@@ -10,13 +10,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from app.audit.service import prune
 from app.db.session import Database
-from app.devices.jobs import expire_registrations
 from app.errors import NotFound
 from app.idempotency.service import prune_expired
 from app.imports.jobs import prune_jobs
 from app.observability.metrics import JOB_LAST_SUCCESS, JOB_RUNS
 from app.provisioning.jobs import prune_provisioning
 from app.quotas.jobs import close_finished_months
+from app.registrations.jobs import expire_registrations
 from app.settings import Settings
 
 

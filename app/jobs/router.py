@@ -3,7 +3,8 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import BaseModel, Field
 
-from app.deps import DatabaseDep, PlatformAdmin
+from app.auth.deps import PlatformAdmin
+from app.deps import DatabaseDep
 from app.errors import Forbidden, Unauthorized, responses
 from app.jobs import registry
 from app.jobs.registry import JOBS, JobNotFound

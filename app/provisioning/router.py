@@ -3,15 +3,9 @@ from typing import Any
 
 from fastapi import Request, Response, status
 
-from app.deps import (
-    AdminAccess,
-    AdminDevice,
-    AuthThrottleDep,
-    CipherDep,
-    PublicBaseUrl,
-    SessionDep,
-    SettingsDep,
-)
+from app.auth.deps import AdminAccess, AuthThrottleDep
+from app.deps import CipherDep, SessionDep, SettingsDep
+from app.devices.deps import AdminDevice
 from app.devices.exceptions import DeviceNotFound
 from app.errors import (
     Conflict,
@@ -24,6 +18,7 @@ from app.errors import (
 )
 from app.pagination import Page, PageDep
 from app.provisioning import service
+from app.provisioning.deps import PublicBaseUrl
 from app.provisioning.exceptions import (
     LinkGone,
     NoPhoneTransport,

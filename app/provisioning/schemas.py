@@ -8,17 +8,19 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from app.devices.models import PhoneModel
 from app.provisioning.models import FetchOutcome
-from app.schemas import PatchModel
+from app.schemas import IP_NETWORK_PATTERN, Matches, PatchModel
 
 
-def _check_network(value: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value.strip(), strict=False))
-    except ValueError:
-        raise ValueError("must be an IP network such as 203.0.113.0/24 or 2001:db8::/32") from None
+def _network(value: str) -> str:
+    return str(ipaddress.ip_network(value, strict=False))
 
 
-Network = Annotated[str, StringConstraints(max_length=50), AfterValidator(_check_network)]
+Network = Annotated[
+    str,
+    StringConstraints(max_length=50),
+    Matches(IP_NETWORK_PATTERN, "must be an IP network such as 203.0.113.0/24 or 2001:db8::/32"),
+    AfterValidator(_network),
+]
 Networks = Annotated[
     list[Network],
     Field(

@@ -2,14 +2,8 @@ import uuid
 
 from fastapi import Response, status
 
-from app.deps import (
-    CipherDep,
-    IdempotencyDep,
-    PlatformAdmin,
-    PlatformRead,
-    PlatformTenant,
-    SessionDep,
-)
+from app.auth.deps import IdempotencyDep, PlatformAdmin, PlatformRead
+from app.deps import CipherDep, SessionDep
 from app.errors import (
     CREATED,
     VERSIONED,
@@ -24,6 +18,7 @@ from app.idempotency.service import create_once
 from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenancy import service as tenancy
+from app.tenancy.deps import PlatformTenant
 from app.tenants import service
 from app.tenants.exceptions import EmergencyNumberInUse, SipDomainTaken, TenantNotFound
 from app.tenants.schemas import TenantCreate, TenantOut, TenantUpdate

@@ -4,7 +4,6 @@ its devices must be hashed again for, and its deletion with what the SIP edges m
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.crypto import PasswordCipher
-from app.devices import registrations
 from app.devices import service as devices
 from app.extensions import service as extensions
 from app.tenants import service as tenants
@@ -31,7 +30,7 @@ async def update_tenant(
     realm_changed = "sip_domain" in changes and changes["sip_domain"] != tenant.sip_domain
     if realm_changed:
         # The edges know the accounts under the old domain: none of them signs in there now.
-        await registrations.end_registrations(session, tenant=tenant, reason="domain_changed")
+        await devices.end_registrations(session, tenant=tenant, reason="domain_changed")
     await tenants.update_tenant(session, tenant=tenant, data=data)
     if realm_changed:
         await devices.rehash_tenant_devices(

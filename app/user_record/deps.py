@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from app.deps import AdminAccess, IfMatch, ReadAccess, SessionDep
+from app.auth.deps import AdminAccess, ReadAccess
+from app.deps import IfMatch, SessionDep
 from app.etags import require_match
 from app.user_record.service import TenantUser, require_user
 

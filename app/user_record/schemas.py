@@ -2,29 +2,34 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
-from app.schemas import PatchModel, SingleLine
+from app.schemas import CONTROL_CHARACTERS, Matches, PatchModel, TrimmedLine, WholeNumber
 
 DisplayName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    SingleLine,
+    StringConstraints(min_length=1, max_length=200),
+    TrimmedLine,
     Field(examples=["Nguyễn Thị Lan"]),
 ]
+_EMAIL_PART = rf"[^@\s{CONTROL_CHARACTERS}]+"
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
-    SingleLine,
+    StringConstraints(max_length=320),
+    Matches(
+        rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$",
+        "must be an email address such as lan@acme.vn",
+    ),
     Field(examples=["lan@acme.vn"]),
 ]
 ExternalRef = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    SingleLine,
+    StringConstraints(min_length=1, max_length=200),
+    TrimmedLine,
     Field(description="The agent's id in the company's identity system; unique in the tenant."),
 ]
 LimitMinutes = Annotated[
     StrictInt,
     Field(ge=0, le=1_000_000, description="Monthly outbound minutes; null means unlimited."),
+    WholeNumber,
 ]
 
 

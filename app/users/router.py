@@ -2,7 +2,8 @@ from typing import Annotated
 
 from fastapi import Query, Response, status
 
-from app.deps import AdminTenant, CipherDep, IdempotencyDep, ReadTenant, SessionDep
+from app.auth.deps import AdminTenant, IdempotencyDep, ReadTenant
+from app.deps import CipherDep, SessionDep
 from app.errors import (
     CREATED,
     VERSIONED,

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.crypto import PasswordCipher
-from app.devices import registrations
 from app.devices import repository as devices_repository
 from app.devices import service as devices
 from app.devices.models import DeviceKind
@@ -42,14 +41,14 @@ async def _present(session: AsyncSession, *, tenant: Tenant, page: list[User]) -
     used = await quotas_repository.used_seconds_by_user(
         session, tenant_id=tenant.id, user_ids=user_ids, period=period
     )
-    devices = await devices_repository.list_user_devices(
+    rows = await devices_repository.list_user_devices(
         session, tenant_id=tenant.id, user_ids=user_ids
     )
-    counts = await registrations.contact_counts(
-        session, tenant_id=tenant.id, device_ids=[device.id for device in devices]
+    counts = await devices.contact_counts(
+        session, tenant_id=tenant.id, device_ids=[device.id for device in rows]
     )
     devices_of: dict[uuid.UUID, list[DeviceSummary]] = defaultdict(list)
-    for device in devices:
+    for device in rows:
         devices_of[device.user_id].append(
             DeviceSummary.of(device, contact_count=counts.get(device.id, 0))
         )
@@ -116,7 +115,7 @@ async def list_users(
 
 async def update_user(session: AsyncSession, *, current: TenantUser, data: UserUpdate) -> UserOut:
     if data.changes().get("enabled") is False and current.user.enabled:
-        await registrations.end_registrations(
+        await devices.end_registrations(
             session, tenant=current.tenant, user_id=current.user.id, reason="user_disabled"
         )
     await user_record.update_user(session, user=current.user, data=data)

@@ -2,7 +2,8 @@ import uuid
 
 from fastapi import Response, status
 
-from app.deps import AdminAccess, CipherDep, IdempotencyDep, SessionDep, SettingsDep, WebhookDep
+from app.auth.deps import AdminAccess, IdempotencyDep
+from app.deps import CipherDep, SessionDep, SettingsDep
 from app.errors import CREATED, Forbidden, InvalidInput, Unauthorized, responses
 from app.idempotency.service import create_once
 from app.outbox.catalogue import EVENT_TYPES
@@ -10,6 +11,7 @@ from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
 from app.webhooks import service
+from app.webhooks.deps import WebhookDep
 from app.webhooks.exceptions import DeliveryNotFound, WebhookNotFound, WebhookUrlRefused
 from app.webhooks.schemas import (
     DeliveryOut,

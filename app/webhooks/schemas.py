@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from app.outbox.catalogue import EVENT_TYPES
-from app.schemas import PatchModel, SingleLine
+from app.schemas import CONTROL_CHARACTERS, IPV6, SPACES, Matches, PatchModel, SingleLine
 from app.webhooks.models import DeliveryStatus
 from app.webhooks.urls import url_problem
 
@@ -24,15 +24,28 @@ def _check_types(values: list[str]) -> list[str]:
     return sorted(set(values))
 
 
+_LABEL = "[A-Za-z0-9-]{1,63}"
+_PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+# http or https, a host (a DNS name or an IP address) without credentials, an optional port, and
+# whatever follows without spaces or control characters.
+URL_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://({_LABEL}(\.{_LABEL})*|\[({IPV6})\])(:{_PORT})?"
+    rf"([/?#][^{CONTROL_CHARACTERS}{SPACES}]*)?$"
+)
 WebhookUrl = Annotated[
     str,
     StringConstraints(min_length=8, max_length=2000),
-    SingleLine,
+    Matches(
+        URL_PATTERN,
+        "must be an http or https URL with a host, without credentials, spaces or control "
+        "characters",
+    ),
     AfterValidator(_check_url),
     Field(examples=["https://billing.example.com/antring/events"]),
 ]
+EventType = Annotated[str, Field(json_schema_extra={"enum": sorted(EVENT_TYPES)})]
 EventTypes = Annotated[
-    list[str],
+    list[EventType],
     Field(
         max_length=len(EVENT_TYPES),
         description="The event types to receive; empty: all of them.",
@@ -40,7 +53,9 @@ EventTypes = Annotated[
     ),
     AfterValidator(_check_types),
 ]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), SingleLine]
+Description = Annotated[
+    str, StringConstraints(max_length=200), SingleLine, AfterValidator(str.strip)
+]
 
 
 class WebhookCreate(BaseModel):

@@ -167,7 +167,9 @@ async def test_usage_report_validation(client: httpx.AsyncClient, agent: Agent) 
         (10**20, "value_error"),
         ("1700000000", "value_error"),
         (True, "value_error"),
-        (1.5e9, "value_error"),
+        (1.5e9 + 0.5, "value_error"),
+        # JSON Schema's integer: 1500000000.0 is 1500000000 seconds.
+        (1.5e9, "started_at_too_old"),
     ],
 )
 async def test_a_start_outside_the_window_of_a_call_is_refused_and_charges_nothing(

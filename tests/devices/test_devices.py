@@ -139,6 +139,34 @@ async def test_create_device_refuses_a_bad_name(
     assert len(await db_rows(db, select(Device.id))) == 1
 
 
+async def test_no_device_is_named_lookups(
+    client: httpx.AsyncClient, tenant: TenantKeys, db: Database
+) -> None:
+    """`GET /v1/call-control/sip-accounts/lookups` is the batch's path, not a registrar lookup:
+    an account of that name could not be looked up, so none is made."""
+    user = await create_user(client, tenant.admin)
+    device_id = user["devices"][0]["id"]
+
+    named = await client.post(
+        f"/v1/users/{user['id']}/devices",
+        json={"name": "LookUps", "kind": "softphone"},
+        headers=tenant.admin,
+    )
+    renamed = await client.patch(
+        f"/v1/devices/{device_id}", json={"name": "lookups"}, headers=tenant.admin
+    )
+
+    assert_problem(named, 422, field="body.name")
+    assert_problem(renamed, 422, field="body.name")
+    assert "lookups" not in [d.name.lower() for d in await db_rows(db, select(Device))]
+    lookups = await client.get(
+        "/v1/call-control/sip-accounts/lookups",
+        params={"domain": tenant.sip_domain},
+        headers=tenant.call_control,
+    )
+    assert_problem(lookups, 405)
+
+
 @pytest.mark.parametrize("name", ["abc", "x" * 64, "Lan_Desk-2.web", "007", "a.b"])
 async def test_create_device_accepts_names_within_the_rules(
     client: httpx.AsyncClient, tenant: TenantKeys, name: str

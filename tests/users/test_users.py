@@ -301,6 +301,7 @@ async def test_list_paginates_with_a_total(client: httpx.AsyncClient, tenant: Te
         ({"search": ""}, "query.search"),
         ({"search": "x" * 101}, "query.search"),
         ({"search": "lan\x00"}, "query.search"),
+        ({"search": "lan\x85"}, "query.search"),
     ],
 )
 async def test_list_refuses_bad_query_parameters(
@@ -311,6 +312,21 @@ async def test_list_refuses_bad_query_parameters(
     response = await client.get("/v1/users", params=params, headers=tenant.admin)
 
     assert_problem(response, 422, field=field)
+
+
+async def test_a_search_that_is_not_utf8_is_refused_not_guessed(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    """A query is read as UTF-8: bytes that are not (a lone surrogate, a cut-off character) are
+    refused, naming the parameter, rather than searched for as U+FFFD."""
+    await create_user(client, tenant.admin, display_name="Lê Lan")
+
+    for search in ("%ED%A0%80", "L%C3", "%FF"):
+        response = await client.get(f"/v1/users?search={search}", headers=tenant.admin)
+        body = assert_problem(response, 422, field="query.search")
+        assert body["errors"][0]["message"] == "is not UTF-8"
+    found = await client.get("/v1/users?search=L%C3%AA", headers=tenant.admin)
+    assert [u["display_name"] for u in found.json()["items"]] == ["Lê Lan"]
 
 
 async def test_search_matches_name_email_extension_and_device_name(

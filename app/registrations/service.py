@@ -20,14 +20,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import edgecache
 from app.clock import utcnow
 from app.devices import repository
-from app.devices.events import device_change
+from app.devices.events import gone, transition
 from app.devices.exceptions import SipAccountNotFound
 from app.devices.models import Device, Registration, Transport
 from app.devices.repository import DeviceRef, StoredRegistration
-from app.devices.schemas import (
+from app.errors import AppError, InvalidInput, problem_of
+from app.outbox import record as outbox
+from app.outbox.record import Change
+from app.registrations.schemas import (
     AccountReport,
     RefusedReport,
     RegistrationBatch,
@@ -35,10 +37,6 @@ from app.devices.schemas import (
     RegistrationReport,
     RegistrationState,
 )
-from app.errors import AppError, InvalidInput, problem_of
-from app.outbox import record as outbox
-from app.outbox.record import Change
-from app.tenants.models import Tenant
 
 # Why a device's registration state changed (`data.reason` of its events).
 REPORTED = "reported"  # an edge's report
@@ -145,31 +143,6 @@ class _Device:
         )
 
 
-def _transition(
-    device: DeviceRef, *, before: int, after: int, edge: str | None = None, reason: str
-) -> Change | None:
-    """The event of a device that got its first live contact or lost its last one."""
-    if (before == 0) == (after == 0):
-        return None
-    return device_change(
-        "device.registered" if after else "device.unregistered",
-        tenant_id=device.tenant_id,
-        device_id=device.id,
-        user_id=device.user_id,
-        name=device.name,
-        data={"contact_count": after, "edge": edge, "reason": reason},
-    )
-
-
-def _gone(devices: Sequence[DeviceRef], *, reason: str) -> list[Change]:
-    """The events of devices that lost their last live contact."""
-    return [
-        change
-        for device in devices
-        if (change := _transition(device, before=1, after=0, reason=reason)) is not None
-    ]
-
-
 def _unix(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
@@ -208,7 +181,7 @@ def _sweep(device: _Device, *, now: datetime) -> Change | None:
     for contact in device.contacts.values():
         if contact.live and contact.expires_at <= now:
             contact.end(now=now)
-    return _transition(
+    return transition(
         device.ref, before=before, after=device.live_count(), edge=None, reason=EXPIRED
     )
 
@@ -322,7 +295,7 @@ async def apply_reports(
         before = device.live_count()
         _apply(device, report, edge=edge, now=now)
         after = device.live_count()
-        change = _transition(ref, before=before, after=after, edge=edge, reason=REPORTED)
+        change = transition(ref, before=before, after=after, edge=edge, reason=REPORTED)
         if change is not None:
             changes.append(change)
         outcomes[index] = Applied(ref.id, after)
@@ -407,42 +380,6 @@ async def report_batch(
     return RegistrationBatchResult(applied=len(outcomes) - len(refused), refused=refused)
 
 
-async def end_registrations(
-    session: AsyncSession,
-    *,
-    tenant: Tenant,
-    reason: str,
-    device: Device | None = None,
-    user_id: uuid.UUID | None = None,
-    keep_cached: bool = False,
-    now: datetime | None = None,
-) -> None:
-    """Ends the registrations of one device, of a user's devices, or of every device of the
-    tenant: once this commits the edges remove the accounts' contacts (and, unless
-    `keep_cached`, drop what they cached of them); the service's contacts of them are no longer
-    live at once, with `device.unregistered` for each device that was registered. A report
-    from before now cannot bring them back; the phones' next REGISTER does.
-
-    Call it before a rename or a new domain takes effect: the edges know the accounts by the
-    old names."""
-    now = now or utcnow()
-    device_id = device.id if device is not None else None
-    devices = await repository.lock_devices(
-        session, tenant_id=tenant.id, user_id=user_id, device_id=device_id
-    )
-    tell_edges = edgecache.unregister if keep_cached else edgecache.forget
-    tell_edges(session, domain=tenant.sip_domain, usernames=[d.name for d in devices])
-    ended = await repository.end_live_registrations(
-        session,
-        tenant_id=tenant.id,
-        user_id=user_id,
-        device_id=device_id,
-        seen_at=now.timestamp(),
-        now=now,
-    )
-    await outbox.record_many(session, _gone([d for d in devices if d.id in ended], reason=reason))
-
-
 async def expire(session: AsyncSession, *, device_ids: Sequence[uuid.UUID], now: datetime) -> int:
     """These devices' contacts past their expiry are no longer live; a device left with none
     is unregistered. Returns how many devices were."""
@@ -452,17 +389,8 @@ async def expire(session: AsyncSession, *, device_ids: Sequence[uuid.UUID], now:
     )
     still = await repository.contact_counts(session, tenant_id=None, device_ids=expired, now=now)
     offline = [d for d in devices if d.id in expired and not still.get(d.id)]
-    await outbox.record_many(session, _gone(offline, reason=EXPIRED))
+    await outbox.record_many(session, gone(offline, reason=EXPIRED))
     return len(offline)
-
-
-async def contact_counts(
-    session: AsyncSession, *, tenant_id: uuid.UUID, device_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    """How many live contacts each device has now (absent: none): one query."""
-    return await repository.contact_counts(
-        session, tenant_id=tenant_id, device_ids=device_ids, now=utcnow()
-    )
 
 
 async def live_registrations(

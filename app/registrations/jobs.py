@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 from app.clock import utcnow
 from app.db.session import Database
-from app.devices import registrations, repository
+from app.devices import repository
+from app.registrations import service as registrations
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from sqlalchemy import select, update
 
 from app.clock import utcnow
 from app.db.session import Database
-from app.devices.jobs import expire_registrations
 from app.devices.models import Device, Registration
 from app.jobs.registry import JOBS
 from app.outbox.models import AuditEntry, Event
+from app.registrations.jobs import expire_registrations
 from tests.helpers.api import (
     TenantKeys,
     add_device,

@@ -1,0 +1,26 @@
+"""Call control's access: the key (Bearer, or the password of HTTP Basic) and the process's
+store, for the routes the SIP edges call."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.auth.deps import BasicCredentials, BearerCredentials, authenticate, require_role
+from app.auth.models import Role
+from app.callcontrol.access import CallControl
+
+
+# A plain dependency, not a yielding one: FastAPI's work per dependency, and more per yielding
+# one, is a large share of a registrar lookup.
+async def _call_control(
+    request: Request, credentials: BearerCredentials, basic: BasicCredentials
+) -> CallControl:
+    sent = credentials.credentials if credentials else basic.password if basic else None
+    key = await authenticate(request, sent)
+    require_role(key, (Role.call_control, Role.admin))
+    return CallControl(
+        key=key, store=request.app.state.callcontrol_store, settings=request.app.state.settings
+    )
+
+
+CallControlAccess = Annotated[CallControl, Depends(_call_control)]
