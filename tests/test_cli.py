@@ -233,7 +233,7 @@ def test_api_key_list_never_shows_a_key(migrated: str, capsys: pytest.CaptureFix
         ),
         (
             ["tenant", "create", "--name", " ", "--sip-domain", "Acme.sip.test"],
-            "error: --name: String should have at least 1 character; --sip-domain: must be a "
+            "error: --name: must not be blank; --sip-domain: must be a "
             "DNS host name in lower case, such as acme.sip.example.com",
         ),
         (
