@@ -33,8 +33,9 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# make fuzz FUZZ_ARGS="--max-examples 200": see tests/fuzz/run.py.
 fuzz: install
-	$(BIN)/python -m tests.fuzz.run
+	$(BIN)/python -m tests.fuzz.run $(FUZZ_ARGS)
 
 bench: install
 	$(BIN)/python -m bench.run

@@ -1,10 +1,12 @@
 import re
 import uuid
 from datetime import datetime
+from functools import cache
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic.config import JsonDict
 
 from app.schemas import Matches, PatchModel, TrimmedLine, WholeNumber
 
@@ -19,15 +21,26 @@ def _loadable(name: str) -> bool:
     return True
 
 
-# The IANA time zones this machine knows, listed in the document.
-TIME_ZONES = sorted(name for name in available_timezones() if _loadable(name))
-_TIME_ZONES = frozenset(TIME_ZONES)
+@cache
+def time_zones() -> tuple[str, ...]:
+    """The IANA time zones this machine knows (read once, when first needed: not at start-up)."""
+    return tuple(sorted(name for name in available_timezones() if _loadable(name)))
 
 
 def _check_timezone(value: str) -> str:
-    if value not in _TIME_ZONES:
+    if value not in time_zones():
         raise ValueError("must be an IANA time zone such as Asia/Ho_Chi_Minh")
     return value
+
+
+def _list_time_zones(schema: JsonDict) -> None:
+    zones = time_zones()
+    schema["enum"] = list(zones)
+    # Names for a generated client's enum members: Etc/GMT+7 and Etc/GMT-7 must not both be
+    # ETC_GMT7.
+    schema["x-enum-varnames"] = [
+        re.sub(r"-(?=[0-9])", "_MINUS_", re.sub(r"\+(?=[0-9])", "_PLUS_", zone)) for zone in zones
+    ]
 
 
 def _check_emergency(values: list[str]) -> list[str]:
@@ -44,15 +57,8 @@ SipDomain = Annotated[
         "must be a DNS host name in lower case, such as acme.sip.example.com",
     ),
 ]
-# Names for a generated client's enum members: Etc/GMT+7 and Etc/GMT-7 must not both be
-# ETC_GMT7.
-_TIME_ZONE_NAMES = [
-    re.sub(r"-(?=[0-9])", "_MINUS_", re.sub(r"\+(?=[0-9])", "_PLUS_", zone)) for zone in TIME_ZONES
-]
 TimeZoneName = Annotated[
-    str,
-    AfterValidator(_check_timezone),
-    Field(json_schema_extra={"enum": TIME_ZONES, "x-enum-varnames": _TIME_ZONE_NAMES}),
+    str, AfterValidator(_check_timezone), Field(json_schema_extra=_list_time_zones)
 ]
 EmergencyNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,6}$")]
 EmergencyNumbers = Annotated[
