@@ -285,7 +285,7 @@ DECLARED = {
 def test_a_field_takes_exactly_what_the_document_declares(field: str, data: st.DataObject) -> None:
     adapter: TypeAdapter[Any] = TypeAdapter(DECLARED[field])
     schema = adapter.json_schema()
-    samples = [st.text(max_size=80), st.text(alphabet="aA0.:-/@ \t\u00a0\x01", max_size=30)]
+    samples = [st.text(max_size=80), st.text(alphabet="aA0.:-/@ \t\u00a0\ufeff\x01", max_size=30)]
     if "pattern" in schema:
         samples.append(st.from_regex(schema["pattern"], fullmatch=True))
     if "enum" in schema:

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
-from app.schemas import CONTROL_CHARACTERS, Matches, PatchModel, TrimmedLine, WholeNumber
+from app.schemas import CONTROL_CHARACTERS, SPACES, Matches, PatchModel, TrimmedLine, WholeNumber
 
 DisplayName = Annotated[
     str,
@@ -10,7 +10,8 @@ DisplayName = Annotated[
     TrimmedLine,
     Field(examples=["Nguyễn Thị Lan"]),
 ]
-_EMAIL_PART = rf"[^@\s{CONTROL_CHARACTERS}]+"
+# Spaces are listed, not `\s`: Python's and a client's (ECMAScript) `\s` differ on U+FEFF.
+_EMAIL_PART = rf"[^@{CONTROL_CHARACTERS}{SPACES}\ufeff]+"
 Email = Annotated[
     str,
     StringConstraints(max_length=320),
