@@ -28,7 +28,6 @@ from tests.helpers.api import (
     new_platform_key,
 )
 
-
 # Who may call a tenant route: every role of people (read), the guide's operators (edit), or
 # the tenant's admins only (admin).
 READ, EDIT, ADMIN = "read", "edit", "admin"
