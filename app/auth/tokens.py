@@ -55,6 +55,9 @@ def looks_like_token(credential: str) -> bool:
 
 
 def _claim(claims: dict[str, Any], path: str) -> Any:
+    """A claim by its name, else by a dotted path into nested objects."""
+    if path in claims:
+        return claims[path]
     value: Any = claims
     for part in path.split("."):
         if not isinstance(value, dict):
