@@ -90,6 +90,8 @@ class ProviderKeys:
         self._prepared: dict[tuple[str, str], jwt.PyJWK] = {}
         self._read_at = -float("inf")
         self._tried_at = -float("inf")
+        # The last reading failed (the provider could not be reached or answered nonsense).
+        self._unreadable = False
         self._reading: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
@@ -108,13 +110,18 @@ class ProviderKeys:
                 await asyncio.shield(reading)
             # else: stale, but the key is known; it is used while the keys are read again.
         if kid is None:
+            if len(self._keys) != 1 and self._unreadable:
+                raise ProviderUnavailable("The identity provider's keys cannot be read now.")
             if len(self._keys) != 1:
                 raise TokenRejected("The token names no key (`kid`) and the provider has several.")
             kid = next(iter(self._keys))
         jwk = self._keys.get(kid)
         if jwk is None:
-            if not self._keys and self._read_at < 0:
-                raise ProviderUnavailable("The identity provider's keys cannot be read.")
+            if self._unreadable:
+                raise ProviderUnavailable(
+                    "The token is signed by a key not yet read, and the identity provider's "
+                    "keys cannot be read now."
+                )
             raise TokenRejected("The token is signed by a key the identity provider does not have.")
         prepared = self._prepared.get((kid, algorithm))
         if prepared is None:
@@ -157,7 +164,9 @@ class ProviderKeys:
         except (httpx.HTTPError, ValueError) as exc:
             # The keys already known go on being used.
             logger.warning("Could not read the identity provider's keys: %s", exc)
+            self._unreadable = True
             return
+        self._unreadable = False
         if keys != self._keys:
             self._prepared.clear()
         self._keys = keys
