@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.auth.models import Role
 from app.settings import Settings
@@ -26,10 +26,12 @@ def _marks(dependant: Dependant) -> Iterator[Any]:
         yield from _marks(dependency)
 
 
-def describe_roles(app: FastAPI) -> None:
-    """Writes into each route's description the roles that may call it (`x-roles` too)."""
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
+def _route_roles(app: FastAPI) -> dict[tuple[str, str], tuple[list[str], bool]]:
+    """(path, method) -> the roles that may call it, and whether only platform keys may."""
+    found: dict[tuple[str, str], tuple[list[str], bool]] = {}
+    for context in iter_route_contexts(app.routes):
+        route = context.route
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         marks = list(_marks(route.dependant))
         if not marks:
@@ -40,11 +42,32 @@ def describe_roles(app: FastAPI) -> None:
             allowed &= set(mark.roles)
         names = [role.value for role in Role if role in allowed]
         platform = any(getattr(mark, "platform", False) for mark in marks)
-        who = "platform keys" if platform else "keys and signed-in people"
-        route.description = (
-            f"{route.description}\n\n**Roles**: {', '.join(names)} ({who})."
-        ).strip()
-        route.openapi_extra = {**(route.openapi_extra or {}), "x-roles": names}
+        for method in route.methods or ():
+            found[(route.path_format, method.lower())] = (names, platform)
+    return found
+
+
+def describe_roles(app: FastAPI) -> None:
+    """Writes into each operation's description the roles that may call it (`x-roles` too)."""
+    build = app.openapi
+    described: list[bool] = []
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        if described:
+            return schema
+        for (path, method), (names, platform) in _route_roles(app).items():
+            operation = schema.get("paths", {}).get(path, {}).get(method)
+            if operation is None:
+                continue
+            who = " (platform keys only)" if platform else ""
+            roles = f"**Roles**: {', '.join(names)}{who}."
+            operation["description"] = f"{operation.get('description', '')}\n\n{roles}".strip()
+            operation["x-roles"] = names
+        described.append(True)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def offer_sign_in(app: FastAPI, settings: Settings) -> None:
