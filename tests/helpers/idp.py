@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 import httpx
 import jwt
@@ -87,14 +87,8 @@ def indicator_for(audience: str) -> str:
     parts = urlsplit(audience)
     if parts.scheme and (parts.netloc or parts.path):
         return audience
-    return "urn:audience:" + _uri_component(audience)
-
-
-def _uri_component(value: str) -> str:
-    # JavaScript's encodeURIComponent, which the provider uses.
-    from urllib.parse import quote
-
-    return quote(value, safe="-_.!~*'()")
+    # As JavaScript's encodeURIComponent, which the provider uses.
+    return "urn:audience:" + quote(audience, safe="-_.!~*'()")
 
 
 def new_signing_key(alg: str = "RS256") -> dict[str, Any]:
