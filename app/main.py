@@ -17,8 +17,9 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app import edgecache
 from app.audit.router import router as audit_router
+from app.auth.openapi import describe_roles, offer_sign_in, swagger_ui
 from app.auth.router import router as api_keys_router
-from app.auth.service import Authenticator
+from app.auth.service import Authenticator, token_verifier
 from app.auth.throttle import FailedAuthThrottle
 from app.bootstrap import bootstrap_if_empty
 from app.callcontrol.access import open_store
@@ -152,6 +153,7 @@ def create_app(
         app.state.db = db
         app.state.callcontrol_store = open_store(db)
         app.state.authenticator = Authenticator(db.engine, ttl=settings.api_key_cache_seconds)
+        app.state.token_verifier = token_verifier(settings, db.engine)
         instrumented = (
             tracing.instrument_database(db.engine, tracer_provider) if tracer_provider else []
         )
@@ -224,10 +226,14 @@ def create_app(
                 await edges.close()
             for instrumentor in instrumented:
                 instrumentor.uninstrument()
+            if app.state.token_verifier is not None:
+                await app.state.token_verifier.close()
             await db.dispose()
 
     # /docs and /redoc from assets a pinned package ships: they work without internet.
     app = FastAPIOffline(
+        # /docs is app/auth/openapi.py's: it can sign in with the identity provider.
+        docs_url=None,
         title="AntRing accounts service",
         version=__version__,
         description=DESCRIPTION,
@@ -266,6 +272,7 @@ def create_app(
     app.state.settings = settings
     app.state.cipher = PasswordCipher(settings.secret_key.get_secret_value())
     app.state.auth_throttle = FailedAuthThrottle(settings.auth_failure_limit)
+    app.state.token_verifier = None
     install_error_handlers(app)
     problem_openapi(app, links=LINKS)
     # The call-control routes come first: they take most of the traffic and routes match in order.
@@ -293,6 +300,9 @@ def create_app(
         app.include_router(router, max_body_size=limit)
     if settings.metrics_enabled and settings.metrics_port is None:
         app.include_router(metrics_router)
+    describe_roles(app)
+    offer_sign_in(app, settings)
+    swagger_ui(app, settings)
     concrete_paths_first(app.routes)
     return app
 

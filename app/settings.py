@@ -12,6 +12,10 @@ SipCodec = Literal["opus", "g722", "pcmu", "pcma", "g729"]
 
 # Used only when ANTRING_ENVIRONMENT=development (the default for `make run`); refused otherwise.
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
+# The signature algorithms a token may use: never `none`, never an HMAC (its key would be public).
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "please-change-me", DEVELOPMENT_SECRET_KEY}
 
 
@@ -142,6 +146,61 @@ class Settings(BaseSettings):
         description="Failed authentications allowed per client address and process, as "
         "'<count>/<second|minute|hour>'; past it the address gets 429 until the window has room.",
     )
+    # People sign in through the platform's OpenID Connect provider (tokens beside API keys).
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="The identity provider's issuer URL (its `iss`; the discovery document is "
+        "read from `<issuer>/.well-known/openid-configuration`). Unset: API keys only.",
+    )
+    oidc_audience: str | None = Field(
+        default=None,
+        description="The `aud` an access token must name for this service (Keycloak: the "
+        "client id an audience mapper adds; Auth0 and oidc-provider: the API's identifier).",
+    )
+    oidc_tenant_claim: str = Field(
+        default="tenant_id",
+        min_length=1,
+        description="The claim holding the tenant's id (dotted for a nested claim).",
+    )
+    oidc_roles_claim: str = Field(
+        default="roles",
+        min_length=1,
+        description="The claim listing the person's roles (dotted for a nested claim: "
+        "Keycloak's realm roles are `realm_access.roles`).",
+    )
+    oidc_role_prefix: str = Field(
+        default="",
+        description="What the provider puts before this service's role names (`antring-` "
+        "turns the role `antring-operator` into operator); other roles are ignored.",
+    )
+    oidc_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256", "EdDSA"],
+        min_length=1,
+        description="The signature algorithms accepted, as a JSON list; asymmetric only.",
+    )
+    oidc_leeway_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="The clock skew allowed when checking a token's `exp`, `nbf` and `iat`.",
+    )
+    oidc_keys_cache_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="How long the provider's keys are used before they are read again (a "
+        "token signed by a key not yet known reads them at once).",
+    )
+    oidc_keys_min_refresh_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="The least time between two readings of the provider's keys, however many "
+        "tokens name an unknown key.",
+    )
+    oidc_docs_client_id: str | None = Field(
+        default=None,
+        description="The public client /docs signs in with (authorization code with PKCE); "
+        "unset: /docs offers only the API key.",
+    )
     max_header_bytes: int = Field(
         default=16 * 1024, ge=1024, description="Largest request head (all headers) accepted."
     )
@@ -228,6 +287,23 @@ class Settings(BaseSettings):
                 raise ValueError("each must be an http:// or https:// URL")
         return value
 
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _check_issuer(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _check_algorithms(cls, value: list[str]) -> list[str]:
+        for algorithm in value:
+            if algorithm not in ASYMMETRIC_ALGORITHMS:
+                raise ValueError(
+                    f"{algorithm!r} is not one of {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+                )
+        return value
+
     @field_validator("forwarded_allow_ips")
     @classmethod
     def _check_proxies(cls, value: list[str]) -> list[str]:
@@ -274,6 +350,12 @@ class Settings(BaseSettings):
             self.secret_key = SecretStr(DEVELOPMENT_SECRET_KEY)
         elif len(key) < 32:
             raise ValueError("ANTRING_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> "Settings":
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError("ANTRING_OIDC_AUDIENCE must be set with ANTRING_OIDC_ISSUER")
         return self
 
     @property

@@ -223,7 +223,9 @@ def _check_seeded(server: Server, seeded: Seeded, *, token: str, admin_token: st
     if status != 200 or account["ha1"] != expected_ha1 or not account["enabled"]:
         raise RuntimeError(f"registrar lookup of a seeded device: {status} {account}")
     status, config = request_json(
-        "GET", f"{server.base_url}/v1/devices/{seeded.sample_device_id}/config", token=admin_token
+        "GET",
+        f"{server.base_url}/v1/devices/{seeded.sample_device_id}/config?reveal=password",
+        token=admin_token,
     )
     if status != 200 or config["ip_phone"]["password"] != seeded.sample_password:
         raise RuntimeError(f"the server cannot read a seeded device password: {status}")

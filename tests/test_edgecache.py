@@ -140,7 +140,7 @@ async def test_an_edge_that_fails_is_tried_again_then_given_up(
         edgecache._RETRY_DELAYS
     ) + ["ul.rm"] * len(edgecache._RETRY_DELAYS)
     # The change itself stands.
-    config = await api.get(f"/v1/devices/{device['id']}/config", headers=acme.admin)
+    config = await api.get(f"/v1/devices/{device['id']}/config?reveal=password", headers=acme.admin)
     assert config.json()["ip_phone"]["password"] == rotated.json()["password"]
 
 

@@ -26,7 +26,7 @@ async def collect_secrets(
     )
     await add_extension(client, tenant.admin, user["id"], "102")
     default = await client.get(
-        f"/v1/devices/{user['devices'][0]['id']}/config", headers=tenant.admin
+        f"/v1/devices/{user['devices'][0]['id']}/config?reveal=password", headers=tenant.admin
     )
     secrets = [
         "Blue7Harbor42x",
@@ -36,7 +36,7 @@ async def collect_secrets(
     ]
     for row in await db_rows(db, select(Device.ha1, Device.ha1_sha256, Device.password_encrypted)):
         secrets.extend(row)
-    for headers in (tenant.admin, tenant.viewer, tenant.call_control, platform):
+    for headers in (tenant.admin, tenant.operator, tenant.viewer, tenant.call_control, platform):
         secrets.append(headers["Authorization"].removeprefix("Bearer "))
     # lan.desk's phone registered at an edge.
     reported = await client.post(
@@ -68,6 +68,9 @@ async def test_secrets_never_appear_in_lists_or_reads(
         ("/v1/users/{user_id}", tenant.admin),
         ("/v1/users/{user_id}/devices", tenant.admin),
         ("/v1/devices/{device_id}", tenant.admin),
+        ("/v1/devices/{device_id}/config", tenant.admin),
+        ("/v1/devices/{device_id}/config", tenant.operator),
+        ("/v1/devices/{device_id}/config", tenant.viewer),
         ("/v1/devices/{device_id}/registrations", tenant.admin),
         ("/v1/users/{user_id}/extensions", tenant.admin),
         ("/v1/extensions/102", tenant.admin),
@@ -85,7 +88,9 @@ async def test_secrets_never_appear_in_lists_or_reads(
         leaked = [s for s in secrets if s in response.text]
         assert leaked == [], path
     # Where the product does show a password, these same checks see it.
-    shown = await client.get(f"/v1/devices/{ids['device_id']}/config", headers=tenant.admin)
+    shown = await client.get(
+        f"/v1/devices/{ids['device_id']}/config?reveal=password", headers=tenant.admin
+    )
     assert "Blue7Harbor42x" in shown.text
     renamed = await client.patch(
         f"/v1/devices/{ids['device_id']}", json={"name": "lan.desk2"}, headers=tenant.admin

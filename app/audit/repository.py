@@ -17,6 +17,7 @@ async def list_entries(
     resource_id: str | None,
     user_id: uuid.UUID | None,
     actor_key_id: uuid.UUID | None,
+    actor_id: str | None,
     since: datetime | None,
     until: datetime | None,
     limit: int,
@@ -32,6 +33,8 @@ async def list_entries(
         where.append(AuditEntry.user_id == user_id)
     if actor_key_id is not None:
         where.append(AuditEntry.actor_key_id == actor_key_id)
+    if actor_id is not None:
+        where.append(AuditEntry.actor_id == actor_id)
     if since is not None:
         where.append(AuditEntry.occurred_at >= since)
     if until is not None:

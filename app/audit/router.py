@@ -33,6 +33,15 @@ async def list_audit_events(
     actor_key_id: Annotated[
         uuid.UUID | None, Query(description="Changes made with this key.")
     ] = None,
+    actor_id: Annotated[
+        str | None,
+        Query(
+            max_length=255,
+            pattern=r"^[!-~]+$",
+            description="Changes made by this actor: a key's id, or a person's subject (`sub`) "
+            "at the identity provider.",
+        ),
+    ] = None,
     since: Annotated[DateTime | None, Query(description="From this time on.")] = None,
     until: Annotated[DateTime | None, Query(description="Before this time.")] = None,
 ) -> Page[AuditEntryOut]:
@@ -44,9 +53,10 @@ async def list_audit_events(
         resource_id=resource_id,
         user_id=user_id,
         actor_key_id=actor_key_id,
+        actor_id=actor_id,
         since=since,
         until=until,
         limit=page.limit,
         offset=page.offset,
     )
-    return Page.of([AuditEntryOut.model_validate(e) for e in entries], total, page)
+    return Page.of([AuditEntryOut.of(e) for e in entries], total, page)

@@ -1,6 +1,6 @@
-"""Who is calling, as `Annotated` aliases: the API key and its authentication, the role a route
-needs, the tenant a request acts on (loaded once), and a create's Idempotency-Key, which
-belongs to the calling key."""
+"""Who is calling, as `Annotated` aliases: the caller (an API key, or a token from the identity
+provider) and its authentication, the role a route needs, the tenant a request acts on (loaded
+once), and a create's Idempotency-Key, which belongs to the caller."""
 
 import re
 import uuid
@@ -15,10 +15,20 @@ from fastapi.security import (
     HTTPBearer,
 )
 
+from app.auth.exceptions import IdentityProviderUnavailable, InvalidToken, TokenNotAccepted
 from app.auth.models import Role
-from app.auth.repository import KeyIdentity
+from app.auth.principal import ActorKind, Principal
 from app.auth.service import Authenticator
 from app.auth.throttle import FailedAuthThrottle
+from app.auth.tokens import (
+    ClaimRejected,
+    ProviderUnavailable,
+    TokenRejected,
+    TokenVerifier,
+    looks_like_token,
+)
+from app.clock import utcnow
+from app.crypto import API_KEY_PREFIX
 from app.deps import DatabaseDep, SessionDep
 from app.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
 from app.idempotency.service import IdempotentRequest, request_hash
@@ -42,7 +52,11 @@ AuthenticatorDep = Annotated[Authenticator, Depends(_authenticator)]
 AuthThrottleDep = Annotated[FailedAuthThrottle, Depends(_auth_throttle)]
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ark_...`")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key (`Authorization: Bearer ark_...`), or an access token from the "
+    "identity provider (`Authorization: Bearer eyJ...`).",
+)
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
@@ -66,55 +80,86 @@ _basic = _LenientBasic(
 BasicCredentials = Annotated[HTTPBasicCredentials | None, Depends(_basic)]
 
 
-async def authenticate(request: Request, key: str | None) -> KeyIdentity:
-    """The identity of the API key a request sent (None: it sent none)."""
+async def authenticate(request: Request, credential: str | None) -> Principal:
+    """Who sent a request: the API key or the token in it (None: it sent neither)."""
     throttle: FailedAuthThrottle = request.app.state.auth_throttle
     address = request.client.host if request.client else ""
     retry_after = await throttle.retry_after(address)
     if retry_after is not None:
         raise TooManyRequests(
-            "Too many requests with a missing or wrong key from this address.",
+            "Too many requests with a missing or wrong key or token from this address.",
             retry_after=retry_after,
         )
-    if key is None:
+    if credential is None:
         await throttle.failed(address)
-        raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
-    identity = await (await _authenticator(request)).authenticate(key)
-    if identity is None:
-        await throttle.failed(address)
-        raise Unauthorized("The API key is not valid.")
-    # For the access line and the audit trail: who acted (the key's id and name, never the key).
-    request.state.key_id = str(identity.key_id)
-    request.state.tenant_id = str(identity.tenant_id) if identity.tenant_id else None
-    acting.set(Actor(key_id=identity.key_id, name=identity.name, role=identity.role.value))
-    return identity
+        raise Unauthorized("Send an API key or a token as `Authorization: Bearer <credential>`.")
+    verifier: TokenVerifier | None = request.app.state.token_verifier
+    if verifier is not None and not credential.startswith(API_KEY_PREFIX):
+        if not looks_like_token(credential):
+            await throttle.failed(address)
+            raise Unauthorized("The bearer credential is neither an API key nor a token.")
+        try:
+            principal = await verifier.verify(credential)
+        except TokenRejected as exc:
+            await throttle.failed(address)
+            raise InvalidToken(str(exc)) from None
+        except ClaimRejected as exc:
+            raise TokenNotAccepted(exc.claim, str(exc)) from None
+        except ProviderUnavailable as exc:
+            raise IdentityProviderUnavailable(str(exc)) from None
+    else:
+        found = await (await _authenticator(request)).authenticate(credential)
+        if found is None:
+            await throttle.failed(address)
+            raise Unauthorized("The API key is not valid.")
+        if found.expires_at is not None and found.expires_at <= utcnow():
+            await throttle.failed(address)
+            raise Unauthorized(f"The API key expired at {found.expires_at.isoformat()}.")
+        principal = found
+    # For the access line and the audit trail: who acted (never the key or the token).
+    request.state.key_id = str(principal.id)
+    request.state.tenant_id = str(principal.tenant_id) if principal.tenant_id else None
+    acting.set(
+        Actor(
+            kind=principal.kind.value,
+            id=principal.actor_id,
+            name=principal.name,
+            role=principal.role.value,
+            key_id=principal.id if principal.kind is ActorKind.api_key else None,
+            email=principal.email,
+            client_id=principal.client_id,
+            address=address or None,
+        )
+    )
+    return principal
 
 
-async def _current_key(request: Request, credentials: BearerCredentials) -> KeyIdentity:
+async def _current_principal(request: Request, credentials: BearerCredentials) -> Principal:
     return await authenticate(request, credentials.credentials if credentials else None)
 
 
-CurrentKey = Annotated[KeyIdentity, Depends(_current_key)]
+CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 
 
 @dataclass(frozen=True, slots=True)
 class TenantScope:
-    """The tenant a request acts on, and the key acting."""
+    """The tenant a request acts on, and who is acting."""
 
     tenant_id: uuid.UUID
-    key: KeyIdentity
+    principal: Principal
 
 
-def require_role(key: KeyIdentity, roles: tuple[Role, ...]) -> None:
-    if key.role not in roles:
-        raise Forbidden(f"A key with role {key.role.value} may not do this.")
+def require_role(principal: Principal, roles: tuple[Role, ...]) -> None:
+    if principal.role not in roles:
+        caller = "A key" if principal.kind is ActorKind.api_key else "A person"
+        raise Forbidden(f"{caller} with role {principal.role.value} may not do this.")
 
 
 def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
     async def dependency(
         request: Request,
         db: DatabaseDep,
-        key: CurrentKey,
+        principal: CurrentPrincipal,
         x_tenant_id: Annotated[
             str | None,
             Header(
@@ -123,9 +168,9 @@ def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
             ),
         ] = None,
     ) -> TenantScope:
-        require_role(key, roles)
-        if key.tenant_id is not None:
-            return TenantScope(tenant_id=key.tenant_id, key=key)
+        require_role(principal, roles)
+        if principal.tenant_id is not None:
+            return TenantScope(tenant_id=principal.tenant_id, principal=principal)
         if x_tenant_id is None:
             raise InvalidInput("header.X-Tenant-ID", "A platform key must name a tenant.")
         try:
@@ -136,38 +181,62 @@ def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
             ) from None
         await tenants.require_tenant_exists(db, tenant_id=tenant_id)
         request.state.tenant_id = str(tenant_id)
-        return TenantScope(tenant_id=tenant_id, key=key)
+        return TenantScope(tenant_id=tenant_id, principal=principal)
 
+    # Read by app/auth/openapi.py, which writes each route's roles into the document.
+    dependency.roles = roles  # type: ignore[attr-defined]
     return dependency
 
 
 def _platform(*roles: Role):  # type: ignore[no-untyped-def]
-    async def dependency(key: CurrentKey) -> KeyIdentity:
-        if key.tenant_id is not None:
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.tenant_id is not None:
             raise Forbidden("Only a platform key may manage tenants.")
-        require_role(key, roles)
-        return key
+        require_role(principal, roles)
+        return principal
 
+    dependency.roles = roles  # type: ignore[attr-defined]
+    dependency.platform = True  # type: ignore[attr-defined]
     return dependency
 
 
-ReadAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin, Role.viewer))]
+def _tenant_keys(*roles: Role):  # type: ignore[no-untyped-def]
+    """A tenant's API keys (`{tenant_id}` in the path): a platform key, or the tenant's own
+    admin; never another tenant's."""
+
+    async def dependency(tenant_id: uuid.UUID, principal: CurrentPrincipal) -> Principal:
+        if principal.tenant_id is not None and principal.tenant_id != tenant_id:
+            raise Forbidden("A tenant's keys are managed by its own admins or a platform key.")
+        require_role(principal, roles)
+        return principal
+
+    dependency.roles = roles  # type: ignore[attr-defined]
+    return dependency
+
+
+# Reading a tenant's agents: every role of people.
+ReadAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin, Role.operator, Role.viewer))]
+# What the guide's operators do: agents, devices, extensions, quotas, switches, imports.
+EditAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin, Role.operator))]
+# The tenant's settings, webhooks, keys and audit trail.
 AdminAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin))]
-PlatformRead = Annotated[KeyIdentity, Depends(_platform(Role.admin, Role.viewer))]
-PlatformAdmin = Annotated[KeyIdentity, Depends(_platform(Role.admin))]
+PlatformRead = Annotated[Principal, Depends(_platform(Role.admin, Role.viewer))]
+PlatformAdmin = Annotated[Principal, Depends(_platform(Role.admin))]
+TenantKeysRead = Annotated[Principal, Depends(_tenant_keys(Role.admin, Role.viewer))]
+TenantKeysAdmin = Annotated[Principal, Depends(_tenant_keys(Role.admin))]
 
 
 async def _read_tenant(session: SessionDep, scope: ReadAccess) -> Tenant:
     return await tenants.get_tenant(session, tenant_id=scope.tenant_id)
 
 
-async def _admin_tenant(session: SessionDep, scope: AdminAccess) -> Tenant:
+async def _edit_tenant(session: SessionDep, scope: EditAccess) -> Tenant:
     return await tenants.get_tenant(session, tenant_id=scope.tenant_id)
 
 
 # The tenant the request acts on, loaded in the request's session.
 ReadTenant = Annotated[Tenant, Depends(_read_tenant)]
-AdminTenant = Annotated[Tenant, Depends(_admin_tenant)]
+EditTenant = Annotated[Tenant, Depends(_edit_tenant)]
 
 
 _IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
@@ -175,7 +244,7 @@ _IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
 
 async def _idempotent_create(
     request: Request,
-    key: CurrentKey,
+    principal: CurrentPrincipal,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -193,7 +262,9 @@ async def _idempotent_create(
         request.headers.get("x-tenant-id", ""),
         await request.body(),
     )
-    return IdempotentRequest(owner_key_id=key.key_id, key=idempotency_key, fingerprint=fingerprint)
+    return IdempotentRequest(
+        owner_key_id=principal.id, key=idempotency_key, fingerprint=fingerprint
+    )
 
 
 IdempotencyDep = Annotated[IdempotentRequest, Depends(_idempotent_create)]

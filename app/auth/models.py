@@ -11,6 +11,7 @@ from app.db.base import Base, IdMixin
 
 class Role(StrEnum):
     admin = "admin"
+    operator = "operator"
     viewer = "viewer"
     call_control = "call_control"
 
@@ -27,3 +28,5 @@ class ApiKey(IdMixin, Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
+    # After it, the key answers 401; null: it never expires.
+    expires_at: Mapped[datetime | None]

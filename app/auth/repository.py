@@ -1,32 +1,32 @@
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth.models import ApiKey, Role
+from app.auth.principal import Principal
 
 
-@dataclass(frozen=True, slots=True)
-class KeyIdentity:
-    key_id: uuid.UUID
-    tenant_id: uuid.UUID | None
-    role: Role
-    name: str = ""
-
-
-async def touch_key(conn: AsyncConnection, *, key_hash: str, now: datetime) -> KeyIdentity | None:
+async def touch_key(conn: AsyncConnection, *, key_hash: str, now: datetime) -> Principal | None:
     """Find a key by its hash and record its use, in one statement."""
     row = (
         await conn.execute(
             update(ApiKey)
             .where(ApiKey.key_hash == key_hash)
             .values(last_used_at=now)
-            .returning(ApiKey.id, ApiKey.tenant_id, ApiKey.role, ApiKey.name)
+            .returning(ApiKey.id, ApiKey.tenant_id, ApiKey.role, ApiKey.name, ApiKey.expires_at)
         )
     ).first()
-    return KeyIdentity(row.id, row.tenant_id, Role(row.role), row.name) if row else None
+    if row is None:
+        return None
+    return Principal(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        role=Role(row.role),
+        name=row.name,
+        expires_at=row.expires_at,
+    )
 
 
 async def list_keys(session: AsyncSession, *, tenant_id: uuid.UUID | None) -> list[ApiKey]:

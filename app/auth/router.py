@@ -3,7 +3,7 @@ import uuid
 from fastapi import Response, status
 
 from app.auth import service
-from app.auth.deps import AuthenticatorDep, IdempotencyDep, PlatformAdmin, PlatformRead
+from app.auth.deps import AuthenticatorDep, IdempotencyDep, TenantKeysAdmin, TenantKeysRead
 from app.auth.exceptions import ApiKeyNotFound
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.deps import CipherDep, SessionDep
@@ -31,14 +31,19 @@ async def create_api_key(
     body: ApiKeyCreate,
     session: SessionDep,
     cipher: CipherDep,
-    _key: PlatformAdmin,
+    _caller: TenantKeysAdmin,
     once: IdempotencyDep,
 ) -> Response:
-    """Create an API key for a tenant; the key is returned only in this answer."""
+    """Create an API key for a tenant (a platform key, or the tenant's own admin); the key is
+    returned only in this answer."""
 
     async def create() -> tuple[ApiKeyCreated, str]:
         key, secret = await service.create_api_key(
-            session, tenant_id=tenant_id, role=body.role, name=body.name
+            session,
+            tenant_id=tenant_id,
+            role=body.role,
+            name=body.name,
+            expires_at=body.expires_at,
         )
         shown = ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
         return shown, f"/v1/tenants/{tenant_id}/api-keys/{key.id}"
@@ -48,7 +53,7 @@ async def create_api_key(
 
 @router.get("", response_model=Page[ApiKeyOut])
 async def list_api_keys(
-    tenant_id: uuid.UUID, session: SessionDep, page: PageDep, _key: PlatformRead
+    tenant_id: uuid.UUID, session: SessionDep, page: PageDep, _caller: TenantKeysRead
 ) -> Page[ApiKeyOut]:
     """List a tenant's API keys (never their secrets)."""
     keys = await service.list_api_keys(session, tenant_id=tenant_id)
@@ -66,7 +71,7 @@ async def revoke_api_key(
     key_id: uuid.UUID,
     session: SessionDep,
     authenticator: AuthenticatorDep,
-    _key: PlatformAdmin,
+    _caller: TenantKeysAdmin,
 ) -> None:
-    """Revoke an API key."""
+    """Revoke an API key; it stops working at once in this process, within seconds in others."""
     await service.revoke_api_key(session, authenticator, tenant_id=tenant_id, key_id=key_id)

@@ -2,10 +2,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.auth.models import Role
-from app.schemas import TrimmedLine
+from app.clock import utcnow
+from app.schemas import DateTime, TrimmedLine
 
 
 class ApiKeyCreate(BaseModel):
@@ -15,10 +16,24 @@ class ApiKeyCreate(BaseModel):
         examples=["kamailio-edge-1"]
     )
     role: Role = Field(
-        description="admin: everything in the tenant; viewer: read only; call_control: the "
+        description="admin: everything in the tenant; operator: the agents, their devices, "
+        "extensions, quotas and switches, imports and exports (not keys, webhooks or the "
+        "tenant's settings); viewer: read only, never a password; call_control: the "
         "call-control routes only.",
         examples=["call_control"],
     )
+    expires_at: DateTime | None = Field(
+        default=None,
+        description="When the key stops working (401 after it); omitted: never.",
+        examples=["2027-06-30T00:00:00Z"],
+    )
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= utcnow():
+            raise ValueError("must be in the future")
+        return value
 
 
 class ApiKeyOut(BaseModel):
@@ -31,6 +46,7 @@ class ApiKeyOut(BaseModel):
     prefix: str = Field(description="The key's first characters, to recognise it.")
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None
 
 
 class ApiKeyCreated(ApiKeyOut):

@@ -3,27 +3,35 @@
 import asyncio
 import time
 import uuid
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.auth import repository
 from app.auth.exceptions import ApiKeyNotFound
 from app.auth.models import ApiKey, Role
-from app.auth.repository import KeyIdentity
+from app.auth.principal import Principal
+from app.auth.tokens import TokenVerifier
 from app.clock import utcnow
 from app.crypto import API_KEY_PREFIX, generate_api_key, hash_api_key
 from app.outbox import record as outbox
+from app.settings import Settings
+from app.tenants import repository as tenants
 from app.tenants.exceptions import TenantNotFound
-from app.tenants.repository import get_tenant
 
 
 async def _require_tenant(session: AsyncSession, tenant_id: uuid.UUID | None) -> None:
-    if tenant_id is not None and await get_tenant(session, tenant_id=tenant_id) is None:
+    if tenant_id is not None and await tenants.get_tenant(session, tenant_id=tenant_id) is None:
         raise TenantNotFound(f"No tenant {tenant_id}.")
 
 
 async def create_api_key(
-    session: AsyncSession, *, tenant_id: uuid.UUID | None, role: Role, name: str
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID | None,
+    role: Role,
+    name: str,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key (a platform key when tenant_id is None); the secret is returned here once
     and only its hash is stored."""
@@ -35,10 +43,11 @@ async def create_api_key(
         name=name,
         prefix=secret[: len(API_KEY_PREFIX) + 6],
         key_hash=hash_api_key(secret),
+        expires_at=expires_at,
     )
     session.add(key)
     await session.flush()
-    shown = outbox.snapshot(key, ("name", "role", "prefix"))
+    shown = outbox.snapshot(key, ("name", "role", "prefix", "expires_at"))
     await outbox.record(
         session,
         type="api_key.created",
@@ -58,7 +67,7 @@ async def list_api_keys(session: AsyncSession, *, tenant_id: uuid.UUID | None) -
 
 
 class Authenticator:
-    """Checks bearer tokens against stored key hashes, with a short per-process cache.
+    """Checks API keys against stored key hashes, with a short per-process cache.
 
     The cache keeps the hot call-control paths at one database round trip; a key revoked through
     this process stops working at once, elsewhere within `ttl` seconds.
@@ -67,10 +76,10 @@ class Authenticator:
     def __init__(self, engine: AsyncEngine, *, ttl: float) -> None:
         self._engine = engine
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, KeyIdentity | None]] = {}
-        self._pending: dict[str, asyncio.Future[KeyIdentity | None]] = {}
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._pending: dict[str, asyncio.Future[Principal | None]] = {}
 
-    async def authenticate(self, token: str) -> KeyIdentity | None:
+    async def authenticate(self, token: str) -> Principal | None:
         key_hash = hash_api_key(token)
         cached = self._cache.get(key_hash)
         if cached is not None and cached[0] > time.monotonic():
@@ -80,7 +89,7 @@ class Authenticator:
         pending = self._pending.get(key_hash)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[KeyIdentity | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
         self._pending[key_hash] = future
         try:
             async with self._engine.begin() as conn:
@@ -126,3 +135,17 @@ async def revoke_api_key(
     )
     if authenticator is not None:
         authenticator.forget(key_hash)
+
+
+def token_verifier(settings: Settings, engine: AsyncEngine) -> TokenVerifier | None:
+    """The check of the identity provider's tokens, when one is configured."""
+    if not settings.oidc_issuer:
+        return None
+
+    async def tenant_exists(tenant_id: uuid.UUID) -> bool:
+        async with engine.connect() as conn:
+            return await tenants.tenant_exists(conn, tenant_id=tenant_id)
+
+    return TokenVerifier(
+        settings, tenant_exists=tenant_exists, cache_seconds=settings.api_key_cache_seconds
+    )

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from app.auth.repository import KeyIdentity
+from app.auth.principal import Principal
 from app.callcontrol.store import CallControlStore
 from app.callcontrol.store_postgres import PostgresStore
 from app.callcontrol.store_sqlalchemy import SqlAlchemyStore
@@ -12,7 +12,7 @@ from app.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class CallControl:
-    key: KeyIdentity
+    principal: Principal
     store: CallControlStore
     settings: Settings
 

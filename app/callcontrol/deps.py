@@ -9,6 +9,8 @@ from app.auth.deps import BasicCredentials, BearerCredentials, authenticate, req
 from app.auth.models import Role
 from app.callcontrol.access import CallControl
 
+_CALL_CONTROL_ROLES = (Role.call_control, Role.admin)
+
 
 # A plain dependency, not a yielding one: FastAPI's work per dependency, and more per yielding
 # one, is a large share of a registrar lookup.
@@ -16,11 +18,14 @@ async def _call_control(
     request: Request, credentials: BearerCredentials, basic: BasicCredentials
 ) -> CallControl:
     sent = credentials.credentials if credentials else basic.password if basic else None
-    key = await authenticate(request, sent)
-    require_role(key, (Role.call_control, Role.admin))
+    principal = await authenticate(request, sent)
+    require_role(principal, _CALL_CONTROL_ROLES)
     return CallControl(
-        key=key, store=request.app.state.callcontrol_store, settings=request.app.state.settings
+        principal=principal,
+        store=request.app.state.callcontrol_store,
+        settings=request.app.state.settings,
     )
 
 
+_call_control.roles = _CALL_CONTROL_ROLES  # type: ignore[attr-defined]
 CallControlAccess = Annotated[CallControl, Depends(_call_control)]

@@ -51,7 +51,7 @@ async def lookup_sip_account(
 ) -> Response:
     """Registrar lookup: the digest HA1 and state of a SIP account."""
     account = await service.sip_account(
-        cc.store, domain=domain, username=username, tenant_id=cc.key.tenant_id
+        cc.store, domain=domain, username=username, tenant_id=cc.principal.tenant_id
     )
     return json_response(account)
 
@@ -60,7 +60,7 @@ async def lookup_sip_account(
 async def lookup_sip_accounts(body: SipAccountLookups, cc: CallControlAccess) -> Response:
     """Registrar lookups sent together (an edge's REGISTERs waiting on the service), answered
     by one statement: each account by `username@domain` as asked, null when there is none."""
-    found = await service.sip_accounts(cc.store, body.accounts, tenant_id=cc.key.tenant_id)
+    found = await service.sip_accounts(cc.store, body.accounts, tenant_id=cc.principal.tenant_id)
     return json_response(found)
 
 
@@ -76,7 +76,7 @@ async def route_extension(
 ) -> Response:
     """Hotline and internal routing: the devices to ring for an extension, with auto-answer."""
     route = await service.extension_route(
-        cc.store, domain=domain, number=number, tenant_id=cc.key.tenant_id
+        cc.store, domain=domain, number=number, tenant_id=cc.principal.tenant_id
     )
     return json_response(route)
 
@@ -87,7 +87,7 @@ async def authorize_call(body: AuthorizationRequest, cc: CallControlAccess) -> R
     answer = await service.authorize(
         cc.store,
         request=body,
-        tenant_id=cc.key.tenant_id,
+        tenant_id=cc.principal.tenant_id,
         now=utcnow(),
         hold_grace_seconds=cc.settings.hold_grace_seconds,
     )
@@ -107,6 +107,6 @@ async def report_usage(body: UsageReport, cc: CallControlAccess) -> Response:
     """Usage report: record a finished outbound call once and charge its minutes."""
     window = service.UsageWindow(cc.settings.usage_late_months, cc.settings.usage_future_seconds)
     call, created = await service.record_usage(
-        cc.store, report=body, tenant_id=cc.key.tenant_id, now=utcnow(), window=window
+        cc.store, report=body, tenant_id=cc.principal.tenant_id, now=utcnow(), window=window
     )
     return json_response(call, status_code=201 if created else 200)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from app.auth.deps import AdminAccess, ReadAccess
+from app.auth.deps import EditAccess, ReadAccess
 from app.deps import IfMatch, SessionDep
 from app.devices import service as devices
 from app.devices.service import TenantDevice
@@ -18,19 +18,19 @@ async def _read_device(
     return await devices.require_device(session, tenant_id=scope.tenant_id, device_id=device_id)
 
 
-async def _admin_device(
-    device_id: uuid.UUID, session: SessionDep, scope: AdminAccess
+async def _edit_device(
+    device_id: uuid.UUID, session: SessionDep, scope: EditAccess
 ) -> TenantDevice:
     return await devices.require_device(session, tenant_id=scope.tenant_id, device_id=device_id)
 
 
 # The device of the route's `{device_id}`, with its tenant.
 ReadDevice = Annotated[TenantDevice, Depends(_read_device)]
-AdminDevice = Annotated[TenantDevice, Depends(_admin_device)]
+EditDevice = Annotated[TenantDevice, Depends(_edit_device)]
 
 
 async def _changed_device(
-    device_id: uuid.UUID, session: SessionDep, scope: AdminAccess, if_match: IfMatch = None
+    device_id: uuid.UUID, session: SessionDep, scope: EditAccess, if_match: IfMatch = None
 ) -> TenantDevice:
     current = await devices.require_device(
         session, tenant_id=scope.tenant_id, device_id=device_id, for_update=True

@@ -1,15 +1,19 @@
-from fastapi import Response, status
+from typing import Annotated
 
-from app.auth.deps import IdempotencyDep
+from fastapi import Query, Response, status
+
+from app.auth.deps import IdempotencyDep, ReadAccess, require_role
+from app.auth.models import Role
 from app.deps import CipherDep, SessionDep, SettingsDep
 from app.devices import service
-from app.devices.deps import AdminDevice, ChangedDevice, ReadDevice
+from app.devices.deps import ChangedDevice, ReadDevice
 from app.devices.exceptions import (
     DeviceNameTaken,
     DeviceNotFound,
     MacAddressTaken,
 )
 from app.devices.schemas import (
+    ConfigReveal,
     DeviceConfig,
     DeviceCreate,
     DeviceCreated,
@@ -32,7 +36,7 @@ from app.idempotency.service import create_once
 from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
-from app.user_record.deps import AdminUser, ReadUser
+from app.user_record.deps import EditUser, ReadUser
 from app.user_record.exceptions import UserNotFound
 
 router = api_router(tags=["devices"], responses=responses(Unauthorized, Forbidden, TenantNotFound))
@@ -59,7 +63,7 @@ async def create_device(
     body: DeviceCreate,
     session: SessionDep,
     cipher: CipherDep,
-    current: AdminUser,
+    current: EditUser,
     once: IdempotencyDep,
 ) -> Response:
     """Add a SIP account for one more device of a user."""
@@ -133,10 +137,28 @@ async def delete_device(session: SessionDep, current: ChangedDevice) -> None:
     responses=responses(DeviceNotFound),
 )
 async def get_device_config(
-    session: SessionDep, cipher: CipherDep, settings: SettingsDep, current: AdminDevice
+    session: SessionDep,
+    cipher: CipherDep,
+    settings: SettingsDep,
+    current: ReadDevice,
+    scope: ReadAccess,
+    response: Response,
+    reveal: Annotated[
+        ConfigReveal | None,
+        Query(
+            description="`password`: show the SIP password too (admins and operators only); "
+            "the reveal is written to the audit trail with who asked and from where."
+        ),
+    ] = None,
 ) -> DeviceConfig:
-    """Show a SIP account's settings for the web client and for an IP phone, password included."""
-    return await service.device_config(session, cipher, settings, current=current)
+    """Show a SIP account's settings for the web client and for an IP phone; the password only
+    when revealed."""
+    if reveal is ConfigReveal.password:
+        require_role(scope.principal, (Role.admin, Role.operator))
+    response.headers["Cache-Control"] = "no-store"
+    return await service.show_device_config(
+        session, cipher, settings, current=current, reveal_password=reveal is not None
+    )
 
 
 @router.post(

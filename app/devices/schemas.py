@@ -1,6 +1,7 @@
 import re
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import (
@@ -199,6 +200,16 @@ class PasswordRotated(BaseModel):
     password: str = Field(description="The new password, shown here once.")
 
 
+REVEALED = (
+    "The SIP password: null unless asked for with `reveal=password` (admins and operators; "
+    "each reveal is on the audit trail)."
+)
+
+
+class ConfigReveal(StrEnum):
+    password = "password"
+
+
 class TransportPorts(BaseModel):
     """The port of each transport the edge serves; null when it does not serve it."""
 
@@ -229,7 +240,7 @@ class WebConfig(BaseModel):
         examples=["sip:lan.web@acme.sip.antring.vn"], description="The same as `uri`."
     )
     authorization_user: str
-    password: str
+    password: str | None = Field(description=REVEALED)
     realm: str
     display_name: str
     ice_servers: list[IceServer]
@@ -247,7 +258,7 @@ class IpPhoneConfig(BaseModel):
     ports: TransportPorts
     username: str
     auth_id: str
-    password: str
+    password: str | None = Field(description=REVEALED)
     display_name: str
 
 

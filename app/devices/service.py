@@ -357,14 +357,47 @@ async def rotate_password(
     return device, password
 
 
-async def device_config(
-    session: AsyncSession, cipher: PasswordCipher, settings: Settings, *, current: TenantDevice
+async def show_device_config(
+    session: AsyncSession,
+    cipher: PasswordCipher,
+    settings: Settings,
+    *,
+    current: TenantDevice,
+    reveal_password: bool,
 ) -> DeviceConfig:
+    """A device's settings as a person sees them: the password only when revealed, and each
+    reveal on the audit trail (who, when, from where)."""
+    if reveal_password:
+        await outbox.record_access(
+            session,
+            outbox.Change(
+                type="device.password_revealed",
+                tenant_id=current.tenant.id,
+                resource_type="device",
+                resource_id=current.device.id,
+                user_id=current.device.user_id,
+            ),
+        )
+    return await device_config(
+        session, cipher, settings, current=current, with_password=reveal_password
+    )
+
+
+async def device_config(
+    session: AsyncSession,
+    cipher: PasswordCipher,
+    settings: Settings,
+    *,
+    current: TenantDevice,
+    with_password: bool,
+) -> DeviceConfig:
+    """A device's settings for the web client and for an IP phone (with the password: for the
+    device itself, as a provisioning file or code hands it over)."""
     device, domain = current.device, current.tenant.sip_domain
     # The views show what the edge serves, and nothing it does not.
     offered = set(settings.sip_transports)
     display_name = await repository.owner_name(session, device=device)
-    password = cipher.decrypt(device.password_encrypted)
+    password = cipher.decrypt(device.password_encrypted) if with_password else None
     return DeviceConfig(
         device_id=device.id,
         web=WebConfig(

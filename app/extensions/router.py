@@ -17,7 +17,7 @@ from app.idempotency.service import create_once
 from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
-from app.user_record.deps import AdminUser, ReadUser
+from app.user_record.deps import EditUser, ReadUser
 from app.user_record.exceptions import UserNotFound
 
 router = api_router(
@@ -52,7 +52,7 @@ async def add_user_extension(
     body: ExtensionCreate,
     session: SessionDep,
     cipher: CipherDep,
-    current: AdminUser,
+    current: EditUser,
     once: IdempotencyDep,
 ) -> Response:
     """Give a user an extension (2 to 4 digits, unique in the company)."""
@@ -72,9 +72,7 @@ async def add_user_extension(
     response_class=Response,
     responses=responses(UserNotFound, ExtensionNotFound),
 )
-async def remove_user_extension(
-    number: NumberPath, session: SessionDep, current: AdminUser
-) -> None:
+async def remove_user_extension(number: NumberPath, session: SessionDep, current: EditUser) -> None:
     """Take an extension away from a user."""
     await service.remove_extension(
         session, tenant_id=current.tenant.id, user_id=current.user.id, number=number

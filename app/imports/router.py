@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from app.auth.deps import AdminAccess, ReadAccess
+from app.auth.deps import EditAccess, ReadAccess
 from app.auth.models import Role
 from app.deps import CipherDep, DatabaseDep, SessionDep, SettingsDep
 from app.errors import (
@@ -119,7 +119,7 @@ async def _spooled(request: Request, *, max_bytes: int) -> IO[bytes]:
 )
 async def import_users(
     request: Request,
-    scope: AdminAccess,
+    scope: EditAccess,
     runner: ImportRunnerDep,
     settings: SettingsDep,
     dry_run: Annotated[
@@ -167,7 +167,7 @@ async def get_import(
         cipher,
         tenant_id=scope.tenant_id,
         job_id=job_id,
-        reveal=scope.key.role == Role.admin,
+        reveal=scope.principal.role in (Role.admin, Role.operator),
     )
 
 

@@ -37,13 +37,14 @@ class Event(Base):
 
 
 class AuditEntry(Base):
-    """Who changed what: the actor's key, the action, the resource, and the changed fields
-    before and after (secrets redacted)."""
+    """Who changed what: the actor (an API key, or a person or client signed in with a token),
+    the action, the resource, and the changed fields before and after (secrets redacted)."""
 
     __tablename__ = "audit_entry"
     __table_args__ = (
         Index("ix_audit_entry_tenant_id_occurred_at", "tenant_id", "occurred_at"),
         Index("ix_audit_entry_resource_id", "resource_id"),
+        Index("ix_audit_entry_tenant_id_actor_id", "tenant_id", "actor_id"),
     )
 
     seq: Mapped[int] = mapped_column(SEQUENCE, primary_key=True, autoincrement=True)
@@ -53,6 +54,14 @@ class AuditEntry(Base):
     actor_key_id: Mapped[uuid.UUID | None]
     actor_key_name: Mapped[str | None] = mapped_column(String(100))
     actor_role: Mapped[str | None] = mapped_column(String(20))
+    # api_key or token; the key's id or the token's subject; its name, e-mail and client; the
+    # address the request came from.
+    actor_kind: Mapped[str | None] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(255))
+    actor_name: Mapped[str | None] = mapped_column(String(200))
+    actor_email: Mapped[str | None] = mapped_column(String(320))
+    actor_client_id: Mapped[str | None] = mapped_column(String(255))
+    actor_address: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     resource_type: Mapped[str] = mapped_column(String(32))
     resource_id: Mapped[str] = mapped_column(String(64))

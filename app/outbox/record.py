@@ -17,11 +17,18 @@ from app.outbox.models import AuditEntry, Event
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """The API key a request acts with (its id and name; never the key)."""
+    """Who a request acts as: an API key (its id and name; never the key), or a person or client
+    signed in with a token (its subject, name, e-mail and client; never the token)."""
 
-    key_id: uuid.UUID
+    kind: str
+    id: str
     name: str
     role: str
+    key_id: uuid.UUID | None = None
+    email: str | None = None
+    client_id: str | None = None
+    # The address the request came from.
+    address: str | None = None
 
 
 # Set by the request's authentication; None for jobs and the command line.
@@ -119,6 +126,13 @@ async def record_change(session: AsyncSession, change: Change) -> None:
     await session.execute(_AUDIT, values)
 
 
+async def record_access(session: AsyncSession, change: Change) -> None:
+    """An audit entry with no event: something read that must be on the record (a password
+    revealed), not a change other services learn of."""
+    values = _values(change, request_id=correlation_id.get(), actor=acting.get(), at=utcnow())
+    await session.execute(_AUDIT, values)
+
+
 async def record_many(session: AsyncSession, changes: list[Change]) -> None:
     """Many changes' events and audit entries (a bulk import's), as multi-row INSERTs, in the
     order given."""
@@ -146,12 +160,25 @@ def _values(
         "type": change.type,
         "resource_type": change.resource_type,
         "resource_id": str(change.resource_id),
-        "data": redact({**(change.data or {}), **({"changed": after} if after else {})}),
+        "data": redact(
+            {
+                **(change.data or {}),
+                **({"changed": after} if after else {}),
+                # Events say who acted by kind and id only.
+                **({"actor": {"kind": actor.kind, "id": actor.id}} if actor else {}),
+            }
+        ),
         "request_id": request_id,
         "occurred_at": at,
         "actor_key_id": actor.key_id if actor else None,
-        "actor_key_name": actor.name if actor else None,
+        "actor_key_name": actor.name[:100] if actor and actor.key_id else None,
         "actor_role": actor.role if actor else None,
+        "actor_kind": actor.kind if actor else None,
+        "actor_id": actor.id if actor else None,
+        "actor_name": actor.name if actor else None,
+        "actor_email": actor.email if actor else None,
+        "actor_client_id": actor.client_id if actor else None,
+        "actor_address": actor.address if actor else None,
         "user_id": change.user_id,
         "before": redact(change.before) if change.before is not None else None,
         "after": redact(after) if after is not None else None,
@@ -181,6 +208,12 @@ _AUDIT_NAMES = {
     "actor_key_id": "actor_key_id",
     "actor_key_name": "actor_key_name",
     "actor_role": "actor_role",
+    "actor_kind": "actor_kind",
+    "actor_id": "actor_id",
+    "actor_name": "actor_name",
+    "actor_email": "actor_email",
+    "actor_client_id": "actor_client_id",
+    "actor_address": "actor_address",
     "action": "type",
     "resource_type": "resource_type",
     "resource_id": "resource_id",

@@ -5,7 +5,7 @@ from fastapi import Request, Response, status
 
 from app.auth.deps import AdminAccess, AuthThrottleDep
 from app.deps import CipherDep, SessionDep, SettingsDep
-from app.devices.deps import AdminDevice
+from app.devices.deps import EditDevice
 from app.devices.exceptions import DeviceNotFound
 from app.errors import (
     Conflict,
@@ -114,7 +114,7 @@ async def list_provisioning_fetches(
     responses=responses(DeviceNotFound),
 )
 async def get_device_provisioning(
-    session: SessionDep, current: AdminDevice, base_url: PublicBaseUrl
+    session: SessionDep, current: EditDevice, base_url: PublicBaseUrl
 ) -> DeviceProvisioningOut:
     """Show where an IP phone's file is served, and its latest fetches."""
     return await service.device_provisioning(session, current=current, base_url=base_url)
@@ -131,7 +131,7 @@ async def create_provisioning_code(
     session: SessionDep,
     cipher: CipherDep,
     settings: SettingsDep,
-    current: AdminDevice,
+    current: EditDevice,
     base_url: PublicBaseUrl,
     response: Response,
 ) -> ProvisioningCode:

@@ -168,7 +168,9 @@ async def phone_account(
     user: User,
 ) -> PhoneAccount:
     """A file's values: the device's ip_phone view (what the edge serves), and its user's."""
-    view = (await devices.device_config(session, cipher, settings, current=current)).ip_phone
+    view = (
+        await devices.device_config(session, cipher, settings, current=current, with_password=False)
+    ).ip_phone
     transport = next((t for t in PHONE_TRANSPORTS if t in view.transports), None)
     if transport is None:
         raise NoPhoneTransport(
@@ -181,7 +183,7 @@ async def phone_account(
     return PhoneAccount(
         username=view.username,
         auth_id=view.auth_id,
-        password=view.password,
+        password=cipher.decrypt(current.device.password_encrypted),
         ha1=current.device.ha1,
         domain=view.domain,
         registrar=view.registrar,
@@ -443,12 +445,14 @@ async def create_code(
                 "body.app",
                 "Acrobits codes need the app's Cloud ID (ANTRING_PROVISIONING_ACROBITS_CLOUD_ID).",
             )
-        config = await devices.device_config(session, cipher, settings, current=current)
         # One Cloud ID serves every tenant: the user name carries the tenant's domain.
         username = quote(f"{device.name}@{tenant.sip_domain}", safe="")
-        payload = f"csc:{username}:{quote(config.ip_phone.password, safe='')}@{cloud_id}"
+        password = quote(cipher.decrypt(device.password_encrypted), safe="")
+        payload = f"csc:{username}:{password}@{cloud_id}"
     else:
-        config = await devices.device_config(session, cipher, settings, current=current)
+        config = await devices.device_config(
+            session, cipher, settings, current=current, with_password=True
+        )
         payload = config.web.model_dump_json()
     await outbox.record_change(
         session,

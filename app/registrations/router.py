@@ -6,7 +6,7 @@ from fastapi import Response, status
 from app.callcontrol.deps import CallControlAccess
 from app.deps import SessionDep
 from app.devices import service as devices
-from app.devices.deps import AdminDevice, ReadDevice
+from app.devices.deps import EditDevice, ReadDevice
 from app.devices.exceptions import DeviceNotFound, SipAccountNotFound
 from app.errors import Forbidden, InvalidInput, ServiceUnavailable, Unauthorized, responses
 from app.pagination import Page, PageDep
@@ -48,7 +48,7 @@ async def list_registrations(
     response_class=Response,
     responses=responses(DeviceNotFound),
 )
-async def end_registrations(session: SessionDep, current: AdminDevice) -> None:
+async def end_registrations(session: SessionDep, current: EditDevice) -> None:
     """End a SIP account's registrations, at the edges too: its phones must register again."""
     await devices.end_registrations(
         session,
@@ -79,7 +79,7 @@ async def report_registration(
     return await registrations.report(
         session,
         report=body,
-        tenant_id=cc.key.tenant_id,
+        tenant_id=cc.principal.tenant_id,
         future_seconds=cc.settings.usage_future_seconds,
     )
 
@@ -96,6 +96,6 @@ async def report_registrations(
     return await registrations.report_batch(
         session,
         batch=body,
-        tenant_id=cc.key.tenant_id,
+        tenant_id=cc.principal.tenant_id,
         future_seconds=cc.settings.usage_future_seconds,
     )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from app.auth.deps import AdminAccess, ReadAccess
+from app.auth.deps import EditAccess, ReadAccess
 from app.deps import IfMatch, SessionDep
 from app.etags import require_match
 from app.user_record.service import TenantUser, require_user
@@ -16,17 +16,17 @@ async def _read_user(user_id: uuid.UUID, session: SessionDep, scope: ReadAccess)
     return await require_user(session, tenant_id=scope.tenant_id, user_id=user_id)
 
 
-async def _admin_user(user_id: uuid.UUID, session: SessionDep, scope: AdminAccess) -> TenantUser:
+async def _edit_user(user_id: uuid.UUID, session: SessionDep, scope: EditAccess) -> TenantUser:
     return await require_user(session, tenant_id=scope.tenant_id, user_id=user_id)
 
 
 # The user of the route's `{user_id}`, with its tenant; another tenant's user is not found.
 ReadUser = Annotated[TenantUser, Depends(_read_user)]
-AdminUser = Annotated[TenantUser, Depends(_admin_user)]
+EditUser = Annotated[TenantUser, Depends(_edit_user)]
 
 
 async def _changed_user(
-    user_id: uuid.UUID, session: SessionDep, scope: AdminAccess, if_match: IfMatch = None
+    user_id: uuid.UUID, session: SessionDep, scope: EditAccess, if_match: IfMatch = None
 ) -> TenantUser:
     # Locked as read: concurrent changes of one user go one after the other, each from what
     # the one before it left (and a stale If-Match is told so, not overwritten).
@@ -37,5 +37,5 @@ async def _changed_user(
     return current
 
 
-# A user an admin changes or deletes: still at the version `If-Match` names, if it names one.
+# A user an operator changes or deletes: still at the version `If-Match` names, if it names one.
 ChangedUser = Annotated[TenantUser, Depends(_changed_user)]

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import Query, Response, status
 
-from app.auth.deps import AdminTenant, IdempotencyDep, ReadTenant
+from app.auth.deps import EditTenant, IdempotencyDep, ReadTenant
 from app.deps import CipherDep, SessionDep
 from app.errors import (
     CREATED,
@@ -64,7 +64,7 @@ async def create_user(
     body: UserCreate,
     session: SessionDep,
     cipher: CipherDep,
-    tenant: AdminTenant,
+    tenant: EditTenant,
     once: IdempotencyDep,
 ) -> Response:
     """Create a user (agent) with one default web SIP account."""

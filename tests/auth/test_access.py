@@ -1,4 +1,5 @@
-"""Who may call what: keys (401), roles (403), tenant isolation (404) on every /v1 route."""
+"""Who may call what: keys (401), roles (403), tenant isolation (404) on every /v1 route. The
+same with people's tokens: tests/auth/test_tokens.py."""
 
 import re
 import uuid
@@ -27,17 +28,34 @@ from tests.helpers.api import (
     new_platform_key,
 )
 
+# Who may call a tenant route: every role of people (read), the guide's operators (edit), or
+# the tenant's admins only (admin).
+READ, EDIT, ADMIN = "read", "edit", "admin"
+ALLOWED = {
+    READ: {Role.admin, Role.operator, Role.viewer},
+    EDIT: {Role.admin, Role.operator},
+    ADMIN: {Role.admin},
+}
+
 
 @dataclass(frozen=True)
 class Route:
     method: str
     path: str
     body: dict[str, Any] | None = None
-    admin_only: bool = False
+    access: str = ""
 
     @property
     def writes(self) -> bool:
         return self.method != "GET"
+
+    @property
+    def needs(self) -> str:
+        return self.access or (EDIT if self.writes else READ)
+
+    @property
+    def admin_only(self) -> bool:
+        return self.needs == ADMIN
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -60,8 +78,8 @@ TENANT_ROUTES = [
     Route("GET", "/v1/devices/{device_id}"),
     Route("PATCH", "/v1/devices/{device_id}", {"enabled": False}),
     Route("DELETE", "/v1/devices/{device_id}"),
-    # The config view shows the password: admins only.
-    Route("GET", "/v1/devices/{device_id}/config", admin_only=True),
+    # The config view shows the password only when revealed (tests/auth/test_reveal.py).
+    Route("GET", "/v1/devices/{device_id}/config"),
     Route("POST", "/v1/devices/{device_id}/password", {}),
     Route("GET", "/v1/devices/{device_id}/registrations"),
     Route("DELETE", "/v1/devices/{device_id}/registrations"),
@@ -75,24 +93,25 @@ TENANT_ROUTES = [
     Route("GET", "/v1/users/export"),
     # Webhooks carry the tenant's events to a URL of its choosing, and the audit trail shows
     # every change: admins only.
-    Route("GET", "/v1/webhooks/event-types", admin_only=True),
-    Route("POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/mallory"}, admin_only=True),
-    Route("GET", "/v1/webhooks", admin_only=True),
-    Route("GET", "/v1/webhooks/{webhook_id}", admin_only=True),
-    Route("PATCH", "/v1/webhooks/{webhook_id}", {"enabled": False}, admin_only=True),
-    Route("DELETE", "/v1/webhooks/{webhook_id}", admin_only=True),
-    Route("POST", "/v1/webhooks/{webhook_id}/secret", admin_only=True),
-    Route("GET", "/v1/webhooks/{webhook_id}/deliveries", admin_only=True),
-    Route("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", admin_only=True),
-    Route("GET", "/v1/audit-events", admin_only=True),
-    # Provisioning hands out credentials and codes that carry passwords: admins only.
-    Route("GET", "/v1/provisioning", admin_only=True),
-    Route("PATCH", "/v1/provisioning", {"allowed_networks": []}, admin_only=True),
-    Route("DELETE", "/v1/provisioning", admin_only=True),
-    Route("POST", "/v1/provisioning/credentials", admin_only=True),
-    Route("GET", "/v1/provisioning/fetches", admin_only=True),
-    Route("GET", "/v1/devices/{device_id}/provisioning", admin_only=True),
-    Route("POST", "/v1/devices/{device_id}/provisioning-links", {"app": "web"}, admin_only=True),
+    Route("GET", "/v1/webhooks/event-types", access=ADMIN),
+    Route("POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/mallory"}, access=ADMIN),
+    Route("GET", "/v1/webhooks", access=ADMIN),
+    Route("GET", "/v1/webhooks/{webhook_id}", access=ADMIN),
+    Route("PATCH", "/v1/webhooks/{webhook_id}", {"enabled": False}, access=ADMIN),
+    Route("DELETE", "/v1/webhooks/{webhook_id}", access=ADMIN),
+    Route("POST", "/v1/webhooks/{webhook_id}/secret", access=ADMIN),
+    Route("GET", "/v1/webhooks/{webhook_id}/deliveries", access=ADMIN),
+    Route("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", access=ADMIN),
+    Route("GET", "/v1/audit-events", access=ADMIN),
+    # The tenant's provisioning settings and credentials: admins only; a device's codes: those
+    # who set its phone up.
+    Route("GET", "/v1/provisioning", access=ADMIN),
+    Route("PATCH", "/v1/provisioning", {"allowed_networks": []}, access=ADMIN),
+    Route("DELETE", "/v1/provisioning", access=ADMIN),
+    Route("POST", "/v1/provisioning/credentials", access=ADMIN),
+    Route("GET", "/v1/provisioning/fetches", access=ADMIN),
+    Route("GET", "/v1/devices/{device_id}/provisioning", access=EDIT),
+    Route("POST", "/v1/devices/{device_id}/provisioning-links", {"app": "web"}),
 ]
 PLATFORM_ROUTES = [
     Route("POST", "/v1/tenants", {"name": "Mallory", "sip_domain": "mallory.sip.test"}),
@@ -275,6 +294,34 @@ async def viewers(db: Database, keys: TenantKeys) -> dict[str, dict[str, str]]:
     }
 
 
+async def check_roles(
+    client: httpx.AsyncClient, world: World, db: Database, callers: dict[Role, dict[str, str]]
+) -> None:
+    """Each caller may call exactly the tenant routes its role allows: the others answer 403
+    and change nothing; the allowed ones are neither 401 nor 403."""
+    for role, headers in callers.items():
+        before = await snapshot(db)
+        refused = [r for r in TENANT_ROUTES if role not in ALLOWED[r.needs]]
+        for route in refused:
+            response = await call(client, route, world.ids, headers)
+            assert_problem(response, 403, code="forbidden")
+        assert await snapshot(db) == before, role
+        for route in TENANT_ROUTES:
+            if route in refused:
+                continue
+            response = await call(client, route, world.ids, headers)
+            assert response.status_code not in (401, 403), f"{role}: {route}: {response.text}"
+
+
+async def test_each_role_of_key_calls_what_its_role_allows(
+    client: httpx.AsyncClient, platform: dict[str, str], tenant: TenantKeys, db: Database
+) -> None:
+    for number, role in (("201", Role.viewer), ("202", Role.operator), ("203", Role.admin)):
+        # A world of its own: what one role may delete, the next must still find.
+        world = await make_world(client, platform, tenant, number, db)
+        await check_roles(client, world, db, {role: getattr(tenant, role.value)})
+
+
 async def test_a_viewer_reads_but_cannot_write(
     client: httpx.AsyncClient, mine: World, db: Database
 ) -> None:
@@ -284,21 +331,12 @@ async def test_a_viewer_reads_but_cannot_write(
     for who, headers in keys.items():
         for route in TENANT_ROUTES:
             response = await call(client, route, mine.ids, headers)
-            if route.writes or route.admin_only:
+            if route.needs != READ:
                 assert_problem(response, 403, code="forbidden")
             else:
                 assert response.status_code == 200, f"{who}: {route}: {response.text}"
 
     assert await snapshot(db) == before
-
-
-async def test_the_config_view_with_passwords_is_for_admins_only(
-    client: httpx.AsyncClient, mine: World, db: Database
-) -> None:
-    for headers in (await viewers(db, mine.keys)).values():
-        response = await client.get(f"/v1/devices/{mine.device['id']}/config", headers=headers)
-        assert_problem(response, 403)
-        assert mine.device["password"] not in response.text
 
 
 async def test_a_call_control_key_may_use_no_other_route(
@@ -318,17 +356,50 @@ async def test_a_call_control_key_may_use_no_other_route(
     assert await snapshot(db) == before
 
 
+KEY_ROUTES = [r for r in PLATFORM_ROUTES if "/api-keys" in r.path]
+
+
 async def test_tenant_keys_cannot_manage_tenants(
     client: httpx.AsyncClient, mine: World, db: Database
 ) -> None:
     before = await snapshot(db)
 
-    for headers in (mine.keys.admin, mine.keys.viewer):
+    for headers in (mine.keys.admin, mine.keys.operator, mine.keys.viewer):
         for route in PLATFORM_ROUTES:
+            if route in KEY_ROUTES:
+                continue
             response = await call(client, route, mine.ids, headers)
             assert_problem(response, 403, code="forbidden")
 
     assert await snapshot(db) == before
+
+
+async def test_a_tenant_admin_manages_its_own_tenant_s_keys_only(
+    client: httpx.AsyncClient, mine: World, theirs: World, db: Database
+) -> None:
+    their_keys = await snapshot(db, theirs.keys.id)
+    for headers in (mine.keys.admin, mine.keys.operator, mine.keys.viewer):
+        for route in KEY_ROUTES:
+            response = await call(client, route, theirs.ids, headers)
+            assert_problem(response, 403, code="forbidden")
+    assert await snapshot(db, theirs.keys.id) == their_keys
+    for headers in (mine.keys.operator, mine.keys.call_control):
+        for route in KEY_ROUTES:
+            assert_problem(await call(client, route, mine.ids, headers), 403, code="forbidden")
+
+    path = f"/v1/tenants/{mine.keys.id}/api-keys"
+    made = await client.post(
+        path, json={"name": "ops-2", "role": "operator"}, headers=mine.keys.admin
+    )
+    assert made.status_code == 201, made.text
+    operator = {"Authorization": f"Bearer {made.json()['key']}"}
+    assert (await client.get("/v1/users", headers=operator)).status_code == 200
+    listed = await client.get(path, headers=mine.keys.viewer)
+    assert made.json()["id"] in [k["id"] for k in listed.json()["items"]]
+    assert "key" not in listed.json()["items"][0]
+    revoked = await client.delete(f"{path}/{made.json()['id']}", headers=mine.keys.admin)
+    assert revoked.status_code == 204
+    assert_problem(await client.get("/v1/users", headers=operator), 401)
 
 
 def acting_on(keys: TenantKeys, platform: dict[str, str]) -> dict[str, dict[str, str]]:

@@ -1,5 +1,6 @@
 import asyncio
 import hashlib
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -8,6 +9,7 @@ from sqlalchemy import event, select
 
 from app.auth.models import ApiKey, Role
 from app.auth.service import Authenticator, create_api_key
+from app.clock import utcnow
 from app.db.session import Database
 from app.main import create_app
 from tests.helpers.api import TenantKeys, assert_problem, bearer, db_get, db_rows
@@ -56,7 +58,7 @@ async def test_list_a_tenants_keys(
 
     assert response.status_code == 200
     keys = response.json()["items"]
-    assert sorted(k["role"] for k in keys) == ["admin", "call_control", "viewer"]
+    assert sorted(k["role"] for k in keys) == ["admin", "call_control", "operator", "viewer"]
     assert {k["tenant_id"] for k in keys} == {str(tenant.id)}
     for headers in (tenant.admin, tenant.viewer, tenant.call_control):
         assert headers["Authorization"].removeprefix("Bearer ") not in response.text
@@ -115,6 +117,8 @@ async def test_a_key_cannot_be_revoked_through_another_tenant(
         ({"name": "", "role": "admin"}, "body.name"),
         ({"name": "x" * 101, "role": "admin"}, "body.name"),
         ({"name": "x", "role": "admin", "tenant_id": None}, "body.tenant_id"),
+        ({"name": "x", "role": "admin", "expires_at": "2020-01-01T00:00:00Z"}, "body.expires_at"),
+        ({"name": "x", "role": "admin", "expires_at": "2030-01-01"}, "body.expires_at"),
     ],
 )
 async def test_create_a_key_refuses_bad_input(
@@ -128,7 +132,7 @@ async def test_create_a_key_refuses_bad_input(
     response = await client.post(f"/v1/tenants/{tenant.id}/api-keys", json=body, headers=platform)
 
     assert_problem(response, 422, field=field)
-    assert len(await db_rows(db, select(ApiKey.id).where(ApiKey.tenant_id == tenant.id))) == 3
+    assert len(await db_rows(db, select(ApiKey.id).where(ApiKey.tenant_id == tenant.id))) == 4
 
 
 async def test_a_key_revoked_through_this_process_stops_at_once_despite_the_cache(
@@ -174,3 +178,29 @@ async def test_an_expired_key_is_looked_up_once_for_concurrent_requests(db: Data
     assert all(i is not None and i.role == Role.admin for i in identities)
     assert again == identities[0]
     assert len(statements) == 1
+
+
+async def test_a_key_with_an_expiry_answers_401_once_it_has_passed(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    expires = utcnow() + timedelta(seconds=1.5)
+    made = await client.post(
+        f"/v1/tenants/{tenant.id}/api-keys",
+        json={"name": "contractor", "role": "operator", "expires_at": expires.isoformat()},
+        headers=tenant.admin,
+    )
+    assert made.status_code == 201, made.text
+    assert datetime.fromisoformat(made.json()["expires_at"]) == expires
+    key = {"Authorization": f"Bearer {made.json()['key']}"}
+    assert (await client.get("/v1/users", headers=key)).status_code == 200
+
+    await asyncio.sleep(max(0.0, (expires - utcnow()).total_seconds()) + 0.1)
+
+    expired = await client.get("/v1/users", headers=key)
+    body = assert_problem(expired, 401, code="unauthorized")
+    assert "expired" in body["detail"]
+    assert made.json()["key"] not in expired.text
+    # It is still listed, with its expiry, until someone revokes it.
+    listed = await client.get(f"/v1/tenants/{tenant.id}/api-keys", headers=tenant.admin)
+    [shown] = [k for k in listed.json()["items"] if k["id"] == made.json()["id"]]
+    assert shown["expires_at"] == made.json()["expires_at"]

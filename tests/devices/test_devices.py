@@ -39,7 +39,9 @@ async def stored(db: Database, device_id: str) -> Device:
 
 
 async def config(client: httpx.AsyncClient, keys: TenantKeys, device_id: str) -> dict[str, Any]:
-    response = await client.get(f"/v1/devices/{device_id}/config", headers=keys.admin)
+    response = await client.get(
+        f"/v1/devices/{device_id}/config?reveal=password", headers=keys.admin
+    )
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result

@@ -22,6 +22,7 @@ class TenantKeys:
     id: uuid.UUID
     sip_domain: str
     admin: dict[str, str]
+    operator: dict[str, str]
     viewer: dict[str, str]
     call_control: dict[str, str]
 
@@ -52,6 +53,7 @@ async def new_tenant(
         id=uuid.UUID(tenant["id"]),
         sip_domain=tenant["sip_domain"],
         admin=keys["admin"],
+        operator=keys["operator"],
         viewer=keys["viewer"],
         call_control=keys["call_control"],
     )

@@ -116,7 +116,7 @@ async def test_no_secret_reaches_any_log_line(
         client, admin, user["id"], name="logs.desk", password="Blue7Harbor42x"
     )
     rotated = await client.post(f"/v1/devices/{device['id']}/password", json={}, headers=admin)
-    config = await client.get(f"/v1/devices/{device['id']}/config", headers=admin)
+    config = await client.get(f"/v1/devices/{device['id']}/config?reveal=password", headers=admin)
     cc = await client.post(
         f"/v1/tenants/{tenant_id}/api-keys",
         json={"name": "edge", "role": "call_control"},

@@ -136,7 +136,9 @@ async def test_a_web_code_is_the_json_of_the_web_view(
     phone = await add_phone(client, tenant)
 
     made = await make_code(client, tenant, phone["id"], "web")
-    view = await client.get(f"/v1/devices/{phone['id']}/config", headers=tenant.admin)
+    view = await client.get(
+        f"/v1/devices/{phone['id']}/config?reveal=password", headers=tenant.admin
+    )
 
     assert made.status_code == 201, made.text
     code = made.json()

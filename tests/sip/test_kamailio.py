@@ -498,7 +498,7 @@ def test_phones_register_over_tcp_and_tls_with_the_ip_phone_view(
 ) -> None:
     tenant = make_tenant("Transports")
     phone = tenant.create_user("Olga").devices[0]
-    resp = tenant.api.get(f"/v1/devices/{phone.id}/config")
+    resp = tenant.api.get(f"/v1/devices/{phone.id}/config?reveal=password")
     assert resp.status_code == 200, resp.text
     view = resp.json()["ip_phone"]
     # The view offers what the reference edge serves, on the ports it serves them.

@@ -108,7 +108,7 @@ def browser(webphone_url: str, tmp_path: Path) -> Iterator[Any]:
 
 
 def _web_view(tenant: Tenant, device_id: str) -> dict[str, Any]:
-    resp = tenant.api.get(f"/v1/devices/{device_id}/config")
+    resp = tenant.api.get(f"/v1/devices/{device_id}/config?reveal=password")
     assert resp.status_code == 200, resp.text
     view: dict[str, Any] = resp.json()["web"]
     return view
