@@ -27,6 +27,7 @@ from app.crypto import PasswordCipher
 from app.db.session import Database
 from app.devices.router import router as devices_router
 from app.errors import problem_openapi
+from app.errors.catalogue import load_catalogues
 from app.errors.handlers import install_error_handlers
 from app.extensions.router import router as extensions_router
 from app.health import metrics_router
@@ -267,6 +268,8 @@ def create_app(
     app.state.cipher = PasswordCipher(settings.secret_key.get_secret_value())
     app.state.auth_throttle = FailedAuthThrottle(settings.auth_failure_limit)
     install_error_handlers(app)
+    # A missing compiled catalogue stops the service here, not at its first error.
+    load_catalogues()
     problem_openapi(app, links=LINKS)
     # The call-control routes come first: they take most of the traffic and routes match in order.
     for router in (

@@ -20,7 +20,7 @@ from app.auth.repository import KeyIdentity
 from app.auth.service import Authenticator
 from app.auth.throttle import FailedAuthThrottle
 from app.deps import DatabaseDep, SessionDep
-from app.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
+from app.errors import Code, Forbidden, InvalidInput, TooManyRequests, Unauthorized
 from app.idempotency.service import IdempotentRequest, request_hash
 from app.outbox.record import Actor, acting
 from app.tenants import service as tenants
@@ -72,17 +72,14 @@ async def authenticate(request: Request, key: str | None) -> KeyIdentity:
     address = request.client.host if request.client else ""
     retry_after = await throttle.retry_after(address)
     if retry_after is not None:
-        raise TooManyRequests(
-            "Too many requests with a missing or wrong key from this address.",
-            retry_after=retry_after,
-        )
+        raise TooManyRequests(Code.too_many_failed_authentications, retry_after=retry_after)
     if key is None:
         await throttle.failed(address)
-        raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
+        raise Unauthorized(Code.api_key_missing)
     identity = await (await _authenticator(request)).authenticate(key)
     if identity is None:
         await throttle.failed(address)
-        raise Unauthorized("The API key is not valid.")
+        raise Unauthorized(Code.api_key_invalid)
     # For the access line and the audit trail: who acted (the key's id and name, never the key).
     request.state.key_id = str(identity.key_id)
     request.state.tenant_id = str(identity.tenant_id) if identity.tenant_id else None
@@ -107,7 +104,7 @@ class TenantScope:
 
 def require_role(key: KeyIdentity, roles: tuple[Role, ...]) -> None:
     if key.role not in roles:
-        raise Forbidden(f"A key with role {key.role.value} may not do this.")
+        raise Forbidden(Code.role_forbidden, role=key.role.value)
 
 
 def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
@@ -127,13 +124,11 @@ def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
         if key.tenant_id is not None:
             return TenantScope(tenant_id=key.tenant_id, key=key)
         if x_tenant_id is None:
-            raise InvalidInput("header.X-Tenant-ID", "A platform key must name a tenant.")
+            raise InvalidInput("header.X-Tenant-ID", Code.tenant_required)
         try:
             tenant_id = uuid.UUID(x_tenant_id)
         except ValueError:
-            raise InvalidInput(
-                "header.X-Tenant-ID", "Not a valid UUID.", type="uuid_parsing"
-            ) from None
+            raise InvalidInput("header.X-Tenant-ID", Code.not_a_uuid) from None
         await tenants.require_tenant_exists(db, tenant_id=tenant_id)
         request.state.tenant_id = str(tenant_id)
         return TenantScope(tenant_id=tenant_id, key=key)
@@ -144,7 +139,7 @@ def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
 def _platform(*roles: Role):  # type: ignore[no-untyped-def]
     async def dependency(key: CurrentKey) -> KeyIdentity:
         if key.tenant_id is not None:
-            raise Forbidden("Only a platform key may manage tenants.")
+            raise Forbidden(Code.platform_key_required)
         require_role(key, roles)
         return key
 
@@ -186,7 +181,7 @@ async def _idempotent_create(
     ] = None,
 ) -> IdempotentRequest:
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-        raise InvalidInput("header.Idempotency-Key", "must be 1 to 255 printable ASCII characters")
+        raise InvalidInput("header.Idempotency-Key", Code.idempotency_key_form)
     fingerprint = request_hash(
         request.method,
         request.url.path,

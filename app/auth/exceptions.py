@@ -1,6 +1,6 @@
-from app.errors import NotFound
+from app.errors import Code, NotFound
 
 
 class ApiKeyNotFound(NotFound):
     code = "api-key-not-found"
-    title = "API key not found"
+    default_rule = Code.api_key_not_found
