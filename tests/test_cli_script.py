@@ -171,13 +171,20 @@ def test_failures_are_one_line(tmp_path: Path) -> None:
     unknown = str(uuid.uuid4())
     said = {
         ("tenant", "create", "--name", "Again", "--sip-domain", "acme.sip.test"): (
-            "error: SIP domain acme.sip.test belongs to another tenant."
+            "error: The SIP domain acme.sip.test belongs to another tenant."
         ),
         ("tenant", "create", "--name", "B", "--sip-domain", "b.test", "--timezone", "Mars/Base"): (
-            "error: --timezone: must be an IANA time zone such as Asia/Ho_Chi_Minh"
+            "error: --timezone: Enter an IANA time zone such as Asia/Ho_Chi_Minh"
         ),
-        ("api-key", "create", "--tenant", unknown, "--name", "ops"): f"error: No tenant {unknown}.",
-        ("api-key", "revoke", unknown): f"error: No API key {unknown}.",
+        (
+            "api-key",
+            "create",
+            "--tenant",
+            unknown,
+            "--name",
+            "ops",
+        ): f"error: There is no tenant {unknown}.",
+        ("api-key", "revoke", unknown): f"error: There is no API key {unknown}.",
     }
 
     assert {argv: fails(env, tmp_path, *argv) for argv in said} == said
@@ -243,12 +250,13 @@ def test_users_import_of_a_bad_file_lists_its_problems_and_fails_in_one_line(
         done = antring(env, tmp_path, "users", "import", str(bad), *dry_run)
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert done.stdout.splitlines() == [
-            "2\textensions\t12345: must be 2 to 4 digits",
-            "3\textensions\t113 would shadow an emergency number (113, 114, 115).",
+            "2\textensions\t“12345”: Enter 2 to 4 digits.",
+            "3\textensions\tExtension 113 could be mistaken for an emergency number (113, 114, or "
+            "115).",
         ]
         assert len(done.stderr.splitlines()) == 1
     assert fails(env, tmp_path, "users", "import", str(bad)) == (
-        "error: 2 problems in the file (each is listed); nothing was imported."
+        "error: Problems in the file: 2, the first 2 listed in errors; nothing was imported."
     )
     assert fails(env, tmp_path, "users", "import", str(tmp_path / "missing.csv")) == (
         f"error: {tmp_path / 'missing.csv'}: cannot be read (No such file or directory)"
