@@ -19,7 +19,10 @@ RUN pip install --no-cache-dir -r requirements.lock
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
-RUN pip install --no-cache-dir --no-deps . \
+# The error messages' catalogues are compiled here from their .po source (Babel is a runtime
+# dependency, installed above).
+RUN pybabel compile -d app/errors/locales -D messages \
+    && pip install --no-cache-dir --no-deps . \
     && useradd --system --uid 10001 --home-dir /srv/data --create-home antring
 
 # By number, so that Kubernetes' runAsNonRoot can verify it.

@@ -14,7 +14,13 @@ $(BIN)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-install: $(BIN)/.installed
+# The error messages' catalogues, compiled from their .po source (which git keeps).
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard app/errors/locales/*/LC_MESSAGES/messages.po))
+
+%.mo: %.po | $(BIN)/.installed
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+install: $(BIN)/.installed $(CATALOGUES)
 
 run: install
 	$(BIN)/antring migrate

@@ -361,7 +361,8 @@ def _invalid(exc: ValidationError) -> str:
     in_settings = exc.title == Settings.__name__
     problems = []
     for error in exc.errors(include_url=False, include_context=False, include_input=False):
-        message = error["msg"].removeprefix("Value error, ")
+        # A rule of ours is a sentence; in a list of them, each ends at its semicolon.
+        message = error["msg"].removeprefix("Value error, ").removesuffix(".")
         field = ".".join(str(part) for part in error["loc"])
         if field:
             name = _setting_name(field) if in_settings else "--" + field.replace("_", "-")
@@ -398,7 +399,7 @@ def _failure(exc: Exception) -> str:
     if isinstance(exc, _Refused):
         return str(exc)
     if isinstance(exc, AppError):
-        return exc.detail or exc.title
+        return exc.text()
     if isinstance(exc, ValidationError):
         return _invalid(exc)
     if database_unavailable(exc):

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.crypto import PasswordCipher
 from app.db.session import Database
+from app.errors import negotiate
 from app.etags import IF_MATCH_PATTERN
 from app.settings import Settings
 
@@ -58,3 +59,12 @@ IfMatch = Annotated[
         json_schema_extra={"pattern": IF_MATCH_PATTERN},
     ),
 ]
+
+
+def _language(request: Request) -> str:
+    return negotiate(request.headers.get("accept-language"))
+
+
+# The language the request's Accept-Language prefers among the service's (en by default): the
+# language of the messages an answer writes.
+LanguageDep = Annotated[str, Depends(_language)]

@@ -5,7 +5,7 @@ import re
 
 from fastapi import Response
 
-from app.errors import InvalidInput, PreconditionFailed
+from app.errors import Code, InvalidInput, PreconditionFailed
 
 _ENTITY_TAG = r'(W/)?"[\x21\x23-\x7e]*"'
 # RFC 9110's If-Match: `*`, or a list of entity-tags separated by commas (which may be empty, and
@@ -29,11 +29,8 @@ def require_match(if_match: str | None, version: int) -> None:
     if if_match is None:
         return
     if not _IF_MATCH.fullmatch(if_match):
-        raise InvalidInput("header.If-Match", 'must be * or ETags such as "3", separated by commas')
+        raise InvalidInput("header.If-Match", Code.if_match_form)
     candidates = {tag.strip() for tag in if_match.split(",")}
     if "*" in candidates or etag(version) in candidates:
         return
-    raise PreconditionFailed(
-        f"The resource has changed since: its ETag is now {etag(version)}. "
-        "Read it again, then send your change with the new ETag."
-    )
+    raise PreconditionFailed(Code.version_changed, etag=etag(version))

@@ -28,6 +28,7 @@ from app.crypto import PasswordCipher
 from app.db.session import Database
 from app.devices.router import router as devices_router
 from app.errors import problem_openapi
+from app.errors.catalogue import load_catalogues
 from app.errors.handlers import install_error_handlers
 from app.extensions.router import router as extensions_router
 from app.health import metrics_router
@@ -274,6 +275,8 @@ def create_app(
     app.state.auth_throttle = FailedAuthThrottle(settings.auth_failure_limit)
     app.state.token_verifier = None
     install_error_handlers(app)
+    # A missing compiled catalogue stops the service here, not at its first error.
+    load_catalogues()
     problem_openapi(app, links=LINKS)
     # The call-control routes come first: they take most of the traffic and routes match in order.
     for router in (

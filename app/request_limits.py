@@ -10,7 +10,7 @@ from typing import Any
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Scope
 
-from app.errors import problem_response
+from app.errors import Code, negotiate, problem_response
 
 
 class HeaderSizeLimit:
@@ -24,11 +24,14 @@ class HeaderSizeLimit:
         size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
         if size <= self.max_bytes:
             return None
+        accept_language = next(
+            (value for name, value in scope["headers"] if name == b"accept-language"), b""
+        )
         response: ASGIApp = problem_response(
             431,
-            "Request header fields too large",
-            code="headers-too-large",
-            detail=f"The request's headers take {size} bytes; at most "
-            f"{self.max_bytes} are accepted.",
+            "headers-too-large",
+            language=negotiate(accept_language.decode("latin-1")),
+            rule=Code.headers_too_large,
+            params={"size": size, "max_bytes": self.max_bytes},
         )
         return response if self.cors is None else CORSMiddleware(response, **self.cors)

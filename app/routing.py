@@ -12,7 +12,7 @@ from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
-from app.errors import DUPLICATE_KEY, InvalidInput, UnsupportedMediaType
+from app.errors import DUPLICATE_KEY, Code, InvalidInput, UnsupportedMediaType
 
 
 def refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -55,11 +55,11 @@ def _query_problem(query: bytes) -> InvalidInput | None:
         try:
             field = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
-            return InvalidInput("query", "names a parameter that is not UTF-8", type="unicode")
+            return InvalidInput("query", Code.query_name_not_utf8)
         try:
             unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
-            return InvalidInput(f"query.{field}", "is not UTF-8", type="unicode")
+            return InvalidInput(f"query.{field}", Code.not_utf8)
     return None
 
 
@@ -98,9 +98,7 @@ class StrictJSONRoute(APIRoute):
                 raise problem
             content_type = request.headers.get("content-type")
             if takes_body and not _is_json(content_type) and await request.body():
-                raise UnsupportedMediaType(
-                    "Send the body as JSON, with `Content-Type: application/json`."
-                )
+                raise UnsupportedMediaType(Code.body_not_json)
             return await handler(request)
 
         return strict_handler

@@ -17,7 +17,10 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, core_schema
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+
+from app.errors import DEFAULT_LANGUAGE, Code
+from app.errors.catalogue import message
 
 # Unicode's control characters (category Cc), and what str.strip() removes besides them. Spelled
 # out: regular expression engines disagree on what `\s` is.
@@ -27,6 +30,13 @@ ONE_LINE = f"^[^{CONTROL_CHARACTERS}]*$"
 NOT_BLANK = f"^[^{CONTROL_CHARACTERS}]*[^{CONTROL_CHARACTERS}{SPACES}][^{CONTROL_CHARACTERS}]*$"
 _ONE_LINE = re.compile(ONE_LINE)
 _NOT_BLANK = re.compile(NOT_BLANK)
+
+
+def rule_error(rule: Code, **params: Any) -> PydanticCustomError:
+    """What a validator raises for a rule of ours: the error's type is the rule's code and its
+    context the params (the problem's message is written from them, in the answer's language)."""
+    # Its message (what pydantic's own readers, the command line, show) is the English one.
+    return PydanticCustomError(rule.value, message(rule, params, DEFAULT_LANGUAGE), params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +66,11 @@ class _Line:
         if not isinstance(value, str):
             return value  # None, where the field may be null
         if not _ONE_LINE.fullmatch(value):
-            raise ValueError("must not contain control characters")
+            raise rule_error(Code.control_characters)
         if not self.trimmed:
             return value
         if not _NOT_BLANK.fullmatch(value):
-            raise ValueError("must not be blank")
+            raise rule_error(Code.blank)
         return value.strip()
 
 
@@ -95,7 +105,7 @@ def _rfc_3339(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not _RFC_3339.fullmatch(value):
-        raise ValueError(f"must be an RFC 3339 date-time such as {RFC_3339_EXAMPLE}")
+        raise rule_error(Code.not_a_date_time, example=RFC_3339_EXAMPLE)
     return value
 
 
@@ -104,14 +114,15 @@ DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc_3339)]
 
 
 class Matches:
-    """A text that matches `pattern` whole (the document declares it), else `message`: for a
-    rule the document can state, in a sentence an operator can read."""
+    """A text that matches `pattern` whole (the document declares it), else the error of `rule`
+    with `params`: for a rule the document can state, named as a client can translate it."""
 
-    __slots__ = ("_regex", "message", "pattern")
+    __slots__ = ("_regex", "params", "pattern", "rule")
 
-    def __init__(self, pattern: str, message: str) -> None:
+    def __init__(self, pattern: str, rule: Code, **params: Any) -> None:
         self.pattern = pattern
-        self.message = message
+        self.rule = rule
+        self.params = params
         self._regex = re.compile(pattern)
 
     def __get_pydantic_core_schema__(
@@ -130,7 +141,7 @@ class Matches:
 
     def _validate(self, value: Any) -> Any:
         if isinstance(value, str) and not self._regex.fullmatch(value):
-            raise ValueError(self.message)
+            raise rule_error(self.rule, **self.params)
         return value
 
 
@@ -170,14 +181,14 @@ class OmittableModel(BaseModel):
     @classmethod
     def _refuse_null(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None and info.field_name not in cls.nullable:
-            raise ValueError("may be omitted but not null")
+            raise rule_error(Code.null_not_allowed)
         return value
 
     @model_validator(mode="after")
     def _one_of(self) -> Self:
         given = [name for name in self.exactly_one_of if getattr(self, name) is not None]
         if self.exactly_one_of and len(given) != 1:
-            raise ValueError(f"give exactly one of {' or '.join(self.exactly_one_of)}")
+            raise rule_error(Code.exactly_one_of, fields=list(self.exactly_one_of))
         return self
 
 

@@ -216,7 +216,7 @@ def test_api_key_list_never_shows_a_key(migrated: str, capsys: pytest.CaptureFix
         (["migrate", "nope"], "error: CommandError: Can't locate revision identified by 'nope'"),
         (
             ["tenant", "create", "--name", "Again", "--sip-domain", "taken.sip.test"],
-            "error: SIP domain taken.sip.test belongs to another tenant.",
+            "error: The SIP domain taken.sip.test belongs to another tenant.",
         ),
         (
             [
@@ -229,28 +229,32 @@ def test_api_key_list_never_shows_a_key(migrated: str, capsys: pytest.CaptureFix
                 "--timezone",
                 "Mars/Base",
             ],
-            "error: --timezone: must be an IANA time zone such as Asia/Ho_Chi_Minh",
+            "error: --timezone: Enter an IANA time zone such as Asia/Ho_Chi_Minh",
         ),
         (
             ["tenant", "create", "--name", " ", "--sip-domain", "Acme.sip.test"],
-            "error: --name: must not be blank; --sip-domain: must be a "
+            "error: --name: The text must not be blank; --sip-domain: Enter a "
             "DNS host name in lower case, such as acme.sip.example.com",
         ),
         (
             ["api-key", "create", "--tenant", str(UNKNOWN), "--name", "ops"],
-            f"error: No tenant {UNKNOWN}.",
+            f"error: There is no tenant {UNKNOWN}.",
         ),
         (
             ["api-key", "create", "--platform", "--name", "two\nlines"],
-            "error: --name: must not contain control characters",
+            "error: --name: The text must not contain control characters",
         ),
-        (["api-key", "list", "--tenant", str(UNKNOWN)], f"error: No tenant {UNKNOWN}."),
-        (["api-key", "revoke", str(UNKNOWN)], f"error: No API key {UNKNOWN}."),
+        (["api-key", "list", "--tenant", str(UNKNOWN)], f"error: There is no tenant {UNKNOWN}."),
+        (["api-key", "revoke", str(UNKNOWN)], f"error: There is no API key {UNKNOWN}."),
         (
             ["api-key", "revoke", str(UNKNOWN), "--tenant", str(UNKNOWN)],
-            f"error: No tenant {UNKNOWN}.",
+            f"error: There is no tenant {UNKNOWN}.",
         ),
-        (["jobs", "run", "nope"], f"error: No job nope; the jobs are: {', '.join(JOBS)}."),
+        (
+            ["jobs", "run", "nope"],
+            f"error: There is no job nope; the jobs are {', '.join(list(JOBS)[:-1])}, and "
+            f"{list(JOBS)[-1]}.",
+        ),
     ],
 )
 def test_a_failure_is_one_line(

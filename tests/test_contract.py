@@ -275,10 +275,10 @@ async def test_validation_messages_are_sentences_naming_the_field(
         f"/v1/users/{user['id']}/extensions", json={"number": "12345"}, headers=tenant.admin
     )
     body = assert_problem(response, 422, field="body.number")
-    assert body["errors"][0]["message"] == "must be 2 to 4 digits"
+    assert body["errors"][0]["message"] == "Enter 2 to 4 digits."
     missing = await client.post("/v1/users", json={}, headers=tenant.admin)
     assert assert_problem(missing, 422, field="body.display_name")["errors"][0]["message"] == (
-        "is required"
+        "This field is required."
     )
 
 

@@ -26,7 +26,7 @@ async def test_a_malformed_uuid_is_422_naming_the_path_parameter(
         )
         assert body["title"] == "Invalid input"
         assert field in body["detail"]
-        assert body["errors"][0]["type"] == "uuid_parsing"
+        assert body["errors"][0]["code"] == "not-a-uuid"
 
 
 async def test_a_body_that_is_not_json_is_422(
@@ -39,7 +39,7 @@ async def test_a_body_that_is_not_json_is_422(
     )
 
     body = assert_problem(response, 422, field="body", code="validation-error")
-    assert body["errors"][0]["type"] == "json_invalid"
+    assert body["errors"][0]["code"] == "invalid-json"
     assert "JSON" in body["errors"][0]["message"]
 
 
@@ -282,8 +282,8 @@ NOT_UTF8_ROUTES = [
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (b'{"name": "\xff\xfe"}', "is not valid JSON: it is not UTF-8"),
-        (b"[" * 100_000 + b"]" * 100_000, "is not valid JSON: it nests too deeply"),
+        (b'{"name": "\xff\xfe"}', "it is not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "it nests too deeply"),
     ],
     ids=["not-utf8", "nested"],
 )
@@ -313,6 +313,7 @@ async def test_a_body_json_cannot_read_is_the_documented_422_problem(
     )
 
     body = assert_problem(response, 422, field="body", code="validation-error")
-    assert body["errors"][0]["message"] == reason
+    assert body["errors"][0]["code"] == "invalid-json"
+    assert body["errors"][0]["params"] == {"reason": reason}
     declared = app.openapi()["paths"][template][method.lower()]["responses"]
     assert "422" in declared

@@ -102,7 +102,7 @@ async def test_a_key_given_twice_is_refused_naming_it(
     response = await client.post(path, content=raw, headers=headers)
 
     body = assert_problem(response, 422, field=f"body.{field}")
-    assert body["errors"][0]["type"] == "duplicate_key"
+    assert body["errors"][0]["code"] == "duplicate-key"
     assert await db_rows(db, select(User.id)) == []
     assert [t.sip_domain for t in await db_rows(db, select(Tenant.sip_domain))] == ["acme.sip.test"]
 
@@ -196,6 +196,7 @@ async def test_a_date_time_is_an_rfc_3339_text_not_a_number(
     response = await client.get("/v1/audit-events", params={"until": until}, headers=tenant.admin)
 
     body = assert_problem(response, 422, field="query.until")
+    assert body["errors"][0]["code"] == "not-a-date-time"
     assert "RFC 3339" in body["errors"][0]["message"]
     written = await client.get(
         "/v1/audit-events", params={"until": "2026-11-25T09:30:00+07:00"}, headers=tenant.admin

@@ -30,7 +30,7 @@ from app.auth.tokens import (
 from app.clock import utcnow
 from app.crypto import API_KEY_PREFIX
 from app.deps import DatabaseDep, SessionDep
-from app.errors import Forbidden, InvalidInput, TooManyRequests, Unauthorized
+from app.errors import Code, Forbidden, InvalidInput, TooManyRequests, Unauthorized
 from app.idempotency.service import IdempotentRequest, request_hash
 from app.outbox.record import Actor, acting
 from app.tenants import service as tenants
@@ -86,35 +86,32 @@ async def authenticate(request: Request, credential: str | None) -> Principal:
     address = request.client.host if request.client else ""
     retry_after = await throttle.retry_after(address)
     if retry_after is not None:
-        raise TooManyRequests(
-            "Too many requests with a missing or wrong key or token from this address.",
-            retry_after=retry_after,
-        )
+        raise TooManyRequests(Code.too_many_failed_authentications, retry_after=retry_after)
     if credential is None:
         await throttle.failed(address)
-        raise Unauthorized("Send an API key or a token as `Authorization: Bearer <credential>`.")
+        raise Unauthorized(Code.api_key_missing)
     verifier: TokenVerifier | None = request.app.state.token_verifier
     if verifier is not None and not credential.startswith(API_KEY_PREFIX):
         if not looks_like_token(credential):
             await throttle.failed(address)
-            raise Unauthorized("The bearer credential is neither an API key nor a token.")
+            raise Unauthorized(Code.credential_not_recognised)
         try:
             principal = await verifier.verify(credential)
         except TokenRejected as exc:
             await throttle.failed(address)
-            raise InvalidToken(str(exc)) from None
+            raise InvalidToken(exc.rule, **exc.params) from None
         except ClaimRejected as exc:
-            raise TokenNotAccepted(exc.claim, str(exc)) from None
-        except ProviderUnavailable as exc:
-            raise IdentityProviderUnavailable(str(exc)) from None
+            raise TokenNotAccepted(exc.rule, claim=exc.claim, **exc.params) from None
+        except ProviderUnavailable:
+            raise IdentityProviderUnavailable() from None
     else:
         found = await (await _authenticator(request)).authenticate(credential)
         if found is None:
             await throttle.failed(address)
-            raise Unauthorized("The API key is not valid.")
+            raise Unauthorized(Code.api_key_invalid)
         if found.expires_at is not None and found.expires_at <= utcnow():
             await throttle.failed(address)
-            raise Unauthorized(f"The API key expired at {found.expires_at.isoformat()}.")
+            raise Unauthorized(Code.api_key_expired, expired_at=found.expires_at.isoformat())
         principal = found
     # For the access line and the audit trail: who acted (never the key or the token).
     request.state.key_id = str(principal.id)
@@ -151,8 +148,7 @@ class TenantScope:
 
 def require_role(principal: Principal, roles: tuple[Role, ...]) -> None:
     if principal.role not in roles:
-        caller = "A key" if principal.kind is ActorKind.api_key else "A person"
-        raise Forbidden(f"{caller} with role {principal.role.value} may not do this.")
+        raise Forbidden(Code.role_forbidden, role=principal.role.value)
 
 
 def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
@@ -172,13 +168,11 @@ def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
         if principal.tenant_id is not None:
             return TenantScope(tenant_id=principal.tenant_id, principal=principal)
         if x_tenant_id is None:
-            raise InvalidInput("header.X-Tenant-ID", "A platform key must name a tenant.")
+            raise InvalidInput("header.X-Tenant-ID", Code.tenant_required)
         try:
             tenant_id = uuid.UUID(x_tenant_id)
         except ValueError:
-            raise InvalidInput(
-                "header.X-Tenant-ID", "Not a valid UUID.", type="uuid_parsing"
-            ) from None
+            raise InvalidInput("header.X-Tenant-ID", Code.not_a_uuid) from None
         await tenants.require_tenant_exists(db, tenant_id=tenant_id)
         request.state.tenant_id = str(tenant_id)
         return TenantScope(tenant_id=tenant_id, principal=principal)
@@ -191,7 +185,7 @@ def _tenant_scope(*roles: Role):  # type: ignore[no-untyped-def]
 def _platform(*roles: Role):  # type: ignore[no-untyped-def]
     async def dependency(principal: CurrentPrincipal) -> Principal:
         if principal.tenant_id is not None:
-            raise Forbidden("Only a platform key may manage tenants.")
+            raise Forbidden(Code.platform_key_required)
         require_role(principal, roles)
         return principal
 
@@ -206,7 +200,7 @@ def _tenant_keys(*roles: Role):  # type: ignore[no-untyped-def]
 
     async def dependency(tenant_id: uuid.UUID, principal: CurrentPrincipal) -> Principal:
         if principal.tenant_id is not None and principal.tenant_id != tenant_id:
-            raise Forbidden("A tenant's keys are managed by its own admins or a platform key.")
+            raise Forbidden(Code.tenant_keys_forbidden)
         require_role(principal, roles)
         return principal
 
@@ -255,7 +249,7 @@ async def _idempotent_create(
     ] = None,
 ) -> IdempotentRequest:
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-        raise InvalidInput("header.Idempotency-Key", "must be 1 to 255 printable ASCII characters")
+        raise InvalidInput("header.Idempotency-Key", Code.idempotency_key_form)
     fingerprint = request_hash(
         request.method,
         request.url.path,

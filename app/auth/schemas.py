@@ -6,7 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from app.auth.models import Role
 from app.clock import utcnow
-from app.schemas import DateTime, TrimmedLine
+from app.errors import Code
+from app.schemas import DateTime, TrimmedLine, rule_error
 
 
 class ApiKeyCreate(BaseModel):
@@ -32,7 +33,7 @@ class ApiKeyCreate(BaseModel):
     @classmethod
     def _in_the_future(cls, value: datetime | None) -> datetime | None:
         if value is not None and value <= utcnow():
-            raise ValueError("must be in the future")
+            raise rule_error(Code.expiry_in_past)
         return value
 
 

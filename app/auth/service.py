@@ -22,7 +22,7 @@ from app.tenants.exceptions import TenantNotFound
 
 async def _require_tenant(session: AsyncSession, tenant_id: uuid.UUID | None) -> None:
     if tenant_id is not None and await tenants.get_tenant(session, tenant_id=tenant_id) is None:
-        raise TenantNotFound(f"No tenant {tenant_id}.")
+        raise TenantNotFound(tenant_id=str(tenant_id))
 
 
 async def create_api_key(
@@ -125,7 +125,7 @@ async def revoke_api_key(
     await _require_tenant(session, tenant_id)
     key_hash = await repository.delete_key(session, tenant_id=tenant_id, key_id=key_id)
     if key_hash is None:
-        raise ApiKeyNotFound(f"No API key {key_id}.")
+        raise ApiKeyNotFound(key_id=str(key_id))
     await outbox.record(
         session,
         type="api_key.revoked",

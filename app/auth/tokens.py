@@ -23,6 +23,7 @@ import jwt
 
 from app.auth.models import Role
 from app.auth.principal import ROLE_PRECEDENCE, ActorKind, Principal, token_principal_id
+from app.errors import Code
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,15 +36,22 @@ _ROLE_NAMES = {role.value: role for role in Role}
 
 
 class TokenRejected(Exception):
-    """The token is not valid: 401, with `error="invalid_token"`."""
+    """The token is not valid (the rule it breaks): 401, with `error="invalid_token"`."""
+
+    def __init__(self, rule: Code, **params: Any) -> None:
+        super().__init__(rule.value)
+        self.rule = rule
+        self.params = params
 
 
 class ClaimRejected(Exception):
     """A valid token whose claims give no tenant or no role here: 403, naming the claim."""
 
-    def __init__(self, claim: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, rule: Code, *, claim: str, **params: Any) -> None:
+        super().__init__(rule.value)
+        self.rule = rule
         self.claim = claim
+        self.params = params
 
 
 class ProviderUnavailable(Exception):
@@ -111,26 +119,23 @@ class ProviderKeys:
             # else: stale, but the key is known; it is used while the keys are read again.
         if kid is None:
             if len(self._keys) != 1 and self._unreadable:
-                raise ProviderUnavailable("The identity provider's keys cannot be read now.")
+                raise ProviderUnavailable()
             if len(self._keys) != 1:
-                raise TokenRejected("The token names no key (`kid`) and the provider has several.")
+                raise TokenRejected(Code.token_no_kid)
             kid = next(iter(self._keys))
         jwk = self._keys.get(kid)
         if jwk is None:
             if self._unreadable:
-                raise ProviderUnavailable(
-                    "The token is signed by a key not yet read, and the identity provider's "
-                    "keys cannot be read now."
-                )
-            raise TokenRejected("The token is signed by a key the identity provider does not have.")
+                raise ProviderUnavailable()
+            raise TokenRejected(Code.token_key_unknown)
         prepared = self._prepared.get((kid, algorithm))
         if prepared is None:
             if jwk.get("alg") not in (None, algorithm):
-                raise TokenRejected(f"The token's key is for {jwk['alg']}, not {algorithm}.")
+                raise TokenRejected(Code.token_key_algorithm, algorithm=algorithm)
             try:
                 prepared = jwt.PyJWK(jwk, algorithm=algorithm)
             except (jwt.PyJWKError, jwt.InvalidKeyError):
-                raise TokenRejected(f"The token's key cannot be used with {algorithm}.") from None
+                raise TokenRejected(Code.token_key_algorithm, algorithm=algorithm) from None
             self._prepared[(kid, algorithm)] = prepared
         return prepared
 
@@ -229,15 +234,15 @@ class TokenVerifier:
 
     async def _verify(self, token: str) -> Principal:
         if len(token) > _MAX_TOKEN_BYTES:
-            raise TokenRejected("The token is too long.")
+            raise TokenRejected(Code.token_too_long)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
-            raise TokenRejected("The bearer token is neither an API key nor a JWT.") from None
+            raise TokenRejected(Code.credential_not_recognised) from None
         algorithm = header.get("alg")
         if algorithm not in self._algorithms:
             raise TokenRejected(
-                f"The token's algorithm ({algorithm}) is not one of {', '.join(self._algorithms)}."
+                Code.token_algorithm, algorithm=str(algorithm)[:20], allowed=self._algorithms
             )
         kid = header.get("kid")
         key = await self.keys.key(kid if isinstance(kid, str) else None, algorithm)
@@ -252,27 +257,25 @@ class TokenVerifier:
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError:
-            raise TokenRejected("The token has expired.") from None
+            raise TokenRejected(Code.token_expired) from None
         except jwt.ImmatureSignatureError:
-            raise TokenRejected("The token is not valid yet (nbf).") from None
+            raise TokenRejected(Code.token_not_yet_valid) from None
         except jwt.InvalidAudienceError:
-            raise TokenRejected(
-                f"The token is not for this service (aud {self._audience})."
-            ) from None
+            raise TokenRejected(Code.token_audience, audience=self._audience) from None
         except jwt.InvalidIssuerError:
-            raise TokenRejected(f"The token was not issued by {self._issuer}.") from None
+            raise TokenRejected(Code.token_issuer, issuer=self._issuer) from None
         except jwt.InvalidSignatureError:
-            raise TokenRejected("The token's signature is not valid.") from None
+            raise TokenRejected(Code.token_signature) from None
         except jwt.MissingRequiredClaimError as exc:
-            raise TokenRejected(f"The token has no `{exc.claim}` claim.") from None
+            raise TokenRejected(Code.token_claim_missing, claim=exc.claim) from None
         except jwt.InvalidTokenError:
-            raise TokenRejected("The token is not valid.") from None
+            raise TokenRejected(Code.token_invalid) from None
         return await self._principal(claims)
 
     async def _principal(self, claims: dict[str, Any]) -> Principal:
         subject = _text(claims.get("sub"), 255)
         if subject is None:
-            raise TokenRejected("The token's `sub` claim is empty.")
+            raise TokenRejected(Code.token_claim_missing, claim="sub")
         tenant_id = await self._tenant(claims)
         return Principal(
             id=token_principal_id(self._issuer, subject),
@@ -292,15 +295,15 @@ class TokenVerifier:
         name = self._tenant_claim
         value = _claim(claims, name)
         if value is None or value == "":
-            raise ClaimRejected(name, f"The token has no `{name}` claim naming its tenant.")
+            raise ClaimRejected(Code.token_tenant_missing, claim=name)
         try:
             tenant_id = uuid.UUID(str(value))
         except ValueError:
-            raise ClaimRejected(name, f"The token's `{name}` claim is not a tenant's id.") from None
+            raise ClaimRejected(Code.token_tenant_invalid, claim=name) from None
         now = time.monotonic()
         if self._tenants.get(tenant_id, 0.0) <= now:
             if not await self._tenant_exists(tenant_id):
-                raise ClaimRejected(name, f"The token's `{name}` claim names no tenant here.")
+                raise ClaimRejected(Code.token_tenant_unknown, claim=name)
             if len(self._tenants) > _CACHE_LIMIT:
                 self._tenants.clear()
             self._tenants[tenant_id] = now + self._cache_seconds
@@ -320,5 +323,5 @@ class TokenVerifier:
         for role in ROLE_PRECEDENCE:
             if role in held:
                 return role
-        roles = ", ".join(f"{self._role_prefix}{role.value}" for role in ROLE_PRECEDENCE)
-        raise ClaimRejected(name, f"The token's `{name}` claim holds none of the roles {roles}.")
+        roles = [f"{self._role_prefix}{role.value}" for role in ROLE_PRECEDENCE]
+        raise ClaimRejected(Code.token_role_missing, claim=name, roles=roles)

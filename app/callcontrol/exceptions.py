@@ -1,6 +1,6 @@
-from app.errors import NotFound
+from app.errors import Code, NotFound
 
 
 class CallerNotFound(NotFound):
     code = "caller-not-found"
-    title = "Caller not found"
+    default_rule = Code.caller_not_found

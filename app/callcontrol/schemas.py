@@ -14,7 +14,8 @@ from pydantic import (
 )
 
 from app.devices.schemas import DeviceName
-from app.schemas import DateTime, OmittableModel, SingleLine, WholeNumber
+from app.errors import Code
+from app.schemas import DateTime, OmittableModel, SingleLine, WholeNumber, rule_error
 from app.tenants.schemas import SipDomain
 
 CallId = Annotated[
@@ -141,15 +142,15 @@ def _unix_seconds(value: Any) -> Any:
     """An integer is Unix seconds, never milliseconds (pydantic would guess which); anything
     else must be an RFC 3339 date-time."""
     if isinstance(value, bool):
-        raise ValueError("must be a date-time or Unix seconds, not a boolean")
+        raise rule_error(Code.call_start_form)
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # JSON Schema's integer
     if isinstance(value, int):
         if not _FIRST_UNIX_SECOND <= value <= _LAST_UNIX_SECOND:
-            raise ValueError("is out of range for a call's start")
+            raise rule_error(Code.call_start_out_of_range)
         return datetime.fromtimestamp(value, UTC)
     if not isinstance(value, str | datetime):
-        raise ValueError("must be an RFC 3339 date-time or integer Unix seconds")
+        raise rule_error(Code.call_start_form)
     return value
 
 

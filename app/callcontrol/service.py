@@ -40,7 +40,7 @@ from app.callcontrol.store import (
 from app.devices.exceptions import SipAccountNotFound
 from app.devices.schemas import SIP_USERNAME
 from app.dialing import is_emergency
-from app.errors import InvalidInput
+from app.errors import Code, InvalidInput
 from app.extensions.exceptions import ExtensionNotFound
 from app.observability.metrics import (
     CHARGED_SECONDS,
@@ -66,7 +66,7 @@ async def sip_account(
     key = _lookup_key(domain, username, tenant_id)
     account = await store.sip_account(key) if key is not None else None
     if account is None:
-        raise SipAccountNotFound(f"No SIP account {username}@{domain}.")
+        raise SipAccountNotFound(username=username, domain=domain)
     return _account_view(account)
 
 
@@ -115,7 +115,7 @@ async def extension_route(
     async with store.connection() as conn:
         holder = await conn.extension_holder(domain=domain, number=number, tenant_id=tenant_id)
     if holder is None:
-        raise ExtensionNotFound(f"Extension {number} is free in {domain}.")
+        raise ExtensionNotFound(Code.extension_free_in_domain, number=number, domain=domain)
     headers = auto_answer_headers(domain) if holder.auto_answer else []
     return ExtensionRoute(
         tenant_id=holder.tenant_id,
@@ -272,19 +272,13 @@ def _check_started_at(
     """The month the call is charged to; InvalidInput when its start is outside the window."""
     if started_at > now + timedelta(seconds=window.future_seconds):
         raise InvalidInput(
-            "body.started_at",
-            f"must not be more than {window.future_seconds} s ahead of the service's clock",
-            type="started_at_in_future",
+            "body.started_at", Code.started_at_in_future, seconds=window.future_seconds
         )
     # Compared in UTC first: the calendar's ends (year 1, year 9999) cannot be converted to
     # a local time.
     oldest = shift_period(period_of(now, timezone), -window.late_months)
     if started_at < now - _OLDEST_LATE_REPORT or period_of(started_at, timezone) < oldest:
-        raise InvalidInput(
-            "body.started_at",
-            f"is too old: calls that started before {oldest} can no longer be charged",
-            type="started_at_too_old",
-        )
+        raise InvalidInput("body.started_at", Code.started_at_too_old, oldest=oldest)
     return period_of(started_at, timezone)
 
 
@@ -311,7 +305,7 @@ async def record_usage(
 
 
 def _caller_not_found(ref: CallerRef) -> CallerNotFound:
-    return CallerNotFound(f"No caller {ref.username or ref.user_id} in {ref.domain}.")
+    return CallerNotFound(caller=str(ref.username or ref.user_id), domain=ref.domain)
 
 
 async def _record_usage(

@@ -1,19 +1,19 @@
-from app.errors import Conflict, NotFound
+from app.errors import Code, Conflict, NotFound
 
 
 class DeviceNotFound(NotFound):
     code = "device-not-found"
-    title = "Device not found"
+    default_rule = Code.device_not_found
 
 
 class DeviceNameTaken(Conflict):
     code = "device-name-taken"
-    title = "Device name taken"
+    default_rule = Code.device_name_taken
 
 
 class MacAddressTaken(Conflict):
     code = "mac-address-taken"
-    title = "MAC address taken"
+    default_rule = Code.mac_address_taken
 
 
 class SipAccountNotFound(NotFound):
@@ -21,4 +21,4 @@ class SipAccountNotFound(NotFound):
     it): what a registrar lookup and a registration report answer."""
 
     code = "sip-account-not-found"
-    title = "SIP account not found"
+    default_rule = Code.sip_account_not_found

@@ -15,9 +15,11 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from app.devices.models import Device, DeviceKind, PhoneModel
+from app.errors import Code
 from app.schemas import (
     Matches,
     PatchModel,
+    rule_error,
 )
 
 # A SIP username: what a device is called, and what a registrar lookup may ask for.
@@ -30,7 +32,7 @@ RESERVED_DEVICE_NAME = "lookups"
 
 def _not_reserved(name: str) -> str:
     if name.lower() == RESERVED_DEVICE_NAME:
-        raise ValueError(f"must not be {RESERVED_DEVICE_NAME}: the name is reserved")
+        raise rule_error(Code.reserved_device_name, name=RESERVED_DEVICE_NAME)
     return name
 
 
@@ -59,10 +61,7 @@ DevicePassword = Annotated[
         "containing the device name. Omit it to have a strong one generated.",
         examples=["Blue7Harbor42x"],
     ),
-    Matches(
-        f"^{_LETTER_AND_DIGIT}$",
-        "must be printable ASCII characters without spaces, with letters and digits",
-    ),
+    Matches(f"^{_LETTER_AND_DIGIT}$", Code.password_form),
 ]
 
 _HEX = "[0-9A-Fa-f]"
@@ -84,10 +83,7 @@ def normalize_mac(value: str) -> str:
 MacAddress = Annotated[
     str,
     StringConstraints(max_length=17),
-    Matches(
-        MAC_PATTERN,
-        "must be a phone's own (unicast) MAC address such as 00:15:65:AA:BB:CC or 001565aabbcc",
-    ),
+    Matches(MAC_PATTERN, Code.mac_address),
     AfterValidator(normalize_mac),
     Field(
         description="IP phones only: the phone's MAC address (00:15:65:AA:BB:CC, "

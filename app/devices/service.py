@@ -31,7 +31,7 @@ from app.devices.schemas import (
     TransportPorts,
     WebConfig,
 )
-from app.errors import InvalidInput
+from app.errors import Code, InvalidInput
 from app.outbox import record as outbox
 from app.settings import Settings
 from app.tenants.models import Tenant
@@ -52,25 +52,18 @@ async def require_device(
         session, tenant_id=tenant_id, device_id=device_id, for_update=for_update
     )
     if found is None:
-        raise DeviceNotFound(f"No device {device_id}.")
+        raise DeviceNotFound(device_id=str(device_id))
     return TenantDevice(device=found[0], tenant=found[1])
-
-
-# The `type` of refusals that depend on what is stored, not on the request's form alone.
-IP_PHONE_ONLY = "ip_phone_only"
-PASSWORD_HAS_NAME = "password_contains_name"
 
 
 def check_password(password: str, *, username: str, field: str = "body.password") -> None:
     """The rules for a password an operator chooses (generated ones always pass)."""
     if not all("!" <= c <= "~" for c in password):
-        raise InvalidInput(field, "Use printable ASCII characters without spaces.")
+        raise InvalidInput(field, Code.password_characters)
     if not (any(c.isalpha() for c in password) and any(c.isdigit() for c in password)):
-        raise InvalidInput(field, "The password needs both letters and digits.")
+        raise InvalidInput(field, Code.password_letters_and_digits)
     if username.lower() in password.lower():
-        raise InvalidInput(
-            field, "The password must not contain the device name.", type=PASSWORD_HAS_NAME
-        )
+        raise InvalidInput(field, Code.password_contains_device_name)
 
 
 def stored_secrets(
@@ -95,12 +88,8 @@ async def _flush(session: AsyncSession, device: Device) -> None:
     await flush_or_conflict(
         session,
         {
-            "uq_device_tenant_id_name_key": DeviceNameTaken(
-                f"Device name {device.name} is already used in this tenant."
-            ),
-            "uq_device_tenant_id_mac": MacAddressTaken(
-                f"MAC address {device.mac} belongs to another device of this tenant."
-            ),
+            "uq_device_tenant_id_name_key": DeviceNameTaken(field="body.name", name=device.name),
+            "uq_device_tenant_id_mac": MacAddressTaken(field="body.mac", mac=device.mac),
         },
     )
 
@@ -112,14 +101,8 @@ def _check_phone_fields(device: Device | DeviceCreate, *, kind_changed: bool) ->
     for field in ("mac", "model"):
         if getattr(device, field) is not None:
             if kind_changed:
-                raise InvalidInput(
-                    "body.kind",
-                    f"The device has a {field}: set it to null to change the kind.",
-                    type=IP_PHONE_ONLY,
-                )
-            raise InvalidInput(
-                f"body.{field}", f"Only an ip_phone has a {field}.", type=IP_PHONE_ONLY
-            )
+                raise InvalidInput("body.kind", Code.kind_change_needs_null, property=field)
+            raise InvalidInput(f"body.{field}", Code.ip_phone_only, property=field)
 
 
 def shown(device: Device | StoredDevice | dict[str, Any]) -> dict[str, Any]:
@@ -291,9 +274,7 @@ async def update_device(
         # The digest HA1 covers the username, so a rename needs it computed again.
         password = cipher.decrypt(device.password_encrypted)
         if changes["name"].lower() in password.lower():
-            raise InvalidInput(
-                "body.name", "The device password contains the new name.", type=PASSWORD_HAS_NAME
-            )
+            raise InvalidInput("body.name", Code.password_contains_new_name)
         device.name = changes["name"]
         device.name_key = device.name.lower()
         _set_password(device, cipher, password=password, realm=current.tenant.sip_domain)

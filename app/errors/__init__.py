@@ -1,18 +1,23 @@
-"""One error format for the whole API: RFC 9457 problem details (application/problem+json).
+"""One error format for the whole API: RFC 9457 problem details (application/problem+json), in
+the language the request asks for.
 
-The error types (types), the answers they become (problems), what the OpenAPI document says of
-them (openapi) and pydantic's messages made readable (messages) are imported from here; the
-handlers that answer every failure (handlers) know the database's failures too, so they are
-imported from their module by the app alone and this package stays below app.db."""
+The error types (types), the rules' codes (codes) and their messages (catalogue), the answers
+they become (problems), what the OpenAPI document says of them (openapi) and pydantic's errors
+as rules of ours (messages) are imported from here; the handlers that answer every failure
+(handlers) know the database's failures too, so they are imported from their module by the app
+alone and this package stays below app.db."""
 
-from app.errors.messages import DUPLICATE_KEY, field_message
+from app.errors.catalogue import DEFAULT_LANGUAGE, LANGUAGES, negotiate
+from app.errors.codes import Code
+from app.errors.messages import DUPLICATE_KEY, field_problem, field_rule
 from app.errors.openapi import CREATED, VERSIONED, ResponseHeaders, problem_openapi, responses
-from app.errors.problems import error_response, problem_of, problem_response
+from app.errors.problems import error_response, field_error, problem_of, problem_response
 from app.errors.types import (
     PROBLEM_MEDIA_TYPE,
     AppError,
     Conflict,
     FieldError,
+    FieldProblem,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -27,12 +32,16 @@ from app.errors.types import (
 
 __all__ = [
     "CREATED",
+    "DEFAULT_LANGUAGE",
     "DUPLICATE_KEY",
+    "LANGUAGES",
     "PROBLEM_MEDIA_TYPE",
     "VERSIONED",
     "AppError",
+    "Code",
     "Conflict",
     "FieldError",
+    "FieldProblem",
     "Forbidden",
     "InvalidInput",
     "NotFound",
@@ -44,7 +53,10 @@ __all__ = [
     "Unauthorized",
     "UnsupportedMediaType",
     "error_response",
-    "field_message",
+    "field_error",
+    "field_problem",
+    "field_rule",
+    "negotiate",
     "problem_of",
     "problem_openapi",
     "problem_response",

@@ -7,7 +7,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.errors.types import PROBLEM_MEDIA_TYPE, AppError, FieldError, Problem
+from app.errors.catalogue import DEFAULT_LANGUAGE, LANGUAGES, title
+from app.errors.codes import Code
+from app.errors.types import PROBLEM_MEDIA_TYPE, AppError, FieldError, Problem, problem_types
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ def responses(*items: type[AppError] | ResponseHeaders) -> dict[int | str, dict[
             }
             continue
         entry = out.setdefault(item.status_code, {"model": Problem, "description": ""})
-        entry["description"] = "; ".join(filter(None, [entry["description"], item.title]))
+        item_title = title(item.code, DEFAULT_LANGUAGE)
+        entry["description"] = "; ".join(filter(None, [entry["description"], item_title]))
     return out
 
 
@@ -98,6 +101,41 @@ def _link(schema: dict[str, Any], producers: Producers) -> None:
                 }
 
 
+# What every problem answer carries besides its body.
+_PROBLEM_HEADERS = {
+    "Content-Language": {
+        "description": "The language of the title, detail and messages: "
+        + " or ".join(LANGUAGES)
+        + ", as Accept-Language asks (English when it names neither).",
+        "schema": {"type": "string", "enum": list(LANGUAGES)},
+    },
+}
+
+
+def _enumerate(components: dict[str, Any]) -> None:
+    """The problem types and the rules' codes as enums a client can list and switch on."""
+    codes = sorted(code.value for code in Code)
+    components["Code"] = {
+        "type": "string",
+        "enum": codes,
+        "title": "Code",
+        "description": "A rule an error names: the key of its sentence in the catalogues.",
+    }
+    problem = components["Problem"]["properties"]
+    problem["type"]["enum"] = problem_types()
+    problem["code"] = {
+        "anyOf": [{"$ref": "#/components/schemas/Code"}, {"type": "null"}],
+        "description": problem["code"]["description"],
+        "examples": problem["code"].get("examples", []),
+    }
+    field = components["FieldError"]["properties"]
+    field["code"] = {
+        "$ref": "#/components/schemas/Code",
+        "description": field["code"]["description"],
+        "examples": field["code"].get("examples", []),
+    }
+
+
 def problem_openapi(app: FastAPI, *, links: Producers | None = None) -> None:
     """Makes /docs tell the truth: every error response is problem+json, 422 included (FastAPI
     documents its own validation body otherwise), every route lists the statuses any route may
@@ -146,6 +184,15 @@ def problem_openapi(app: FastAPI, *, links: Producers | None = None) -> None:
             components.setdefault(
                 model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}")
             )
+        _enumerate(components)
+        for response in (
+            r
+            for item in schema["paths"].values()
+            for o in item.values()
+            for r in o["responses"].values()
+        ):
+            if PROBLEM_MEDIA_TYPE in response.get("content", {}):
+                response.setdefault("headers", {}).update(_PROBLEM_HEADERS)
         app.openapi_schema = schema
         return schema
 

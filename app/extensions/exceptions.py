@@ -1,16 +1,14 @@
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Code, Conflict, InvalidInput, NotFound
 
 
 class ExtensionNotFound(NotFound):
     code = "extension-not-found"
-    title = "Extension not found"
 
 
 class ExtensionTaken(Conflict):
     code = "extension-taken"
-    title = "Extension taken"
+    default_rule = Code.extension_taken
 
 
 class ExtensionShadowsEmergency(InvalidInput):
     code = "extension-shadows-emergency"
-    title = "Extension shadows an emergency number"

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clock import utcnow
 from app.db.conflicts import flush_or_conflict
 from app.dialing import shadows_emergency
+from app.errors import Code
 from app.extensions import repository
 from app.extensions.exceptions import ExtensionNotFound, ExtensionShadowsEmergency, ExtensionTaken
 from app.extensions.models import Extension
@@ -24,9 +25,7 @@ def refuse_emergency_shadow(
     """ExtensionShadowsEmergency when dialling `number` could be taken for an emergency call."""
     if shadows_emergency(number, emergency_numbers):
         raise ExtensionShadowsEmergency(
-            field,
-            f"{number} would shadow an emergency number ({', '.join(emergency_numbers)}).",
-            type="extension_shadows_emergency",
+            field, Code.extension_shadows_emergency, number=number, numbers=emergency_numbers
         )
 
 
@@ -63,11 +62,7 @@ async def add_extension(
     session.add(extension)
     await flush_or_conflict(
         session,
-        {
-            "uq_extension_tenant_id_number": ExtensionTaken(
-                f"Extension {number} is already assigned."
-            )
-        },
+        {"uq_extension_tenant_id_number": ExtensionTaken(field="body.number", number=number)},
     )
     await outbox.record_change(session, new.added)
     return extension
@@ -85,7 +80,7 @@ async def remove_extension(
     if not await repository.delete_user_extension(
         session, tenant_id=tenant_id, user_id=user_id, number=number
     ):
-        raise ExtensionNotFound(f"The user does not hold extension {number}.")
+        raise ExtensionNotFound(Code.extension_not_held, number=number)
     await _record(session, "extension.removed", tenant_id=tenant_id, user_id=user_id, number=number)
 
 
@@ -120,7 +115,7 @@ async def find_holder(
 ) -> ExtensionHolder:
     found = await repository.find_holder(session, tenant_id=tenant_id, number=number)
     if found is None:
-        raise ExtensionNotFound(f"Extension {number} is free.")
+        raise ExtensionNotFound(Code.extension_free, number=number)
     extension, display_name = found
     return ExtensionHolder(
         number=extension.number, user_id=extension.user_id, display_name=display_name

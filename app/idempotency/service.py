@@ -20,7 +20,7 @@ from app.clock import utcnow
 from app.crypto import PasswordCipher
 from app.db.session import Database
 from app.db.sql import dialect_insert
-from app.errors import InvalidInput
+from app.errors import Code, InvalidInput
 from app.idempotency.models import IdempotencyKey
 
 KEY_LIFETIME = timedelta(days=1)
@@ -95,13 +95,9 @@ async def _replay(
     stored = await session.scalar(select(IdempotencyKey).where(*scope))
     if stored is None or stored.response is None or stored.status_code is None:
         # The first request with this key failed and stored nothing after all.
-        raise InvalidInput(FIELD, "is being used by a request that did not finish; retry")
+        raise InvalidInput(FIELD, Code.idempotency_key_in_use)
     if stored.request_hash != fingerprint:
-        raise InvalidInput(
-            FIELD,
-            "was already used for another request; use a new key for a new request",
-            type="idempotency_key_reused",
-        )
+        raise InvalidInput(FIELD, Code.idempotency_key_reused)
     headers = {"Location": stored.location} if stored.location else None
     return JSONResponse(
         json.loads(cipher.decrypt(stored.response)),

@@ -1,27 +1,26 @@
-from app.errors import AppError, Conflict, FieldError, NotFound
+from app.errors import AppError, Code, Conflict, FieldProblem, NotFound
 from app.imports.schemas import ImportReport
 
 
 class ImportJobNotFound(NotFound):
     code = "import-not-found"
-    title = "Import not found"
+    default_rule = Code.import_not_found
 
 
 class ImportTooLarge(AppError):
     status_code = 413
     code = "file-too-large"
-    title = "File too large"
+    default_rule = Code.file_too_large
 
 
 class UploadInterrupted(AppError):
     status_code = 400
     code = "upload-interrupted"
-    title = "Upload interrupted"
+    default_rule = Code.upload_interrupted
 
 
 class ImportConflict(Conflict):
     code = "import-conflict"
-    title = "Taken while the import ran"
 
 
 class ImportRejected(AppError):
@@ -29,19 +28,17 @@ class ImportRejected(AppError):
 
     status_code = 422
     code = "import-rejected"
-    title = "The file has problems"
 
     def __init__(self, report: ImportReport) -> None:
-        total, listed = report.problems_total, len(report.problems)
-        shown = f"the first {listed} are listed" if total > listed else "each is listed"
         super().__init__(
-            f"{total} problem{'s' if total != 1 else ''} in the file ({shown}); nothing was "
-            "imported.",
+            Code.import_rejected,
+            total=report.problems_total,
+            listed=len(report.problems),
             errors=[
-                FieldError(
+                FieldProblem(
                     field=f"body.{p.column}" if p.column else "body",
-                    message=p.message,
-                    type=p.type,
+                    code=p.code,
+                    params=p.params,
                     row=p.row,
                     column=p.column,
                 )

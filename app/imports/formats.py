@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any
 
-from app.errors import DUPLICATE_KEY
+from app.errors import DUPLICATE_KEY, Code
 from app.routing import refuse_duplicate_keys
 
 COLUMNS = (
@@ -49,7 +49,6 @@ _FORMULA = re.compile(r"'*[=+\-@\t\r]")
 # A JSON string (skipped, also one left open to the end), an opening bracket (group 1) or a
 # closing one.
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"?|([\[{])|[\]}]')
-_NOT_UTF8 = "is not UTF-8 text: save the file as CSV UTF-8 (Windows-1252 and others are not read)"
 
 
 class FileFormat(StrEnum):
@@ -75,8 +74,8 @@ class Problem:
 
     row: int
     column: str | None
-    message: str
-    type: str = "value_error"
+    code: Code
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -92,11 +91,11 @@ class SourceRow:
     devices: list[tuple[str, Any]] | None = None
     problems: list[Problem] = field(default_factory=list)
 
-    def problem(self, column: str | None, message: str, type: str = "value_error") -> None:
-        self.problems.append(Problem(self.row, column, message, type))
+    def problem(self, column: str | None, code: Code, **params: Any) -> None:
+        self.problems.append(Problem(self.row, column, code, params))
 
-    def unreadable(self, message: str, type: str) -> "SourceRow":
-        self.problem(None, message, type)
+    def unreadable(self, code: Code, **params: Any) -> "SourceRow":
+        self.problem(None, code, **params)
         self.readable = False
         return self
 
@@ -121,16 +120,16 @@ class RowReader:
         lines = _decoded_lines(self._file, failures)
         first = next(lines, None)
         if first is None or not first.strip():
-            self.problems.append(
-                Problem(HEADER_ROW, None, "the file is empty: its first row names the columns")
-            )
+            self.problems.append(Problem(HEADER_ROW, None, Code.file_empty))
             return
         delimiter = ";" if first.count(";") > first.count(",") else ","
         reader = csv.reader(_chained(first, lines), delimiter=delimiter, strict=False)
         try:
             header = [cell.strip().lower() for cell in next(reader)]
         except csv.Error as error:
-            self.problems.append(Problem(HEADER_ROW, None, f"cannot be read as CSV ({error})"))
+            self.problems.append(
+                Problem(HEADER_ROW, None, Code.csv_header_unreadable, {"reason": str(error)})
+            )
             return
         columns = self._header(header, failures)
         failures.clear()
@@ -144,21 +143,19 @@ class RowReader:
                 return
             except csv.Error as error:
                 # Past a malformed record the rest cannot be told apart into rows.
-                message = f"cannot be read as CSV ({error}); nothing after it is read"
-                yield source.unreadable(message, "csv_invalid")
+                yield source.unreadable(Code.csv_unreadable, reason=str(error))
                 return
             for offset, raw in failures:
                 index = raw[:offset].decode("utf-8", errors="replace").count(delimiter)
                 column = columns[index] if index < len(columns) else None
-                source.problem(column, _NOT_UTF8, "not_utf8")
+                source.problem(column, Code.file_not_utf8)
             failures.clear()
             if not any(cell.strip() for cell in cells):
                 if source.problems:
                     yield source
                 continue
             if len(cells) != len(columns):
-                message = f"has {len(cells)} cells where the header has {len(columns)}"
-                yield source.unreadable(message, "cell_count")
+                yield source.unreadable(Code.cell_count, cells=len(cells), columns=len(columns))
                 continue
             for column, cell in zip(columns, cells, strict=True):
                 if column is not None:
@@ -168,7 +165,7 @@ class RowReader:
     def _header(self, header: list[str], failures: list[tuple[int, bytes]]) -> list[str | None]:
         """Each cell's column (None: not one to read)."""
         if failures:
-            self.problems.append(Problem(HEADER_ROW, None, _NOT_UTF8, "not_utf8"))
+            self.problems.append(Problem(HEADER_ROW, None, Code.file_not_utf8))
         columns: list[str | None] = []
         for name in header:
             if not name:
@@ -176,18 +173,11 @@ class RowReader:
                 columns.append(None)
             elif name not in COLUMNS:
                 self.problems.append(
-                    Problem(
-                        HEADER_ROW,
-                        name,
-                        f"is not a column of the import; the columns are {', '.join(COLUMNS)}",
-                        "unknown_column",
-                    )
+                    Problem(HEADER_ROW, name, Code.unknown_column, {"columns": list(COLUMNS)})
                 )
                 columns.append(None)
             elif name in columns:
-                self.problems.append(
-                    Problem(HEADER_ROW, name, "is given twice", "duplicate_column")
-                )
+                self.problems.append(Problem(HEADER_ROW, name, Code.duplicate_column))
                 columns.append(None)
             else:
                 columns.append(name)
@@ -197,20 +187,19 @@ class RowReader:
         for number, raw in enumerate(_bounded_lines(self._file, MAX_LINE_BYTES), start=1):
             source = SourceRow(number)
             if raw is None:
-                yield source.unreadable(f"is longer than {MAX_LINE_BYTES} bytes", "line_too_long")
+                yield source.unreadable(Code.line_too_long, max_bytes=MAX_LINE_BYTES)
                 continue
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
-                yield source.unreadable(_NOT_UTF8, "not_utf8")
+                yield source.unreadable(Code.file_not_utf8)
                 continue
             if number == 1:
                 line = line.removeprefix("\ufeff")
             if not line.strip():
                 continue
             if _too_deep(line):
-                message = f"nests arrays and objects more than {MAX_DEPTH} deep"
-                yield source.unreadable(message, "json_too_deep")
+                yield source.unreadable(Code.json_too_deep, max_depth=MAX_DEPTH)
                 continue
             try:
                 value = json.loads(
@@ -219,22 +208,18 @@ class RowReader:
             except json.JSONDecodeError as error:
                 if error.msg.startswith(DUPLICATE_KEY):
                     key = error.msg.removeprefix(DUPLICATE_KEY).strip()
-                    source.problem(key, "is given more than once", "duplicate_key")
+                    source.problem(key, Code.duplicate_key)
                     source.readable = False
                     yield source
                 else:
-                    yield source.unreadable(f"is not valid JSON: {error.msg}", "json_invalid")
+                    yield source.unreadable(Code.invalid_json, reason=error.msg)
                 continue
             if not isinstance(value, dict):
-                yield source.unreadable("must be a JSON object", "dict_type")
+                yield source.unreadable(Code.not_an_object)
                 continue
             for column, item in value.items():
                 if column not in COLUMNS:
-                    source.problem(
-                        column,
-                        f"is not a column of the import; the columns are {', '.join(COLUMNS)}",
-                        "unknown_column",
-                    )
+                    source.problem(column, Code.unknown_column, columns=list(COLUMNS))
                 else:
                     _take_json(source, column, item)
             yield source
@@ -313,9 +298,7 @@ def _take_cell(source: SourceRow, column: str, cell: str) -> None:
         for item in _ITEMS.split(cell):
             name, colon, kind = item.partition(":")
             if not colon:
-                source.problem(
-                    column, f"{item}: must be name:kind, such as lan.desk:ip_phone", "device_form"
-                )
+                source.problem(column, Code.device_form, item=item)
                 continue
             devices.append((name, kind))
         source.devices = devices
@@ -326,12 +309,12 @@ def _take_cell(source: SourceRow, column: str, cell: str) -> None:
         if _INTEGER.fullmatch(cell):
             source.fields[column] = _whole_number(cell)
         else:
-            source.problem(column, "must be a whole number (empty: unlimited)", "int_parsing")
+            source.problem(column, Code.limit_form)
     elif column in ("outbound_allowed", "auto_answer"):
         if cell.lower() in ("true", "false"):
             source.fields[column] = cell.lower() == "true"
         else:
-            source.problem(column, "must be true or false", "bool_parsing")
+            source.problem(column, Code.not_a_boolean)
     else:
         source.fields[column] = cell
 
@@ -343,7 +326,7 @@ def _take_json(source: SourceRow, column: str, value: Any) -> None:
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             source.extensions = value
         else:
-            source.problem(column, "must be a list of extension numbers as strings", "list_type")
+            source.problem(column, Code.extension_list_form)
     elif column == "devices":
         if isinstance(value, list) and all(
             isinstance(item, dict) and set(item) == {"name", "kind"} for item in value
@@ -351,9 +334,7 @@ def _take_json(source: SourceRow, column: str, value: Any) -> None:
             # As an empty CSV cell: not given (a new user gets the default device).
             source.devices = [(item["name"], item["kind"]) for item in value] or None
         else:
-            source.problem(
-                column, 'must be a list of {"name": ..., "kind": ...} objects', "list_type"
-            )
+            source.problem(column, Code.device_list_form)
     else:
         source.fields[column] = value
 

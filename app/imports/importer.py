@@ -34,7 +34,8 @@ from app.devices import service as devices
 from app.devices.models import DeviceKind
 from app.devices.repository import StoredDevice
 from app.devices.schemas import DeviceCreate
-from app.errors import InvalidInput, field_message
+from app.errors import DEFAULT_LANGUAGE, Code, InvalidInput, field_rule
+from app.errors.problems import message_of
 from app.extensions import repository as extensions_repository
 from app.extensions import service as extensions
 from app.extensions.repository import StoredExtension
@@ -66,9 +67,9 @@ _extension_number = TypeAdapter(ExtensionNumber)
 
 # What another change took while the import ran (the database's unique constraints decide).
 _CONFLICTS = {
-    "uq_extension_tenant_id_number": "An extension in the file",
-    "uq_device_tenant_id_name_key": "A device name in the file",
-    "uq_user_account_tenant_id_external_ref": "An external reference in the file",
+    "uq_extension_tenant_id_number": Code.import_conflict_extension,
+    "uq_device_tenant_id_name_key": Code.import_conflict_device_name,
+    "uq_user_account_tenant_id_external_ref": Code.import_conflict_external_ref,
 }
 
 
@@ -129,8 +130,13 @@ class _Row:
     def number(self) -> int:
         return self.source.row
 
-    def problem(self, column: str | None, message: str, type: str = "value_error") -> None:
-        self.source.problem(column, message, type)
+    def problem(self, column: str | None, code: Code, **params: Any) -> None:
+        self.source.problem(column, code, **params)
+
+    def broke(self, column: str, err: Any, **params: Any) -> None:
+        """A problem pydantic found: the rule it stands for, with its params."""
+        code, rule_params = field_rule(err)
+        self.source.problem(column, code, **rule_params, **params)
 
 
 @dataclass(slots=True)
@@ -159,10 +165,6 @@ class _Found:
 
 def _quoted(text: str) -> str:
     return text if len(text) <= _QUOTED else text[: _QUOTED - 1] + "…"
-
-
-def _first_message(error: ValidationError) -> str:
-    return field_message(error.errors()[0])
 
 
 class _Importer:
@@ -247,11 +249,11 @@ class _Importer:
         try:
             ref: str = _external_ref.validate_python(value)
         except ValidationError as error:
-            row.problem("external_ref", _first_message(error), error.errors()[0]["type"])
+            row.broke("external_ref", error.errors()[0])
             return
         first = self.refs.setdefault(ref, row.number)
         if first != row.number:
-            row.problem("external_ref", f"{_quoted(ref)} is also in row {first}", "duplicate")
+            row.problem("external_ref", Code.also_in_row, row=first, item=_quoted(ref))
             return
         row.ref = ref
 
@@ -267,7 +269,11 @@ class _Importer:
         except ValidationError as error:
             for err in error.errors():
                 column = str(err["loc"][0]) if err["loc"] else None
-                row.problem(column, field_message(err), str(err["type"]))
+                if column is None:
+                    code, params = field_rule(err)
+                    row.problem(None, code, **params)
+                else:
+                    row.broke(column, err)
             return
         if isinstance(data, UserCreate):
             # The reference as read and checked above (its own column's rules).
@@ -284,21 +290,19 @@ class _Importer:
                     number, self.tenant.emergency_numbers, field="extensions"
                 )
             except ValidationError as error:
-                kind = str(error.errors()[0]["type"])
-                row.problem("extensions", f"{_quoted(str(number))}: {_first_message(error)}", kind)
+                row.broke("extensions", error.errors()[0], item=_quoted(str(number)))
                 continue
             except InvalidInput as error:
-                row.problem(
-                    "extensions", error.detail or error.title, "extension_shadows_emergency"
-                )
+                assert error.rule is not None
+                row.problem("extensions", error.rule, **error.params)
                 continue
             if number in in_row:
-                row.problem("extensions", f"{number} is given twice in this row", "duplicate")
+                row.problem("extensions", Code.twice_in_row, item=number)
                 continue
             in_row.add(number)
             first = self.numbers.setdefault(number, row.number)
             if first != row.number:
-                row.problem("extensions", f"{number} is also in row {first}", "duplicate")
+                row.problem("extensions", Code.also_in_row, row=first, item=number)
                 continue
             row.numbers.append(number)
 
@@ -309,15 +313,12 @@ class _Importer:
                 devices.check_new_device(device)
             except ValidationError as error:
                 for err in error.errors():
-                    what = "kind " if err["loc"] == ("kind",) else ""
-                    message = f"{_quoted(str(name))}: {what}{field_message(err)}"
-                    row.problem("devices", message, str(err["type"]))
+                    item = _quoted(str(kind if err["loc"] == ("kind",) else name))
+                    row.broke("devices", err, item=item)
                 continue
             except InvalidInput as error:
-                message = f"{_quoted(str(name))}: {error.detail or error.title}"
-                row.problem(
-                    "devices", message, error.errors[0].type if error.errors else "value_error"
-                )
+                assert error.rule is not None
+                row.problem("devices", error.rule, **error.params, item=_quoted(str(name)))
                 continue
             if not self._claim_name(row, device.name):
                 continue
@@ -327,12 +328,10 @@ class _Importer:
         first = self.names.setdefault(name.lower(), row.number)
         if first == row.number and not any(d.name.lower() == name.lower() for d in row.devices):
             return True
-        where = "in this row" if first == row.number else f"in row {first}"
-        row.problem(
-            "devices",
-            f"{name} is also {where} (device names are unique whatever their case)",
-            "duplicate",
-        )
+        if first == row.number:
+            row.problem("devices", Code.twice_in_row, item=name)
+        else:
+            row.problem("devices", Code.also_in_row, row=first, item=name)
         return False
 
     def _default_device(self, row: _Row) -> None:
@@ -411,18 +410,10 @@ class _Importer:
             own = row.stored.id if row.stored is not None else None
             for number in row.numbers:
                 if found.holders.get(number, own) != own:
-                    row.problem(
-                        "extensions",
-                        f"Extension {number} is already assigned to another user.",
-                        "extension_taken",
-                    )
+                    row.problem("extensions", Code.extension_taken, number=number)
             for device in row.devices:
                 if found.name_holders.get(device.name.lower(), own) != own:
-                    row.problem(
-                        "devices",
-                        f"Device name {device.name} is already used in this tenant.",
-                        "device_name_taken",
-                    )
+                    row.problem("devices", Code.device_name_taken, name=device.name)
             if row.stored is None:
                 self._create(row, writes, at=now)
             else:
@@ -489,12 +480,7 @@ class _Importer:
         for device in stored_devices:
             wanted = wanted_devices.get(device.name_key)
             if wanted is not None and wanted.name != device.name:
-                row.problem(
-                    "devices",
-                    f"{wanted.name} differs only in case from the user's device {device.name}: "
-                    "write it as it is",
-                    "device_name_case",
-                )
+                row.problem("devices", Code.device_name_case, name=device.name, item=wanted.name)
         if row.source.problems:
             return
         # What the row changes: the changes it records (a dry run makes no device, and records
@@ -579,10 +565,7 @@ class _Importer:
             what = _CONFLICTS.get(violated_constraint(error, Base.metadata) or "")
             if what is None:
                 raise
-            raise ImportConflict(
-                f"{what} was taken by another change while the import ran; nothing was "
-                "imported. Check the file again (dry_run) and retry."
-            ) from None
+            raise ImportConflict(what) from None
         await outbox.record_many(session, writes.changes)
 
     def report(self) -> ImportReport:
@@ -595,7 +578,13 @@ class _Importer:
             unchanged=self.unchanged,
             problems_total=self.problems_total,
             problems=[
-                ImportProblem(row=p.row, column=p.column, message=p.message, type=p.type)
+                ImportProblem(
+                    row=p.row,
+                    column=p.column,
+                    code=p.code,
+                    params=p.params,
+                    message=message_of(p.code, p.params, DEFAULT_LANGUAGE),
+                )
                 for p in problems
             ],
             rows=[

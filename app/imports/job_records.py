@@ -85,7 +85,7 @@ async def read_job(
     forgotten (shown once)."""
     job = await repository.get_job(session, tenant_id=tenant_id, job_id=job_id, for_update=reveal)
     if job is None:
-        raise ImportJobNotFound(f"No import {job_id}.")
+        raise ImportJobNotFound(import_id=str(job_id))
     if job.finished_at is None and job.updated_at < utcnow() - ABANDONED_AFTER:
         job.status = ImportStatus.failed
         job.detail = "Abandoned: the process running it stopped. Nothing was stored; import again."

@@ -10,8 +10,9 @@ from starlette.requests import ClientDisconnect
 
 from app.auth.deps import EditAccess, ReadAccess
 from app.auth.models import Role
-from app.deps import CipherDep, DatabaseDep, SessionDep, SettingsDep
+from app.deps import CipherDep, DatabaseDep, LanguageDep, SessionDep, SettingsDep
 from app.errors import (
+    Code,
     Forbidden,
     InvalidInput,
     Unauthorized,
@@ -85,13 +86,11 @@ async def _spooled(request: Request, *, max_bytes: int) -> IO[bytes]:
             spool.write(chunk)
     except ClientDisconnect:
         spool.close()
-        raise UploadInterrupted("The upload was interrupted; nothing was imported.") from None
+        raise UploadInterrupted() from None
     except HTTPException as error:
         spool.close()
         if error.status_code == 413:
-            raise ImportTooLarge(
-                f"The file may have at most {max_bytes} bytes (ANTRING_IMPORT_MAX_BYTES); split it."
-            ) from None
+            raise ImportTooLarge(max_bytes=max_bytes) from None
         raise
     except BaseException:
         spool.close()
@@ -119,6 +118,7 @@ async def _spooled(request: Request, *, max_bytes: int) -> IO[bytes]:
 )
 async def import_users(
     request: Request,
+    language: LanguageDep,
     scope: EditAccess,
     runner: ImportRunnerDep,
     settings: SettingsDep,
@@ -130,9 +130,7 @@ async def import_users(
     """Import users with their devices, extensions, limits and switches from a file."""
     file_format = format_of(request.headers.get("content-type"))
     if file_format is None:
-        raise UnsupportedMediaType(
-            "Send the file as text/csv or application/x-ndjson (JSON lines)."
-        )
+        raise UnsupportedMediaType(Code.import_file_type)
     source = await _spooled(request, max_bytes=settings.import_max_bytes)
     done = await runner.submit(
         tenant_id=scope.tenant_id, source=source, file_format=file_format, dry_run=dry_run
@@ -143,7 +141,10 @@ async def import_users(
             status_code=202,
             headers={"Location": f"/v1/users/imports/{done.id}"},
         )
-    return JSONResponse(done.model_dump(mode="json"))
+    return JSONResponse(
+        done.in_language(language).model_dump(mode="json"),
+        headers={"Content-Language": language, "Vary": "Accept-Language"},
+    )
 
 
 @router.get(
@@ -157,18 +158,22 @@ async def get_import(
     cipher: CipherDep,
     scope: ReadAccess,
     runner: ImportRunnerDep,
+    language: LanguageDep,
+    response: Response,
 ) -> ImportJobOut:
     """Show an import job: its progress, then its report (new passwords once, to an admin)."""
-    running_here = runner.live(job_id, tenant_id=scope.tenant_id)
-    if running_here is not None:
-        return running_here
-    return await job_records.read_job(
+    response.headers["Content-Language"] = language
+    response.headers["Vary"] = "Accept-Language"
+    job = runner.live(job_id, tenant_id=scope.tenant_id) or await job_records.read_job(
         session,
         cipher,
         tenant_id=scope.tenant_id,
         job_id=job_id,
         reveal=scope.principal.role in (Role.admin, Role.operator),
     )
+    if job.report is not None:
+        job.report.in_language(language)
+    return job
 
 
 @router.get("/export", response_class=Response, responses=_EXPORTED)

@@ -209,11 +209,11 @@ class ImportRunner:
                 self._cipher,
                 status=ImportStatus.failed,
                 report=rejected.report,
-                detail=rejected.detail,
+                detail=rejected.text(),
             )
         except AppError as error:
             ended = job_records.finished(
-                self._cipher, status=ImportStatus.failed, detail=error.detail or error.title
+                self._cipher, status=ImportStatus.failed, detail=error.text()
             )
         except asyncio.CancelledError:
             ended = _interrupted(self._cipher)

@@ -1,10 +1,12 @@
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field
 
 from app.devices.models import DeviceKind
+from app.errors import Code
+from app.errors.problems import message_of
 from app.imports.models import ImportStatus
 
 
@@ -18,8 +20,19 @@ class ImportProblem(BaseModel):
         description="The column, or null when the row as a whole is wrong.",
         examples=["extensions"],
     )
-    message: str = Field(examples=["Extension 102 is already assigned to another user."])
-    type: str = Field(description="Machine-readable reason.", examples=["extension_taken"])
+    code: Code = Field(
+        description="The rule the row breaks: stable, the key of `message` in the catalogues.",
+        examples=["extension-taken"],
+    )
+    params: dict[str, Any] = Field(
+        description="The rule's values, which `message` quotes; `item`: the device or "
+        "extension of the cell's list the problem is about.",
+        examples=[{"number": "102"}],
+    )
+    message: str = Field(
+        description="In the language Accept-Language asks for.",
+        examples=["Extension 102 is already assigned to another user."],
+    )
 
 
 class ImportedRow(BaseModel):
@@ -62,6 +75,12 @@ class ImportReport(BaseModel):
         "import's answer, or in the first read of a finished import job by an admin key; "
         "null after that, and in a dry run."
     )
+
+    def in_language(self, language: str) -> Self:
+        """The report with its problems' messages in `language`."""
+        for problem in self.problems:
+            problem.message = message_of(problem.code, problem.params, language)
+        return self
 
 
 class ImportJobOut(BaseModel):

@@ -10,7 +10,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from app.audit.service import prune
 from app.db.session import Database
-from app.errors import NotFound
+from app.errors import Code, NotFound
 from app.idempotency.service import prune_expired
 from app.imports.jobs import prune_jobs
 from app.observability.metrics import JOB_LAST_SUCCESS, JOB_RUNS
@@ -70,14 +70,14 @@ JOBS: dict[str, Job] = {
 
 class JobNotFound(NotFound):
     code = "job-not-found"
-    title = "Job not found"
+    default_rule = Code.job_not_found
 
 
 async def run_job(db: Database, name: str) -> int:
     """Runs a job now, by name (every job is idempotent)."""
     job = JOBS.get(name)
     if job is None:
-        raise JobNotFound(f"No job {name}; the jobs are: {', '.join(JOBS)}.")
+        raise JobNotFound(name=name, jobs=list(JOBS))
     return await _measured(name, job, db)
 
 

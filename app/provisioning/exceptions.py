@@ -1,11 +1,10 @@
 from typing import ClassVar
 
-from app.errors import AppError, Conflict, Forbidden, NotFound
+from app.errors import AppError, Code, Conflict, Forbidden, NotFound
 
 
 class ProvisioningNotEnabled(Conflict):
     code = "provisioning-not-enabled"
-    title = "Provisioning not enabled"
 
 
 class ProvisioningUnauthorized(AppError):
@@ -13,25 +12,22 @@ class ProvisioningUnauthorized(AppError):
 
     status_code = 401
     code = "provisioning-unauthorized"
-    title = "Provisioning credentials needed"
 
 
 class ProvisioningForbidden(Forbidden):
     code = "provisioning-forbidden"
-    title = "Provisioning refused"
 
 
 class ProvisioningFileNotFound(NotFound):
     code = "provisioning-file-not-found"
-    title = "Provisioning file not found"
 
 
 class NoPhoneTransport(Conflict):
     code = "no-phone-transport"
-    title = "No transport for phones"
+    default_rule = Code.no_phone_transport
 
 
 class LinkGone(AppError):
     status_code: ClassVar[int] = 410
     code = "provisioning-link-gone"
-    title = "Provisioning link used or expired"
+    default_rule = Code.provisioning_link_gone

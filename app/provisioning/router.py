@@ -14,6 +14,7 @@ from app.errors import (
     TooManyRequests,
     Unauthorized,
     error_response,
+    negotiate,
     responses,
 )
 from app.pagination import Page, PageDep
@@ -156,10 +157,10 @@ def _fetch_request(request: Request) -> FetchRequest:
     )
 
 
-def _answer(answer: FetchAnswer) -> Response:
+def _answer(answer: FetchAnswer, request: Request) -> Response:
     if answer.refusal is not None:
         # Answered, not raised: the session keeps the fetch's record.
-        refused = error_response(answer.refusal)
+        refused = error_response(answer.refusal, negotiate(request.headers.get("accept-language")))
         for challenge in answer.challenges:
             refused.raw_headers.append((b"www-authenticate", challenge.encode()))
         return refused
@@ -192,7 +193,7 @@ async def open_provisioning_link(
     answer = await service.open_link(
         session, cipher, settings, token=token, request=_fetch_request(request)
     )
-    return _answer(answer)
+    return _answer(answer, request)
 
 
 # After the links: `links` is not a tenant's id.
@@ -229,4 +230,4 @@ async def fetch_provisioning_file(
         filename=filename,
         request=_fetch_request(request),
     )
-    return _answer(answer)
+    return _answer(answer, request)

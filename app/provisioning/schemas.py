@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.devices.models import PhoneModel
+from app.errors import Code
 from app.provisioning.models import FetchOutcome
 from app.schemas import IP_NETWORK_PATTERN, Matches, PatchModel
 
@@ -18,7 +19,7 @@ def _network(value: str) -> str:
 Network = Annotated[
     str,
     StringConstraints(max_length=50),
-    Matches(IP_NETWORK_PATTERN, "must be an IP network such as 203.0.113.0/24 or 2001:db8::/32"),
+    Matches(IP_NETWORK_PATTERN, Code.ip_network),
     AfterValidator(_network),
 ]
 Networks = Annotated[

@@ -24,7 +24,7 @@ from app.devices import service as devices
 from app.devices.events import device_change
 from app.devices.models import Device, DeviceKind
 from app.devices.service import TenantDevice
-from app.errors import AppError, Conflict, InvalidInput, TooManyRequests
+from app.errors import AppError, Code, Conflict, InvalidInput, TooManyRequests
 from app.extensions.repository import list_user_extensions as user_extensions
 from app.outbox import record as outbox
 from app.provisioning import files, httpauth, repository
@@ -173,9 +173,7 @@ async def phone_account(
     ).ip_phone
     transport = next((t for t in PHONE_TRANSPORTS if t in view.transports), None)
     if transport is None:
-        raise NoPhoneTransport(
-            "The SIP edge serves none of UDP, TCP or TLS: no phone can register."
-        )
+        raise NoPhoneTransport()
     port = getattr(view.ports, transport)
     # The user's first extension, as the Users table lists them (by number).
     extensions = await user_extensions(session, tenant_id=current.tenant.id, user_ids=[user.id])
@@ -213,7 +211,7 @@ async def fetch_file(
     tenant = await tenants.get_tenant(session, tenant_id=tenant_id)
     if tenant is None:
         # No tenant to record it under; the answer is the one an unknown file gets.
-        return FetchAnswer(refusal=ProvisioningFileNotFound("No such provisioning file."))
+        return FetchAnswer(refusal=ProvisioningFileNotFound(Code.provisioning_file_unknown))
 
     asked = files.parse_filename(filename)
     mac = asked.mac if asked else None
@@ -243,12 +241,12 @@ async def fetch_file(
     if access is None:
         return await refuse(
             FetchOutcome.not_enabled,
-            ProvisioningForbidden("Provisioning is not enabled for this tenant."),
+            ProvisioningForbidden(Code.provisioning_not_enabled),
         )
     if not _address_allowed(request.client_address, access.allowed_networks):
         return await refuse(
             FetchOutcome.address_refused,
-            ProvisioningForbidden("This address may not fetch provisioning files."),
+            ProvisioningForbidden(Code.provisioning_address_refused),
         )
     key = nonce_key(settings)
     # A nonce serves one client, for one tenant's files.
@@ -257,10 +255,7 @@ async def fetch_file(
     if retry_after is not None:
         return await refuse(
             FetchOutcome.throttled,
-            TooManyRequests(
-                "Too many requests with wrong credentials from this address.",
-                retry_after=retry_after,
-            ),
+            TooManyRequests(Code.provisioning_throttled, retry_after=retry_after),
         )
     verdict = httpauth.check(
         request.authorization,
@@ -286,12 +281,12 @@ async def fetch_file(
             await throttle.failed(request.client_address)
         return await refuse(
             FetchOutcome.unauthorized,
-            ProvisioningUnauthorized("Send the tenant's provisioning user name and password."),
+            ProvisioningUnauthorized(Code.provisioning_credentials_needed),
             challenges=httpauth.challenges(key, bound_to=bound_to, stale=verdict.stale),
         )
     if asked is None:
         return await refuse(
-            FetchOutcome.unknown_file, ProvisioningFileNotFound("No phone asks for this file.")
+            FetchOutcome.unknown_file, ProvisioningFileNotFound(Code.provisioning_file_not_asked)
         )
     if asked.mac is None:
         (family,) = asked.families
@@ -309,21 +304,19 @@ async def fetch_file(
     if found is None:
         return await refuse(
             FetchOutcome.unknown_mac,
-            ProvisioningFileNotFound("No device of this tenant has this MAC address."),
+            ProvisioningFileNotFound(Code.provisioning_mac_unknown),
         )
     device, user = found
     if device.kind != DeviceKind.ip_phone or device.model not in asked.families:
         return await refuse(
             FetchOutcome.unknown_file,
-            ProvisioningFileNotFound(
-                "The device's phone model does not fetch a file of this name."
-            ),
+            ProvisioningFileNotFound(Code.provisioning_model_mismatch),
         )
     assert device.model is not None
     if not (device.enabled and user.enabled):
         return await refuse(
             FetchOutcome.device_disabled,
-            ProvisioningFileNotFound("The device or its user is disabled."),
+            ProvisioningFileNotFound(Code.provisioning_device_disabled),
         )
     account = await phone_account(
         session, cipher, settings, current=TenantDevice(device=device, tenant=tenant), user=user
@@ -359,7 +352,7 @@ async def open_link(
     if used is None:
         link = await repository.find_link(session, token_hash=token_hash)
         if link is None:
-            return FetchAnswer(refusal=ProvisioningFileNotFound("No such provisioning link."))
+            return FetchAnswer(refusal=ProvisioningFileNotFound(Code.provisioning_link_unknown))
         outcome = FetchOutcome.link_used if link.used_at else FetchOutcome.link_expired
         await _record(
             session,
@@ -370,11 +363,7 @@ async def open_link(
             outcome=outcome,
             status_code=410,
         )
-        return FetchAnswer(
-            refusal=LinkGone(
-                "This provisioning link was used already or has expired: make a new QR code."
-            )
-        )
+        return FetchAnswer(refusal=LinkGone())
     tenant_id, device_id = used
     current = await devices.require_device(session, tenant_id=tenant_id, device_id=device_id)
     user = await repository.get_user(session, tenant_id=tenant_id, user_id=current.device.user_id)
@@ -388,7 +377,7 @@ async def open_link(
             outcome=FetchOutcome.device_disabled,
             status_code=404,
         )
-        return FetchAnswer(refusal=ProvisioningFileNotFound("The device or its user is disabled."))
+        return FetchAnswer(refusal=ProvisioningFileNotFound(Code.provisioning_device_disabled))
     account = await phone_account(session, cipher, settings, current=current, user=user)
     await _record(
         session,
@@ -441,10 +430,7 @@ async def create_code(
     elif app == SoftphoneApp.acrobits:
         cloud_id = settings.provisioning_acrobits_cloud_id
         if cloud_id is None:
-            raise InvalidInput(
-                "body.app",
-                "Acrobits codes need the app's Cloud ID (ANTRING_PROVISIONING_ACROBITS_CLOUD_ID).",
-            )
+            raise InvalidInput("body.app", Code.acrobits_cloud_id_missing)
         # One Cloud ID serves every tenant: the user name carries the tenant's domain.
         username = quote(f"{device.name}@{tenant.sip_domain}", safe="")
         password = quote(cipher.decrypt(device.password_encrypted), safe="")
@@ -528,11 +514,7 @@ async def rotate_credentials(
         session.add(access)
         await flush_or_conflict(
             session,
-            {
-                "uq_provisioning_access_tenant_id": Conflict(
-                    "Provisioning was enabled by a concurrent request: rotate again."
-                )
-            },
+            {"uq_provisioning_access_tenant_id": Conflict(Code.provisioning_enabled_concurrently)},
         )
         await _record_access(
             session, "provisioning.enabled", tenant_id=tenant_id, data={"username": access.username}
@@ -555,7 +537,7 @@ async def update_provisioning(
 ) -> ProvisioningOut:
     access = await repository.get_access(session, tenant_id=tenant_id, for_update=True)
     if access is None:
-        raise ProvisioningNotEnabled("Make provisioning credentials first.")
+        raise ProvisioningNotEnabled(Code.provisioning_credentials_first)
     before = outbox.snapshot(access, ("allowed_networks",))
     data.apply_to(access)
     await session.flush()
@@ -569,7 +551,7 @@ async def update_provisioning(
 async def disable_provisioning(session: AsyncSession, *, tenant_id: uuid.UUID) -> None:
     access = await repository.get_access(session, tenant_id=tenant_id, for_update=True)
     if access is None:
-        raise ProvisioningNotEnabled("Provisioning is not enabled for this tenant.")
+        raise ProvisioningNotEnabled(Code.provisioning_not_enabled)
     await session.delete(access)
     await session.flush()
     await _record_access(session, "provisioning.disabled", tenant_id=tenant_id)

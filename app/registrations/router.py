@@ -4,7 +4,7 @@ and the SIP edges' reports of them (call-control keys, like the rest of /v1/call
 from fastapi import Response, status
 
 from app.callcontrol.deps import CallControlAccess
-from app.deps import SessionDep
+from app.deps import LanguageDep, SessionDep
 from app.devices import service as devices
 from app.devices.deps import EditDevice, ReadDevice
 from app.devices.exceptions import DeviceNotFound, SipAccountNotFound
@@ -90,7 +90,7 @@ async def report_registration(
     responses=responses(InvalidInput),
 )
 async def report_registrations(
-    body: RegistrationBatch, session: SessionDep, cc: CallControlAccess
+    body: RegistrationBatch, session: SessionDep, cc: CallControlAccess, language: LanguageDep
 ) -> RegistrationBatchResult:
     """Registration reports of one edge: each applied, or refused with its problem, on its own."""
     return await registrations.report_batch(
@@ -98,4 +98,5 @@ async def report_registrations(
         batch=body,
         tenant_id=cc.principal.tenant_id,
         future_seconds=cc.settings.usage_future_seconds,
+        language=language,
     )

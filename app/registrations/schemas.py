@@ -3,7 +3,7 @@ the API lists them."""
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -16,6 +16,7 @@ from pydantic import (
 
 from app.devices.models import Transport
 from app.devices.schemas import SIP_USERNAME, ContactCount, Registered
+from app.errors import Code
 from app.schemas import (
     CONTROL_CHARACTERS,
     IP_ADDRESS_PATTERN,
@@ -44,10 +45,7 @@ EdgeName = Annotated[
 SipUri = Annotated[
     str,
     StringConstraints(max_length=512),
-    Matches(
-        f"^[Ss][Ii][Pp][Ss]?:[^{CONTROL_CHARACTERS}{SPACES}]+$",
-        "must be a SIP URI starting with sip: or sips:, without spaces or control characters",
-    ),
+    Matches(f"^[Ss][Ii][Pp][Ss]?:[^{CONTROL_CHARACTERS}{SPACES}]+$", Code.sip_uri),
     Field(
         description="A contact as the phone registered it: a SIP URI (sip: or sips:, any "
         "case), up to 512 characters, without spaces or control characters.",
@@ -75,7 +73,7 @@ class ReportSource(BaseModel):
     address: Annotated[
         str,
         StringConstraints(max_length=64),
-        Matches(IP_ADDRESS_PATTERN, "must be an IPv4 or IPv6 address such as 203.0.113.7"),
+        Matches(IP_ADDRESS_PATTERN, Code.ip_address),
     ] = Field(description="The IPv4 or IPv6 address.", examples=["10.0.0.7"])
     port: Annotated[StrictInt, Field(ge=1, le=65535), WholeNumber] = Field(examples=[5070])
     transport: Transport = Field(examples=["tcp"])
@@ -162,7 +160,18 @@ class RefusedReport(BaseModel):
     status: int = Field(examples=[404])
     type: str = Field(examples=["urn:antring:problem:sip-account-not-found"])
     title: str = Field(examples=["SIP account not found"])
-    detail: str | None = Field(examples=["No SIP account lan.web@acme.sip.antring.vn."])
+    detail: str | None = Field(
+        description="In the language Accept-Language asks for.",
+        examples=["There is no SIP account lan.web@acme.sip.antring.vn."],
+    )
+    code: Code | None = Field(
+        description="The rule `detail` tells of (as a problem's `code`).",
+        examples=["sip-account-not-found"],
+    )
+    params: dict[str, Any] | None = Field(
+        description="The rule's values.",
+        examples=[{"username": "lan.web", "domain": "acme.sip.antring.vn"}],
+    )
     field: str | None = Field(
         description="The field at fault, when one is.", examples=["reports.1.username"]
     )

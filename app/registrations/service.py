@@ -26,7 +26,7 @@ from app.devices.events import gone, transition
 from app.devices.exceptions import SipAccountNotFound
 from app.devices.models import Device, Registration, Transport
 from app.devices.repository import DeviceRef, StoredRegistration
-from app.errors import AppError, InvalidInput, problem_of
+from app.errors import AppError, Code, InvalidInput, problem_of
 from app.outbox import record as outbox
 from app.outbox.record import Change
 from app.registrations.schemas import (
@@ -152,24 +152,16 @@ def _check(
 ) -> InvalidInput | None:
     """What the service's clock says of a report (its form was checked with its schema)."""
     if report.at > now.timestamp() + future_seconds:
-        return InvalidInput(
-            f"{where}.at",
-            f"must not be more than {future_seconds} s ahead of the service's clock",
-            type="at_in_future",
-        )
+        return InvalidInput(f"{where}.at", Code.reported_at_in_future, seconds=future_seconds)
     listed: set[str] = set()
     for index, contact in enumerate(report.contacts or []):
         field = f"{where}.contacts.{index}"
         if contact.expires_at <= now.timestamp():
-            return InvalidInput(f"{field}.expires_at", "is in the past", type="expires_at_in_past")
+            return InvalidInput(f"{field}.expires_at", Code.expires_at_in_past)
         if contact.expires_at <= report.at:
-            return InvalidInput(
-                f"{field}.expires_at", "must be after at", type="expires_at_before_at"
-            )
+            return InvalidInput(f"{field}.expires_at", Code.expires_at_before_at)
         if contact.contact in listed:
-            return InvalidInput(
-                f"{field}.contact", "is listed twice in the report", type="duplicate_contact"
-            )
+            return InvalidInput(f"{field}.contact", Code.duplicate_contact)
         listed.add(contact.contact)
     return None
 
@@ -287,7 +279,7 @@ async def apply_reports(
         ref = found.get((report.domain, report.username.lower()))
         if ref is None:
             outcomes[index] = Refused(
-                SipAccountNotFound(f"No SIP account {report.username}@{report.domain}."),
+                SipAccountNotFound(username=report.username, domain=report.domain),
                 f"{where[index]}.username",
             )
             continue
@@ -353,8 +345,10 @@ async def report_batch(
     batch: RegistrationBatch,
     tenant_id: uuid.UUID | None,
     future_seconds: int,
+    language: str,
 ) -> RegistrationBatchResult:
-    """An edge's reports, each applied or refused on its own, in one transaction."""
+    """An edge's reports, each applied or refused on its own, in one transaction; the refusals
+    in `language`."""
     outcomes = await apply_reports(
         session,
         edge=batch.edge,
@@ -366,7 +360,7 @@ async def report_batch(
     refused = []
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Refused):
-            problem = problem_of(outcome.error)
+            problem = problem_of(outcome.error, language)
             refused.append(
                 RefusedReport(
                     index=index,
@@ -374,6 +368,8 @@ async def report_batch(
                     type=problem.type,
                     title=problem.title,
                     detail=problem.detail,
+                    code=problem.code,
+                    params=problem.params,
                     field=outcome.field,
                 )
             )

@@ -23,10 +23,7 @@ async def update_tenant(
             session, tenant_id=tenant.id, emergency_numbers=changes["emergency_numbers"]
         )
         if shadowed:
-            raise EmergencyNumberInUse(
-                f"Extensions {', '.join(shadowed)} would shadow the new emergency numbers; "
-                "remove them first."
-            )
+            raise EmergencyNumberInUse(field="body.emergency_numbers", extensions=shadowed)
     realm_changed = "sip_domain" in changes and changes["sip_domain"] != tenant.sip_domain
     if realm_changed:
         # The edges know the accounts under the old domain: none of them signs in there now.

@@ -1,16 +1,16 @@
-from app.errors import Conflict, NotFound
+from app.errors import Code, Conflict, NotFound
 
 
 class TenantNotFound(NotFound):
     code = "tenant-not-found"
-    title = "Tenant not found"
+    default_rule = Code.tenant_not_found
 
 
 class SipDomainTaken(Conflict):
     code = "sip-domain-taken"
-    title = "SIP domain taken"
+    default_rule = Code.sip_domain_taken
 
 
 class EmergencyNumberInUse(Conflict):
     code = "emergency-number-in-use"
-    title = "Emergency number in use as an extension"
+    default_rule = Code.emergency_number_in_use

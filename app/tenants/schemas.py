@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 from pydantic.config import JsonDict
 
-from app.schemas import Matches, PatchModel, TrimmedLine, WholeNumber
+from app.errors import Code
+from app.schemas import Matches, PatchModel, TrimmedLine, WholeNumber, rule_error
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 
@@ -29,7 +30,7 @@ def time_zones() -> tuple[str, ...]:
 
 def _check_timezone(value: str) -> str:
     if value not in time_zones():
-        raise ValueError("must be an IANA time zone such as Asia/Ho_Chi_Minh")
+        raise rule_error(Code.time_zone)
     return value
 
 
@@ -52,10 +53,7 @@ def _check_emergency(values: list[str]) -> list[str]:
 SipDomain = Annotated[
     str,
     StringConstraints(max_length=253),
-    Matches(
-        rf"^{_LABEL}(\.{_LABEL})*$",
-        "must be a DNS host name in lower case, such as acme.sip.example.com",
-    ),
+    Matches(rf"^{_LABEL}(\.{_LABEL})*$", Code.host_name),
 ]
 TimeZoneName = Annotated[
     str, AfterValidator(_check_timezone), Field(json_schema_extra=_list_time_zones)

@@ -18,7 +18,7 @@ async def flush_tenant(session: AsyncSession, tenant: Tenant) -> None:
         session,
         {
             "uq_tenant_sip_domain": SipDomainTaken(
-                f"SIP domain {tenant.sip_domain} belongs to another tenant."
+                field="body.sip_domain", sip_domain=tenant.sip_domain
             )
         },
     )
@@ -67,7 +67,7 @@ async def get_tenant(
 ) -> Tenant:
     tenant = await repository.get_tenant(session, tenant_id=tenant_id, for_update=for_update)
     if tenant is None:
-        raise TenantNotFound(f"No tenant {tenant_id}.")
+        raise TenantNotFound(tenant_id=str(tenant_id))
     return tenant
 
 
@@ -75,7 +75,7 @@ async def require_tenant_exists(db: Database, *, tenant_id: uuid.UUID) -> None:
     """TenantNotFound unless the tenant exists (one short read, outside any session)."""
     async with db.engine.connect() as conn:
         if not await repository.tenant_exists(conn, tenant_id=tenant_id):
-            raise TenantNotFound(f"No tenant {tenant_id}.")
+            raise TenantNotFound(tenant_id=str(tenant_id))
 
 
 async def list_tenants(

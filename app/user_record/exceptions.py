@@ -1,11 +1,11 @@
-from app.errors import Conflict, NotFound
+from app.errors import Code, Conflict, NotFound
 
 
 class UserNotFound(NotFound):
     code = "user-not-found"
-    title = "User not found"
+    default_rule = Code.user_not_found
 
 
 class ExternalRefTaken(Conflict):
     code = "external-ref-taken"
-    title = "External reference taken"
+    default_rule = Code.external_ref_taken

@@ -2,6 +2,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
+from app.errors import Code
 from app.schemas import CONTROL_CHARACTERS, SPACES, Matches, PatchModel, TrimmedLine, WholeNumber
 
 DisplayName = Annotated[
@@ -15,10 +16,7 @@ _EMAIL_PART = rf"[^@{CONTROL_CHARACTERS}{SPACES}\ufeff]+"
 Email = Annotated[
     str,
     StringConstraints(max_length=320),
-    Matches(
-        rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$",
-        "must be an email address such as lan@acme.vn",
-    ),
+    Matches(rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$", Code.email),
     Field(examples=["lan@acme.vn"]),
 ]
 ExternalRef = Annotated[

@@ -36,7 +36,7 @@ async def require_user(
         session, tenant_id=tenant_id, user_id=user_id, for_update=for_update
     )
     if found is None:
-        raise UserNotFound(f"No user {user_id}.")
+        raise UserNotFound(user_id=str(user_id))
     return TenantUser(user=found[0], tenant=found[1])
 
 
@@ -45,7 +45,7 @@ async def flush_user(session: AsyncSession, user: User) -> None:
         session,
         {
             "uq_user_account_tenant_id_external_ref": ExternalRefTaken(
-                f"External reference {user.external_ref} belongs to another user."
+                field="body.external_ref", external_ref=user.external_ref
             )
         },
     )

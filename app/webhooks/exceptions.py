@@ -1,16 +1,15 @@
-from app.errors import InvalidInput, NotFound
+from app.errors import Code, InvalidInput, NotFound
 
 
 class WebhookNotFound(NotFound):
     code = "webhook-not-found"
-    title = "Webhook endpoint not found"
+    default_rule = Code.webhook_not_found
 
 
 class DeliveryNotFound(NotFound):
     code = "delivery-not-found"
-    title = "Delivery not found"
+    default_rule = Code.delivery_not_found
 
 
 class WebhookUrlRefused(InvalidInput):
     code = "webhook-url-refused"
-    title = "Webhook URL refused"

@@ -4,8 +4,17 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+from app.errors import Code
 from app.outbox.catalogue import EVENT_TYPES
-from app.schemas import CONTROL_CHARACTERS, IPV6, SPACES, Matches, PatchModel, SingleLine
+from app.schemas import (
+    CONTROL_CHARACTERS,
+    IPV6,
+    SPACES,
+    Matches,
+    PatchModel,
+    SingleLine,
+    rule_error,
+)
 from app.webhooks.models import DeliveryStatus
 from app.webhooks.urls import url_problem
 
@@ -13,14 +22,14 @@ from app.webhooks.urls import url_problem
 def _check_url(value: str) -> str:
     problem = url_problem(value)
     if problem:
-        raise ValueError(problem)
+        raise rule_error(problem.rule, **problem.params)
     return value
 
 
 def _check_types(values: list[str]) -> list[str]:
     unknown = sorted(set(values) - set(EVENT_TYPES))
     if unknown:
-        raise ValueError(f"unknown event types: {', '.join(unknown)}")
+        raise rule_error(Code.unknown_event_types, types=unknown)
     return sorted(set(values))
 
 
@@ -35,11 +44,7 @@ URL_PATTERN = (
 WebhookUrl = Annotated[
     str,
     StringConstraints(min_length=8, max_length=2000),
-    Matches(
-        URL_PATTERN,
-        "must be an http or https URL with a host, without credentials, spaces or control "
-        "characters",
-    ),
+    Matches(URL_PATTERN, Code.webhook_url),
     AfterValidator(_check_url),
     Field(examples=["https://billing.example.com/antring/events"]),
 ]

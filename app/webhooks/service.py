@@ -51,7 +51,7 @@ async def _record(
 async def _check_address(url: str, *, allow_private: bool) -> None:
     problem = await address_problem(url, allow_private=allow_private)
     if problem:
-        raise WebhookUrlRefused("body.url", problem, type="webhook_url_refused")
+        raise WebhookUrlRefused("body.url", problem.rule, **problem.params)
 
 
 async def require_endpoint(
@@ -59,7 +59,7 @@ async def require_endpoint(
 ) -> WebhookEndpoint:
     endpoint = await repository.find_endpoint(session, tenant_id=tenant_id, endpoint_id=endpoint_id)
     if endpoint is None:
-        raise WebhookNotFound(f"No webhook endpoint {endpoint_id}.")
+        raise WebhookNotFound(webhook_id=str(endpoint_id))
     return endpoint
 
 
@@ -158,4 +158,4 @@ async def redeliver(
     if not await repository.reschedule(
         session, endpoint_id=endpoint.id, delivery_id=delivery_id, at=utcnow()
     ):
-        raise DeliveryNotFound(f"No delivery {delivery_id} of this endpoint.")
+        raise DeliveryNotFound(delivery_id=str(delivery_id))

@@ -9,10 +9,27 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
+
+from app.errors import DEFAULT_LANGUAGE, Code
+from app.errors.catalogue import message
+
+
+@dataclass(frozen=True, slots=True)
+class UrlProblem:
+    """Why a webhook's URL may not be called: the rule and its params (in words: English, as
+    a delivery's record keeps it)."""
+
+    rule: Code
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return message(self.rule, self.params, DEFAULT_LANGUAGE)
 
 
 class AddressRefused(OSError):
@@ -36,29 +53,29 @@ def _is_private(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-def _refusal(host: str, addresses: Iterable[str]) -> str | None:
+def _refusal(host: str, addresses: Iterable[str]) -> UrlProblem | None:
     if any(_is_private(address) for address in addresses):
-        return f"its host {host} is a private, loopback or link-local address"
+        return UrlProblem(Code.webhook_host_private, {"host": host})
     return None
 
 
-def url_problem(url: str) -> str | None:
+def url_problem(url: str) -> UrlProblem | None:
     """What is wrong with a webhook URL's form, or None."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an http or https URL with a host"
+        return UrlProblem(Code.webhook_url)
     if parts.username or parts.password:
-        return "must not carry credentials"
+        return UrlProblem(Code.webhook_url_credentials)
     try:
         # What resolving it would do first: a label over 63 characters, or an empty one, is
         # no name at all.
         parts.hostname.encode("idna")
     except UnicodeError:
-        return "its host is not a valid name: each dot-separated label has 1 to 63 characters"
+        return UrlProblem(Code.webhook_host_invalid, {"host": parts.hostname})
     return None
 
 
-async def address_problem(url: str, *, allow_private: bool) -> str | None:
+async def address_problem(url: str, *, allow_private: bool) -> UrlProblem | None:
     """Why the URL may not be called, its host resolved now, or None (when it is saved)."""
     problem = url_problem(url)
     if problem or allow_private:
@@ -67,11 +84,11 @@ async def address_problem(url: str, *, allow_private: bool) -> str | None:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError:
-        return f"its host {host} cannot be resolved"
+        return UrlProblem(Code.webhook_host_unresolved, {"host": host})
     return _refusal(host, (str(info[4][0]) for info in infos))
 
 
-def delivery_problem(url: str, *, allow_private: bool) -> str | None:
+def delivery_problem(url: str, *, allow_private: bool) -> UrlProblem | None:
     """Why a delivery to the URL may not be tried, as far as the URL itself tells: its form, or
     a private address written in it (aiohttp connects to an address in the URL without asking
     its resolver). A name's addresses are checked by PublicResolver, as it is resolved."""
@@ -102,11 +119,13 @@ class PublicResolver(AbstractResolver):
         try:
             found = await self._resolver.resolve(host, port, family)
         except UnicodeError:
-            raise AddressRefused(f"its host {host} is not a valid name") from None
+            raise AddressRefused(
+                str(UrlProblem(Code.webhook_host_invalid, {"host": host}))
+            ) from None
         if not self._allow_private:
             problem = _refusal(host, (result["host"] for result in found))
             if problem:
-                raise AddressRefused(problem)
+                raise AddressRefused(str(problem))
         return found
 
     async def close(self) -> None:

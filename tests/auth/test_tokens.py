@@ -334,20 +334,30 @@ async def test_each_reason_is_said(
 ) -> None:
     tokens = forged(idp, tenant)
     expected = {
-        "expired": "expired",
-        "not yet valid": "not valid yet",
-        "another audience": "not for this service",
-        "another issuer": "not issued by",
-        "no expiry": "`exp`",
-        "alg none": "algorithm (none)",
-        "HS256 with the public key": "algorithm (HS256)",
-        "unknown kid": "does not have",
-        "signed by a stranger with the provider's kid": "signature",
-        "tampered claims": "signature",
+        "expired": "token-expired",
+        "not yet valid": "token-not-yet-valid",
+        "another audience": "token-audience",
+        "another issuer": "token-issuer",
+        "no expiry": "token-claim-missing",
+        "alg none": "token-algorithm",
+        "HS256 with the public key": "token-algorithm",
+        "unknown kid": "token-key-unknown",
+        "signed by a stranger with the provider's kid": "token-signature",
+        "tampered claims": "token-signature",
     }
-    for reason, words in expected.items():
-        response = await client.get("/v1/users", headers=bearer(tokens[reason]))
-        assert words in response.json()["detail"], (reason, response.json()["detail"])
+    for reason, code in expected.items():
+        english = await client.get("/v1/users", headers=bearer(tokens[reason]))
+        vietnamese = await client.get(
+            "/v1/users", headers={**bearer(tokens[reason]), "Accept-Language": "vi"}
+        )
+        assert english.json()["code"] == code, (reason, english.json())
+        assert vietnamese.headers["content-language"] == "vi"
+        assert vietnamese.json()["detail"] != english.json()["detail"], reason
+    said = await client.get("/v1/users", headers=bearer(tokens["HS256 with the public key"]))
+    assert said.json()["params"] == {
+        "algorithm": "HS256",
+        "allowed": ["RS256", "PS256", "ES256", "EdDSA"],
+    }
 
 
 async def test_a_token_without_a_known_tenant_or_role_gets_403_naming_the_claim(
@@ -365,7 +375,7 @@ async def test_a_token_without_a_known_tenant_or_role_gets_403_naming_the_claim(
     body = assert_problem(
         await client.get("/v1/users", headers=bearer(unknown)), 403, field="token.tenant_id"
     )
-    assert "names no tenant" in body["detail"]
+    assert body["code"] == "token-tenant-unknown"
 
 
 async def test_bad_tokens_count_toward_the_failed_authentication_limit(
@@ -379,9 +389,8 @@ async def test_bad_tokens_count_toward_the_failed_authentication_limit(
             for _ in range(3):
                 assert_problem(await c.get("/v1/users", headers=bearer(expired)), 401)
             limited = await c.get("/v1/users", headers=tenant.admin)
-    body = assert_problem(limited, 429)
+    assert_problem(limited, 429)
     assert int(limited.headers["retry-after"]) >= 1
-    assert "token" in body["detail"]
 
 
 async def test_the_document_offers_the_provider_s_sign_in_and_says_each_route_s_roles(
@@ -487,7 +496,7 @@ async def test_a_token_expires_at_its_exp(
                 await asyncio.sleep(max(0.0, exp - time.time()) + 1.1)
 
                 expired = await c.get("/v1/users", headers=bearer(token))
-                assert "expired" in assert_problem(expired, 401, code="invalid-token")["detail"]
+                assert assert_problem(expired, 401, code="invalid-token")["code"] == "token-expired"
 
 
 async def test_platform_routes_refuse_people(

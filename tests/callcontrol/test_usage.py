@@ -156,20 +156,20 @@ async def test_usage_report_validation(client: httpx.AsyncClient, agent: Agent) 
 @pytest.mark.parametrize(
     ("started_at", "reason"),
     [
-        ("9999-12-31T23:59:59Z", "started_at_in_future"),
-        ("0001-01-01T00:00:00+07:00", "started_at_too_old"),
-        ("0001-01-01T00:00:00Z", "started_at_too_old"),
-        ("2090-01-01T00:00:00Z", "started_at_in_future"),
-        (0, "started_at_too_old"),
-        (-62135596800, "started_at_too_old"),
-        (20000000001, "started_at_in_future"),
-        (19999999999, "started_at_in_future"),
-        (10**20, "value_error"),
-        ("1700000000", "value_error"),
-        (True, "value_error"),
-        (1.5e9 + 0.5, "value_error"),
+        ("9999-12-31T23:59:59Z", "started-at-in-future"),
+        ("0001-01-01T00:00:00+07:00", "started-at-too-old"),
+        ("0001-01-01T00:00:00Z", "started-at-too-old"),
+        ("2090-01-01T00:00:00Z", "started-at-in-future"),
+        (0, "started-at-too-old"),
+        (-62135596800, "started-at-too-old"),
+        (20000000001, "started-at-in-future"),
+        (19999999999, "started-at-in-future"),
+        (10**20, "call-start-out-of-range"),
+        ("1700000000", "not-a-date-time"),
+        (True, "call-start-form"),
+        (1.5e9 + 0.5, "call-start-form"),
         # JSON Schema's integer: 1500000000.0 is 1500000000 seconds.
-        (1.5e9, "started_at_too_old"),
+        (1.5e9, "started-at-too-old"),
     ],
 )
 async def test_a_start_outside_the_window_of_a_call_is_refused_and_charges_nothing(
@@ -184,7 +184,7 @@ async def test_a_start_outside_the_window_of_a_call_is_refused_and_charges_nothi
     )
 
     body = assert_problem(response, 422, field="body.started_at")
-    assert body["errors"][0]["type"] == reason
+    assert body["errors"][0]["code"] == reason
     assert await db_rows(db, select(CallRecord.id)) == []
 
 

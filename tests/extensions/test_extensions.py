@@ -253,7 +253,7 @@ async def test_numbers_that_shadow_emergency_services_are_refused(
     )
 
     body = assert_problem(response, 422, field="body.number")
-    assert body["errors"][0]["type"] == "extension_shadows_emergency"
+    assert body["errors"][0]["code"] == "extension-shadows-emergency"
     assert await numbers_in_db(db) == []
 
 

@@ -33,21 +33,24 @@ IMPORT = "POST /v1/users/import"
 REGISTRATIONS = "GET /v1/devices/{device_id}/registrations"
 NOTHING = "00000000-0000-0000-0000-000000000000"
 
-# Refusals (`errors[].type`, or the problem's type) of a schema-valid request that depend on
+# Refusals (`errors[].code`, or the problem's type) of a schema-valid request that depend on
 # something other than the request's form: the service's clock, what is stored, or a relation
 # between two fields that JSON Schema cannot state.
 NOT_IN_THE_SCHEMA = {
     # The service's clock: a report's `at` ahead of it, a contact that already expired, a call
     # outside the months that may still be charged.
-    "at_in_future",
-    "expires_at_in_past",
-    "started_at_in_future",
-    "started_at_too_old",
+    "reported-at-in-future",
+    "expires-at-in-past",
+    "started-at-in-future",
+    "started-at-too-old",
+    # A key's expiry that has passed by the time the request arrives.
+    "expiry-in-past",
     # Two fields compared: a contact's expiry after the report's `at`; a contact listed twice.
-    "expires_at_before_at",
-    "duplicate_contact",
+    "expires-at-before-at",
+    "duplicate-contact",
     # A password that contains the device's (stored or new) name.
-    "password_contains_name",
+    "password-contains-device-name",
+    "password-contains-new-name",
     # An extension that is one of the tenant's emergency numbers.
     "urn:antring:problem:extension-shadows-emergency",
 }
@@ -55,7 +58,7 @@ NOT_IN_THE_SCHEMA = {
 NOT_IN_THE_SCHEMA_OF = {
     # A MAC address or phone model for a device that, as stored, is not an IP phone (a create
     # states the rule in its schema).
-    "PATCH /v1/devices/{device_id}": {"ip_phone_only"},
+    "PATCH /v1/devices/{device_id}": {"ip-phone-only", "kind-change-needs-null"},
     # An import's file: its columns and rows follow the import's rules, which a JSON Schema
     # string cannot state.
     IMPORT: {"urn:antring:problem:import-rejected"},
@@ -226,7 +229,7 @@ def _not_in_the_schema(response: Response, allowed: set[str]) -> bool:
     if problem.get("type") in allowed:
         return True
     errors = [e for e in problem.get("errors") or [] if isinstance(e, dict)]
-    return bool(errors) and all(e.get("type") in allowed for e in errors)
+    return bool(errors) and all(e.get("code") in allowed for e in errors)
 
 
 def excused(failure: Failure, case: Case, response: Response) -> bool:

@@ -100,11 +100,12 @@ def assert_problem(
     assert body["status"] == status
     assert body["title"]
     assert body["type"]
+    assert response.headers["content-language"] in ("en", "vi")
     if code is not None:
         assert body["type"] == f"urn:antring:problem:{code}", body
     if field is not None:
         assert field in [e["field"] for e in body["errors"]], body
-        assert all(e["message"] and e["type"] for e in body["errors"]), body
+        assert all(e["message"] and e["code"] and "params" in e for e in body["errors"]), body
     return body
 
 

@@ -1,49 +1,70 @@
+from typing import Any
+
 import httpx
+import pytest
 
 from app.db.session import Database
 from tests.helpers.api import TenantKeys, add_device, add_extension, assert_problem, create_user
 from tests.helpers.imports import HEADER, finished_job, post_import, stored_counts
 
-NOT_UTF8 = "is not UTF-8 text: save the file as CSV UTF-8 (Windows-1252 and others are not read)"
+EMERGENCY = ["113", "114", "115"]
 
-# Each bad row of one file, with the row, column and sentence its problem names. Row 1 is the
-# header; rows 2 and 14 are good (and rows below refer to them).
-ROWS: list[tuple[bytes, tuple[str | None, str] | None]] = [
+# Each bad row of one file, with the row, column, and rule (code and params) its problem names.
+# Row 1 is the header; rows 2 and 14 are good (and rows below refer to them).
+ROWS: list[tuple[bytes, tuple[str | None, str, dict[str, Any]] | None]] = [
     (b"Good,,g-1,201,,,,", None),
-    (b"A,,r-3,12345,,,,", ("extensions", "12345: must be 2 to 4 digits")),
-    (b"A,,r-4,113,,,,", ("extensions", "113 would shadow an emergency number (113, 114, 115).")),
-    (b"A,,r-5,11,,,,", ("extensions", "11 would shadow an emergency number (113, 114, 115).")),
-    (b"A,,r-6,150,,,,", ("extensions", "Extension 150 is already assigned to another user.")),
-    (b"A,,r-7,201,,,,", ("extensions", "201 is also in row 2")),
-    (b"A,,r-8,202 202,,,,", ("extensions", "202 is given twice in this row")),
+    (b"A,,r-3,12345,,,,", ("extensions", "digits", {"min": 2, "max": 4, "item": "12345"})),
+    (
+        b"A,,r-4,113,,,,",
+        ("extensions", "extension-shadows-emergency", {"number": "113", "numbers": EMERGENCY}),
+    ),
+    (
+        b"A,,r-5,11,,,,",
+        ("extensions", "extension-shadows-emergency", {"number": "11", "numbers": EMERGENCY}),
+    ),
+    (b"A,,r-6,150,,,,", ("extensions", "extension-taken", {"number": "150"})),
+    (b"A,,r-7,201,,,,", ("extensions", "also-in-row", {"row": 2, "item": "201"})),
+    (b"A,,r-8,202 202,,,,", ("extensions", "twice-in-row", {"item": "202"})),
     (
         b"A,,r-9,,a9.desk:phone,,,",
-        ("devices", "a9.desk: kind must be one of 'web', 'softphone' or 'ip_phone'"),
+        ("devices", "not-one-of", {"allowed": ["web", "softphone", "ip_phone"], "item": "phone"}),
     ),
-    (b"A,not-an-email,r-10,,,,,", ("email", "must be an email address such as lan@acme.vn")),
-    (b"A,,r-11,,,-5,,", ("limit_minutes", "must be 0 or more")),
-    (b"A,,r-12,,,lots,,", ("limit_minutes", "must be a whole number (empty: unlimited)")),
-    (b"A,,g-1,,,,,", ("external_ref", "g-1 is also in row 2")),
+    (b"A,not-an-email,r-10,,,,,", ("email", "email", {})),
+    (b"A,,r-11,,,-5,,", ("limit_minutes", "number-too-small", {"min": 0})),
+    (b"A,,r-12,,,lots,,", ("limit_minutes", "limit-form", {})),
+    (b"A,,g-1,,,,,", ("external_ref", "also-in-row", {"row": 2, "item": "g-1"})),
     (b"A,,r-14,,Dup.Desk:web,,,", None),
     (
         b"A,,r-15,,dup.desk:softphone,,,",
-        ("devices", "dup.desk is also in row 14 (device names are unique whatever their case)"),
+        ("devices", "also-in-row", {"row": 14, "item": "dup.desk"}),
     ),
-    (
-        b"A,,r-16,,TAKEN.desk:web,,,",
-        ("devices", "Device name TAKEN.desk is already used in this tenant."),
-    ),
-    (b"A,,r-17,,x:web,,,", ("devices", "x: must be 3 to 64 letters, digits, '.', '_' or '-'")),
-    (b"A,,r-18,,lonely,,,", ("devices", "lonely: must be name:kind, such as lan.desk:ip_phone")),
-    (b"A,,r-19,,,,,,extra", (None, "has 9 cells where the header has 8")),
-    (b"A,,r-20", (None, "has 3 cells where the header has 8")),
-    ("Nguyên Thi Hoà,,r-21,,,,,".encode("cp1252"), ("display_name", NOT_UTF8)),
-    (b",,r-22,,,,,", ("display_name", "is required")),
-    (b"A,,r-23,,,,yes,", ("outbound_allowed", "must be true or false")),
-    (b"A" * 201 + b",,r-24,,,,,", ("display_name", "must have at most 200 characters")),
-    (b"A\x07B,,r-25,,,,,", ("display_name", "must not contain control characters")),
-    (b"A,,r" + b"9" * 200 + b",,,,,", ("external_ref", "must have at most 200 characters")),
+    (b"A,,r-16,,TAKEN.desk:web,,,", ("devices", "device-name-taken", {"name": "TAKEN.desk"})),
+    (b"A,,r-17,,x:web,,,", ("devices", "sip-username", {"min": 3, "max": 64, "item": "x"})),
+    (b"A,,r-18,,lonely,,,", ("devices", "device-form", {"item": "lonely"})),
+    (b"A,,r-19,,,,,,extra", (None, "cell-count", {"cells": 9, "columns": 8})),
+    (b"A,,r-20", (None, "cell-count", {"cells": 3, "columns": 8})),
+    ("Nguyên Thi Hoà,,r-21,,,,,".encode("cp1252"), ("display_name", "file-not-utf8", {})),
+    (b",,r-22,,,,,", ("display_name", "required", {})),
+    (b"A,,r-23,,,,yes,", ("outbound_allowed", "not-a-boolean", {})),
+    (b"A" * 201 + b",,r-24,,,,,", ("display_name", "text-too-long", {"max": 200})),
+    (b"A\x07B,,r-25,,,,,", ("display_name", "control-characters", {})),
+    (b"A,,r" + b"9" * 200 + b",,,,,", ("external_ref", "text-too-long", {"max": 200})),
 ]
+# What a few of them read like, in each language.
+MESSAGES = {
+    "en": {
+        3: "“12345”: Enter 2 to 4 digits.",
+        4: "Extension 113 could be mistaken for an emergency number (113, 114, or 115).",
+        7: "“201”: This is also in row 2.",
+        9: "“phone”: The value must be one of web, softphone, or ip_phone.",
+    },
+    "vi": {
+        3: "“12345”: Hãy nhập từ 2 đến 4 chữ số.",
+        4: "Số nội bộ 113 có thể bị nhầm với số khẩn cấp (113, 114 hoặc 115).",
+        7: "“201”: Giá trị này cũng có ở dòng 2.",
+        9: "“phone”: Giá trị phải là một trong các giá trị web, softphone hoặc ip_phone.",
+    },
+}
 EXPECTED = [(row, *problem) for row, (_, problem) in enumerate(ROWS, start=2) if problem]
 
 
@@ -57,20 +78,26 @@ async def stored_neighbours(client: httpx.AsyncClient, tenant: TenantKeys) -> No
     await add_device(client, tenant.admin, holder["id"], name="taken.desk")
 
 
+@pytest.mark.parametrize("language", ["en", "vi"])
 async def test_a_dry_run_reports_every_bad_row_with_its_row_and_column(
-    client: httpx.AsyncClient, tenant: TenantKeys, db: Database
+    client: httpx.AsyncClient, tenant: TenantKeys, db: Database, language: str
 ) -> None:
     await stored_neighbours(client, tenant)
     before = await stored_counts(db)
 
-    response = await post_import(client, tenant.admin, bad_file(), dry_run=True)
+    response = await post_import(
+        client, {**tenant.admin, "Accept-Language": language}, bad_file(), dry_run=True
+    )
 
     assert response.status_code == 200, response.text
+    assert response.headers["content-language"] == language
     report = response.json()
     assert len(EXPECTED) == 23
-    assert [(p["row"], p["column"], p["message"]) for p in report["problems"]] == EXPECTED
+    problems = report["problems"]
+    assert [(p["row"], p["column"], p["code"], p["params"]) for p in problems] == EXPECTED
     assert report["problems_total"] == len(EXPECTED)
-    assert all(p["type"] for p in report["problems"])
+    shown = {p["row"]: p["message"] for p in problems}
+    assert {row: shown[row] for row in MESSAGES[language]} == MESSAGES[language]
     assert [r["row"] for r in report["rows"]] == [2, 14]
     assert await stored_counts(db) == before
 
@@ -84,8 +111,11 @@ async def test_the_same_file_imported_for_real_stores_nothing(
     response = await post_import(client, tenant.admin, bad_file())
 
     body = assert_problem(response, 422, code="import-rejected")
-    assert body["detail"] == "23 problems in the file (each is listed); nothing was imported."
-    assert [(e["row"], e.get("column"), e["message"]) for e in body["errors"]] == EXPECTED
+    assert (body["code"], body["params"]) == ("import-rejected", {"total": 23, "listed": 23})
+    assert body["detail"] == (
+        "Problems in the file: 23, the first 23 listed in errors; nothing was imported."
+    )
+    assert [(e["row"], e.get("column"), e["code"], e["params"]) for e in body["errors"]] == EXPECTED
     assert all(e["field"] == f"body.{e['column']}" for e in body["errors"] if "column" in e)
     assert await stored_counts(db) == before
 
@@ -122,10 +152,10 @@ async def test_a_windows_1252_file_is_refused_row_by_row(
 
     response = await post_import(client, tenant.admin, body, dry_run=True)
 
-    assert [(p["row"], p["column"], p["message"]) for p in response.json()["problems"]] == [
-        (2, "display_name", NOT_UTF8),
-        (3, "email", NOT_UTF8),
-        (4, "external_ref", NOT_UTF8),
+    assert [(p["row"], p["column"], p["code"]) for p in response.json()["problems"]] == [
+        (2, "display_name", "file-not-utf8"),
+        (3, "email", "file-not-utf8"),
+        (4, "external_ref", "file-not-utf8"),
     ]
     assert_problem(await post_import(client, tenant.admin, body), 422)
     assert (await stored_counts(db))["user_account"] == 0

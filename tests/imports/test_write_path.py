@@ -12,7 +12,7 @@ from app.db.session import Database
 from app.devices import service as devices
 from app.devices.models import Device
 from app.devices.schemas import DeviceCreate
-from app.errors import InvalidInput
+from app.errors import Code, InvalidInput
 from tests.helpers.api import TenantKeys, assert_problem, create_user, db_get
 from tests.helpers.imports import csv_file, post_import, stored_counts
 from tests.helpers.settings import TEST_SECRET_KEY
@@ -66,7 +66,7 @@ async def test_a_rule_added_to_a_new_device_reaches_a_single_create_and_the_impo
     def with_one_more_rule(data: DeviceCreate) -> None:
         rules(data)
         if "blocked" in data.name:
-            raise InvalidInput("body.name", "A device name may not say blocked.")
+            raise InvalidInput("body.name", Code.reserved_device_name, name="blocked")
 
     monkeypatch.setattr(devices, "check_new_device", with_one_more_rule)
     user = await create_user(client, tenant.admin)
@@ -83,9 +83,12 @@ async def test_a_rule_added_to_a_new_device_reaches_a_single_create_and_the_impo
     checked = await post_import(client, tenant.admin, body, dry_run=True)
     assert checked.status_code == 200, checked.text
     problems = checked.json()["problems"]
-    assert [(p["row"], p["column"], p["message"]) for p in problems] == [
-        (2, "devices", "hoa.blocked: A device name may not say blocked.")
+    assert [(p["row"], p["column"], p["code"], p["params"]) for p in problems] == [
+        (2, "devices", "reserved-device-name", {"name": "blocked", "item": "hoa.blocked"})
     ]
+    assert problems[0]["message"] == (
+        "“hoa.blocked”: The device name blocked is reserved; choose another."
+    )
     imported = await post_import(client, tenant.admin, body)
     assert_problem(imported, 422, code="import-rejected")
     assert await stored_counts(db) == before

@@ -440,7 +440,7 @@ async def test_a_wrong_report_is_a_problem_and_changes_nothing(
         },
         headers=tenant.call_control,
     )
-    assert assert_problem(past, 422)["errors"][0]["message"] == "is in the past"
+    assert assert_problem(past, 422)["errors"][0]["code"] == "expires-at-in-past"
 
     assert await stored_rows(db) == []
     assert await events(db) == []

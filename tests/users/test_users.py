@@ -324,7 +324,8 @@ async def test_a_search_that_is_not_utf8_is_refused_not_guessed(
     for search in ("%ED%A0%80", "L%C3", "%FF"):
         response = await client.get(f"/v1/users?search={search}", headers=tenant.admin)
         body = assert_problem(response, 422, field="query.search")
-        assert body["errors"][0]["message"] == "is not UTF-8"
+        assert body["errors"][0]["code"] == "not-utf8"
+        assert body["errors"][0]["message"] == "The value is not UTF-8 text."
     found = await client.get("/v1/users?search=L%C3%AA", headers=tenant.admin)
     assert [u["display_name"] for u in found.json()["items"]] == ["Lê Lan"]
 

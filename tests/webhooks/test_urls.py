@@ -20,7 +20,8 @@ from app.webhooks.urls import address_problem
 async def test_an_address_that_is_or_carries_a_private_one_is_refused(host: str) -> None:
     problem = await address_problem(f"https://{host}/hook", allow_private=False)
     assert problem is not None
-    assert "private, loopback or link-local" in problem
+    assert problem.rule == "webhook-host-private"
+    assert "private, loopback or link-local" in str(problem)
 
 
 @pytest.mark.parametrize("host", ["93.184.216.34", "[2606:2800:220:1:248:1893:25c8:1946]"])
