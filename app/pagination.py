@@ -10,7 +10,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
-from app.errors import InvalidInput
+from app.errors import Code, InvalidInput
 
 # Counting stops here on the long lists: a page says so (`total_is_estimate`) rather than count
 # a tenant's hundreds of thousands of rows to show fifty.
@@ -104,13 +104,11 @@ def encode_cursor(values: list[Any]) -> str:
 def decode_cursor(cursor: str, *, params: PageParams, arity: int) -> list[Any]:
     """The sort key a cursor carries; 422 naming `query.cursor` when it is not one of ours."""
     if params.offset:
-        raise InvalidInput("query.offset", "must be 0 (or left out) when reading by cursor")
+        raise InvalidInput("query.offset", Code.offset_with_cursor)
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         values = None
     if not isinstance(values, list) or len(values) != arity:
-        raise InvalidInput(
-            "query.cursor", "is not a cursor this list gave: use a page's `next` as it is"
-        )
+        raise InvalidInput("query.cursor", Code.cursor_invalid)
     return values

@@ -9,7 +9,7 @@ from app.audit import repository
 from app.audit.repository import AuditPage
 from app.clock import utcnow
 from app.db.session import Database
-from app.errors import InvalidInput
+from app.errors import Code, InvalidInput
 from app.pagination import PageParams, decode_cursor, encode_cursor
 
 
@@ -65,9 +65,7 @@ def cursor_after(cursor: str | None, params: PageParams) -> tuple[datetime, int]
         if occurred_at.tzinfo is None:
             raise ValueError
     except ValueError:
-        raise InvalidInput(
-            "query.cursor", "is not a cursor this list gave: use a page's `next` as it is"
-        ) from None
+        raise InvalidInput("query.cursor", Code.cursor_invalid) from None
     return occurred_at, seq
 
 
