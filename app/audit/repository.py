@@ -1,12 +1,24 @@
 """The queries of the audit trail."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.outbox.models import AuditEntry
+from app.pagination import COUNT_CAP
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    # Up to COUNT_CAP; `capped` when there are more.
+    total: int
+    capped: bool
+    # The sort key of the page's last entry, when a next page may follow.
+    last: tuple[datetime, int] | None
 
 
 async def list_entries(
@@ -22,8 +34,10 @@ async def list_entries(
     until: datetime | None,
     limit: int,
     offset: int,
-) -> tuple[list[AuditEntry], int]:
-    """The tenant's entries, newest first, filtered."""
+    after: tuple[datetime, int] | None = None,
+) -> AuditPage:
+    """The tenant's entries, newest first, filtered; from `after` (the sort key of the last
+    entry of the page before) when reading by cursor. The count stops at COUNT_CAP."""
     where: list[ColumnElement[bool]] = [AuditEntry.tenant_id == tenant_id]
     if resource_type is not None:
         where.append(AuditEntry.resource_type == resource_type)
@@ -39,15 +53,26 @@ async def list_entries(
         where.append(AuditEntry.occurred_at >= since)
     if until is not None:
         where.append(AuditEntry.occurred_at < until)
-    total = await session.scalar(select(func.count()).select_from(AuditEntry).where(*where))
-    rows = await session.scalars(
-        select(AuditEntry)
-        .where(*where)
-        .order_by(AuditEntry.occurred_at.desc(), AuditEntry.seq.desc())
-        .limit(limit)
-        .offset(offset)
+    counted = select(AuditEntry.seq).where(*where).limit(COUNT_CAP + 1).subquery()
+    total = await session.scalar(select(func.count()).select_from(counted)) or 0
+    page = select(AuditEntry).where(*where)
+    if after is not None:
+        at, seq = after
+        page = page.where(
+            or_(
+                AuditEntry.occurred_at < at,
+                and_(AuditEntry.occurred_at == at, AuditEntry.seq < seq),
+            )
+        )
+    rows = list(
+        await session.scalars(
+            page.order_by(AuditEntry.occurred_at.desc(), AuditEntry.seq.desc())
+            .limit(limit)
+            .offset(offset)
+        )
     )
-    return list(rows), total or 0
+    last = (rows[-1].occurred_at, rows[-1].seq) if len(rows) == limit else None
+    return AuditPage(rows, min(total, COUNT_CAP), total > COUNT_CAP, last)
 
 
 async def delete_older_than(session: AsyncSession, before: datetime) -> int:

@@ -8,7 +8,7 @@ from app.audit.schemas import AuditEntryOut
 from app.auth.deps import AdminAccess
 from app.deps import SessionDep
 from app.errors import Forbidden, Unauthorized, responses
-from app.pagination import Page, PageDep
+from app.pagination import CursorDep, Page, PageDep
 from app.routing import api_router
 from app.schemas import DateTime
 from app.tenants.exceptions import TenantNotFound
@@ -25,6 +25,7 @@ async def list_audit_events(
     session: SessionDep,
     scope: AdminAccess,
     page: PageDep,
+    cursor: CursorDep,
     resource_type: Annotated[
         str | None, Query(max_length=32, pattern=r"^[a-z_]+$", examples=["user"])
     ] = None,
@@ -45,8 +46,10 @@ async def list_audit_events(
     since: Annotated[DateTime | None, Query(description="From this time on.")] = None,
     until: Annotated[DateTime | None, Query(description="Before this time.")] = None,
 ) -> Page[AuditEntryOut]:
-    """Who changed what and when, newest first"""
-    entries, total = await service.list_entries(
+    """Who changed what and when, newest first. Deep in a long trail, read on by `cursor` (the
+    `next` of each page) rather than by `offset`; the count stops at 10,000
+    (`total_is_estimate`)."""
+    found = await service.list_entries(
         session,
         tenant_id=scope.tenant_id,
         resource_type=resource_type,
@@ -58,5 +61,12 @@ async def list_audit_events(
         until=until,
         limit=page.limit,
         offset=page.offset,
+        after=service.cursor_after(cursor, page),
     )
-    return Page.of([AuditEntryOut.of(e) for e in entries], total, page)
+    return Page.of(
+        [AuditEntryOut.of(e) for e in found.entries],
+        found.total,
+        page,
+        next=service.next_cursor(found),
+        capped=found.capped,
+    )

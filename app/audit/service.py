@@ -6,9 +6,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import repository
+from app.audit.repository import AuditPage
 from app.clock import utcnow
 from app.db.session import Database
-from app.outbox.models import AuditEntry
+from app.errors import Code, InvalidInput
+from app.pagination import PageParams, decode_cursor, encode_cursor
 
 
 async def list_entries(
@@ -24,7 +26,8 @@ async def list_entries(
     until: datetime | None,
     limit: int,
     offset: int,
-) -> tuple[list[AuditEntry], int]:
+    after: tuple[datetime, int] | None = None,
+) -> AuditPage:
     """The tenant's entries, newest first, filtered."""
     return await repository.list_entries(
         session,
@@ -38,6 +41,7 @@ async def list_entries(
         until=until,
         limit=limit,
         offset=offset,
+        after=after,
     )
 
 
@@ -47,3 +51,26 @@ async def prune(db: Database, *, retention_days: int) -> int:
         return await repository.delete_older_than(
             session, utcnow() - timedelta(days=retention_days)
         )
+
+
+def cursor_after(cursor: str | None, params: PageParams) -> tuple[datetime, int] | None:
+    """The sort key a cursor of the trail carries (occurred_at, seq)."""
+    if cursor is None:
+        return None
+    at, seq = decode_cursor(cursor, params=params, arity=2)
+    try:
+        if not isinstance(at, str) or not isinstance(seq, int) or isinstance(seq, bool):
+            raise ValueError
+        occurred_at = datetime.fromisoformat(at)
+        if occurred_at.tzinfo is None:
+            raise ValueError
+    except ValueError:
+        raise InvalidInput("query.cursor", Code.cursor_invalid) from None
+    return occurred_at, seq
+
+
+def next_cursor(page: AuditPage) -> str | None:
+    if page.last is None:
+        return None
+    at, seq = page.last
+    return encode_cursor([at.isoformat(), seq])

@@ -75,6 +75,8 @@ class Code(StrEnum):
     platform_key_required = "platform-key-required"
     tenant_required = "tenant-required"
     api_key_not_found = "api-key-not-found"
+    cursor_invalid = "cursor-invalid"
+    offset_with_cursor = "offset-with-cursor"
     api_key_expired = "api-key-expired"
     expiry_in_past = "expiry-in-past"
     credential_not_recognised = "credential-not-recognised"
