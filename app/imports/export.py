@@ -18,9 +18,19 @@ EXPORT_PAGE = 500
 async def export_rows(
     open_session: Callable[[], AbstractAsyncContextManager[AsyncSession]], *, tenant_id: uuid.UUID
 ) -> AsyncIterator[ExportRow]:
+    """The tenant's users in the import's columns, one by one (see `export_pages`)."""
+    async for page in export_pages(open_session, tenant_id=tenant_id):
+        for row in page:
+            yield row
+
+
+async def export_pages(
+    open_session: Callable[[], AbstractAsyncContextManager[AsyncSession]], *, tenant_id: uuid.UUID
+) -> AsyncIterator[list[ExportRow]]:
     """The tenant's users in the import's columns: by external reference, then those without
-    one. Page by page, each read in a short transaction of its own (`open_session()` gives
-    one), so that an export streamed to a slow client holds no lock meanwhile."""
+    one. Page by page (three queries each), each read in a short transaction of its own
+    (`open_session()` gives one), so that an export streamed to a slow client holds no lock
+    meanwhile."""
     after: str | uuid.UUID | None = None
     with_ref = True
     while True:
@@ -39,8 +49,8 @@ async def export_rows(
                 session, tenant_id=tenant_id, user_ids=user_ids
             ):
                 numbers_of.setdefault(extension.user_id, []).append(extension.number)
-        for user in page:
-            yield ExportRow(
+        yield [
+            ExportRow(
                 display_name=user.display_name,
                 email=user.email,
                 external_ref=user.external_ref,
@@ -50,6 +60,8 @@ async def export_rows(
                 outbound_allowed=user.outbound_allowed,
                 auto_answer=user.auto_answer,
             )
+            for user in page
+        ]
         if len(page) == EXPORT_PAGE:
             after = page[-1].external_ref if with_ref else page[-1].id
         elif with_ref:
