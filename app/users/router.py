@@ -41,11 +41,19 @@ async def list_users(
         Query(
             min_length=1,
             max_length=100,
-            description="Matches name, email, extension or device name (case-insensitive).",
+            description="Words, in any order, each the start of a word of the user's name or "
+            "email, of an extension or of a device's name; case, accents and đ/d make no "
+            "difference ('nguyen van' finds Nguyễn Văn An).",
         ),
         SingleLine,
     ] = None,
-    sort: Annotated[UserSort, Query(description="Sort key; '-' for descending.")] = "display_name",
+    sort: Annotated[
+        UserSort,
+        Query(
+            description="Sort key; '-' for descending. Names sort in Vietnamese order: "
+            "`display_name` by the full name, `given_name` by the last word first, then the rest."
+        ),
+    ] = "display_name",
 ) -> Page[UserOut]:
     """List users with their devices, extensions, minutes and switches."""
     users_page, total = await service.list_users(

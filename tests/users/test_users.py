@@ -374,6 +374,7 @@ async def test_search_treats_wildcards_literally(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
     percent = await create_user(client, tenant.admin, display_name="100% Sales")
+    await create_user(client, tenant.admin, display_name="1000 Sales")
     underscore = await create_user(client, tenant.admin, display_name="team_a")
     await create_user(client, tenant.admin, display_name="teamXa")
 
@@ -381,19 +382,8 @@ async def test_search_treats_wildcards_literally(
         response = await client.get("/v1/users", params={"search": search}, headers=tenant.admin)
         return [u["id"] for u in response.json()["items"]]
 
-    assert await found("%") == [percent["id"]]
-    assert await found("m_a") == [underscore["id"]]
-
-
-async def test_search_ignores_case_of_vietnamese_letters(
-    client: httpx.AsyncClient, tenant: TenantKeys
-) -> None:
-    user = await create_user(client, tenant.admin, display_name="Đặng Văn An")
-    await create_user(client, tenant.admin, display_name="Dương Văn Dang")
-
-    for search in ("Đặng", "đặng", "ĐẶNG VĂN"):
-        response = await client.get("/v1/users", params={"search": search}, headers=tenant.admin)
-        assert [u["id"] for u in response.json()["items"]] == [user["id"]], search
+    assert await found("100%") == [percent["id"]]
+    assert await found("team_") == [underscore["id"]]
 
 
 async def test_list_sorts_by_name_or_creation(
