@@ -19,11 +19,11 @@ from app.devices.schemas import (
     PasswordRotated,
 )
 from app.errors import (
-    CREATED,
+    CREATED_VERSIONED,
     VERSIONED,
     Forbidden,
     InvalidInput,
-    PreconditionFailed,
+    Stale,
     Unauthorized,
     responses,
 )
@@ -53,7 +53,9 @@ async def list_devices(session: SessionDep, current: ReadUser, page: PageDep) ->
     "/v1/users/{user_id}/devices",
     status_code=status.HTTP_201_CREATED,
     response_model=DeviceCreated,
-    responses=responses(UserNotFound, DeviceNameTaken, MacAddressTaken, InvalidInput, CREATED),
+    responses=responses(
+        UserNotFound, DeviceNameTaken, MacAddressTaken, InvalidInput, CREATED_VERSIONED
+    ),
 )
 async def create_device(
     body: DeviceCreate,
@@ -98,7 +100,7 @@ async def get_device(session: SessionDep, current: ReadDevice, response: Respons
         DeviceNameTaken,
         MacAddressTaken,
         InvalidInput,
-        PreconditionFailed,
+        Stale(DeviceOut),
         VERSIONED,
     ),
 )
@@ -120,7 +122,7 @@ async def update_device(
     "/v1/devices/{device_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(DeviceNotFound, PreconditionFailed),
+    responses=responses(DeviceNotFound, Stale(DeviceOut)),
 )
 async def delete_device(session: SessionDep, current: ChangedDevice) -> None:
     """Delete a SIP account."""
@@ -142,7 +144,7 @@ async def get_device_config(
 @router.post(
     "/v1/devices/{device_id}/password",
     response_model=PasswordRotated,
-    responses=responses(DeviceNotFound, InvalidInput, PreconditionFailed),
+    responses=responses(DeviceNotFound, InvalidInput, Stale(DeviceOut)),
 )
 async def rotate_device_password(
     body: PasswordRotate, session: SessionDep, cipher: CipherDep, current: ChangedDevice

@@ -165,8 +165,19 @@ class _DeviceView(BaseModel):
         return cls(**shown, registered=contact_count > 0, contact_count=contact_count)
 
 
+DeviceVersion = Annotated[
+    int,
+    Field(
+        examples=[1],
+        description='The device\'s version: its ETag (`"1"`), to send as If-Match with a '
+        "change or deletion of the device.",
+    ),
+]
+
+
 class DeviceOut(_DeviceView):
     id: uuid.UUID
+    version: DeviceVersion
     user_id: uuid.UUID
     name: str
     kind: DeviceKind
@@ -183,6 +194,7 @@ class DeviceSummary(_DeviceView):
     """A device as the Users table shows it."""
 
     id: uuid.UUID
+    version: DeviceVersion
     name: str
     kind: DeviceKind
     enabled: bool

@@ -6,7 +6,15 @@ handlers that answer every failure (handlers) know the database's failures too, 
 imported from their module by the app alone and this package stays below app.db."""
 
 from app.errors.messages import DUPLICATE_KEY, field_message
-from app.errors.openapi import CREATED, VERSIONED, ResponseHeaders, problem_openapi, responses
+from app.errors.openapi import (
+    CREATED,
+    CREATED_VERSIONED,
+    VERSIONED,
+    ResponseHeaders,
+    Stale,
+    problem_openapi,
+    responses,
+)
 from app.errors.problems import error_response, problem_of, problem_response
 from app.errors.types import (
     PROBLEM_MEDIA_TYPE,
@@ -27,6 +35,7 @@ from app.errors.types import (
 
 __all__ = [
     "CREATED",
+    "CREATED_VERSIONED",
     "DUPLICATE_KEY",
     "PROBLEM_MEDIA_TYPE",
     "VERSIONED",
@@ -40,6 +49,7 @@ __all__ = [
     "Problem",
     "ResponseHeaders",
     "ServiceUnavailable",
+    "Stale",
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",

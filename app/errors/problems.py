@@ -3,7 +3,14 @@
 from asgi_correlation_id import correlation_id
 from fastapi.responses import JSONResponse
 
-from app.errors.types import PROBLEM_MEDIA_TYPE, AppError, FieldError, Problem, problem_type
+from app.errors.types import (
+    PROBLEM_MEDIA_TYPE,
+    AppError,
+    FieldError,
+    PreconditionFailed,
+    Problem,
+    problem_type,
+)
 
 
 def problem_response(
@@ -45,6 +52,7 @@ def problem_of(exc: AppError) -> Problem:
         detail=exc.detail,
         errors=exc.errors,
         request_id=correlation_id.get(),
+        current=exc.current if isinstance(exc, PreconditionFailed) else None,
     )
 
 

@@ -1,7 +1,7 @@
 """The error types: a domain failure (AppError and the common kinds) and the problem it is
 rendered as (RFC 9457 problem details)."""
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -35,6 +35,11 @@ class Problem(BaseModel):
         default=None,
         description="The request's id (X-Request-ID), to quote when asking about it.",
         examples=["a84b4c76e66710@pc33"],
+    )
+    current: dict[str, Any] | None = Field(
+        default=None,
+        description="On a 412: the resource as it is now (its ETag in the ETag header), so a "
+        "form can show what changed and send its change again with that ETag.",
     )
 
 
@@ -99,6 +104,20 @@ class PreconditionFailed(AppError):
     status_code = 412
     code = "precondition-failed"
     title = "Precondition failed"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        etag: str | None = None,
+        current: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.etag = etag
+        self.current = current
+
+    def response_headers(self) -> dict[str, str] | None:
+        return {"ETag": self.etag} if self.etag else None
 
 
 class TooManyRequests(AppError):

@@ -5,11 +5,11 @@ from fastapi import Query, Response, status
 from app.auth.deps import AdminTenant, IdempotencyDep, ReadTenant
 from app.deps import CipherDep, SessionDep
 from app.errors import (
-    CREATED,
+    CREATED_VERSIONED,
     VERSIONED,
     Forbidden,
     InvalidInput,
-    PreconditionFailed,
+    Stale,
     Unauthorized,
     responses,
 )
@@ -19,10 +19,11 @@ from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.schemas import SingleLine
 from app.tenants.exceptions import TenantNotFound
-from app.user_record.deps import ChangedUser, ReadUser
+from app.user_record.deps import ReadUser
 from app.user_record.exceptions import ExternalRefTaken, UserNotFound
 from app.user_record.schemas import UserCreate, UserUpdate
 from app.users import service
+from app.users.deps import ChangedToggles, ChangedUser
 from app.users.repository import UserSort
 from app.users.schemas import Toggles, TogglesUpdate, UserCreated, UserOut
 
@@ -66,7 +67,7 @@ async def list_users(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UserCreated,
-    responses=responses(ExternalRefTaken, InvalidInput, CREATED),
+    responses=responses(ExternalRefTaken, InvalidInput, CREATED_VERSIONED),
 )
 async def create_user(
     body: UserCreate,
@@ -94,7 +95,7 @@ async def get_user(session: SessionDep, current: ReadUser, response: Response) -
 @router.patch(
     "/{user_id}",
     response_model=UserOut,
-    responses=responses(UserNotFound, ExternalRefTaken, PreconditionFailed, VERSIONED),
+    responses=responses(UserNotFound, ExternalRefTaken, Stale(UserOut), VERSIONED),
 )
 async def update_user(
     body: UserUpdate, session: SessionDep, current: ChangedUser, response: Response
@@ -109,7 +110,7 @@ async def update_user(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(UserNotFound, PreconditionFailed),
+    responses=responses(UserNotFound, Stale(UserOut)),
 )
 async def delete_user(session: SessionDep, current: ChangedUser) -> None:
     """Delete a user with their devices and extensions."""
@@ -130,11 +131,9 @@ async def get_toggles(current: ReadUser, response: Response) -> Toggles:
     return service.toggles(current.user)
 
 
-@toggles_router.patch(
-    "", response_model=Toggles, responses=responses(PreconditionFailed, VERSIONED)
-)
+@toggles_router.patch("", response_model=Toggles, responses=responses(Stale(Toggles), VERSIONED))
 async def update_toggles(
-    body: TogglesUpdate, session: SessionDep, current: ChangedUser, response: Response
+    body: TogglesUpdate, session: SessionDep, current: ChangedToggles, response: Response
 ) -> Toggles:
     """Turn outbound calls or auto-answer on or off."""
     toggles = await service.update_toggles(session, user=current.user, data=body)

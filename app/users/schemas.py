@@ -13,10 +13,20 @@ class MinutesSummary(BaseModel):
     period: str = Field(examples=["2026-11"])
     used_minutes: int = Field(examples=[125])
     limit_minutes: int | None = Field(examples=[600], description="null: unlimited")
+    version: int = Field(
+        examples=[1],
+        description='The quota\'s version: its ETag (`"1"`), to send as If-Match when setting '
+        "the limit. Only a change of the limit raises it.",
+    )
 
 
 class UserOut(BaseModel):
     id: uuid.UUID
+    version: int = Field(
+        examples=[3],
+        description='The user\'s version: its ETag (`"3"`), to send as If-Match with a change '
+        "of the user or its switches. Every change of the user raises it.",
+    )
     display_name: str
     email: str | None
     external_ref: str | None

@@ -60,6 +60,7 @@ async def _present(session: AsyncSession, *, tenant: Tenant, page: list[User]) -
     return [
         UserOut(
             id=user.id,
+            version=user.version,
             display_name=user.display_name,
             email=user.email,
             external_ref=user.external_ref,
@@ -73,6 +74,7 @@ async def _present(session: AsyncSession, *, tenant: Tenant, page: list[User]) -
                 period=period,
                 used_minutes=used_minutes(used.get(user.id, 0)),
                 limit_minutes=user.limit_minutes,
+                version=user.quota_version,
             ),
             created_at=user.created_at,
             updated_at=user.updated_at,

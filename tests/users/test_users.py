@@ -43,7 +43,13 @@ async def test_new_user_has_product_defaults(
     assert user["devices"][0]["kind"] == "web"
     assert user["devices"][0]["enabled"] is True
     assert user["devices"][0]["name"].startswith("nguyen-thi-lan-")
-    assert user["minutes"] == {"period": current_period(), "used_minutes": 0, "limit_minutes": None}
+    assert user["minutes"] == {
+        "period": current_period(),
+        "used_minutes": 0,
+        "limit_minutes": None,
+        "version": 1,
+    }
+    assert user["version"] == 1
 
     fetched = await client.get(f"/v1/users/{user['id']}", headers=tenant.admin)
     assert fetched.status_code == 200
@@ -419,6 +425,7 @@ async def test_list_shows_what_the_users_table_shows(
     assert [d["name"] for d in item["devices"]] == [user["devices"][0]["name"], "lan.desk"]
     assert item["devices"][1] == {
         "id": phone["id"],
+        "version": 1,
         "name": "lan.desk",
         "kind": "ip_phone",
         "enabled": True,
@@ -426,7 +433,12 @@ async def test_list_shows_what_the_users_table_shows(
         "contact_count": 0,
     }
     assert item["extensions"] == ["102", "205"]
-    assert item["minutes"] == {"period": current_period(), "used_minutes": 0, "limit_minutes": 600}
+    assert item["minutes"] == {
+        "period": current_period(),
+        "used_minutes": 0,
+        "limit_minutes": 600,
+        "version": 1,
+    }
     assert (item["outbound_allowed"], item["auto_answer"]) == (True, True)
 
 
