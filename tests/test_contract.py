@@ -42,13 +42,13 @@ async def test_a_listed_origin_may_call_every_route_from_a_browser(
             "Origin": SPA,
             "Access-Control-Request-Method": "PATCH",
             "Access-Control-Request-Headers": "authorization, if-match, idempotency-key, "
-            "x-tenant-id, content-type",
+            "x-tenant-id, content-type, prefer",
         },
     )
     assert preflight.status_code == 200, preflight.text
     assert preflight.headers["access-control-allow-origin"] == SPA
     allowed = preflight.headers["access-control-allow-headers"].lower()
-    for header in ("authorization", "if-match", "idempotency-key", "x-tenant-id"):
+    for header in ("authorization", "if-match", "idempotency-key", "x-tenant-id", "prefer"):
         assert header in allowed
     assert "PATCH" in preflight.headers["access-control-allow-methods"]
 
@@ -57,7 +57,11 @@ async def test_a_listed_origin_may_call_every_route_from_a_browser(
     )
     assert created.headers["access-control-allow-origin"] == SPA
     exposed = created.headers["access-control-expose-headers"].lower()
-    assert {"etag", "location"} <= {h.strip() for h in exposed.split(",")}
+    # What a browser's script may read: the new ETag, where it lives, whether a retried
+    # create was answered from the first one, whether a preference was applied.
+    assert {"etag", "location", "idempotent-replayed", "preference-applied"} <= {
+        h.strip() for h in exposed.split(",")
+    }
 
 
 async def test_an_oversized_head_is_refused_readably_for_a_browser(

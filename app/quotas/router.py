@@ -1,12 +1,14 @@
+"""A user's minutes as they are read: the quota, its history, the calls. Setting the limit
+answers the user's row too (app/users/parts_router.py)."""
+
 from fastapi import Response
 
 from app.deps import SessionDep
-from app.errors import VERSIONED, Forbidden, Stale, Unauthorized, responses
+from app.errors import VERSIONED, Forbidden, Unauthorized, responses
 from app.etags import set_etag
 from app.pagination import Page, PageDep
 from app.quotas import service
-from app.quotas.deps import ChangedQuota
-from app.quotas.schemas import CallOut, QuotaHistoryEntry, QuotaOut, QuotaUpdate
+from app.quotas.schemas import CallOut, QuotaHistoryEntry, QuotaOut
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
 from app.user_record.deps import ReadUser
@@ -24,21 +26,6 @@ async def get_quota(session: SessionDep, current: ReadUser, response: Response) 
     # The ETag versions the limit, not the minutes used.
     set_etag(response, current.user.quota_version)
     return await service.get_quota(session, current=current)
-
-
-@router.put(
-    "/quota",
-    response_model=QuotaOut,
-    tags=["quota"],
-    responses=responses(Stale(QuotaOut), VERSIONED),
-)
-async def set_quota(
-    body: QuotaUpdate, session: SessionDep, current: ChangedQuota, response: Response
-) -> QuotaOut:
-    """Set the monthly outbound minutes (null for unlimited)."""
-    quota = await service.set_limit(session, current=current, limit_minutes=body.limit_minutes)
-    set_etag(response, current.user.quota_version)
-    return quota
 
 
 @router.get("/quota/history", response_model=Page[QuotaHistoryEntry], tags=["quota"])

@@ -25,7 +25,7 @@ from app.user_record.schemas import UserCreate, UserUpdate
 from app.users import service
 from app.users.deps import ChangedToggles, ChangedUser
 from app.users.repository import UserSort
-from app.users.schemas import Toggles, TogglesUpdate, UserCreated, UserOut
+from app.users.schemas import Toggles, TogglesUpdate, TogglesWithUser, UserCreated, UserOut
 
 router = api_router(
     prefix="/v1/users", tags=["users"], responses=responses(Unauthorized, Forbidden, TenantNotFound)
@@ -131,11 +131,14 @@ async def get_toggles(current: ReadUser, response: Response) -> Toggles:
     return service.toggles(current.user)
 
 
-@toggles_router.patch("", response_model=Toggles, responses=responses(Stale(Toggles), VERSIONED))
+@toggles_router.patch(
+    "", response_model=TogglesWithUser, responses=responses(Stale(Toggles), VERSIONED)
+)
 async def update_toggles(
     body: TogglesUpdate, session: SessionDep, current: ChangedToggles, response: Response
-) -> Toggles:
+) -> TogglesWithUser:
     """Turn outbound calls or auto-answer on or off."""
     toggles = await service.update_toggles(session, user=current.user, data=body)
     set_etag(response, current.user.version)
-    return toggles
+    row = await service.get_user(session, current=current)
+    return TogglesWithUser(**toggles.model_dump(), user=row)

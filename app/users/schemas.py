@@ -3,7 +3,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, StrictBool
 
-from app.devices.schemas import DeviceSummary
+from app.devices.schemas import DeviceCreated, DeviceOut, DeviceSummary, PasswordRotated
+from app.extensions.schemas import ExtensionOut
+from app.quotas.schemas import QuotaOut
 from app.schemas import PatchModel
 
 
@@ -59,3 +61,39 @@ class Toggles(BaseModel):
 class TogglesUpdate(PatchModel):
     outbound_allowed: StrictBool | None = None
     auto_answer: StrictBool | None = None
+
+
+_ROW = Field(
+    description="The user's row in the Users table as the change left it (its versions "
+    "included): what the console redraws, without reading the user again."
+)
+
+
+class UserRow(BaseModel):
+    """What a deletion from a user's row answers when asked (`Prefer: return=representation`)."""
+
+    user: UserOut = _ROW
+
+
+class DeviceCreatedWithUser(DeviceCreated):
+    user: UserOut = _ROW
+
+
+class DeviceWithUser(DeviceOut):
+    user: UserOut = _ROW
+
+
+class PasswordRotatedWithUser(PasswordRotated):
+    user: UserOut = _ROW
+
+
+class ExtensionWithUser(ExtensionOut):
+    user: UserOut = _ROW
+
+
+class QuotaWithUser(QuotaOut):
+    user: UserOut = _ROW
+
+
+class TogglesWithUser(Toggles):
+    user: UserOut = _ROW

@@ -87,6 +87,12 @@ async def get_user(session: AsyncSession, *, current: TenantUser) -> UserOut:
     return (await _present(session, tenant=current.tenant, page=[current.user]))[0]
 
 
+async def user_row(session: AsyncSession, *, tenant: Tenant, user_id: uuid.UUID) -> UserOut:
+    """The user's row as a change of its devices, extensions, switches or quota left it."""
+    current = await user_record.require_user(session, tenant_id=tenant.id, user_id=user_id)
+    return await get_user(session, current=current)
+
+
 async def create_user(
     session: AsyncSession, cipher: PasswordCipher, *, tenant: Tenant, data: UserCreate
 ) -> UserCreated:
