@@ -1,6 +1,6 @@
 import uuid
 from datetime import datetime
-from typing import Literal
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
@@ -22,9 +22,17 @@ class ImportProblem(BaseModel):
     type: str = Field(description="Machine-readable reason.", examples=["extension_taken"])
 
 
+class ImportAction(StrEnum):
+    """What an import did with a row's user."""
+
+    create = "create"
+    update = "update"
+    unchanged = "unchanged"
+
+
 class ImportedRow(BaseModel):
     row: int = Field(examples=[2])
-    action: Literal["create", "update", "unchanged"]
+    action: ImportAction
     external_ref: str | None = Field(examples=["emp-0042"])
     user_id: uuid.UUID | None = Field(description="null for a dry run's new users.")
 

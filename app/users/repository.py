@@ -2,7 +2,7 @@
 extensions or device names, sorted and paged."""
 
 import uuid
-from typing import Literal
+from enum import StrEnum
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,9 +12,17 @@ from app.extensions.models import Extension
 from app.names import query_words
 from app.user_record.models import User
 
-UserSort = Literal[
-    "display_name", "-display_name", "given_name", "-given_name", "created_at", "-created_at"
-]
+
+class UserSort(StrEnum):
+    """The Users table's orders; '-' first: the other way round."""
+
+    display_name = "display_name"
+    display_name_desc = "-display_name"
+    given_name = "given_name"
+    given_name_desc = "-given_name"
+    created_at = "created_at"
+    created_at_desc = "-created_at"
+
 
 _ORDER = {
     "display_name": User.name_sort,

@@ -54,7 +54,7 @@ async def list_users(
             description="Sort key; '-' for descending. Names sort in Vietnamese order: "
             "`display_name` by the full name, `given_name` by the last word first, then the rest."
         ),
-    ] = "display_name",
+    ] = UserSort.display_name,
 ) -> Page[UserOut]:
     """List users with their devices, extensions, minutes and switches."""
     users_page, total = await service.list_users(

@@ -111,7 +111,7 @@ def unique_ref() -> str:
 
 def test_list_create_and_update_users(client: Any) -> None:
     from antring_client.api.users import create_user, list_users, update_user
-    from antring_client.models import DeviceKind, ListUsersSort, UserCreate, UserUpdate
+    from antring_client.models import DeviceKind, UserCreate, UserSort, UserUpdate
 
     ref = unique_ref()
     created = create_user.sync_detailed(
@@ -124,7 +124,7 @@ def test_list_create_and_update_users(client: Any) -> None:
     assert user.limit_minutes is None
     assert [device.kind for device in user.devices] == [DeviceKind.WEB]
 
-    newest_first = ListUsersSort("-created_at")
+    newest_first = UserSort("-created_at")
     page = list_users.sync_detailed(client=client, search="Nguyễn Thị Lan", sort=newest_first)
     assert page.status_code == HTTPStatus.OK, page.content
     assert user.id in [listed.id for listed in page.parsed.items]
