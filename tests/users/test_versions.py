@@ -6,6 +6,7 @@ resource's ETag."""
 import httpx
 
 from tests.helpers.api import TenantKeys, add_device, assert_problem, create_user
+from tests.helpers.imports import csv_file, post_import
 
 
 def _if_match(headers: dict[str, str], version: int) -> dict[str, str]:
@@ -148,3 +149,22 @@ async def test_every_201_of_a_versioned_resource_carries_its_etag(
     assert tenant_created.status_code == 201
     one = await client.get(tenant_created.headers["location"], headers=platform)
     assert tenant_created.headers["etag"] == one.headers["etag"]
+
+
+async def test_an_import_raises_the_quota_version_only_when_it_changes_the_limit(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    created = await post_import(client, tenant.admin, csv_file("Lê Lan,,emp-1,,,600,true,false"))
+    user_id = created.json()["rows"][0]["user_id"]
+    quota_url = f"/v1/users/{user_id}/quota"
+    first = (await client.get(quota_url, headers=tenant.admin)).headers["etag"]
+
+    switched = await post_import(client, tenant.admin, csv_file("Lê Lan,,emp-1,,,600,false,true"))
+    assert switched.json()["updated"] == 1
+    assert (await client.get(quota_url, headers=tenant.admin)).headers["etag"] == first
+
+    limited = await post_import(client, tenant.admin, csv_file("Lê Lan,,emp-1,,,300,false,true"))
+    assert limited.json()["updated"] == 1
+    quota = await client.get(quota_url, headers=tenant.admin)
+    assert quota.headers["etag"] != first
+    assert quota.json()["limit_minutes"] == 300
