@@ -50,6 +50,7 @@ from app.request_limits import HeaderSizeLimit
 from app.routing import concrete_paths_first
 from app.settings import Settings, get_settings
 from app.tenancy.router import router as tenants_router
+from app.users.parts_router import router as user_parts_router
 from app.users.router import router as users_router
 from app.users.router import toggles_router
 from app.webhooks.bus import EventBus
@@ -120,8 +121,16 @@ CORS_REQUEST_HEADERS = [
     "If-Match",
     "Idempotency-Key",
     "X-Request-ID",
+    "Prefer",
 ]
-CORS_EXPOSED_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-ID"]
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "Retry-After",
+    "X-Request-ID",
+    "Idempotent-Replayed",
+    "Preference-Applied",
+]
 
 # Net allocations between two collections of the garbage collector's youngest generation
 # while the app serves (Python's default is 700).
@@ -288,6 +297,7 @@ def create_app(
         imports_router,
         users_router,
         toggles_router,
+        user_parts_router,
         devices_router,
         device_registrations_router,
         extensions_router,

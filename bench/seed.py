@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from app.crypto import PasswordCipher, generate_password, ha1_md5, ha1_sha256
 from app.db.engine import create_engine
 from app.devices.models import Device, DeviceKind
+from app.devices.service import name_columns as device_name_columns
 from app.dialing import shadows_emergency
 from app.extensions.models import Extension
+from app.names import name_columns
 from app.quotas.models import CallRecord, MonthlyUsage
 from app.settings import Settings
 from app.tenants.models import Tenant
@@ -140,11 +142,13 @@ async def seed_users(
                 name, password = username(index), generate_password()
                 limit = LIMIT_MINUTES if index % LIMITED_EVERY == 0 else None
                 limited += limit is not None
+                display_name = f"Bench Agent {index:05d}"
                 users.append(
                     {
                         "id": user_id,
                         "tenant_id": tenant_id,
-                        "display_name": f"Bench Agent {index:05d}",
+                        "display_name": display_name,
+                        **name_columns(display_name, None),
                         "auto_answer": index % AUTO_ANSWER_EVERY == 0,
                         "limit_minutes": limit,
                     }
@@ -154,8 +158,7 @@ async def seed_users(
                         "id": device_id,
                         "tenant_id": tenant_id,
                         "user_id": user_id,
-                        "name": name,
-                        "name_key": name.lower(),
+                        **device_name_columns(name),
                         "kind": DeviceKind.web,
                         "password_encrypted": cipher.encrypt(password),
                         "ha1": ha1_md5(name, realm, password),

@@ -1,7 +1,9 @@
 """Alembic environment: runs migrations over the service's own async engine."""
 
 import asyncio
+from collections.abc import Callable
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -22,12 +24,24 @@ def _settings() -> Settings:
     return Settings(database_url=url) if url else Settings()
 
 
+def _for_dialect(name: str) -> Callable[..., bool]:
+    """Leaves out of the comparison what the models make on another backend only (the
+    PostgreSQL trigram indexes: `Index(...).ddl_if(dialect="postgresql")`)."""
+
+    def include(obj: Any, _name: Any, _type: str, _reflected: bool, _compare_to: Any) -> bool:
+        only = getattr(obj, "_ddl_if", None)
+        return only is None or only.dialect is None or only.dialect == name
+
+    return include
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=_for_dialect(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,17 +1,23 @@
 """The migrations make the schema the models describe, and undo it, on both backends."""
 
 import asyncio
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.cli import alembic_config
+from app.db.base import UTCDateTime
 from app.models import Base
+from app.names import name_columns, search_words
 
 
 async def _admin(url: str, *statements: str) -> None:
@@ -73,3 +79,117 @@ def test_upgrade_check_downgrade_upgrade(scratch_url: str) -> None:
     command.upgrade(config, "head")
     command.check(config)
     assert _tables(scratch_url) - {"alembic_version"} == set(Base.metadata.tables)
+
+
+def _columns(*names: str) -> list[Any]:
+    typed = {"id": sa.Uuid(), "tenant_id": sa.Uuid(), "user_id": sa.Uuid()}
+    typed |= {
+        "created_at": UTCDateTime(),
+        "updated_at": UTCDateTime(),
+        "emergency_numbers": sa.JSON(),
+    }
+    return [sa.column(name, typed.get(name)) for name in names]
+
+
+def test_names_stored_before_are_searched_and_sorted_once_migrated(scratch_url: str) -> None:
+    """The migration that brings search words and sort keys fills them for the users and
+    devices already stored, as the service makes them for new ones."""
+    config = _config(scratch_url)
+    command.upgrade(config, "0fe5df5003f8")
+    tenant_id, user_id, device_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    tenant = sa.table(
+        "tenant",
+        *_columns("id", "name", "sip_domain", "timezone", "emergency_numbers"),
+        *_columns("billing_increment_seconds", "created_at", "updated_at"),
+    )
+    user = sa.table(
+        "user_account",
+        *_columns("id", "tenant_id", "display_name", "email", "enabled", "outbound_allowed"),
+        *_columns("auto_answer", "created_at", "updated_at"),
+    )
+    device = sa.table(
+        "device",
+        *_columns("id", "tenant_id", "user_id", "name", "name_key", "kind", "enabled"),
+        *_columns("password_encrypted", "ha1", "ha1_sha256", "created_at", "updated_at"),
+    )
+
+    async def run(statements: list[Any]) -> list[Any]:
+        engine = create_async_engine(scratch_url)
+        try:
+            async with engine.begin() as conn:
+                return [await conn.execute(statement) for statement in statements]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(
+        run(
+            [
+                tenant.insert().values(
+                    id=tenant_id,
+                    name="Acme",
+                    sip_domain="acme.sip.test",
+                    timezone="Asia/Ho_Chi_Minh",
+                    emergency_numbers=["113"],
+                    billing_increment_seconds=60,
+                    created_at=now,
+                    updated_at=now,
+                ),
+                user.insert().values(
+                    id=user_id,
+                    tenant_id=tenant_id,
+                    display_name="Đặng Thị Huỳnh",
+                    email="huynh@acme.vn",
+                    enabled=True,
+                    outbound_allowed=True,
+                    auto_answer=False,
+                    created_at=now,
+                    updated_at=now,
+                ),
+                device.insert().values(
+                    id=device_id,
+                    tenant_id=tenant_id,
+                    user_id=user_id,
+                    name="Desk-2.phone",
+                    name_key="desk-2.phone",
+                    kind="web",
+                    enabled=True,
+                    password_encrypted="x",
+                    ha1="x",
+                    ha1_sha256="x",
+                    created_at=now,
+                    updated_at=now,
+                ),
+            ]
+        )
+    )
+
+    command.upgrade(config, "head")
+
+    async def read() -> tuple[Any, Any]:
+        engine = create_async_engine(scratch_url)
+        try:
+            async with engine.connect() as conn:
+                users = await conn.execute(
+                    text(
+                        "SELECT search_key, name_sort, given_name_sort, quota_version "
+                        "FROM user_account"
+                    )
+                )
+                stored_user = users.one()
+                devices = await conn.execute(text("SELECT search_key FROM device"))
+                return stored_user, devices.one()
+        finally:
+            await engine.dispose()
+
+    stored_user, stored_device = asyncio.run(read())
+    expected = name_columns("Đặng Thị Huỳnh", "huynh@acme.vn")
+    assert (
+        stored_user.search_key
+        == expected["search_key"]
+        == " dang thi huynh huynh@acme.vn acme.vn vn"
+    )
+    assert bytes(stored_user.name_sort) == expected["name_sort"]
+    assert bytes(stored_user.given_name_sort) == expected["given_name_sort"]
+    assert stored_user.quota_version == 1
+    assert stored_device.search_key == search_words(["Desk-2.phone"])

@@ -8,6 +8,7 @@ from fastapi import Depends
 from app.auth.deps import EditAccess, ReadAccess
 from app.deps import IfMatch, SessionDep
 from app.devices import service as devices
+from app.devices.schemas import DeviceOut
 from app.devices.service import TenantDevice
 from app.etags import require_match
 
@@ -35,7 +36,14 @@ async def _changed_device(
     current = await devices.require_device(
         session, tenant_id=scope.tenant_id, device_id=device_id, for_update=True
     )
-    require_match(if_match, current.device.version)
+
+    async def shown() -> DeviceOut:
+        [device] = await devices.device_views(
+            session, tenant_id=current.tenant.id, devices=[current.device]
+        )
+        return device
+
+    await require_match(if_match, current.device.version, current=shown)
     return current
 
 

@@ -1,42 +1,34 @@
+"""A user's SIP accounts as they are read: a user's list, one device, its settings. Their writes
+answer the user's row too, so they are the Users aggregate's (app/users/parts_router.py)."""
+
 from typing import Annotated
 
-from fastapi import Query, Response, status
+from fastapi import Query, Response
 
-from app.auth.deps import IdempotencyDep, ReadAccess, require_role
+from app.auth.deps import ReadAccess, require_role
 from app.auth.models import Role
 from app.deps import CipherDep, SessionDep, SettingsDep
 from app.devices import service
-from app.devices.deps import ChangedDevice, ReadDevice
+from app.devices.deps import ReadDevice
 from app.devices.exceptions import (
-    DeviceNameTaken,
     DeviceNotFound,
-    MacAddressTaken,
 )
 from app.devices.schemas import (
     ConfigReveal,
     DeviceConfig,
-    DeviceCreate,
-    DeviceCreated,
     DeviceOut,
-    DeviceUpdate,
-    PasswordRotate,
-    PasswordRotated,
 )
 from app.errors import (
-    CREATED,
     VERSIONED,
     Forbidden,
-    InvalidInput,
-    PreconditionFailed,
     Unauthorized,
     responses,
 )
 from app.etags import set_etag
-from app.idempotency.service import create_once
 from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
-from app.user_record.deps import EditUser, ReadUser
+from app.user_record.deps import ReadUser
 from app.user_record.exceptions import UserNotFound
 
 router = api_router(tags=["devices"], responses=responses(Unauthorized, Forbidden, TenantNotFound))
@@ -53,33 +45,6 @@ async def list_devices(session: SessionDep, current: ReadUser, page: PageDep) ->
     return Page.slice(devices, page)
 
 
-@router.post(
-    "/v1/users/{user_id}/devices",
-    status_code=status.HTTP_201_CREATED,
-    response_model=DeviceCreated,
-    responses=responses(UserNotFound, DeviceNameTaken, MacAddressTaken, InvalidInput, CREATED),
-)
-async def create_device(
-    body: DeviceCreate,
-    session: SessionDep,
-    cipher: CipherDep,
-    current: EditUser,
-    once: IdempotencyDep,
-) -> Response:
-    """Add a SIP account for one more device of a user."""
-
-    async def create() -> tuple[DeviceCreated, str]:
-        device, password = await service.add_device(
-            session, cipher, tenant=current.tenant, user_id=current.user.id, data=body
-        )
-        shown = DeviceCreated(
-            **DeviceOut.of(device, contact_count=0).model_dump(), password=password
-        )
-        return shown, f"/v1/devices/{device.id}"
-
-    return await create_once(session, cipher, once=once, create=create)
-
-
 @router.get(
     "/v1/devices/{device_id}",
     response_model=DeviceOut,
@@ -92,43 +57,6 @@ async def get_device(session: SessionDep, current: ReadDevice, response: Respons
         session, tenant_id=current.tenant.id, devices=[current.device]
     )
     return shown
-
-
-@router.patch(
-    "/v1/devices/{device_id}",
-    response_model=DeviceOut,
-    responses=responses(
-        DeviceNotFound,
-        DeviceNameTaken,
-        MacAddressTaken,
-        InvalidInput,
-        PreconditionFailed,
-        VERSIONED,
-    ),
-)
-async def update_device(
-    body: DeviceUpdate,
-    session: SessionDep,
-    cipher: CipherDep,
-    current: ChangedDevice,
-    response: Response,
-) -> DeviceOut:
-    """Rename, change the kind of, enable or disable a SIP account, or set its phone's MAC."""
-    device = await service.update_device(session, cipher, current=current, data=body)
-    set_etag(response, device.version)
-    [shown] = await service.device_views(session, tenant_id=current.tenant.id, devices=[device])
-    return shown
-
-
-@router.delete(
-    "/v1/devices/{device_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=responses(DeviceNotFound, PreconditionFailed),
-)
-async def delete_device(session: SessionDep, current: ChangedDevice) -> None:
-    """Delete a SIP account."""
-    await service.delete_device(session, current=current)
 
 
 @router.get(
@@ -159,18 +87,3 @@ async def get_device_config(
     return await service.show_device_config(
         session, cipher, settings, current=current, reveal_password=reveal is not None
     )
-
-
-@router.post(
-    "/v1/devices/{device_id}/password",
-    response_model=PasswordRotated,
-    responses=responses(DeviceNotFound, InvalidInput, PreconditionFailed),
-)
-async def rotate_device_password(
-    body: PasswordRotate, session: SessionDep, cipher: CipherDep, current: ChangedDevice
-) -> PasswordRotated:
-    """Set a new password (generated unless given); it is returned once."""
-    device, password = await service.rotate_password(
-        session, cipher, current=current, password=body.password
-    )
-    return PasswordRotated(device_id=device.id, password=password)

@@ -2,17 +2,21 @@ import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StrictBool,
     StringConstraints,
+    TypeAdapter,
 )
 from pydantic.config import JsonDict
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from app.devices.models import Device, DeviceKind, PhoneModel
 from app.errors import Code
@@ -110,14 +114,57 @@ PHONE_FIELDS_RULE: JsonDict = {
 }
 
 
+class _NewDevice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: DeviceName
+    password: DevicePassword | None = None
+
+
+class WebDeviceCreate(_NewDevice):
+    """A browser's SIP account (SIP over WebSocket)."""
+
+    kind: Literal[DeviceKind.web]
+
+
+class SoftphoneCreate(_NewDevice):
+    """A desktop or mobile softphone's SIP account."""
+
+    kind: Literal[DeviceKind.softphone]
+
+
+class IpPhoneCreate(_NewDevice):
+    """An IP phone's SIP account: the only kind with a MAC address and a phone model."""
+
+    kind: Literal[DeviceKind.ip_phone]
+    mac: MacAddress | None = None
+    model: PhoneModelField | None = None
+
+
+# What the document says a new device is: one of the three, told apart by `kind`.
+_BY_KIND = TypeAdapter(
+    Annotated[WebDeviceCreate | SoftphoneCreate | IpPhoneCreate, Field(discriminator="kind")]
+)
+
+
 class DeviceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=PHONE_FIELDS_RULE)
+    """A new device. The document describes it by kind (only an ip_phone has `mac` and
+    `model`); the service reads it as one object, so that a refusal names the field and its
+    rule (body.mac: only an ip_phone has a mac)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: DeviceName
     kind: DeviceKind = Field(examples=["ip_phone"])
     password: DevicePassword | None = None
     mac: MacAddress | None = None
     model: PhoneModelField | None = None
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(_BY_KIND.core_schema)
 
 
 class DeviceUpdate(PatchModel):
@@ -162,8 +209,19 @@ class _DeviceView(BaseModel):
         return cls(**shown, registered=contact_count > 0, contact_count=contact_count)
 
 
+DeviceVersion = Annotated[
+    int,
+    Field(
+        examples=[1],
+        description='The device\'s version: its ETag (`"1"`), to send as If-Match with a '
+        "change or deletion of the device.",
+    ),
+]
+
+
 class DeviceOut(_DeviceView):
     id: uuid.UUID
+    version: DeviceVersion
     user_id: uuid.UUID
     name: str
     kind: DeviceKind
@@ -180,6 +238,7 @@ class DeviceSummary(_DeviceView):
     """A device as the Users table shows it."""
 
     id: uuid.UUID
+    version: DeviceVersion
     name: str
     kind: DeviceKind
     enabled: bool

@@ -32,6 +32,7 @@ from app.devices.schemas import (
     WebConfig,
 )
 from app.errors import Code, InvalidInput
+from app.names import search_words
 from app.outbox import record as outbox
 from app.settings import Settings
 from app.tenants.models import Tenant
@@ -162,6 +163,12 @@ def default_device_name(display_name: str) -> str:
     return f"{slug}-{secrets.token_hex(3)}"
 
 
+def name_columns(name: str) -> dict[str, str]:
+    """A device's name and what it decides: the key it is unique by (any case) and the words a
+    search finds its user by; one place for a new device and a renamed one."""
+    return {"name": name, "name_key": name.lower(), "search_key": search_words([name])}
+
+
 def check_new_device(data: DeviceCreate) -> None:
     """The rules a new device meets beyond its schema: a chosen password's, a phone's fields.
     `new_device` checks them; the import checks them also where it makes no device (a dry
@@ -198,8 +205,7 @@ def new_device(
         "id": device_id,
         "tenant_id": tenant.id,
         "user_id": user_id,
-        "name": data.name,
-        "name_key": data.name.lower(),
+        **name_columns(data.name),
         "kind": data.kind,
         "enabled": True,
         "mac": data.mac,
@@ -275,8 +281,8 @@ async def update_device(
         password = cipher.decrypt(device.password_encrypted)
         if changes["name"].lower() in password.lower():
             raise InvalidInput("body.name", Code.password_contains_new_name)
-        device.name = changes["name"]
-        device.name_key = device.name.lower()
+        for column, value in name_columns(changes["name"]).items():
+            setattr(device, column, value)
         _set_password(device, cipher, password=password, realm=current.tenant.sip_domain)
     if "kind" in changes:
         device.kind = changes["kind"]

@@ -10,7 +10,15 @@ alone and this package stays below app.db."""
 from app.errors.catalogue import DEFAULT_LANGUAGE, LANGUAGES, negotiate
 from app.errors.codes import Code
 from app.errors.messages import DUPLICATE_KEY, field_problem, field_rule
-from app.errors.openapi import CREATED, VERSIONED, ResponseHeaders, problem_openapi, responses
+from app.errors.openapi import (
+    CREATED,
+    CREATED_VERSIONED,
+    VERSIONED,
+    ResponseHeaders,
+    Stale,
+    problem_openapi,
+    responses,
+)
 from app.errors.problems import error_response, field_error, problem_of, problem_response
 from app.errors.types import (
     PROBLEM_MEDIA_TYPE,
@@ -32,6 +40,7 @@ from app.errors.types import (
 
 __all__ = [
     "CREATED",
+    "CREATED_VERSIONED",
     "DEFAULT_LANGUAGE",
     "DUPLICATE_KEY",
     "LANGUAGES",
@@ -49,6 +58,7 @@ __all__ = [
     "Problem",
     "ResponseHeaders",
     "ServiceUnavailable",
+    "Stale",
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",

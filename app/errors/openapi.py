@@ -2,14 +2,23 @@
 may answer, problem+json as their body, and the links between operations."""
 
 from dataclasses import dataclass
+from functools import cache
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel, Field, create_model
 
 from app.errors.catalogue import DEFAULT_LANGUAGE, LANGUAGES, title
 from app.errors.codes import Code
-from app.errors.types import PROBLEM_MEDIA_TYPE, AppError, FieldError, Problem, problem_types
+from app.errors.types import (
+    PROBLEM_MEDIA_TYPE,
+    AppError,
+    FieldError,
+    PreconditionFailed,
+    Problem,
+    problem_types,
+)
 
 
 @dataclass(frozen=True)
@@ -25,12 +34,54 @@ CREATED = ResponseHeaders(201, {"Location": "Where the new resource can be read.
 VERSIONED = ResponseHeaders(
     200, {"ETag": "The resource's version: send it as If-Match with a change."}
 )
+CREATED_VERSIONED = ResponseHeaders(
+    201,
+    {
+        "Location": "Where the new resource can be read.",
+        "ETag": "The new resource's version: send it as If-Match with a change.",
+    },
+)
 
 
-def responses(*items: type[AppError] | ResponseHeaders) -> dict[int | str, dict[str, Any]]:
+@dataclass(frozen=True)
+class Stale:
+    """A change sent with a stale If-Match: 412, with the ETag now and the resource as it is
+    now (`current`, of this schema)."""
+
+    shown: type[BaseModel]
+
+
+@cache
+def _stale_problem(shown: type[BaseModel]) -> type[Problem]:
+    model: type[Problem] = create_model(
+        f"PreconditionFailed{shown.__name__}",
+        __base__=Problem,
+        current=(
+            shown,
+            Field(description="The resource as it is now; its ETag is in the ETag header."),
+        ),
+    )
+    return model
+
+
+def responses(
+    *items: type[AppError] | ResponseHeaders | Stale,
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for a route, from the errors it can raise and the headers it sends."""
     out: dict[int | str, dict[str, Any]] = {}
     for item in items:
+        if isinstance(item, Stale):
+            out[PreconditionFailed.status_code] = {
+                "model": _stale_problem(item.shown),
+                "description": title(PreconditionFailed.code, DEFAULT_LANGUAGE),
+                "headers": {
+                    "ETag": {
+                        "description": "The resource's version now.",
+                        "schema": {"type": "string"},
+                    }
+                },
+            }
+            continue
         if isinstance(item, ResponseHeaders):
             entry = out.setdefault(item.status, {})
             entry["headers"] = {
@@ -165,7 +216,10 @@ def problem_openapi(app: FastAPI, *, links: Producers | None = None) -> None:
                 for status, response in answers.items():
                     own_body = path.startswith("/health") and status == "503"
                     if status.startswith(("4", "5")) and not own_body:
-                        response["content"] = {PROBLEM_MEDIA_TYPE: problem}
+                        # A 412's problem shows the route's own resource (`current`).
+                        own = response.get("content", {}).get("application/json", problem)
+                        body = own if status == "412" else problem
+                        response["content"] = {PROBLEM_MEDIA_TYPE: body}
                         response["description"] = response.get("description") or (
                             HTTPStatus(int(status)).phrase
                         )

@@ -14,6 +14,7 @@ from app.errors.types import (
     AppError,
     FieldError,
     FieldProblem,
+    PreconditionFailed,
     Problem,
     problem_type,
 )
@@ -63,7 +64,7 @@ def render_problem(
 def problem_of(exc: AppError, language: str) -> Problem:
     """The problem a domain failure is, whether it is answered or listed in an answer (a batch's
     refused items)."""
-    return render_problem(
+    problem = render_problem(
         exc.status_code,
         exc.code,
         language=language,
@@ -71,6 +72,9 @@ def problem_of(exc: AppError, language: str) -> Problem:
         params=exc.params,
         errors=exc.errors,
     )
+    if isinstance(exc, PreconditionFailed):
+        problem.current = exc.current
+    return problem
 
 
 def problem_json(

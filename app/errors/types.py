@@ -85,6 +85,11 @@ class Problem(BaseModel):
         description="The request's id (X-Request-ID), to quote when asking about it.",
         examples=["a84b4c76e66710@pc33"],
     )
+    current: dict[str, Any] | None = Field(
+        default=None,
+        description="On a 412: the resource as it is now (its ETag in the ETag header), so a "
+        "form can show what changed and send its change again with that ETag.",
+    )
 
 
 class AppError(Exception):
@@ -156,8 +161,21 @@ class UnsupportedMediaType(AppError):
 
 
 class PreconditionFailed(AppError):
+    """A change sent with a stale If-Match: answered with the ETag now (the param `etag`) and,
+    when the route can show it, the resource as it is now (`current`)."""
+
     status_code = 412
     code = "precondition-failed"
+
+    def __init__(
+        self, rule: Code | None = None, /, *, current: dict[str, Any] | None = None, **params: Any
+    ) -> None:
+        super().__init__(rule, **params)
+        self.current = current
+
+    def response_headers(self) -> dict[str, str] | None:
+        etag = self.params.get("etag")
+        return {"ETag": etag} if isinstance(etag, str) else None
 
 
 class TooManyRequests(AppError):

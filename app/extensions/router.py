@@ -1,23 +1,24 @@
+"""Extensions as they are read: a user's, the free ones, who holds one. A user's extension
+added or taken away answers the user's row too (app/users/parts_router.py)."""
+
 from typing import Annotated
 
-from fastapi import Path, Query, Response, status
+from fastapi import Path, Query
 
-from app.auth.deps import IdempotencyDep, ReadAccess, ReadTenant
-from app.deps import CipherDep, SessionDep
-from app.errors import CREATED, Forbidden, InvalidInput, Unauthorized, responses
+from app.auth.deps import ReadAccess, ReadTenant
+from app.deps import SessionDep
+from app.errors import Forbidden, Unauthorized, responses
 from app.extensions import service
-from app.extensions.exceptions import ExtensionNotFound, ExtensionTaken
+from app.extensions.exceptions import ExtensionNotFound
 from app.extensions.schemas import (
     AvailableExtensions,
-    ExtensionCreate,
     ExtensionHolder,
     ExtensionOut,
 )
-from app.idempotency.service import create_once
 from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
-from app.user_record.deps import EditUser, ReadUser
+from app.user_record.deps import ReadUser
 from app.user_record.exceptions import UserNotFound
 
 router = api_router(
@@ -40,43 +41,6 @@ async def list_user_extensions(
         session, tenant_id=current.tenant.id, user_id=current.user.id
     )
     return Page.slice([ExtensionOut.model_validate(e) for e in extensions], page)
-
-
-@router.post(
-    "/v1/users/{user_id}/extensions",
-    status_code=status.HTTP_201_CREATED,
-    response_model=ExtensionOut,
-    responses=responses(UserNotFound, ExtensionTaken, InvalidInput, CREATED),
-)
-async def add_user_extension(
-    body: ExtensionCreate,
-    session: SessionDep,
-    cipher: CipherDep,
-    current: EditUser,
-    once: IdempotencyDep,
-) -> Response:
-    """Give a user an extension (2 to 4 digits, unique in the company)."""
-
-    async def create() -> tuple[ExtensionOut, str]:
-        extension = await service.add_extension(
-            session, tenant=current.tenant, user_id=current.user.id, number=body.number
-        )
-        return ExtensionOut.model_validate(extension), f"/v1/extensions/{extension.number}"
-
-    return await create_once(session, cipher, once=once, create=create)
-
-
-@router.delete(
-    "/v1/users/{user_id}/extensions/{number}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=responses(UserNotFound, ExtensionNotFound),
-)
-async def remove_user_extension(number: NumberPath, session: SessionDep, current: EditUser) -> None:
-    """Take an extension away from a user."""
-    await service.remove_extension(
-        session, tenant_id=current.tenant.id, user_id=current.user.id, number=number
-    )
 
 
 @router.get("/v1/extensions/available", response_model=AvailableExtensions)

@@ -21,6 +21,7 @@ from app.crypto import PasswordCipher
 from app.db.session import Database
 from app.db.sql import dialect_insert
 from app.errors import Code, InvalidInput
+from app.etags import etag
 from app.idempotency.models import IdempotencyKey
 
 KEY_LIFETIME = timedelta(days=1)
@@ -43,11 +44,15 @@ def request_hash(method: str, path: str, tenant: str, body: bytes) -> str:
     ).hexdigest()
 
 
-def created(model: BaseModel, location: str) -> JSONResponse:
-    """A 201 answer with the new resource and where it lives."""
-    return JSONResponse(
-        model.model_dump(mode="json"), status_code=201, headers={"Location": location}
-    )
+def _created(body: dict[str, Any], location: str, *, replayed: bool = False) -> JSONResponse:
+    """A 201 answer with the new resource, where it lives and, when it shows its version, its
+    ETag (a replay: as it was made)."""
+    headers = {"Location": location}
+    if isinstance(body.get("version"), int):
+        headers["ETag"] = etag(body["version"])
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=201, headers=headers)
 
 
 async def create_once(
@@ -60,7 +65,8 @@ async def create_once(
     """`create()` returns the new resource and its location; with a key, at most once."""
     owner_key_id, key, fingerprint = once.owner_key_id, once.key, once.fingerprint
     if key is None:
-        return created(*await create())
+        model, location = await create()
+        return _created(model.model_dump(mode="json"), location)
     now = utcnow()
     scope = (IdempotencyKey.owner_key_id == owner_key_id, IdempotencyKey.key == key)
     await session.execute(delete(IdempotencyKey).where(*scope, IdempotencyKey.expires_at <= now))
@@ -86,7 +92,7 @@ async def create_once(
         .where(IdempotencyKey.id == claimed)
         .values(status_code=201, response=cipher.encrypt(json.dumps(body)), location=location)
     )
-    return JSONResponse(body, status_code=201, headers={"Location": location})
+    return _created(body, location)
 
 
 async def _replay(
@@ -98,11 +104,11 @@ async def _replay(
         raise InvalidInput(FIELD, Code.idempotency_key_in_use)
     if stored.request_hash != fingerprint:
         raise InvalidInput(FIELD, Code.idempotency_key_reused)
-    headers = {"Location": stored.location} if stored.location else None
+    body = json.loads(cipher.decrypt(stored.response))
+    if stored.status_code == 201 and stored.location:
+        return _created(body, stored.location, replayed=True)
     return JSONResponse(
-        json.loads(cipher.decrypt(stored.response)),
-        status_code=stored.status_code,
-        headers={**(headers or {}), "Idempotent-Replayed": "true"},
+        body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
     )
 
 

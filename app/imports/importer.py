@@ -491,6 +491,7 @@ class _Importer:
             user_id=stored.id,
             before={name: getattr(stored, name) for name in user_record.SHOWN},
             given=row.user,
+            quota_version=stored.quota_version,
         )
         if values:
             writes.user_updates.setdefault(frozenset(values), []).append(

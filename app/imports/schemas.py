@@ -1,6 +1,7 @@
 import uuid
 from datetime import datetime
-from typing import Any, Literal, Self
+from enum import StrEnum
+from typing import Any, Self
 
 from pydantic import BaseModel, Field
 
@@ -35,9 +36,17 @@ class ImportProblem(BaseModel):
     )
 
 
+class ImportAction(StrEnum):
+    """What an import did with a row's user."""
+
+    create = "create"
+    update = "update"
+    unchanged = "unchanged"
+
+
 class ImportedRow(BaseModel):
     row: int = Field(examples=[2])
-    action: Literal["create", "update", "unchanged"]
+    action: ImportAction
     external_ref: str | None = Field(examples=["emp-0042"])
     user_id: uuid.UUID | None = Field(description="null for a dry run's new users.")
 

@@ -1,14 +1,17 @@
+"""A user's minutes as they are read: the quota, its history, the calls. Setting the limit
+answers the user's row too (app/users/parts_router.py)."""
+
 from fastapi import Response
 
 from app.deps import SessionDep
-from app.errors import VERSIONED, Forbidden, PreconditionFailed, Unauthorized, responses
+from app.errors import VERSIONED, Forbidden, Unauthorized, responses
 from app.etags import set_etag
 from app.pagination import Page, PageDep
 from app.quotas import service
-from app.quotas.schemas import CallOut, QuotaHistoryEntry, QuotaOut, QuotaUpdate
+from app.quotas.schemas import CallOut, QuotaHistoryEntry, QuotaOut
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
-from app.user_record.deps import ChangedUser, ReadUser
+from app.user_record.deps import ReadUser
 from app.user_record.exceptions import UserNotFound
 
 router = api_router(
@@ -20,24 +23,9 @@ router = api_router(
 @router.get("/quota", response_model=QuotaOut, tags=["quota"], responses=responses(VERSIONED))
 async def get_quota(session: SessionDep, current: ReadUser, response: Response) -> QuotaOut:
     """Show minutes used and allowed this month."""
-    # The ETag versions the limit (the user's settings), not the minutes used.
-    set_etag(response, current.user.version)
+    # The ETag versions the limit, not the minutes used.
+    set_etag(response, current.user.quota_version)
     return await service.get_quota(session, current=current)
-
-
-@router.put(
-    "/quota",
-    response_model=QuotaOut,
-    tags=["quota"],
-    responses=responses(PreconditionFailed, VERSIONED),
-)
-async def set_quota(
-    body: QuotaUpdate, session: SessionDep, current: ChangedUser, response: Response
-) -> QuotaOut:
-    """Set the monthly outbound minutes (null for unlimited)."""
-    quota = await service.set_limit(session, current=current, limit_minutes=body.limit_minutes)
-    set_etag(response, current.user.version)
-    return quota
 
 
 @router.get("/quota/history", response_model=Page[QuotaHistoryEntry], tags=["quota"])

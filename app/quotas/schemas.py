@@ -7,6 +7,10 @@ from app.user_record.schemas import LimitMinutes
 
 
 class QuotaOut(BaseModel):
+    version: int = Field(
+        examples=[1],
+        description="The quota's version, as its ETag: only a change of the limit raises it.",
+    )
     limit_minutes: int | None = Field(examples=[600], description="null: unlimited")
     used_seconds: int = Field(examples=[7440], description="Charged this month, after rounding.")
     used_minutes: int = Field(examples=[124], description="used_seconds in minutes, rounded up.")

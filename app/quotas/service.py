@@ -35,6 +35,7 @@ async def get_quota(session: AsyncSession, *, current: TenantUser) -> QuotaOut:
         session, user_id=user.id, period=period, now=at
     )
     return QuotaOut(
+        version=user.quota_version,
         limit_minutes=user.limit_minutes,
         used_seconds=used,
         used_minutes=used_minutes(used),

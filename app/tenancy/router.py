@@ -5,11 +5,11 @@ from fastapi import Response, status
 from app.auth.deps import IdempotencyDep, PlatformAdmin, PlatformRead
 from app.deps import CipherDep, SessionDep
 from app.errors import (
-    CREATED,
+    CREATED_VERSIONED,
     VERSIONED,
     Forbidden,
     InvalidInput,
-    PreconditionFailed,
+    Stale,
     Unauthorized,
     responses,
 )
@@ -32,7 +32,7 @@ router = api_router(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TenantOut,
-    responses=responses(SipDomainTaken, InvalidInput, CREATED),
+    responses=responses(SipDomainTaken, InvalidInput, CREATED_VERSIONED),
 )
 async def create_tenant(
     body: TenantCreate,
@@ -73,7 +73,7 @@ async def get_tenant(
     "/{tenant_id}",
     response_model=TenantOut,
     responses=responses(
-        TenantNotFound, SipDomainTaken, EmergencyNumberInUse, PreconditionFailed, VERSIONED
+        TenantNotFound, SipDomainTaken, EmergencyNumberInUse, Stale(TenantOut), VERSIONED
     ),
 )
 async def update_tenant(
@@ -93,7 +93,7 @@ async def update_tenant(
     "/{tenant_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(TenantNotFound, PreconditionFailed),
+    responses=responses(TenantNotFound, Stale(TenantOut)),
 )
 async def delete_tenant(session: SessionDep, tenant: PlatformTenant) -> None:
     """Delete a tenant with all its users, devices, extensions, usage and keys."""

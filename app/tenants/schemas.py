@@ -102,6 +102,10 @@ class TenantOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
+    version: int = Field(
+        examples=[1],
+        description="The tenant's version: its ETag, to send as If-Match with a change.",
+    )
     name: str
     sip_domain: str
     timezone: str

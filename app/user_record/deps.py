@@ -2,13 +2,17 @@
 Users routes and for those of the user's devices, extensions and quota."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.deps import EditAccess, ReadAccess
 from app.deps import IfMatch, SessionDep
 from app.etags import require_match
+from app.user_record.models import User
 from app.user_record.service import TenantUser, require_user
 
 
@@ -25,17 +29,25 @@ ReadUser = Annotated[TenantUser, Depends(_read_user)]
 EditUser = Annotated[TenantUser, Depends(_edit_user)]
 
 
-async def _changed_user(
-    user_id: uuid.UUID, session: SessionDep, scope: EditAccess, if_match: IfMatch = None
-) -> TenantUser:
-    # Locked as read: concurrent changes of one user go one after the other, each from what
-    # the one before it left (and a stale If-Match is told so, not overwritten).
-    current = await require_user(
-        session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True
-    )
-    require_match(if_match, current.user.version)
-    return current
+def changed_user(
+    version: Callable[[User], int],
+    shown: Callable[[AsyncSession, TenantUser], Awaitable[BaseModel]],
+) -> Callable[..., Awaitable[TenantUser]]:
+    """The dependency of a user (or of a part of it with a version of its own, the quota) that
+    an operator changes or deletes: still at the `version` `If-Match` names, if it names one; a
+    stale one is answered with the part as `shown` now."""
 
+    async def changed(
+        user_id: uuid.UUID, session: SessionDep, scope: EditAccess, if_match: IfMatch = None
+    ) -> TenantUser:
+        # Locked as read: concurrent changes of one user go one after the other, each from what
+        # the one before it left (and a stale If-Match is told so, not overwritten).
+        current = await require_user(
+            session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True
+        )
+        await require_match(
+            if_match, version(current.user), current=lambda: shown(session, current)
+        )
+        return current
 
-# A user an operator changes or deletes: still at the version `If-Match` names, if it names one.
-ChangedUser = Annotated[TenantUser, Depends(_changed_user)]
+    return changed

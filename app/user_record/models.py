@@ -1,6 +1,6 @@
 import uuid
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdMixin, TimestampMixin, VersionMixin
@@ -10,7 +10,19 @@ class User(IdMixin, TimestampMixin, VersionMixin, Base):
     """An agent of the call center."""
 
     __tablename__ = "user_account"
-    __table_args__ = (UniqueConstraint("tenant_id", "external_ref"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "external_ref"),
+        # The Users table's first page in either order is the start of an index.
+        Index("ix_user_account_tenant_id_name_sort", "tenant_id", "name_sort"),
+        Index("ix_user_account_tenant_id_given_name_sort", "tenant_id", "given_name_sort"),
+        # A search's `LIKE '% word%'` (SQLite scans the tenant's rows).
+        Index(
+            "ix_user_account_search_key_trgm",
+            "search_key",
+            postgresql_using="gin",
+            postgresql_ops={"search_key": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("tenant.id", ondelete="CASCADE"), index=True
@@ -22,3 +34,12 @@ class User(IdMixin, TimestampMixin, VersionMixin, Base):
     outbound_allowed: Mapped[bool] = mapped_column(default=True)
     auto_answer: Mapped[bool] = mapped_column(default=False)
     limit_minutes: Mapped[int | None]
+    # Raised with each change of `limit_minutes` alone: the quota's own ETag, which the
+    # user's other changes (a switch) leave as it is.
+    quota_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # What `app.names.name_columns` makes of display_name and email, kept with them: the
+    # words a search finds the user by, and the Vietnamese sort keys (full name; given name
+    # first).
+    search_key: Mapped[str] = mapped_column(Text)
+    name_sort: Mapped[bytes] = mapped_column(LargeBinary)
+    given_name_sort: Mapped[bytes] = mapped_column(LargeBinary)

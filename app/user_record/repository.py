@@ -41,6 +41,7 @@ class StoredUser(NamedTuple):
     outbound_allowed: bool
     auto_answer: bool
     limit_minutes: int | None
+    quota_version: int
 
 
 _STORED_COLUMNS = (
@@ -52,6 +53,7 @@ _STORED_COLUMNS = (
     User.outbound_allowed,
     User.auto_answer,
     User.limit_minutes,
+    User.quota_version,
 )
 
 

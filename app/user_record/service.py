@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.db.conflicts import flush_or_conflict
+from app.names import name_columns
 from app.outbox import record as outbox
 from app.schemas import PatchModel
 from app.tenants.models import Tenant
@@ -101,6 +102,7 @@ def new_user(*, tenant_id: uuid.UUID, data: UserCreate, at: datetime) -> NewUser
         "tenant_id": tenant_id,
         "enabled": True,
         **data.model_dump(),
+        **name_columns(data.display_name, data.email),
         "created_at": at,
         "updated_at": at,
     }
@@ -118,13 +120,22 @@ def user_update(
     user_id: uuid.UUID,
     before: dict[str, Any],
     given: dict[str, Any],
+    quota_version: int,
     type: str = "user.updated",
 ) -> tuple[dict[str, Any], outbox.Change]:
-    """What a change of a user sets (the given fields whose value differs from `before`, the
-    user's SHOWN fields as they are) and its event, for a single change and for the import
-    alike. Nothing to set: the event records nothing either."""
+    """What a change of a user sets and its event, for a single change and for the import
+    alike: the given fields whose value differs from `before` (the user's SHOWN fields as they
+    are), with what a new name or email decides (the search words, the sort keys), and a new
+    quota version when the limit changes (the user is at `quota_version`). Nothing to set: the
+    event records nothing either."""
     old, new = outbox.changes(before, {**before, **given})
-    return new, user_change(type, tenant_id=tenant_id, user_id=user_id, before=old, after=new)
+    values = dict(new)
+    if "display_name" in new or "email" in new:
+        after = {**before, **new}
+        values.update(name_columns(after["display_name"], after["email"]))
+    if "limit_minutes" in new:
+        values["quota_version"] = quota_version + 1
+    return values, user_change(type, tenant_id=tenant_id, user_id=user_id, before=old, after=new)
 
 
 async def add_user(session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCreate) -> User:
@@ -143,6 +154,7 @@ async def _change(session: AsyncSession, user: User, type: str, given: dict[str,
         user_id=user.id,
         before=outbox.snapshot(user, SHOWN),
         given=given,
+        quota_version=user.quota_version,
         type=type,
     )
     for field, value in values.items():

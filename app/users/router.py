@@ -5,11 +5,11 @@ from fastapi import Query, Response, status
 from app.auth.deps import EditTenant, IdempotencyDep, ReadTenant
 from app.deps import CipherDep, SessionDep
 from app.errors import (
-    CREATED,
+    CREATED_VERSIONED,
     VERSIONED,
     Forbidden,
     InvalidInput,
-    PreconditionFailed,
+    Stale,
     Unauthorized,
     responses,
 )
@@ -19,12 +19,13 @@ from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.schemas import SingleLine
 from app.tenants.exceptions import TenantNotFound
-from app.user_record.deps import ChangedUser, ReadUser
+from app.user_record.deps import ReadUser
 from app.user_record.exceptions import ExternalRefTaken, UserNotFound
 from app.user_record.schemas import UserCreate, UserUpdate
 from app.users import service
+from app.users.deps import ChangedToggles, ChangedUser
 from app.users.repository import UserSort
-from app.users.schemas import Toggles, TogglesUpdate, UserCreated, UserOut
+from app.users.schemas import Toggles, TogglesUpdate, TogglesWithUser, UserCreated, UserOut
 
 router = api_router(
     prefix="/v1/users", tags=["users"], responses=responses(Unauthorized, Forbidden, TenantNotFound)
@@ -41,11 +42,19 @@ async def list_users(
         Query(
             min_length=1,
             max_length=100,
-            description="Matches name, email, extension or device name (case-insensitive).",
+            description="Words, in any order, each the start of a word of the user's name or "
+            "email, of an extension or of a device's name; case, accents and đ/d make no "
+            "difference ('nguyen van' finds Nguyễn Văn An).",
         ),
         SingleLine,
     ] = None,
-    sort: Annotated[UserSort, Query(description="Sort key; '-' for descending.")] = "display_name",
+    sort: Annotated[
+        UserSort,
+        Query(
+            description="Sort key; '-' for descending. Names sort in Vietnamese order: "
+            "`display_name` by the full name, `given_name` by the last word first, then the rest."
+        ),
+    ] = UserSort.display_name,
 ) -> Page[UserOut]:
     """List users with their devices, extensions, minutes and switches."""
     users_page, total = await service.list_users(
@@ -58,7 +67,7 @@ async def list_users(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UserCreated,
-    responses=responses(ExternalRefTaken, InvalidInput, CREATED),
+    responses=responses(ExternalRefTaken, InvalidInput, CREATED_VERSIONED),
 )
 async def create_user(
     body: UserCreate,
@@ -86,7 +95,7 @@ async def get_user(session: SessionDep, current: ReadUser, response: Response) -
 @router.patch(
     "/{user_id}",
     response_model=UserOut,
-    responses=responses(UserNotFound, ExternalRefTaken, PreconditionFailed, VERSIONED),
+    responses=responses(UserNotFound, ExternalRefTaken, Stale(UserOut), VERSIONED),
 )
 async def update_user(
     body: UserUpdate, session: SessionDep, current: ChangedUser, response: Response
@@ -101,7 +110,7 @@ async def update_user(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(UserNotFound, PreconditionFailed),
+    responses=responses(UserNotFound, Stale(UserOut)),
 )
 async def delete_user(session: SessionDep, current: ChangedUser) -> None:
     """Delete a user with their devices and extensions."""
@@ -123,12 +132,13 @@ async def get_toggles(current: ReadUser, response: Response) -> Toggles:
 
 
 @toggles_router.patch(
-    "", response_model=Toggles, responses=responses(PreconditionFailed, VERSIONED)
+    "", response_model=TogglesWithUser, responses=responses(Stale(Toggles), VERSIONED)
 )
 async def update_toggles(
-    body: TogglesUpdate, session: SessionDep, current: ChangedUser, response: Response
-) -> Toggles:
+    body: TogglesUpdate, session: SessionDep, current: ChangedToggles, response: Response
+) -> TogglesWithUser:
     """Turn outbound calls or auto-answer on or off."""
     toggles = await service.update_toggles(session, user=current.user, data=body)
     set_etag(response, current.user.version)
-    return toggles
+    row = await service.get_user(session, current=current)
+    return TogglesWithUser(**toggles.model_dump(), user=row)

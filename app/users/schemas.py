@@ -3,7 +3,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, StrictBool
 
-from app.devices.schemas import DeviceSummary
+from app.devices.schemas import DeviceCreated, DeviceOut, DeviceSummary, PasswordRotated
+from app.extensions.schemas import ExtensionOut
+from app.quotas.schemas import QuotaOut
 from app.schemas import PatchModel
 
 
@@ -13,10 +15,20 @@ class MinutesSummary(BaseModel):
     period: str = Field(examples=["2026-11"])
     used_minutes: int = Field(examples=[125])
     limit_minutes: int | None = Field(examples=[600], description="null: unlimited")
+    version: int = Field(
+        examples=[1],
+        description='The quota\'s version: its ETag (`"1"`), to send as If-Match when setting '
+        "the limit. Only a change of the limit raises it.",
+    )
 
 
 class UserOut(BaseModel):
     id: uuid.UUID
+    version: int = Field(
+        examples=[3],
+        description='The user\'s version: its ETag (`"3"`), to send as If-Match with a change '
+        "of the user or its switches. Every change of the user raises it.",
+    )
     display_name: str
     email: str | None
     external_ref: str | None
@@ -49,3 +61,39 @@ class Toggles(BaseModel):
 class TogglesUpdate(PatchModel):
     outbound_allowed: StrictBool | None = None
     auto_answer: StrictBool | None = None
+
+
+_ROW = Field(
+    description="The user's row in the Users table as the change left it (its versions "
+    "included): what the console redraws, without reading the user again."
+)
+
+
+class UserRow(BaseModel):
+    """What a deletion from a user's row answers when asked (`Prefer: return=representation`)."""
+
+    user: UserOut = _ROW
+
+
+class DeviceCreatedWithUser(DeviceCreated):
+    user: UserOut = _ROW
+
+
+class DeviceWithUser(DeviceOut):
+    user: UserOut = _ROW
+
+
+class PasswordRotatedWithUser(PasswordRotated):
+    user: UserOut = _ROW
+
+
+class ExtensionWithUser(ExtensionOut):
+    user: UserOut = _ROW
+
+
+class QuotaWithUser(QuotaOut):
+    user: UserOut = _ROW
+
+
+class TogglesWithUser(Toggles):
+    user: UserOut = _ROW

@@ -60,6 +60,7 @@ async def _present(session: AsyncSession, *, tenant: Tenant, page: list[User]) -
     return [
         UserOut(
             id=user.id,
+            version=user.version,
             display_name=user.display_name,
             email=user.email,
             external_ref=user.external_ref,
@@ -73,6 +74,7 @@ async def _present(session: AsyncSession, *, tenant: Tenant, page: list[User]) -
                 period=period,
                 used_minutes=used_minutes(used.get(user.id, 0)),
                 limit_minutes=user.limit_minutes,
+                version=user.quota_version,
             ),
             created_at=user.created_at,
             updated_at=user.updated_at,
@@ -83,6 +85,12 @@ async def _present(session: AsyncSession, *, tenant: Tenant, page: list[User]) -
 
 async def get_user(session: AsyncSession, *, current: TenantUser) -> UserOut:
     return (await _present(session, tenant=current.tenant, page=[current.user]))[0]
+
+
+async def user_row(session: AsyncSession, *, tenant: Tenant, user_id: uuid.UUID) -> UserOut:
+    """The user's row as a change of its devices, extensions, switches or quota left it."""
+    current = await user_record.require_user(session, tenant_id=tenant.id, user_id=user_id)
+    return await get_user(session, current=current)
 
 
 async def create_user(

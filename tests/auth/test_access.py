@@ -455,7 +455,7 @@ async def test_lists_show_only_the_callers_tenant(
         searched = await client.get(
             "/v1/users", params={"search": theirs.device["name"]}, headers=headers
         )
-        assert searched.json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
+        assert (searched.json()["items"], searched.json()["total"]) == ([], 0)
         available = await client.get(
             "/v1/extensions/available", params={"limit": 100}, headers=headers
         )

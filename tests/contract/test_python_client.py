@@ -111,7 +111,7 @@ def unique_ref() -> str:
 
 def test_list_create_and_update_users(client: Any) -> None:
     from antring_client.api.users import create_user, list_users, update_user
-    from antring_client.models import DeviceKind, ListUsersSort, UserCreate, UserUpdate
+    from antring_client.models import DeviceKind, UserCreate, UserSort, UserUpdate
 
     ref = unique_ref()
     created = create_user.sync_detailed(
@@ -124,7 +124,7 @@ def test_list_create_and_update_users(client: Any) -> None:
     assert user.limit_minutes is None
     assert [device.kind for device in user.devices] == [DeviceKind.WEB]
 
-    newest_first = ListUsersSort("-created_at")
+    newest_first = UserSort("-created_at")
     page = list_users.sync_detailed(client=client, search="Nguyễn Thị Lan", sort=newest_first)
     assert page.status_code == HTTPStatus.OK, page.content
     assert user.id in [listed.id for listed in page.parsed.items]
@@ -193,7 +193,7 @@ def test_a_stale_etag_is_412(client: Any) -> None:
     """Optimistic concurrency: a change sent with the ETag it was based on goes through once;
     sent again with that ETag (or a made-up one) it answers 412 and changes nothing."""
     from antring_client.api.users import create_user, get_user, update_user
-    from antring_client.models import Problem, UserCreate, UserUpdate
+    from antring_client.models import PreconditionFailedUserOut, UserCreate, UserUpdate
 
     user = create_user.sync(client=client, body=UserCreate(display_name="Version 1"))
 
@@ -218,8 +218,11 @@ def test_a_stale_etag_is_412(client: Any) -> None:
             if_match=stale,
         )
         assert refused.status_code == HTTPStatus.PRECONDITION_FAILED, (stale, refused.content)
-        assert isinstance(refused.parsed, Problem)
+        # Typed: the user as it is now, and its ETag, to show and to send the change again.
+        assert isinstance(refused.parsed, PreconditionFailedUserOut)
         assert refused.parsed.status == HTTPStatus.PRECONDITION_FAILED
+        assert refused.parsed.current.display_name == "Version 2"
+        assert refused.headers.get("ETag") == new_etag
 
     after = get_user.sync_detailed(client=client, user_id=user.id)
     assert after.parsed.display_name == "Version 2"

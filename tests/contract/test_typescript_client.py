@@ -1,5 +1,6 @@
 """A TypeScript client builds on the document: openapi-typescript generates its types, and
-users.ts (list, create and update users) compiles against them under tsc --strict."""
+users.ts (list, create and update users) and devices.ts (a console's device form and table
+row) compile against them under tsc --strict."""
 
 import json
 from pathlib import Path
@@ -10,7 +11,7 @@ from .tools import run_tool
 
 pytestmark = pytest.mark.contract
 
-USAGE = Path(__file__).with_name("users.ts")
+USAGE = [Path(__file__).with_name(name) for name in ("users.ts", "devices.ts")]
 
 
 def test_users_ts_compiles_against_generated_types(
@@ -43,7 +44,7 @@ def test_users_ts_compiles_against_generated_types(
             "types": [],
             "paths": {"antring-api": [str(types)]},
         },
-        "files": [str(USAGE)],
+        "files": [str(path) for path in USAGE],
     }
     (tmp_path / "tsconfig.json").write_text(json.dumps(tsconfig, indent=2), encoding="utf-8")
     run_tool([node_bin / "tsc", "--project", tmp_path / "tsconfig.json", "--pretty", "false"])

@@ -410,7 +410,11 @@ async def test_rotation_to_a_chosen_password(
         headers=tenant.admin,
     )
 
-    assert response.json() == {"device_id": device["id"], "password": "Green8Valley31q"}
+    body = response.json()
+    assert (body["device_id"], body["password"]) == (device["id"], "Green8Valley31q")
+    # The row shows the device at its new version (a new password is a change of it).
+    [shown] = [d for d in body["user"]["devices"] if d["id"] == device["id"]]
+    assert shown["version"] == device["version"] + 1
     assert (await config(client, tenant, device["id"]))["ip_phone"]["password"] == "Green8Valley31q"
     row = await stored(db, device["id"])
     assert row.ha1 == md5_ha1("lan.desk", tenant.sip_domain, "Green8Valley31q")

