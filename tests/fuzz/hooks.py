@@ -53,6 +53,10 @@ NOT_IN_THE_SCHEMA = {
     "password-contains-new-name",
     # An extension that is one of the tenant's emergency numbers.
     "urn:antring:problem:extension-shadows-emergency",
+    # A cursor is opaque: only one a page of the same list gave is read, and it replaces the
+    # offset, so a request may not carry both.
+    "cursor-invalid",
+    "offset-with-cursor",
 }
 # The same, for one operation only: elsewhere the document states the rule.
 NOT_IN_THE_SCHEMA_OF = {
