@@ -113,10 +113,12 @@ class ProviderKeys:
         stale = now - self._read_at > self._cache_seconds
         known = kid in self._keys if kid is not None else len(self._keys) == 1
         if (stale or not known) and now - self._tried_at >= self._min_refresh_seconds:
-            reading = self._start_reading()
-            if not known:
-                await asyncio.shield(reading)
-            # else: stale, but the key is known; it is used while the keys are read again.
+            # Stale but known: the key is used while the keys are read again.
+            self._start_reading()
+        if not known and self._reading is not None and not self._reading.done():
+            # A reading under way, started by this request or another, may bring the key: the
+            # requests that arrive while it runs (the first ones after a start) wait for it too.
+            await asyncio.shield(self._reading)
         if kid is None:
             if len(self._keys) != 1 and self._unreadable:
                 raise ProviderUnavailable()

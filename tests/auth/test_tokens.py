@@ -64,15 +64,14 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdentityProvider]:
 
 
 def oidc_settings(url: str, idp: IdentityProvider, **overrides: Any) -> Any:
-    return make_settings(
-        url,
-        oidc_issuer=idp.issuer,
-        oidc_audience=idp.audience,
+    values = {
+        "oidc_issuer": idp.issuer,
+        "oidc_audience": idp.audience,
         # The tests make tokens expire and rotate keys within seconds.
-        oidc_leeway_seconds=0,
-        oidc_keys_min_refresh_seconds=0,
-        **overrides,
-    )
+        "oidc_leeway_seconds": 0,
+        "oidc_keys_min_refresh_seconds": 0,
+    }
+    return make_settings(url, **{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -476,6 +475,27 @@ async def test_keys_already_read_keep_working_while_the_provider_is_down(
                 own.start()
 
                 assert (await c.get("/v1/users", headers=bearer(unseen))).status_code == 200
+
+
+async def test_requests_that_arrive_while_the_keys_are_read_wait_for_them(
+    migrated_url: str, idp: IdentityProvider, platform: dict[str, str]
+) -> None:
+    """Just after a start, under load: every request with a good token waits for the one
+    reading of the provider's keys, however soon after it they come; none is refused."""
+    app = create_app(oidc_settings(migrated_url, idp, oidc_keys_min_refresh_seconds=60))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://d.test") as c:
+            acme = await new_tenant(c, platform, "Starting")
+            account = f"ops-{acme.id.hex[:8]}"
+            idp.add_account(account, tenant_id=str(acme.id), roles=["viewer"], name="Ops")
+            token = idp.person_token(account)
+
+            answers = await asyncio.gather(
+                *(c.get("/v1/users", headers=bearer(token)) for _ in range(8))
+            )
+
+    assert [answer.status_code for answer in answers] == [200] * 8
 
 
 async def test_a_token_expires_at_its_exp(
