@@ -335,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
+    tenant_id: str
     token: str
     admin_token: str
     seeded: Seeded
@@ -354,7 +355,7 @@ def prepare(users: int, *, env: dict[str, str], settings: Settings) -> Prepared:
     progress(f"seeding {users:,} users")
     seeded = asyncio.run(seed_users(settings, tenant_id=uuid.UUID(tenant_id), count=users))
     progress(f"seeded in {seeded.seconds:.1f} s ({seeded.limited_users:,} with a minute limit)")
-    return Prepared(token=token, admin_token=admin_token, seeded=seeded)
+    return Prepared(tenant_id=tenant_id, token=token, admin_token=admin_token, seeded=seeded)
 
 
 def _compare_workers(bench: Bench, *, env: dict[str, str], log_path: Path) -> dict[str, Any]:
