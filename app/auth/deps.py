@@ -74,8 +74,11 @@ class _LenientBasic(HTTPBasic):
 
 
 _basic = _LenientBasic(
+    scheme_name="CallControlBasic",
     auto_error=False,
-    description="Call control only: the API key as the password of HTTP Basic (any user name).",
+    description="Call control only, for SIP edges whose HTTP client cannot send a Bearer "
+    "header (Kamailio's kept connections): a `call_control` or `admin` API key as the password "
+    "of HTTP Basic; the user name is not read.",
 )
 BasicCredentials = Annotated[HTTPBasicCredentials | None, Depends(_basic)]
 
