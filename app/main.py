@@ -164,6 +164,9 @@ def create_app(
         app.state.callcontrol_store = open_store(db)
         app.state.authenticator = Authenticator(db.engine, ttl=settings.api_key_cache_seconds)
         app.state.token_verifier = token_verifier(settings, db.engine)
+        if app.state.token_verifier is not None:
+            # The keys for the first tokens, and where /docs sends people to sign in.
+            await app.state.token_verifier.keys.read()
         instrumented = (
             tracing.instrument_database(db.engine, tracer_provider) if tracer_provider else []
         )

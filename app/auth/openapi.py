@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.auth.models import Role
+from app.auth.tokens import TokenVerifier
 from app.settings import Settings
 
 OIDC_SCHEME = "OpenIdConnect"
@@ -70,9 +71,44 @@ def describe_roles(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+# What /docs asks the provider for: who the person is, their name and e-mail.
+SIGN_IN_SCOPES = {
+    "openid": "Sign in with OpenID Connect.",
+    "profile": "Your name, for the audit trail.",
+    "email": "Your e-mail address, for the audit trail.",
+}
+
+
+def _sign_in_scheme(app: FastAPI, discovery: str) -> dict[str, Any]:
+    """The provider's sign-in as the document offers it: once its discovery document has
+    been read, OAuth 2 with the authorization code flow alone (the flow a person signs in
+    with; Swagger UI adds PKCE), rather than every grant the provider supports, which an
+    `openIdConnect` scheme would let Swagger UI offer (implicit, client credentials, refresh
+    tokens); until then, the `openIdConnect` scheme."""
+    description = (
+        "A person signed in at the platform's identity provider: its access token as "
+        "`Authorization: Bearer <token>`."
+    )
+    verifier: TokenVerifier | None = getattr(app.state, "token_verifier", None)
+    endpoints = verifier.keys.endpoints if verifier is not None else None
+    if endpoints is None:
+        return {"type": "openIdConnect", "openIdConnectUrl": discovery, "description": description}
+    return {
+        "type": "oauth2",
+        "description": f"{description} Provider: `{discovery}`.",
+        "flows": {
+            "authorizationCode": {
+                "authorizationUrl": endpoints.authorization,
+                "tokenUrl": endpoints.token,
+                "scopes": SIGN_IN_SCOPES,
+            }
+        },
+    }
+
+
 def offer_sign_in(app: FastAPI, settings: Settings) -> None:
-    """With an identity provider configured: its OpenID Connect scheme in the document, as an
-    alternative to the key on every route that takes a bearer credential."""
+    """With an identity provider configured: its sign-in in the document, as an alternative to
+    the key on every route that takes a bearer credential."""
     if not settings.oidc_issuer:
         return
     discovery = f"{settings.oidc_issuer.rstrip('/')}/.well-known/openid-configuration"
@@ -81,14 +117,13 @@ def offer_sign_in(app: FastAPI, settings: Settings) -> None:
     def openapi() -> dict[str, Any]:
         schema = build()
         schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-        if OIDC_SCHEME in schemes:
+        offered = schemes.get(OIDC_SCHEME)
+        if offered is not None:
+            if offered["type"] == "openIdConnect":
+                # Built before the provider could be read: the flow alone once it can.
+                schemes[OIDC_SCHEME] = _sign_in_scheme(app, discovery)
             return schema
-        schemes[OIDC_SCHEME] = {
-            "type": "openIdConnect",
-            "openIdConnectUrl": discovery,
-            "description": "A person signed in at the platform's identity provider: its access "
-            "token as `Authorization: Bearer <token>`.",
-        }
+        schemes[OIDC_SCHEME] = _sign_in_scheme(app, discovery)
         for item in schema.get("paths", {}).values():
             for operation in item.values():
                 security = operation.get("security") if isinstance(operation, dict) else None
@@ -107,7 +142,7 @@ def swagger_ui(app: FastAPI, settings: Settings, *, path: str = "/docs") -> None
         {
             "clientId": settings.oidc_docs_client_id,
             "usePkceWithAuthorizationCodeGrant": True,
-            "scopes": "openid profile email",
+            "scopes": " ".join(SIGN_IN_SCOPES),
         }
         if settings.oidc_issuer and settings.oidc_docs_client_id
         else None

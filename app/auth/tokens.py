@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,8 +79,22 @@ def _text(value: Any, limit: int) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
 
+@dataclass(frozen=True, slots=True)
+class SignInEndpoints:
+    """Where a person signs in at the provider (its discovery document's endpoints)."""
+
+    authorization: str
+    token: str
+
+
+def _endpoint(discovery: dict[str, Any], name: str) -> str | None:
+    value = discovery.get(name)
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) else None
+
+
 class ProviderKeys:
-    """The provider's signing keys by `kid`, read from its JWKS."""
+    """The provider's signing keys by `kid`, read from its JWKS, and (from its discovery
+    document) where people sign in."""
 
     def __init__(
         self,
@@ -94,6 +109,7 @@ class ProviderKeys:
         self._min_refresh_seconds = min_refresh_seconds
         self._http = httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
         self._jwks_uri: str | None = None
+        self.endpoints: SignInEndpoints | None = None
         self._keys: dict[str, dict[str, Any]] = {}
         self._prepared: dict[tuple[str, str], jwt.PyJWK] = {}
         self._read_at = -float("inf")
@@ -106,6 +122,11 @@ class ProviderKeys:
         if self._reading is not None:
             self._reading.cancel()
         await self._http.aclose()
+
+    async def read(self) -> None:
+        """Reads the discovery document and the keys now (at start, so the first tokens do not
+        wait); a provider that cannot be reached leaves them to the first token."""
+        await asyncio.shield(self._start_reading())
 
     async def key(self, kid: str | None, algorithm: str) -> jwt.PyJWK:
         """The key that signed a token, prepared for `algorithm`."""
@@ -160,6 +181,10 @@ class ProviderKeys:
                 ):
                     raise ValueError("the discovery document has no jwks_uri")
                 self._jwks_uri = jwks_uri
+                authorization = _endpoint(discovery, "authorization_endpoint")
+                token = _endpoint(discovery, "token_endpoint")
+                if authorization and token:
+                    self.endpoints = SignInEndpoints(authorization=authorization, token=token)
             jwks = await self._get_json(self._jwks_uri)
             keys = {
                 str(key["kid"]): key

@@ -69,13 +69,18 @@ def _sign_in_card(driver: Any) -> Any:
     return None
 
 
-def _sign_in(driver: Any, account_id: str) -> None:
-    """Authorize → the provider's sign-in page in Swagger UI's pop-up → back, authorized."""
+def _sign_in(driver: Any, account_id: str) -> list[str]:
+    """Authorize → the provider's sign-in page in Swagger UI's pop-up → back, authorized.
+    Returns the titles of the ways in the dialog offered."""
     from selenium.webdriver.common.by import By
 
     docs_window = driver.current_window_handle
     _click(driver, driver.find_element(By.CSS_SELECTOR, ".auth-wrapper button.authorize"))
     card = _until(lambda: _sign_in_card(driver), "the dialog offered the provider's sign-in")
+    offered = [
+        title.text
+        for title in driver.find_elements(By.CSS_SELECTOR, ".modal-ux .auth-container h4")
+    ]
     _click(driver, card.find_element(By.CSS_SELECTOR, "button.authorize"))
 
     popup = _until(
@@ -101,6 +106,7 @@ def _sign_in(driver: Any, account_id: str) -> None:
         f"/docs signed in as {account_id} (the card says Authorized and offers Logout)",
     )
     _click(driver, card.find_element(By.CSS_SELECTOR, "button.btn-done"))
+    return offered
 
 
 def _try(driver: Any, tag: str, operation_id: str) -> tuple[int, Any]:
@@ -123,7 +129,7 @@ def _try(driver: Any, tag: str, operation_id: str) -> tuple[int, Any]:
     return int(status.split()[0]), json.loads(body)
 
 
-def _browse(url: str, account: str, workdir: Path) -> dict[str, tuple[int, Any]]:
+def _browse(url: str, account: str, workdir: Path) -> dict[str, Any]:
     """Signs in on /docs as `account`, then tries the Users table and the webhooks."""
     from selenium.webdriver.common.by import By
 
@@ -133,8 +139,9 @@ def _browse(url: str, account: str, workdir: Path) -> dict[str, tuple[int, Any]]
             lambda: driver.find_elements(By.ID, "operations-users-list_users"),
             "/docs showed the document",
         )
-        _sign_in(driver, account)
+        offered = _sign_in(driver, account)
         return {
+            "offered": offered,
             "users": _try(driver, "users", "list_users"),
             "webhooks": _try(driver, "webhooks", "list_webhooks"),
         }
@@ -171,6 +178,13 @@ async def test_a_person_signs_in_on_docs_and_tries_what_their_role_allows(
         idp.add_public_client(DOCS_CLIENT, [f"{url}/docs/oauth2-redirect"])
         tried = await asyncio.to_thread(_browse, url, account, tmp_path)
 
+    # The key, call control's Basic, and one way for people: the provider's sign-in with the
+    # authorization code and PKCE (no implicit, client-credentials or refresh-token grant).
+    assert tried["offered"] == [
+        "HTTPBearer  (http, Bearer)",
+        "CallControlBasic  (http, Basic)",
+        "OpenIdConnect (OAuth2, authorizationCode with PKCE)",
+    ]
     status, page = tried["users"]
     assert status == 200, page
     assert [user["id"] for user in page["items"]] == [mine["id"]]

@@ -398,11 +398,23 @@ async def test_the_document_offers_the_provider_s_sign_in_and_says_each_route_s_
     document = signed_in_app.openapi()
 
     schemes = document["components"]["securitySchemes"]
-    assert schemes["OpenIdConnect"] == {
-        "type": "openIdConnect",
-        "openIdConnectUrl": f"{idp.issuer}/.well-known/openid-configuration",
-        "description": schemes["OpenIdConnect"]["description"],
+    # The authorization code flow alone, where the provider's discovery document says it is:
+    # not the implicit, refresh-token or client-credentials grants the provider also offers.
+    assert schemes["OpenIdConnect"]["type"] == "oauth2"
+    assert schemes["OpenIdConnect"]["flows"] == {
+        "authorizationCode": {
+            "authorizationUrl": idp.authorization_endpoint,
+            "tokenUrl": idp.token_endpoint,
+            "scopes": {
+                "openid": "Sign in with OpenID Connect.",
+                "profile": "Your name, for the audit trail.",
+                "email": "Your e-mail address, for the audit trail.",
+            },
+        }
     }
+    assert idp.discovery_url in schemes["OpenIdConnect"]["description"]
+    assert schemes["CallControlBasic"]["scheme"] == "basic"
+    assert not any(name.startswith("_") for name in schemes)
     users = document["paths"]["/v1/users"]
     assert {"OpenIdConnect": []} in users["post"]["security"]
     assert users["post"]["x-roles"] == ["admin", "operator"]
