@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from app.main import create_app
+from tests.helpers.idp import IdentityProvider, require_provider
 from tests.helpers.settings import make_settings
 
 from .tools import NODE_BIN, missing_tool
@@ -47,6 +48,28 @@ def openapi_path(
 ) -> Path:
     path = tmp_path_factory.mktemp("openapi") / "openapi.json"
     path.write_text(json.dumps(openapi_document, indent=2), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+async def signed_in_openapi_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The document as a service with an identity provider serves it (a real oidc-provider,
+    tests/idp): the provider's sign-in beside the key."""
+    require_provider()
+    workdir = tmp_path_factory.mktemp("signed-in")
+    with IdentityProvider(workdir / "idp") as idp:
+        settings = make_settings(
+            f"sqlite+aiosqlite:///{workdir / 'unused.db'}",
+            oidc_issuer=idp.issuer,
+            oidc_audience=idp.audience,
+            oidc_docs_client_id="api-docs",
+        )
+        app = create_app(settings)
+        # The start reads the provider's discovery document, where the sign-in's URLs are.
+        async with app.router.lifespan_context(app):
+            document = app.openapi()
+    path = workdir / "openapi.json"
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
     return path
 
 
