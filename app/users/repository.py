@@ -1,7 +1,10 @@
 """The Users table's query: a tenant's users, searched by the words of their name, email,
-extensions or device names, sorted and paged."""
+extensions or device names, sorted and paged by offset or read on by keyset from where a page
+ended, in every order."""
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
@@ -10,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.devices.models import Device
 from app.extensions.models import Extension
 from app.names import query_words
+from app.pagination import COUNT_CAP
 from app.user_record.models import User
 
 
@@ -23,6 +27,10 @@ class UserSort(StrEnum):
     created_at = "created_at"
     created_at_desc = "-created_at"
 
+
+# A row's place in an order: its value of the sorted column, then its id (ties).
+SortValue = bytes | datetime
+Position = tuple[SortValue, uuid.UUID]
 
 _ORDER = {
     "display_name": User.name_sort,
@@ -64,6 +72,21 @@ def _filtered(tenant_id: uuid.UUID, search: str | None) -> Select[User]:
     return query
 
 
+@dataclass(frozen=True, slots=True)
+class UsersPage:
+    users: list[User]
+    # Up to COUNT_CAP; `capped` when there are more.
+    total: int
+    capped: bool
+    # The place of the page's last user, when a next page may follow.
+    last: Position | None
+
+
+def sort_column(sort: UserSort) -> str:
+    """The name of the column an order sorts by (`display_name` and `-display_name` share it)."""
+    return sort.lstrip("-")
+
+
 async def list_users(
     session: AsyncSession,
     *,
@@ -72,10 +95,26 @@ async def list_users(
     sort: UserSort,
     limit: int,
     offset: int,
-) -> tuple[list[User], int]:
+    after: Position | None = None,
+) -> UsersPage:
+    """A page of the tenant's users in `sort`, ties by id (the same way round), from `after`
+    (the place of the last user of the page before) when reading by cursor. The count stops at
+    COUNT_CAP."""
     query = _filtered(tenant_id, search)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    column = _ORDER[sort.lstrip("-")]
-    order = column.desc() if sort.startswith("-") else column.asc()
-    rows = await session.scalars(query.order_by(order, User.id).limit(limit).offset(offset))
-    return list(rows), total or 0
+    counted = query.with_only_columns(User.id).limit(COUNT_CAP + 1).subquery()
+    total = await session.scalar(select(func.count()).select_from(counted)) or 0
+    column = _ORDER[sort_column(sort)]
+    descending = sort.startswith("-")
+    if after is not None:
+        value, user_id = after
+        if descending:
+            query = query.where(or_(column < value, and_(column == value, User.id < user_id)))
+        else:
+            query = query.where(or_(column > value, and_(column == value, User.id > user_id)))
+    order = (column.desc(), User.id.desc()) if descending else (column.asc(), User.id.asc())
+    users = list(await session.scalars(query.order_by(*order).limit(limit).offset(offset)))
+    last = None
+    if len(users) == limit:
+        final = users[-1]
+        last = (getattr(final, column.key), final.id)
+    return UsersPage(users, min(total, COUNT_CAP), total > COUNT_CAP, last)
