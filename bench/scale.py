@@ -46,9 +46,10 @@ from app.names import fold, name_columns
 from app.outbox.models import AuditEntry
 from app.pagination import encode_cursor
 from app.settings import Settings
+from app.tenants.models import Tenant as TenantRow
 from app.user_record.models import User
 from bench.run import DEFAULT_DATABASE_URL, bench_settings, progress
-from bench.seed import drop_database, recreate_database, settle_database
+from bench.seed import drop_database, extension_numbers, recreate_database, settle_database
 from bench.server import Server, run_cli, service_env
 from bench.users_table import _FAMILY, _GIVEN, _MIDDLE, _import
 
@@ -94,6 +95,10 @@ async def _seed(settings: Settings, *, tenant_id: uuid.UUID, domain: str, count:
     now = utcnow()
     try:
         async with engine.begin() as conn:
+            emergency = await conn.scalar(
+                select(TenantRow.emergency_numbers).where(TenantRow.id == tenant_id)
+            )
+            numbers = extension_numbers(emergency or [])
             users: list[dict[str, Any]] = []
             devices: list[dict[str, Any]] = []
             extensions: list[dict[str, Any]] = []
@@ -129,8 +134,8 @@ async def _seed(settings: Settings, *, tenant_id: uuid.UUID, domain: str, count:
                             "ha1_sha256": ha1_sha256(name, domain, password),
                         }
                     )
-                if index % EXTENSION_EVERY == 0:
-                    number = str(1000 + index // EXTENSION_EVERY)
+                number = next(numbers, None) if index % EXTENSION_EVERY == 0 else None
+                if number is not None:
                     extensions.append(
                         {"tenant_id": tenant_id, "user_id": user_id, "number": number}
                     )

@@ -80,7 +80,7 @@ async def settle_database(database_url: str) -> None:
         await engine.dispose()
 
 
-def _extension_numbers(emergency_numbers: list[str]) -> Iterator[str]:
+def extension_numbers(emergency_numbers: list[str]) -> Iterator[str]:
     """Every number the API accepts as an extension, 4 digits first."""
     for digits in (4, 3, 2):
         for value in range(10**digits):
@@ -131,7 +131,7 @@ async def seed_users(
                 )
             ).one()
             realm: str = tenant.sip_domain
-            numbers = _extension_numbers(tenant.emergency_numbers)
+            numbers = extension_numbers(tenant.emergency_numbers)
             sample: tuple[str, str, uuid.UUID] | None = None
             limited = 0
             users: list[dict[str, Any]] = []
