@@ -108,26 +108,19 @@ async def _seed(settings: Settings, *, tenant_id: uuid.UUID, domain: str, count:
                 display_name = _name(rng)
                 email = f"agent{index:06d}@{domain}" if index % 2 == 0 else None
                 created = now - timedelta(seconds=count - index)
-                users.append(
-                    {
-                        "id": user_id,
-                        "tenant_id": tenant_id,
-                        "display_name": display_name,
-                        "email": email,
-                        **name_columns(display_name, email),
-                        "limit_minutes": 600 if index % LIMITED_EVERY == 0 else None,
-                        "created_at": created,
-                        "updated_at": created,
-                    }
-                )
+                names = name_columns(display_name, email)
+                # What refresh_search_text makes of the user's words, devices and extension.
+                search_text = str(names["search_key"])
                 slug = fold(display_name).replace(" ", "-")
                 for kind, suffix in ((DeviceKind.web, ""), (DeviceKind.softphone, "-sp")):
                     name = f"{slug}-{index:06d}{suffix}"
+                    device_names = device_name_columns(name)
+                    search_text += device_names["search_key"]
                     devices.append(
                         {
                             "tenant_id": tenant_id,
                             "user_id": user_id,
-                            **device_name_columns(name),
+                            **device_names,
                             "kind": kind,
                             "password_encrypted": encrypted,
                             "ha1": ha1_md5(name, domain, password),
@@ -136,9 +129,23 @@ async def _seed(settings: Settings, *, tenant_id: uuid.UUID, domain: str, count:
                     )
                 number = next(numbers, None) if index % EXTENSION_EVERY == 0 else None
                 if number is not None:
+                    search_text += f" {number}"
                     extensions.append(
                         {"tenant_id": tenant_id, "user_id": user_id, "number": number}
                     )
+                users.append(
+                    {
+                        "id": user_id,
+                        "tenant_id": tenant_id,
+                        "display_name": display_name,
+                        "email": email,
+                        **names,
+                        "search_text": search_text,
+                        "limit_minutes": 600 if index % LIMITED_EVERY == 0 else None,
+                        "created_at": created,
+                        "updated_at": created,
+                    }
+                )
                 for action in ("user.created", "device.created", "device.created"):
                     entries.append(
                         {

@@ -149,6 +149,7 @@ async def test_the_count_stops_at_ten_thousand_and_says_so(
             "created_at": now,
             "updated_at": now,
             **name_columns(f"Agent {i:05}", None),
+            "search_text": name_columns(f"Agent {i:05}", None)["search_key"],
         }
         for i in range(COUNT_CAP + 5)
     ]
