@@ -107,6 +107,8 @@ async def _seed(settings: Settings, *, tenant_id: uuid.UUID, domain: str, count:
                 user_id = uuid.uuid4()
                 display_name = _name(rng)
                 email = f"agent{index:06d}@{domain}" if index % 2 == 0 else None
+                # Most agents come from an HR system's import, with its reference.
+                ref = f"emp-{index:06d}" if index % 10 else None
                 created = now - timedelta(seconds=count - index)
                 names = name_columns(display_name, email)
                 # What refresh_search_text makes of the user's words, devices and extension.
@@ -139,6 +141,7 @@ async def _seed(settings: Settings, *, tenant_id: uuid.UUID, domain: str, count:
                         "tenant_id": tenant_id,
                         "display_name": display_name,
                         "email": email,
+                        "external_ref": ref,
                         **names,
                         "search_text": search_text,
                         "limit_minutes": 600 if index % LIMITED_EVERY == 0 else None,

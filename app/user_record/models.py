@@ -30,7 +30,11 @@ class User(IdMixin, TimestampMixin, VersionMixin, Base):
     )
     display_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
-    external_ref: Mapped[str | None] = mapped_column(String(200))
+    # Compared byte by byte on PostgreSQL as on SQLite, so that the export reads the tenant's
+    # users in the order of its unique index, page after page.
+    external_ref: Mapped[str | None] = mapped_column(
+        String(200).with_variant(String(200, collation="C"), "postgresql")
+    )
     enabled: Mapped[bool] = mapped_column(default=True)
     outbound_allowed: Mapped[bool] = mapped_column(default=True)
     auto_answer: Mapped[bool] = mapped_column(default=False)

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, column, func, literal, select, table, update
+from sqlalchemy import Table, bindparam, column, func, literal, select, table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.sql import insert_many
@@ -121,12 +121,9 @@ async def users_page(
     `after` is where the page before ended."""
     query = select(*_STORED_COLUMNS).where(User.tenant_id == tenant_id)
     if with_ref:
-        ref: ColumnElement[Any] = _USERS.c.external_ref
-        if session.get_bind().dialect.name == "postgresql":
-            ref = _USERS.c.external_ref.collate("C")
-        query = query.where(User.external_ref.is_not(None)).order_by(ref)
+        query = query.where(User.external_ref.is_not(None)).order_by(User.external_ref)
         if after is not None:
-            query = query.where(ref > after)
+            query = query.where(User.external_ref > after)
     else:
         query = query.where(User.external_ref.is_(None)).order_by(User.id)
         if after is not None:

@@ -1,5 +1,5 @@
 """One search text per user: its own words, its devices' and its extensions', in one indexed column;
-the Users table's newest first from an index
+the Users table's newest first from an index; external references in byte order on PostgreSQL
 
 Revision ID: 8d2f4b6a1c3e
 Revises: 3c1e5a7b9d20
@@ -47,6 +47,8 @@ def upgrade() -> None:
     _fill()
     op.create_index('ix_user_account_tenant_id_created_at', 'user_account', ['tenant_id', 'created_at'], unique=False)
     if postgres:
+        # The unique index on (tenant_id, external_ref) then serves the export's order.
+        op.alter_column('user_account', 'external_ref', existing_type=sa.String(200), type_=sa.String(200, collation='C'), existing_nullable=True)
         op.drop_index('ix_device_search_key_trgm', table_name='device')
         op.drop_index('ix_user_account_search_key_trgm', table_name='user_account')
         op.create_index('ix_user_account_search_text_trgm', 'user_account', ['search_text'], unique=False, postgresql_using='gin', postgresql_ops={'search_text': 'gin_trgm_ops'})
@@ -54,6 +56,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
+        op.alter_column('user_account', 'external_ref', existing_type=sa.String(200, collation='C'), type_=sa.String(200), existing_nullable=True)
         op.drop_index('ix_user_account_search_text_trgm', table_name='user_account')
         op.create_index('ix_user_account_search_key_trgm', 'user_account', ['search_key'], unique=False, postgresql_using='gin', postgresql_ops={'search_key': 'gin_trgm_ops'})
         op.create_index('ix_device_search_key_trgm', 'device', ['search_key'], unique=False, postgresql_using='gin', postgresql_ops={'search_key': 'gin_trgm_ops'})
