@@ -80,7 +80,7 @@ async def settle_database(database_url: str) -> None:
         await engine.dispose()
 
 
-def _extension_numbers(emergency_numbers: list[str]) -> Iterator[str]:
+def extension_numbers(emergency_numbers: list[str]) -> Iterator[str]:
     """Every number the API accepts as an extension, 4 digits first."""
     for digits in (4, 3, 2):
         for value in range(10**digits):
@@ -131,7 +131,7 @@ async def seed_users(
                 )
             ).one()
             realm: str = tenant.sip_domain
-            numbers = _extension_numbers(tenant.emergency_numbers)
+            numbers = extension_numbers(tenant.emergency_numbers)
             sample: tuple[str, str, uuid.UUID] | None = None
             limited = 0
             users: list[dict[str, Any]] = []
@@ -143,12 +143,19 @@ async def seed_users(
                 limit = LIMIT_MINUTES if index % LIMITED_EVERY == 0 else None
                 limited += limit is not None
                 display_name = f"Bench Agent {index:05d}"
+                names, device_names = name_columns(display_name, None), device_name_columns(name)
+                number = next(numbers)
                 users.append(
                     {
                         "id": user_id,
                         "tenant_id": tenant_id,
                         "display_name": display_name,
-                        **name_columns(display_name, None),
+                        **names,
+                        # What refresh_search_text makes of the user's words, device and
+                        # extension.
+                        "search_text": "".join(
+                            (str(names["search_key"]), device_names["search_key"], f" {number}")
+                        ),
                         "auto_answer": index % AUTO_ANSWER_EVERY == 0,
                         "limit_minutes": limit,
                     }
@@ -158,16 +165,14 @@ async def seed_users(
                         "id": device_id,
                         "tenant_id": tenant_id,
                         "user_id": user_id,
-                        **device_name_columns(name),
+                        **device_names,
                         "kind": DeviceKind.web,
                         "password_encrypted": cipher.encrypt(password),
                         "ha1": ha1_md5(name, realm, password),
                         "ha1_sha256": ha1_sha256(name, realm, password),
                     }
                 )
-                extensions.append(
-                    {"tenant_id": tenant_id, "user_id": user_id, "number": next(numbers)}
-                )
+                extensions.append({"tenant_id": tenant_id, "user_id": user_id, "number": number})
                 if credentials is not None:
                     credentials.append((name, password))
                 if sample is None:

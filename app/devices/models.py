@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Double, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Double, Enum, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdMixin, TimestampMixin, VersionMixin
@@ -32,12 +32,6 @@ class Device(IdMixin, TimestampMixin, VersionMixin, Base):
         UniqueConstraint("tenant_id", "name_key"),
         # A phone's MAC address names its provisioning file: one device per MAC in a tenant.
         UniqueConstraint("tenant_id", "mac"),
-        Index(
-            "ix_device_search_key_trgm",
-            "search_key",
-            postgresql_using="gin",
-            postgresql_ops={"search_key": "gin_trgm_ops"},
-        ).ddl_if(dialect="postgresql"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
@@ -49,7 +43,8 @@ class Device(IdMixin, TimestampMixin, VersionMixin, Base):
     name: Mapped[str] = mapped_column(String(64))
     # Lower-cased name: SIP usernames are unique per tenant whatever their case.
     name_key: Mapped[str] = mapped_column(String(64))
-    # The words a search finds the device's user by (`app.names.search_words` of the name).
+    # The words a search finds the device's user by (`app.names.search_words` of the name),
+    # which join the user's search text.
     search_key: Mapped[str] = mapped_column(Text)
     kind: Mapped[DeviceKind] = mapped_column(Enum(DeviceKind, native_enum=False, length=20))
     enabled: Mapped[bool] = mapped_column(default=True)

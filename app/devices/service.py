@@ -36,6 +36,7 @@ from app.names import search_words
 from app.outbox import record as outbox
 from app.settings import Settings
 from app.tenants.models import Tenant
+from app.user_record import repository as user_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +241,7 @@ async def add_device(
     device = Device(**new.row)
     session.add(device)
     await _flush(session, device)
+    await user_records.refresh_search_text(session, [user_id])
     await outbox.record_change(session, new.created)
     return device, new.password
 
@@ -293,6 +295,8 @@ async def update_device(
             setattr(device, field, changes[field])
     _check_phone_fields(device, kind_changed="kind" in changes)
     await _flush(session, device)
+    if renamed:
+        await user_records.refresh_search_text(session, [device.user_id])
     await outbox.record_change(
         session,
         device_updated(device, tenant_id=device.tenant_id, before=before, after=shown(device)),
@@ -304,8 +308,10 @@ async def delete_device(session: AsyncSession, *, current: TenantDevice) -> None
     device = current.device
     edgecache.forget(session, domain=current.tenant.sip_domain, usernames=[device.name])
     await outbox.record_change(session, device_deleted(device, tenant_id=device.tenant_id))
+    user_id = device.user_id
     await session.delete(device)
     await session.flush()
+    await user_records.refresh_search_text(session, [user_id])
 
 
 async def forget_devices(

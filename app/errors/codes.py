@@ -76,6 +76,7 @@ class Code(StrEnum):
     tenant_required = "tenant-required"
     api_key_not_found = "api-key-not-found"
     cursor_invalid = "cursor-invalid"
+    cursor_other_order = "cursor-other-order"
     offset_with_cursor = "offset-with-cursor"
     api_key_expired = "api-key-expired"
     expiry_in_past = "expiry-in-past"

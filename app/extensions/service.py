@@ -17,6 +17,7 @@ from app.extensions.models import Extension
 from app.extensions.schemas import ExtensionHolder
 from app.outbox import record as outbox
 from app.tenants.models import Tenant
+from app.user_record import repository as user_records
 
 
 def refuse_emergency_shadow(
@@ -64,6 +65,7 @@ async def add_extension(
         session,
         {"uq_extension_tenant_id_number": ExtensionTaken(field="body.number", number=number)},
     )
+    await user_records.refresh_search_text(session, [user_id])
     await outbox.record_change(session, new.added)
     return extension
 
@@ -81,6 +83,7 @@ async def remove_extension(
         session, tenant_id=tenant_id, user_id=user_id, number=number
     ):
         raise ExtensionNotFound(Code.extension_not_held, number=number)
+    await user_records.refresh_search_text(session, [user_id])
     await _record(session, "extension.removed", tenant_id=tenant_id, user_id=user_id, number=number)
 
 

@@ -151,6 +151,16 @@ class _Writes:
     extensions: list[dict[str, Any]] = field(default_factory=list)
     removed_extensions: list[uuid.UUID] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    # Users who lost a device or an extension.
+    bereft: set[uuid.UUID] = field(default_factory=set)
+
+    def searched_users(self) -> set[uuid.UUID]:
+        """The users whose search text these writes change."""
+        ids = {row["id"] for row in self.users} | self.bereft
+        ids.update(row["user_id"] for rows in self.user_updates.values() for row in rows)
+        ids.update(row["user_id"] for row in self.devices)
+        ids.update(row["user_id"] for row in self.extensions)
+        return ids
 
 
 @dataclass(slots=True)
@@ -502,6 +512,7 @@ class _Importer:
             for extension in stored_extensions:
                 if extension.number not in row.numbers:
                     writes.removed_extensions.append(extension.id)
+                    writes.bereft.add(stored.id)
                     writes.changes.append(
                         extensions.extension_change(
                             "extension.removed",
@@ -522,6 +533,7 @@ class _Importer:
                             self.session, domain=self.tenant.sip_domain, usernames=[device.name]
                         )
                     writes.deleted_devices.append(device.id)
+                    writes.bereft.add(stored.id)
                     writes.changes.append(devices.device_deleted(device, tenant_id=tenant_id))
             for device in stored_devices:
                 wanted = wanted_devices.get(device.name_key)
@@ -562,6 +574,7 @@ class _Importer:
             writes.extensions.sort(key=lambda row: row["number"])
             await devices_repository.insert_devices(session, writes.devices)
             await extensions_repository.insert_extensions(session, writes.extensions)
+            await users_repository.refresh_search_text(session, writes.searched_users())
         except IntegrityError as error:
             what = _CONFLICTS.get(violated_constraint(error, Base.metadata) or "")
             if what is None:

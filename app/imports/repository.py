@@ -5,9 +5,9 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import Table, bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.imports.models import ImportJob
@@ -52,7 +52,16 @@ async def set_job_progress(
 
 
 async def finish_job(session: AsyncSession, *, job_id: uuid.UUID, values: dict[str, Any]) -> None:
-    await session.execute(update(ImportJob).where(ImportJob.id == job_id).values(**values))
+    """Sets a job's columns. The values (a report, encrypted passwords: megabytes for a large
+    import) go as the statement's parameters, not in the statement, which SQLAlchemy keeps in
+    its cache of compiled statements long after the job."""
+    jobs = cast(Table, ImportJob.__table__)
+    statement = (
+        update(jobs)
+        .where(jobs.c.id == bindparam("job_id_"))
+        .values({name: bindparam(name) for name in values})
+    )
+    await session.execute(statement, {"job_id_": job_id, **values})
 
 
 async def delete_jobs_before(session: AsyncSession, *, before: datetime) -> int:

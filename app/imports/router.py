@@ -3,7 +3,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import IO, Annotated, Any
 
-from fastapi import Query, Request, Response
+from fastapi import BackgroundTasks, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -30,6 +30,7 @@ from app.imports.exceptions import (
 )
 from app.imports.formats import MEDIA_TYPES, FileFormat, csv_header, csv_line, format_of, json_line
 from app.imports.schemas import ImportJobOut, ImportReport
+from app.memory import release
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
 
@@ -37,6 +38,9 @@ router = api_router(
     prefix="/v1/users", tags=["users"], responses=responses(Unauthorized, Forbidden, TenantNotFound)
 )
 
+# A report of this many rows or more is large: once it is sent, the process gives back the
+# memory it took.
+_LARGE_REPORT = 1_000
 # Held in memory up to this size, then in a temporary file.
 _SPOOL_IN_MEMORY = 1024 * 1024
 
@@ -160,6 +164,7 @@ async def get_import(
     runner: ImportRunnerDep,
     language: LanguageDep,
     response: Response,
+    after: BackgroundTasks,
 ) -> ImportJobOut:
     """Show an import job: its progress, then its report (new passwords once, to an admin)."""
     response.headers["Content-Language"] = language
@@ -173,6 +178,8 @@ async def get_import(
     )
     if job.report is not None:
         job.report.in_language(language)
+        if job.report.rows_total >= _LARGE_REPORT:
+            after.add_task(release)
     return job
 
 

@@ -21,6 +21,7 @@ from app.imports.exceptions import ImportRejected
 from app.imports.formats import FileFormat
 from app.imports.models import ImportStatus
 from app.imports.schemas import ImportJobOut, ImportReport
+from app.memory import release as _release
 from app.tenants import service as tenants
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,9 @@ class ImportRunner:
         self._started.discard(job_id)
         self._tasks.pop(job_id, None)
         self._live.pop(job_id, None)
+        # The job's rows, report and new passwords are gone with its task: the process gives
+        # their memory back rather than stay as large as the import made it.
+        _release()
 
     async def _run(
         self,

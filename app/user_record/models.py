@@ -15,12 +15,13 @@ class User(IdMixin, TimestampMixin, VersionMixin, Base):
         # The Users table's first page in either order is the start of an index.
         Index("ix_user_account_tenant_id_name_sort", "tenant_id", "name_sort"),
         Index("ix_user_account_tenant_id_given_name_sort", "tenant_id", "given_name_sort"),
-        # A search's `LIKE '% word%'` (SQLite scans the tenant's rows).
+        Index("ix_user_account_tenant_id_created_at", "tenant_id", "created_at"),
+        # A search's `LIKE '% word%'`, one per word (SQLite scans the tenant's rows).
         Index(
-            "ix_user_account_search_key_trgm",
-            "search_key",
+            "ix_user_account_search_text_trgm",
+            "search_text",
             postgresql_using="gin",
-            postgresql_ops={"search_key": "gin_trgm_ops"},
+            postgresql_ops={"search_text": "gin_trgm_ops"},
         ).ddl_if(dialect="postgresql"),
     )
 
@@ -29,7 +30,11 @@ class User(IdMixin, TimestampMixin, VersionMixin, Base):
     )
     display_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
-    external_ref: Mapped[str | None] = mapped_column(String(200))
+    # Compared byte by byte on PostgreSQL as on SQLite, so that the export reads the tenant's
+    # users in the order of its unique index, page after page.
+    external_ref: Mapped[str | None] = mapped_column(
+        String(200).with_variant(String(200, collation="C"), "postgresql")
+    )
     enabled: Mapped[bool] = mapped_column(default=True)
     outbound_allowed: Mapped[bool] = mapped_column(default=True)
     auto_answer: Mapped[bool] = mapped_column(default=False)
@@ -41,5 +46,9 @@ class User(IdMixin, TimestampMixin, VersionMixin, Base):
     # words a search finds the user by, and the Vietnamese sort keys (full name; given name
     # first).
     search_key: Mapped[str] = mapped_column(Text)
+    # What a search reads: search_key, the words of the user's devices' names and the user's
+    # extensions (each a word), set anew by `repository.refresh_search_text` whenever one of
+    # them changes, so that a search is one indexed column, not three tables.
+    search_text: Mapped[str] = mapped_column(Text, server_default="")
     name_sort: Mapped[bytes] = mapped_column(LargeBinary)
     given_name_sort: Mapped[bytes] = mapped_column(LargeBinary)

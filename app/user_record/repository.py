@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, column, func, literal, select, table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.sql import insert_many
@@ -14,6 +14,43 @@ from app.tenants.models import Tenant
 from app.user_record.models import User
 
 _USERS = cast(Table, User.__table__)
+# The rows that refer to a user and lend it the words a search finds it by (their models sit
+# above the user record): a device's name words, an extension's number.
+_DEVICE_WORDS = table("device", column("user_id"), column("search_key"))
+_EXTENSION_NUMBERS = table("extension", column("user_id"), column("number"))
+_REFRESHED_AT_ONCE = 500
+
+
+async def refresh_search_text(session: AsyncSession, user_ids: Collection[uuid.UUID]) -> None:
+    """Sets these users' search text anew from its sources: the words of their name and email,
+    of their devices' names, and their extensions' numbers. Whatever changes one of them
+    calls it once the change is flushed."""
+    devices = (
+        select(func.coalesce(func.aggregate_strings(_DEVICE_WORDS.c.search_key, ""), ""))
+        .where(_DEVICE_WORDS.c.user_id == _USERS.c.id)
+        .scalar_subquery()
+    )
+    numbers = (
+        select(
+            func.coalesce(
+                func.aggregate_strings(literal(" ") + _EXTENSION_NUMBERS.c.number, ""), ""
+            )
+        )
+        .where(_EXTENSION_NUMBERS.c.user_id == _USERS.c.id)
+        .scalar_subquery()
+    )
+    ids = list(dict.fromkeys(user_ids))
+    for start in range(0, len(ids), _REFRESHED_AT_ONCE):
+        await session.execute(
+            update(_USERS)
+            .where(_USERS.c.id.in_(ids[start : start + _REFRESHED_AT_ONCE]))
+            # Not a change of the user: its updated_at stays as it is.
+            .values(
+                search_text=_USERS.c.search_key + devices + numbers,
+                updated_at=_USERS.c.updated_at,
+            ),
+            execution_options={"synchronize_session": False},
+        )
 
 
 async def get_user_and_tenant(
@@ -84,12 +121,9 @@ async def users_page(
     `after` is where the page before ended."""
     query = select(*_STORED_COLUMNS).where(User.tenant_id == tenant_id)
     if with_ref:
-        ref: ColumnElement[Any] = _USERS.c.external_ref
-        if session.get_bind().dialect.name == "postgresql":
-            ref = _USERS.c.external_ref.collate("C")
-        query = query.where(User.external_ref.is_not(None)).order_by(ref)
+        query = query.where(User.external_ref.is_not(None)).order_by(User.external_ref)
         if after is not None:
-            query = query.where(ref > after)
+            query = query.where(User.external_ref > after)
     else:
         query = query.where(User.external_ref.is_(None)).order_by(User.id)
         if after is not None:

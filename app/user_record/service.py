@@ -97,12 +97,15 @@ def new_user(*, tenant_id: uuid.UUID, data: UserCreate, at: datetime) -> NewUser
     """A new user's row and its event: the one place a user is made, by a single create and
     by the import alike."""
     user_id = uuid.uuid4()
+    names = name_columns(data.display_name, data.email)
     row = {
         "id": user_id,
         "tenant_id": tenant_id,
         "enabled": True,
         **data.model_dump(),
-        **name_columns(data.display_name, data.email),
+        **names,
+        # Its own words; its devices' and extensions' join them as they are added.
+        "search_text": names["search_key"],
         "created_at": at,
         "updated_at": at,
     }
@@ -160,6 +163,8 @@ async def _change(session: AsyncSession, user: User, type: str, given: dict[str,
     for field, value in values.items():
         setattr(user, field, value)
     await flush_user(session, user)
+    if "search_key" in values:
+        await repository.refresh_search_text(session, [user.id])
     await outbox.record_change(session, change)
 
 

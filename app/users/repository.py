@@ -1,15 +1,17 @@
 """The Users table's query: a tenant's users, searched by the words of their name, email,
-extensions or device names, sorted and paged."""
+extensions or device names, sorted and paged by offset or read on by keyset from where a page
+ended, in every order."""
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.devices.models import Device
-from app.extensions.models import Extension
 from app.names import query_words
+from app.pagination import COUNT_CAP
 from app.user_record.models import User
 
 
@@ -24,6 +26,10 @@ class UserSort(StrEnum):
     created_at_desc = "-created_at"
 
 
+# A row's place in an order: its value of the sorted column, then its id (ties).
+SortValue = bytes | datetime
+Position = tuple[SortValue, uuid.UUID]
+
 _ORDER = {
     "display_name": User.name_sort,
     "given_name": User.given_name_sort,
@@ -35,33 +41,29 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _word_found(tenant_id: uuid.UUID, word: str) -> ColumnElement[bool]:
-    """A user one of whose words (of the name or email, of a device's name) or extensions
-    starts with `word`."""
-    escaped = _escape_like(word)
-    starts_a_word = f"% {escaped}%"
-    return or_(
-        User.search_key.like(starts_a_word, escape="\\"),
-        User.id.in_(
-            select(Device.user_id).where(
-                Device.tenant_id == tenant_id, Device.search_key.like(starts_a_word, escape="\\")
-            )
-        ),
-        User.id.in_(
-            select(Extension.user_id).where(
-                Extension.tenant_id == tenant_id,
-                Extension.number.like(f"{escaped}%", escape="\\"),
-            )
-        ),
-    )
-
-
 def _filtered(tenant_id: uuid.UUID, search: str | None) -> Select[User]:
+    """The tenant's users each of the search's words starts a word of: of the name or email,
+    of a device's name, or an extension (the user's search text holds them all, read through
+    PostgreSQL's trigram index)."""
     query = select(User).where(User.tenant_id == tenant_id)
-    words = query_words(search or "")
-    if words:
-        query = query.where(and_(*(_word_found(tenant_id, word) for word in words)))
+    for word in query_words(search or ""):
+        query = query.where(User.search_text.like(f"% {_escape_like(word)}%", escape="\\"))
     return query
+
+
+@dataclass(frozen=True, slots=True)
+class UsersPage:
+    users: list[User]
+    # Up to COUNT_CAP; `capped` when there are more.
+    total: int
+    capped: bool
+    # The place of the page's last user, when a next page may follow.
+    last: Position | None
+
+
+def sort_column(sort: UserSort) -> str:
+    """The name of the column an order sorts by (`display_name` and `-display_name` share it)."""
+    return sort.lstrip("-")
 
 
 async def list_users(
@@ -72,10 +74,26 @@ async def list_users(
     sort: UserSort,
     limit: int,
     offset: int,
-) -> tuple[list[User], int]:
+    after: Position | None = None,
+) -> UsersPage:
+    """A page of the tenant's users in `sort`, ties by id (the same way round), from `after`
+    (the place of the last user of the page before) when reading by cursor. The count stops at
+    COUNT_CAP."""
     query = _filtered(tenant_id, search)
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    column = _ORDER[sort.lstrip("-")]
-    order = column.desc() if sort.startswith("-") else column.asc()
-    rows = await session.scalars(query.order_by(order, User.id).limit(limit).offset(offset))
-    return list(rows), total or 0
+    counted = query.with_only_columns(User.id).limit(COUNT_CAP + 1).subquery()
+    total = await session.scalar(select(func.count()).select_from(counted)) or 0
+    column = _ORDER[sort_column(sort)]
+    descending = sort.startswith("-")
+    if after is not None:
+        value, user_id = after
+        if descending:
+            query = query.where(or_(column < value, and_(column == value, User.id < user_id)))
+        else:
+            query = query.where(or_(column > value, and_(column == value, User.id > user_id)))
+    order = (column.desc(), User.id.desc()) if descending else (column.asc(), User.id.asc())
+    users = list(await session.scalars(query.order_by(*order).limit(limit).offset(offset)))
+    last = None
+    if len(users) == limit:
+        final = users[-1]
+        last = (getattr(final, column.key), final.id)
+    return UsersPage(users, min(total, COUNT_CAP), total > COUNT_CAP, last)

@@ -15,7 +15,7 @@ from app.errors import (
 )
 from app.etags import set_etag
 from app.idempotency.service import create_once
-from app.pagination import Page, PageDep
+from app.pagination import CursorDep, Page, PageDep
 from app.routing import api_router
 from app.schemas import SingleLine
 from app.tenants.exceptions import TenantNotFound
@@ -37,6 +37,7 @@ async def list_users(
     session: SessionDep,
     tenant: ReadTenant,
     page: PageDep,
+    cursor: CursorDep,
     search: Annotated[
         str | None,
         Query(
@@ -56,11 +57,12 @@ async def list_users(
         ),
     ] = UserSort.display_name,
 ) -> Page[UserOut]:
-    """List users with their devices, extensions, minutes and switches."""
-    users_page, total = await service.list_users(
-        session, tenant=tenant, search=search, sort=sort, limit=page.limit, offset=page.offset
+    """List users with their devices, extensions, minutes and switches. Read on by `cursor`
+    (the `next` of each page, in the same `sort` and search) rather than by `offset` in a large
+    tenant; the count stops at 10,000 (`total_is_estimate`)."""
+    return await service.list_users(
+        session, tenant=tenant, search=search, sort=sort, params=page, cursor=cursor
     )
-    return Page.of(users_page, total, page)
 
 
 @router.post(

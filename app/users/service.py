@@ -3,8 +3,11 @@ devices, extensions and this month's minutes, in a fixed number of queries per p
 user with the SIP account every user gets by default, a user's changes and switches, and a
 user's deletion with what the SIP edges must forget."""
 
+import base64
+import binascii
 import uuid
 from collections import defaultdict
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +17,9 @@ from app.devices import repository as devices_repository
 from app.devices import service as devices
 from app.devices.models import DeviceKind
 from app.devices.schemas import DeviceCreate, DeviceSummary
+from app.errors import Code, InvalidInput
 from app.extensions import repository as extensions_repository
+from app.pagination import Page, PageParams, decode_cursor, encode_cursor
 from app.quotas import repository as quotas_repository
 from app.quotas.periods import period_of
 from app.quotas.service import used_minutes
@@ -24,7 +29,7 @@ from app.user_record.models import User
 from app.user_record.schemas import UserCreate, UserUpdate
 from app.user_record.service import TenantUser
 from app.users import repository
-from app.users.repository import UserSort
+from app.users.repository import Position, SortValue, UserSort
 from app.users.schemas import MinutesSummary, Toggles, TogglesUpdate, UserCreated, UserOut
 
 
@@ -112,13 +117,60 @@ async def list_users(
     tenant: Tenant,
     search: str | None,
     sort: UserSort,
-    limit: int,
-    offset: int,
-) -> tuple[list[UserOut], int]:
-    page, total = await repository.list_users(
-        session, tenant_id=tenant.id, search=search, sort=sort, limit=limit, offset=offset
+    params: PageParams,
+    cursor: str | None = None,
+) -> Page[UserOut]:
+    """A page of the Users table; read on by `cursor` (the `next` of the page before, in the
+    same order), or by offset."""
+    found = await repository.list_users(
+        session,
+        tenant_id=tenant.id,
+        search=search,
+        sort=sort,
+        limit=params.limit,
+        offset=params.offset,
+        after=_cursor_after(cursor, sort=sort, params=params),
     )
-    return await _present(session, tenant=tenant, page=page), total
+    return Page.of(
+        await _present(session, tenant=tenant, page=found.users),
+        found.total,
+        params,
+        next=_next_cursor(found.last, sort=sort),
+        capped=found.capped,
+    )
+
+
+def _cursor_after(cursor: str | None, *, sort: UserSort, params: PageParams) -> Position | None:
+    """The place a cursor of the Users table carries: [order, value, id]."""
+    if cursor is None:
+        return None
+    order, value, user_id = decode_cursor(cursor, params=params, arity=3)
+    if order != sort.value:
+        raise InvalidInput("query.cursor", Code.cursor_other_order)
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        place: SortValue
+        if repository.sort_column(sort) == "created_at":
+            place = datetime.fromisoformat(value)
+            if place.tzinfo is None:
+                raise ValueError
+        else:
+            place = base64.urlsafe_b64decode(value.encode())
+        return place, uuid.UUID(str(user_id))
+    except (ValueError, binascii.Error):
+        raise InvalidInput("query.cursor", Code.cursor_invalid) from None
+
+
+def _next_cursor(last: Position | None, *, sort: UserSort) -> str | None:
+    if last is None:
+        return None
+    value, user_id = last
+    if isinstance(value, datetime):
+        shown = value.isoformat()
+    else:
+        shown = base64.urlsafe_b64encode(value).decode()
+    return encode_cursor([sort.value, shown, str(user_id)])
 
 
 async def update_user(session: AsyncSession, *, current: TenantUser, data: UserUpdate) -> UserOut:
