@@ -15,6 +15,9 @@ from app.errors import Code, InvalidInput
 # Counting stops here on the long lists: a page says so (`total_is_estimate`) rather than count
 # a tenant's hundreds of thousands of rows to show fifty.
 COUNT_CAP = 10_000
+# And here for a search as the operator types, whose first letters may match a third of a
+# tenant: "1,000+" is what a console shows then.
+SEARCH_COUNT_CAP = 1_000
 
 
 class PageParams(BaseModel):
@@ -43,7 +46,8 @@ class Page(BaseModel, Generic[T]):
     offset: int
     total_is_estimate: bool = Field(
         default=False,
-        description="True when counting stopped at 10,000: `total` is then a lower bound.",
+        description="True when counting stopped (at 10,000; at 1,000 for a search of the Users "
+        "table): `total` is then a lower bound.",
     )
     next: str | None = Field(
         default=None,

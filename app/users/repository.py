@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.names import query_words
-from app.pagination import COUNT_CAP
+from app.pagination import COUNT_CAP, SEARCH_COUNT_CAP
 from app.user_record.models import User
 
 
@@ -54,7 +54,7 @@ def _filtered(tenant_id: uuid.UUID, search: str | None) -> Select[User]:
 @dataclass(frozen=True, slots=True)
 class UsersPage:
     users: list[User]
-    # Up to COUNT_CAP; `capped` when there are more.
+    # Up to the cap; `capped` when there are more.
     total: int
     capped: bool
     # The place of the page's last user, when a next page may follow.
@@ -78,9 +78,10 @@ async def list_users(
 ) -> UsersPage:
     """A page of the tenant's users in `sort`, ties by id (the same way round), from `after`
     (the place of the last user of the page before) when reading by cursor. The count stops at
-    COUNT_CAP."""
+    COUNT_CAP, or SEARCH_COUNT_CAP for a search."""
     query = _filtered(tenant_id, search)
-    counted = query.with_only_columns(User.id).limit(COUNT_CAP + 1).subquery()
+    cap = SEARCH_COUNT_CAP if query_words(search or "") else COUNT_CAP
+    counted = query.with_only_columns(User.id).limit(cap + 1).subquery()
     total = await session.scalar(select(func.count()).select_from(counted)) or 0
     column = _ORDER[sort_column(sort)]
     descending = sort.startswith("-")
@@ -96,4 +97,4 @@ async def list_users(
     if len(users) == limit:
         final = users[-1]
         last = (getattr(final, column.key), final.id)
-    return UsersPage(users, min(total, COUNT_CAP), total > COUNT_CAP, last)
+    return UsersPage(users, min(total, cap), total > cap, last)

@@ -12,7 +12,7 @@ from sqlalchemy import insert
 from app.clock import utcnow
 from app.db.session import Database
 from app.names import name_columns
-from app.pagination import COUNT_CAP
+from app.pagination import COUNT_CAP, SEARCH_COUNT_CAP
 from app.user_record.models import User
 from app.users.repository import UserSort
 from tests.helpers.api import TenantKeys, assert_problem, create_user
@@ -158,6 +158,7 @@ async def test_the_count_stops_at_ten_thousand_and_says_so(
 
     page = await client.get("/v1/users", headers=tenant.operator)
     small = await client.get("/v1/users", params={"search": "agent 00007"}, headers=tenant.operator)
+    search = await client.get("/v1/users", params={"search": "agent"}, headers=tenant.operator)
 
     assert page.json()["total"] == COUNT_CAP
     assert page.json()["total_is_estimate"] is True
@@ -165,3 +166,6 @@ async def test_the_count_stops_at_ten_thousand_and_says_so(
     assert small.json()["total"] == 1
     assert small.json()["total_is_estimate"] is False
     assert small.json()["next"] is None
+    # A search as an operator types stops sooner: its first letters may find a third of a tenant.
+    assert search.json()["total"] == SEARCH_COUNT_CAP
+    assert search.json()["total_is_estimate"] is True
