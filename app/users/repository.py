@@ -6,9 +6,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.names import query_words
 from app.pagination import COUNT_CAP, SEARCH_COUNT_CAP
@@ -80,21 +82,31 @@ async def list_users(
     (the place of the last user of the page before) when reading by cursor. The count stops at
     COUNT_CAP, or SEARCH_COUNT_CAP for a search."""
     query = _filtered(tenant_id, search)
-    cap = SEARCH_COUNT_CAP if query_words(search or "") else COUNT_CAP
+    searching = bool(query_words(search or ""))
+    cap = SEARCH_COUNT_CAP if searching else COUNT_CAP
     counted = query.with_only_columns(User.id).limit(cap + 1).subquery()
     total = await session.scalar(select(func.count()).select_from(counted)) or 0
-    column = _ORDER[sort_column(sort)]
+    users_of: Any = User
+    if searching:
+        # A search's agents are found first (through the trigram index), then the page's are
+        # picked in order (a top-N sort): read along the order's index instead, a common name's
+        # agents may lie far from its start (Nguyễn after every Bùi, Đặng, Hoàng, Lê...), a
+        # walk over most of the tenant. OFFSET 0 keeps PostgreSQL from merging the two.
+        users_of = aliased(User, query.offset(0).subquery("matches"))
+        query = select(users_of)
+    key = _ORDER[sort_column(sort)].key
+    column, user_key = getattr(users_of, key), users_of.id
     descending = sort.startswith("-")
     if after is not None:
         value, user_id = after
         if descending:
-            query = query.where(or_(column < value, and_(column == value, User.id < user_id)))
+            query = query.where(or_(column < value, and_(column == value, user_key < user_id)))
         else:
-            query = query.where(or_(column > value, and_(column == value, User.id > user_id)))
-    order = (column.desc(), User.id.desc()) if descending else (column.asc(), User.id.asc())
+            query = query.where(or_(column > value, and_(column == value, user_key > user_id)))
+    order = (column.desc(), user_key.desc()) if descending else (column.asc(), user_key.asc())
     users = list(await session.scalars(query.order_by(*order).limit(limit).offset(offset)))
     last = None
     if len(users) == limit:
         final = users[-1]
-        last = (getattr(final, column.key), final.id)
+        last = (getattr(final, key), final.id)
     return UsersPage(users, min(total, cap), total > cap, last)
