@@ -105,6 +105,16 @@ interface Operator {
   errors: string[];
   /** From the last click of the sign-in to the first page of 50 agents drawn. */
   firstPageMs: number;
+  /** The access token the sign-in gave. */
+  firstToken: string | null;
+}
+
+/** The access token the page holds (oidc-client-ts keeps it in sessionStorage). */
+export async function accessToken(page: Page): Promise<string | null> {
+  return page.evaluate(() => {
+    const key = Object.keys(sessionStorage).find((name) => name.startsWith("oidc.user:"));
+    return key ? (JSON.parse(sessionStorage.getItem(key) ?? "{}").access_token ?? null) : null;
+  });
 }
 
 export const test = base.extend<{ errors: string[] }, { operator: Operator }>({
@@ -119,7 +129,7 @@ export const test = base.extend<{ errors: string[] }, { operator: Operator }>({
         timeout: 10_000,
       });
       const firstPageMs = Date.now() - clicked;
-      await use({ context, page, errors, firstPageMs });
+      await use({ context, page, errors, firstPageMs, firstToken: await accessToken(page) });
       await context.close();
     },
     { scope: "worker" },

@@ -2,6 +2,7 @@
 // order and words. The step where a phone registers and its dot turns green is not here yet:
 // it needs the service's event stream, which comes with its own change.
 import {
+  accessToken,
   api,
   env,
   expect,
@@ -307,4 +308,20 @@ test("English after switching", async ({ operator }) => {
   await screenshot(page, "11-english");
   await page.getByRole("radiogroup", { name: "Language" }).getByText("Tiếng Việt").click();
   await expect(table.getByRole("columnheader").first()).toHaveText("Người dùng");
+});
+
+test("Phiên đăng nhập được gia hạn tự động (the token is renewed silently)", async ({
+  operator,
+}) => {
+  const { page } = operator;
+  // The tests' provider gives the console 70-second tokens; it renews them in a hidden frame
+  // a minute before they expire, without a reload or a visit to the provider's pages.
+  expect(operator.firstToken).toBeTruthy();
+  await expect
+    .poll(() => accessToken(page), { timeout: 30_000, intervals: [1_000] })
+    .not.toBe(operator.firstToken);
+  await expect(page).toHaveURL(/\/config\/antring\/users$/);
+  await page.getByLabel("Tìm kiếm").fill("le thi hoa");
+  await expect(page.getByTestId("users").locator("tbody tr")).toHaveCount(1);
+  await page.getByLabel("Tìm kiếm").fill("");
 });

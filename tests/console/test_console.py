@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = ROOT / "console"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SECRET_KEY = "console-tests-secret-key-0123456789-abcdef"
+CONSOLE_TOKEN_SECONDS = 70
 OPERATOR = ("lan.tran", "Trần Thị Lan")
 VIEWER = ("minh.le", "Lê Minh")
 
@@ -278,9 +279,14 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     api_url = f"http://{LOCALHOST}:{api_port}"
     started: list[Process] = []
     stop_site = None
-    idp = IdentityProvider(work / "idp", access_token_ttl=600)
-    idp.add_redirect_uri(f"{console_url}/signed-in")
-    idp.add_redirect_uri(f"{console_url}/silent-renew.html")
+    idp = IdentityProvider(work / "idp")
+    # The console's tokens live 70 s: it renews them silently a minute before they expire, so
+    # every 10 s or so while the suite runs.
+    idp.add_public_client(
+        "console",
+        [f"{console_url}/signed-in", f"{console_url}/silent-renew.html"],
+        access_token_ttl=CONSOLE_TOKEN_SECONDS,
+    )
     idp.start()
     try:
         env = {
