@@ -11,6 +11,7 @@ import {
 
 export const env = {
   consoleUrl: process.env.CONSOLE_URL ?? "",
+  devConsoleUrl: process.env.DEV_CONSOLE_URL ?? "",
   apiUrl: process.env.API_URL ?? "",
   adminKey: process.env.ADMIN_KEY ?? "",
   operator: process.env.OPERATOR_ACCOUNT ?? "",

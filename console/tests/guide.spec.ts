@@ -325,3 +325,22 @@ test("Phiên đăng nhập được gia hạn tự động (the token is renewed
   await expect(page.getByTestId("users").locator("tbody tr")).toHaveCount(1);
   await page.getByLabel("Tìm kiếm").fill("");
 });
+
+test("Đăng nhập phát triển bằng khóa API (make run, no identity provider)", async ({ browser }) => {
+  const context = await browser.newContext({ baseURL: env.devConsoleUrl, locale: "vi-VN" });
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  await page.goto("/config/antring/users");
+  await expect(page.getByText("Đăng nhập phát triển (khóa API)")).toBeVisible();
+  await expect(page.getByRole("button", { name: "Đăng nhập", exact: true })).toHaveCount(0);
+  await page.getByRole("textbox", { name: "Khóa API" }).fill(env.adminKey);
+  await page.getByRole("button", { name: "Đăng nhập bằng khóa" }).click();
+  await expect(page.locator("[data-role]")).toHaveText("Quản trị");
+  await expect(page.getByTestId("users").locator("tbody tr")).toHaveCount(50);
+  expect(await page.evaluate(() => Object.values(localStorage).join(" "))).not.toContain(
+    env.adminKey,
+  );
+  await screenshot(page, "12-development-sign-in");
+  expect(errors).toEqual([]);
+  await context.close();
+});

@@ -202,6 +202,7 @@ def _serve_console(port: int, config: bytes) -> ThreadingHTTPServer:
 @dataclass
 class Stack:
     console_url: str
+    dev_console_url: str
     api_url: str
     admin_key: str
     artifacts: Path
@@ -274,11 +275,13 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "in console/"
     )
 
-    console_port, api_port = reserve_port(), reserve_port()
+    console_port, dev_port, api_port = reserve_port(), reserve_port(), reserve_port()
     console_url = f"http://{LOCALHOST}:{console_port}"
+    # The same build with no identity provider, as `make console` beside `make run` has it.
+    dev_console_url = f"http://{LOCALHOST}:{dev_port}"
     api_url = f"http://{LOCALHOST}:{api_port}"
     started: list[Process] = []
-    stop_site = None
+    sites: list[ThreadingHTTPServer] = []
     idp = IdentityProvider(work / "idp")
     # The console's tokens live 70 s: it renews them silently a minute before they expire, so
     # every 10 s or so while the suite runs.
@@ -297,7 +300,7 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             "ANTRING_SCHEDULER_ENABLED": "false",
             "ANTRING_OIDC_ISSUER": idp.issuer,
             "ANTRING_OIDC_AUDIENCE": idp.audience,
-            "ANTRING_CORS_ORIGINS": json.dumps([console_url]),
+            "ANTRING_CORS_ORIGINS": json.dumps([console_url, dev_console_url]),
             "PYTHONPATH": str(ROOT),
         }
         _cli(env, "migrate")
@@ -329,13 +332,14 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         idp.add_account(VIEWER[0], tenant_id=tenant_id, roles=["viewer"], name=VIEWER[1])
 
         config = {"apiUrl": api_url, "oidc": {"authority": idp.issuer, "clientId": "console"}}
-        site = _serve_console(console_port, json.dumps(config).encode())
-        stop_site = site.shutdown
+        sites.append(_serve_console(console_port, json.dumps(config).encode()))
+        dev_config = {"apiUrl": api_url, "oidc": None}
+        sites.append(_serve_console(dev_port, json.dumps(dev_config).encode()))
         artifacts = Path(os.environ.get("CONSOLE_ARTIFACTS", work / "artifacts"))
-        yield Stack(console_url, api_url, admin_key, artifacts)
+        yield Stack(console_url, dev_console_url, api_url, admin_key, artifacts)
     finally:
-        if stop_site is not None:
-            stop_site()
+        for site in sites:
+            site.shutdown()
         for proc in reversed(started):
             proc.stop()
         idp.stop()
@@ -352,6 +356,7 @@ def test_the_operators_guide_step_by_step_in_chromium(stack: Stack) -> None:
             "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",
             "CHROMIUM_PATH": CHROMIUM,
             "CONSOLE_URL": stack.console_url,
+            "DEV_CONSOLE_URL": stack.dev_console_url,
             "API_URL": stack.api_url,
             "ADMIN_KEY": stack.admin_key,
             "OPERATOR_ACCOUNT": OPERATOR[0],
