@@ -91,8 +91,8 @@ export function Extensions({ user, editable }: { user: User; editable: boolean }
               error={fieldError(add.error, "body.number")}
             />
             <datalist id={listId} aria-label={t("extensions.free")}>
-              {free.data?.numbers.map((free) => (
-                <option key={free} value={free} />
+              {free.data?.numbers.map((option) => (
+                <option key={option} value={option} />
               ))}
             </datalist>
             <ActionIcon

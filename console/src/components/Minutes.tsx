@@ -101,7 +101,7 @@ function MinutesDialog({ user, onClose }: { user: User; onClose: () => void }) {
             <Button variant="default" onClick={onClose}>
               {t("minutes.cancel")}
             </Button>
-            <Button type="submit" loading={save.isPending}>
+            <Button type="submit" loading={save.isPending} disabled={!unlimited && limit === ""}>
               {t("minutes.ok")}
             </Button>
           </Group>
