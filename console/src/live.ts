@@ -13,9 +13,16 @@ export type LiveMode = "connecting" | "live" | "polling";
 
 class StreamUnavailable extends Error {}
 
-interface ServiceEvent {
+interface EventData {
+  user_id?: string;
+  id?: string;
+}
+
+// An event as the webhooks carry it ({type, timestamp, data}); a stream that sends only its
+// data, with the type as the SSE event name, is read the same way.
+interface ServiceEvent extends EventData {
   type?: string;
-  data?: { user_id?: string; id?: string };
+  data?: EventData;
 }
 
 /** Puts the service's answer for one user into every cached page that shows them. */
@@ -42,8 +49,9 @@ export async function refreshRow(queryClient: QueryClient, userId: string) {
 }
 
 function affectedUser(event: ServiceEvent): string | undefined {
-  if (event.data?.user_id) return event.data.user_id;
-  if (event.type?.startsWith("user.") || event.type?.startsWith("quota.")) return event.data?.id;
+  const data = event.data ?? event;
+  if (data.user_id) return data.user_id;
+  if (event.type?.startsWith("user.")) return data.id;
   return undefined;
 }
 
