@@ -4,8 +4,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 DOCS_PORT ?= 8001
+CONSOLE_PORT ?= 5173
 
-.PHONY: install run test lint format bench fuzz docs docs-build clean
+.PHONY: install run console test lint format bench fuzz docs docs-build clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock requirements-dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -22,9 +23,20 @@ CATALOGUES := $(patsubst %.po,%.mo,$(wildcard app/errors/locales/*/LC_MESSAGES/m
 
 install: $(BIN)/.installed $(CATALOGUES)
 
+# The console's dev server (`make console`) may call this service from its origin.
+run: export ANTRING_CORS_ORIGINS ?= ["http://$(HOST):$(CONSOLE_PORT)"]
 run: install
 	$(BIN)/antring migrate
 	$(BIN)/antring serve --host $(HOST) --port $(PORT)
+
+# The operations console (console/) in Vite's dev server, against `make run`'s service; it
+# offers the development sign-in with the admin key `make run` printed (see docs/console.md).
+console/node_modules/.installed: console/package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --prefix console
+	touch $@
+
+console: console/node_modules/.installed
+	cd console && VITE_API_URL=http://$(HOST):$(PORT) node_modules/.bin/vite --host $(HOST) --port $(CONSOLE_PORT)
 
 test: install
 	$(BIN)/pytest
