@@ -386,8 +386,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List users with their devices, extensions, minutes and switches
-         * @description List users with their devices, extensions, minutes and switches.
+         * List users with their devices, extensions, minutes and switches. Read on by `cursor`
+         * @description List users with their devices, extensions, minutes and switches. Read on by `cursor`
+         *     (the `next` of each page, in the same `sort` and search) rather than by `offset` in a large
+         *     tenant; the count stops at 10,000 (`total_is_estimate`).
          *
          *     **Roles**: admin, operator, viewer.
          */
@@ -1523,7 +1525,7 @@ export interface components {
          * @description A rule an error names: the key of its sentence in the catalogues.
          * @enum {string}
          */
-        Code: "acrobits-cloud-id-missing" | "also-in-row" | "api-key-expired" | "api-key-invalid" | "api-key-missing" | "api-key-not-found" | "audit-resource-type" | "blank" | "body-not-json" | "body-too-large" | "call-start-form" | "call-start-out-of-range" | "caller-not-found" | "cell-count" | "changed-concurrently" | "control-characters" | "credential-not-recognised" | "csv-header-unreadable" | "csv-unreadable" | "cursor-invalid" | "database-unavailable" | "date-time-without-offset" | "delivery-not-found" | "device-form" | "device-list-form" | "device-name-case" | "device-name-taken" | "device-not-found" | "dialled-number" | "digits" | "duplicate-column" | "duplicate-contact" | "duplicate-key" | "email" | "emergency-number-in-use" | "exactly-one-of" | "expires-at-before-at" | "expires-at-in-past" | "expiry-in-past" | "extension-free" | "extension-free-in-domain" | "extension-list-form" | "extension-not-held" | "extension-shadows-emergency" | "extension-taken" | "external-ref-taken" | "file-empty" | "file-not-utf8" | "file-too-large" | "headers-too-large" | "host-name" | "http-error" | "idempotency-key-form" | "idempotency-key-in-use" | "idempotency-key-reused" | "identifier" | "identity-provider-unavailable" | "if-match-form" | "import-conflict-device-name" | "import-conflict-extension" | "import-conflict-external-ref" | "import-file-type" | "import-not-found" | "import-rejected" | "internal-error" | "invalid" | "invalid-fields" | "invalid-format" | "invalid-json" | "ip-address" | "ip-network" | "ip-phone-only" | "job-not-found" | "json-too-deep" | "kind-change-needs-null" | "limit-form" | "line-too-long" | "mac-address" | "mac-address-taken" | "method-not-allowed" | "no-phone-transport" | "not-a-boolean" | "not-a-date-time" | "not-a-list" | "not-a-uuid" | "not-a-whole-number" | "not-an-object" | "not-one-of" | "not-text" | "not-utf8" | "null-not-allowed" | "number-too-large" | "number-too-small" | "offset-with-cursor" | "password-characters" | "password-contains-device-name" | "password-contains-new-name" | "password-form" | "password-letters-and-digits" | "platform-key-required" | "printable-ascii" | "provisioning-address-refused" | "provisioning-credentials-first" | "provisioning-credentials-needed" | "provisioning-device-disabled" | "provisioning-enabled-concurrently" | "provisioning-file-not-asked" | "provisioning-file-unknown" | "provisioning-link-gone" | "provisioning-link-unknown" | "provisioning-mac-unknown" | "provisioning-model-mismatch" | "provisioning-not-enabled" | "provisioning-throttled" | "query-name-not-utf8" | "reported-at-in-future" | "required" | "reserved-device-name" | "role-forbidden" | "route-not-found" | "sip-account-not-found" | "sip-domain-taken" | "sip-uri" | "sip-username" | "started-at-in-future" | "started-at-too-old" | "tenant-keys-forbidden" | "tenant-not-found" | "tenant-required" | "text-too-long" | "text-too-short" | "time-zone" | "token-algorithm" | "token-audience" | "token-claim-missing" | "token-expired" | "token-invalid" | "token-issuer" | "token-key-algorithm" | "token-key-unknown" | "token-no-kid" | "token-not-yet-valid" | "token-role-missing" | "token-signature" | "token-tenant-invalid" | "token-tenant-missing" | "token-tenant-unknown" | "token-too-long" | "too-few-items" | "too-many-failed-authentications" | "too-many-items" | "twice-in-row" | "unknown-column" | "unknown-event-types" | "unknown-field" | "upload-interrupted" | "user-not-found" | "version-changed" | "webhook-host-invalid" | "webhook-host-private" | "webhook-host-unresolved" | "webhook-not-found" | "webhook-url" | "webhook-url-credentials";
+        Code: "acrobits-cloud-id-missing" | "also-in-row" | "api-key-expired" | "api-key-invalid" | "api-key-missing" | "api-key-not-found" | "audit-resource-type" | "blank" | "body-not-json" | "body-too-large" | "call-start-form" | "call-start-out-of-range" | "caller-not-found" | "cell-count" | "changed-concurrently" | "control-characters" | "credential-not-recognised" | "csv-header-unreadable" | "csv-unreadable" | "cursor-invalid" | "cursor-other-order" | "database-unavailable" | "date-time-without-offset" | "delivery-not-found" | "device-form" | "device-list-form" | "device-name-case" | "device-name-taken" | "device-not-found" | "dialled-number" | "digits" | "duplicate-column" | "duplicate-contact" | "duplicate-key" | "email" | "emergency-number-in-use" | "exactly-one-of" | "expires-at-before-at" | "expires-at-in-past" | "expiry-in-past" | "extension-free" | "extension-free-in-domain" | "extension-list-form" | "extension-not-held" | "extension-shadows-emergency" | "extension-taken" | "external-ref-taken" | "file-empty" | "file-not-utf8" | "file-too-large" | "headers-too-large" | "host-name" | "http-error" | "idempotency-key-form" | "idempotency-key-in-use" | "idempotency-key-reused" | "identifier" | "identity-provider-unavailable" | "if-match-form" | "import-conflict-device-name" | "import-conflict-extension" | "import-conflict-external-ref" | "import-file-type" | "import-not-found" | "import-rejected" | "internal-error" | "invalid" | "invalid-fields" | "invalid-format" | "invalid-json" | "ip-address" | "ip-network" | "ip-phone-only" | "job-not-found" | "json-too-deep" | "kind-change-needs-null" | "limit-form" | "line-too-long" | "mac-address" | "mac-address-taken" | "method-not-allowed" | "no-phone-transport" | "not-a-boolean" | "not-a-date-time" | "not-a-list" | "not-a-uuid" | "not-a-whole-number" | "not-an-object" | "not-one-of" | "not-text" | "not-utf8" | "null-not-allowed" | "number-too-large" | "number-too-small" | "offset-with-cursor" | "password-characters" | "password-contains-device-name" | "password-contains-new-name" | "password-form" | "password-letters-and-digits" | "platform-key-required" | "printable-ascii" | "provisioning-address-refused" | "provisioning-credentials-first" | "provisioning-credentials-needed" | "provisioning-device-disabled" | "provisioning-enabled-concurrently" | "provisioning-file-not-asked" | "provisioning-file-unknown" | "provisioning-link-gone" | "provisioning-link-unknown" | "provisioning-mac-unknown" | "provisioning-model-mismatch" | "provisioning-not-enabled" | "provisioning-throttled" | "query-name-not-utf8" | "reported-at-in-future" | "required" | "reserved-device-name" | "role-forbidden" | "route-not-found" | "sip-account-not-found" | "sip-domain-taken" | "sip-uri" | "sip-username" | "started-at-in-future" | "started-at-too-old" | "tenant-keys-forbidden" | "tenant-not-found" | "tenant-required" | "text-too-long" | "text-too-short" | "time-zone" | "token-algorithm" | "token-audience" | "token-claim-missing" | "token-expired" | "token-invalid" | "token-issuer" | "token-key-algorithm" | "token-key-unknown" | "token-no-kid" | "token-not-yet-valid" | "token-role-missing" | "token-signature" | "token-tenant-invalid" | "token-tenant-missing" | "token-tenant-unknown" | "token-too-long" | "too-few-items" | "too-many-failed-authentications" | "too-many-items" | "twice-in-row" | "unknown-column" | "unknown-event-types" | "unknown-field" | "upload-interrupted" | "user-not-found" | "version-changed" | "webhook-host-invalid" | "webhook-host-private" | "webhook-host-unresolved" | "webhook-not-found" | "webhook-url" | "webhook-url-credentials";
         /**
          * ConfigReveal
          * @enum {string}
@@ -2352,7 +2354,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -2377,7 +2379,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -2402,7 +2404,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -2427,7 +2429,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -2452,7 +2454,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -2477,7 +2479,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -2502,7 +2504,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -2527,7 +2529,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -2552,7 +2554,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -2577,7 +2579,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -2602,7 +2604,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -2627,7 +2629,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -2652,7 +2654,7 @@ export interface components {
             offset: number;
             /**
              * Total Is Estimate
-             * @description True when counting stopped at 10,000: `total` is then a lower bound.
+             * @description True when counting stopped (at 10,000; at 1,000 for a search of the Users table): `total` is then a lower bound.
              * @default false
              */
             total_is_estimate: boolean;
@@ -6326,6 +6328,8 @@ export interface operations {
                 limit?: number;
                 /** @description Items to skip. */
                 offset?: number;
+                /** @description Read on from where a page ended: the `next` of the page before (instead of `offset`, which must then be 0). */
+                cursor?: string;
             };
             header?: {
                 /** @description With a platform key: the tenant to act on. */

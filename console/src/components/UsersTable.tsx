@@ -103,7 +103,7 @@ export function UsersTable() {
       {data && data.total > 0 && (
         <Group justify="space-between">
           <Text size="sm">
-            {t("users.count", {
+            {t(data.total_is_estimate ? "users.countAtLeast" : "users.count", {
               from: data.offset + 1,
               to: data.offset + data.items.length,
               total: data.total,
