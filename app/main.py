@@ -44,6 +44,7 @@ from app.observability.logs import configure_logging
 from app.outbox.follower import OutboxFollower
 from app.outbox.readers import OutboxReaders
 from app.provisioning.router import files_router as provisioning_files_router
+from app.quotas.live import MinutesAnnouncer
 from app.provisioning.router import router as provisioning_router
 from app.quotas.router import router as quotas_router
 from app.registrations.router import call_control_router as registrations_router
@@ -218,7 +219,16 @@ def create_app(
             per_process=settings.streams_per_process,
         )
         app.state.follower = follower
-        reading: list[asyncio.Task[None]] = [asyncio.get_running_loop().create_task(follower.run())]
+        # Calls charged here are announced (`quota.used_changed`) a few seconds later, together.
+        minutes = MinutesAnnouncer(
+            db, every_seconds=settings.minutes_flush_seconds, on_written=readers.written
+        )
+        app.state.minutes = minutes
+        loop = asyncio.get_running_loop()
+        reading: list[asyncio.Task[None]] = [
+            loop.create_task(follower.run()),
+            loop.create_task(minutes.run()),
+        ]
         if settings.webhooks_enabled:
             reading.append(asyncio.get_running_loop().create_task(dispatcher.run()))
             if bus is not None:
@@ -244,6 +254,9 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            # What was charged and not announced yet.
+            with contextlib.suppress(Exception):
+                await minutes.flush()
             await dispatcher.close()
             await follower.close()
             if bus is not None:
