@@ -44,8 +44,8 @@ from app.observability.logs import configure_logging
 from app.outbox.follower import OutboxFollower
 from app.outbox.readers import OutboxReaders
 from app.provisioning.router import files_router as provisioning_files_router
-from app.quotas.live import MinutesAnnouncer
 from app.provisioning.router import router as provisioning_router
+from app.quotas.live import MinutesAnnouncer
 from app.quotas.router import router as quotas_router
 from app.registrations.router import call_control_router as registrations_router
 from app.registrations.router import device_router as device_registrations_router

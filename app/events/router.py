@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import Header, Query, Request
+from fastapi import Header, Request
 from sse_starlette import EventSourceResponse
 
 from app.auth.deps import ReadAccess

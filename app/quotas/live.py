@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -136,8 +137,10 @@ class MinutesAnnouncer:
         if not months:
             return 0
         try:
-            async with self._db.session_scope() as session:
-                count = await announce(session, months)
+            # Not any request's work: kept out of the requests' traces.
+            with suppress_instrumentation():
+                async with self._db.session_scope() as session:
+                    count = await announce(session, months)
         except BaseException:
             # Announced next round.
             self._pending |= months

@@ -3,9 +3,11 @@ from typing import Annotated
 from fastapi import Query, Response, status
 
 from app.auth.deps import EditTenant, IdempotencyDep, ReadTenant
-from app.deps import CipherDep, SessionDep
+from app.deps import CipherDep, IfNoneMatch, SessionDep
 from app.errors import (
     CREATED_VERSIONED,
+    NOT_MODIFIED,
+    READ_TAGGED,
     VERSIONED,
     Forbidden,
     InvalidInput,
@@ -13,7 +15,7 @@ from app.errors import (
     Unauthorized,
     responses,
 )
-from app.etags import set_etag
+from app.etags import conditional_read, set_etag
 from app.idempotency.service import create_once
 from app.pagination import Page, PageDep
 from app.routing import api_router
@@ -32,11 +34,12 @@ router = api_router(
 )
 
 
-@router.get("", response_model=Page[UserOut])
+@router.get("", response_model=Page[UserOut], responses=responses(READ_TAGGED, NOT_MODIFIED))
 async def list_users(
     session: SessionDep,
     tenant: ReadTenant,
     page: PageDep,
+    if_none_match: IfNoneMatch = None,
     search: Annotated[
         str | None,
         Query(
@@ -55,12 +58,12 @@ async def list_users(
             "`display_name` by the full name, `given_name` by the last word first, then the rest."
         ),
     ] = UserSort.display_name,
-) -> Page[UserOut]:
+) -> Response:
     """List users with their devices, extensions, minutes and switches."""
     users_page, total = await service.list_users(
         session, tenant=tenant, search=search, sort=sort, limit=page.limit, offset=page.offset
     )
-    return Page.of(users_page, total, page)
+    return conditional_read(if_none_match, Page.of(users_page, total, page))
 
 
 @router.post(
@@ -85,11 +88,17 @@ async def create_user(
     return await create_once(session, cipher, once=once, create=create)
 
 
-@router.get("/{user_id}", response_model=UserOut, responses=responses(UserNotFound, VERSIONED))
-async def get_user(session: SessionDep, current: ReadUser, response: Response) -> UserOut:
+@router.get(
+    "/{user_id}",
+    response_model=UserOut,
+    responses=responses(UserNotFound, READ_TAGGED, NOT_MODIFIED),
+)
+async def get_user(
+    session: SessionDep, current: ReadUser, if_none_match: IfNoneMatch = None
+) -> Response:
     """Show a user."""
-    set_etag(response, current.user.version)
-    return await service.get_user(session, current=current)
+    shown = await service.get_user(session, current=current)
+    return conditional_read(if_none_match, shown, version=current.user.version)
 
 
 @router.patch(

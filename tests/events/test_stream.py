@@ -87,17 +87,19 @@ async def test_last_event_id_replays_exactly_the_missed_events(
 ) -> None:
     user = await create_user(client, tenant.admin, display_name="An")
     async with open_stream(live_url, tenant.admin) as first:
-        await client.patch(f"/v1/users/{user['id']}", json={"email": "a@x.vn"}, headers=tenant.admin)
+        await client.patch(
+            f"/v1/users/{user['id']}", json={"email": "a@x.vn"}, headers=tenant.admin
+        )
         seen = await first.wait_for(_of("user.updated", user["id"]), timeout=2)
 
     missed = [
         await add_device(client, tenant.admin, user["id"], name=f"an.desk{n}") for n in range(3)
     ]
     async with open_stream(live_url, {**tenant.admin, "Last-Event-ID": seen.id}) as resumed:
-        await client.patch(f"/v1/users/{user['id']}", json={"email": "b@x.vn"}, headers=tenant.admin)
-        await resumed.wait_for(
-            lambda e: e.event == "user.updated" and e.id != seen.id, timeout=2
+        await client.patch(
+            f"/v1/users/{user['id']}", json={"email": "b@x.vn"}, headers=tenant.admin
         )
+        await resumed.wait_for(lambda e: e.event == "user.updated" and e.id != seen.id, timeout=2)
         await asyncio.sleep(0.3)
 
     types = [(e.event, json.loads(e.data)["data"]["resource"]["id"]) for e in resumed.events]
