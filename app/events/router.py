@@ -5,7 +5,7 @@ from sse_starlette import EventSourceResponse
 
 from app.auth.deps import ReadAccess
 from app.deps import DatabaseDep, SettingsDep
-from app.errors import InvalidInput, responses
+from app.errors import InvalidInput, ResponseHeaders, responses
 from app.events import service
 from app.events.exceptions import TooManyStreams
 from app.events.schemas import STREAM_DESCRIPTION, StreamTypes
@@ -23,7 +23,11 @@ router = api_router(prefix="/v1/events", tags=["events"])
             "description": STREAM_DESCRIPTION,
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **responses(TooManyStreams, InvalidInput),
+        **responses(
+            TooManyStreams,
+            ResponseHeaders(429, {"Retry-After": "Seconds to wait before trying again."}),
+            InvalidInput,
+        ),
     },
 )
 async def stream_events(
