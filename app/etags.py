@@ -35,6 +35,15 @@ def representation_etag(body: bytes, version: int | None = None) -> str:
     return f'"{version}.{digest}"' if version is not None else f'"{digest}"'
 
 
+def shown_etag(shown: BaseModel, version: int | None = None) -> str:
+    """The tag of a resource as an answer shows it: what a read of it answers too."""
+    return representation_etag(shown.model_dump_json().encode(), version)
+
+
+def set_shown_etag(response: Response, shown: BaseModel, version: int) -> None:
+    response.headers["ETag"] = shown_etag(shown, version)
+
+
 def _version_of(tag: str) -> str:
     """The version a strong tag names: `"3"` and `"3.<digest>"` both name 3."""
     return tag[1:-1].split(".", 1)[0] if tag.startswith('"') else tag
@@ -73,15 +82,18 @@ def conditional_read(
 
 
 async def require_match(
-    if_match: str | None, version: int, *, current: Callable[[], Awaitable[BaseModel]]
+    if_match: str | None,
+    version: int,
+    *,
+    current: Callable[[], Awaitable[BaseModel]],
+    tagged: bool = False,
 ) -> None:
     """PreconditionFailed unless `If-Match` is absent, `*`, or lists the current ETag (compared
     strongly: a weak `W/"..."` ETag never matches, as RFC 9110 says for If-Match), with the
     current ETag and the resource as `current()` shows it now; InvalidInput when it is none of
-    RFC 9110's forms."""
+    RFC 9110's forms. `tagged`: the ETag is the shown resource's tag, as its read answers."""
     if _matches(if_match, version):
         return
     shown = await current()
-    raise PreconditionFailed(
-        Code.version_changed, etag=etag(version), current=shown.model_dump(mode="json")
-    )
+    tag = shown_etag(shown, version) if tagged else etag(version)
+    raise PreconditionFailed(Code.version_changed, etag=tag, current=shown.model_dump(mode="json"))

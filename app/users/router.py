@@ -15,7 +15,7 @@ from app.errors import (
     Unauthorized,
     responses,
 )
-from app.etags import conditional_read, set_etag
+from app.etags import conditional_read, set_etag, set_shown_etag
 from app.idempotency.service import create_once
 from app.pagination import Page, PageDep
 from app.routing import api_router
@@ -104,14 +104,14 @@ async def get_user(
 @router.patch(
     "/{user_id}",
     response_model=UserOut,
-    responses=responses(UserNotFound, ExternalRefTaken, Stale(UserOut), VERSIONED),
+    responses=responses(UserNotFound, ExternalRefTaken, Stale(UserOut), READ_TAGGED),
 )
 async def update_user(
     body: UserUpdate, session: SessionDep, current: ChangedUser, response: Response
 ) -> UserOut:
     """Change a user's details, switches or monthly limit."""
     updated = await service.update_user(session, current=current, data=body)
-    set_etag(response, current.user.version)
+    set_shown_etag(response, updated, current.user.version)
     return updated
 
 

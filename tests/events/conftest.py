@@ -58,7 +58,7 @@ class Stream:
     def bodies(self) -> list[dict[str, Any]]:
         return [json.loads(e.data) for e in self.events if e.event not in ("reset", "dropped")]
 
-    async def wait_for(self, check: Any, timeout: float) -> ServerSentEvent:
+    async def wait_for(self, check: Any, timeout: float) -> ServerSentEvent:  # noqa: ASYNC109
         """The first event `check` accepts, within `timeout` seconds."""
         async with asyncio.timeout(timeout):
             while True:

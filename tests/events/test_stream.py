@@ -14,7 +14,7 @@ from app.db.session import Database
 from app.main import create_app
 from app.outbox.record import Change, record_many
 from app.settings import Settings
-from tests.events.conftest import STREAM, Stream, open_stream, serve
+from tests.events.conftest import STREAM, open_stream, serve
 from tests.helpers.api import TenantKeys, add_device, assert_problem, create_user
 from tests.helpers.callcontrol import new_agent, report
 
@@ -118,6 +118,10 @@ async def test_an_id_no_longer_kept_gets_a_reset(
         reset = await stream.wait_for(lambda e: True, timeout=2)
     assert reset.event == "reset"
 
+    async with httpx.AsyncClient(base_url=live_url) as plain:
+        refused = await plain.get(STREAM, headers={**tenant.admin, "Last-Event-ID": "yesterday"})
+    assert_problem(refused, 422, field="header.Last-Event-ID")
+
 
 async def test_two_tenants_streams_never_cross(
     live_url: str, client: httpx.AsyncClient, tenant: TenantKeys, other_tenant: TenantKeys
@@ -163,13 +167,17 @@ async def _stalled(url: str, headers: dict[str, str]) -> socket.socket:
     sock.setblocking(False)
     lines = [f"GET {STREAM} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
-    await asyncio.get_running_loop().sock_sendall(sock, ("\r\n".join(lines) + "\r\n\r\n").encode())
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, ("\r\n".join(lines) + "\r\n\r\n").encode())
+    # Its answer's head: it is subscribed. Nothing more is read.
+    head = await loop.sock_recv(sock, 512)
+    assert head.startswith(b"HTTP/1.1 200"), head
     return sock
 
 
-async def _read_all(sock: socket.socket, timeout: float) -> bytes:
+async def _read_all(sock: socket.socket, within: float) -> bytes:
     loop, chunks = asyncio.get_running_loop(), []
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while chunk := await loop.sock_recv(sock, 65536):
             chunks.append(chunk)
     return b"".join(chunks)
@@ -184,8 +192,7 @@ async def test_a_stalled_reader_is_dropped_while_another_keeps_receiving(
     async with app.router.lifespan_context(app), serve(app) as url:
         stalled = await _stalled(url, tenant.viewer)
         async with open_stream(url, tenant.viewer) as reader:
-            while app.state.follower.subscriptions < 2:
-                await asyncio.sleep(0.05)
+            assert app.state.follower.subscriptions == 2
             async with db.session_scope() as session:
                 await record_many(
                     session,
@@ -204,7 +211,7 @@ async def test_a_stalled_reader_is_dropped_while_another_keeps_receiving(
             await reader.wait_for(lambda e: json.loads(e.data)["data"].get("n") == count - 1, 20)
             assert [b["data"]["n"] for b in reader.bodies] == list(range(count))
             # The stalled one reads at last: what fitted in the buffers, then the last word.
-            received = await _read_all(stalled, timeout=20)
+            received = await _read_all(stalled, within=20)
             stalled.close()
             # Its last event says it was dropped, and the stream ended (chunked: the last chunk).
             last = received.rstrip(b"\r\n0").rsplit(b"event: ", 1)[1]
@@ -219,12 +226,15 @@ async def test_a_stream_resumes_on_another_replica(
 ) -> None:
     user = await create_user(client, tenant.admin, display_name="An")
     first = create_app(settings)
-    async with first.router.lifespan_context(first), serve(first) as url:
-        async with open_stream(url, tenant.viewer) as stream:
-            await client.patch(
-                f"/v1/users/{user['id']}", json={"email": "a@x.vn"}, headers=tenant.admin
-            )
-            last = await stream.wait_for(_of("user.updated", user["id"]), timeout=2)
+    async with (
+        first.router.lifespan_context(first),
+        serve(first) as url,
+        open_stream(url, tenant.viewer) as stream,
+    ):
+        await client.patch(
+            f"/v1/users/{user['id']}", json={"email": "a@x.vn"}, headers=tenant.admin
+        )
+        last = await stream.wait_for(_of("user.updated", user["id"]), timeout=2)
     # The replica is gone; changes go on through another.
     await client.patch(f"/v1/users/{user['id']}", json={"email": "b@x.vn"}, headers=tenant.admin)
     second = create_app(settings)
@@ -238,15 +248,24 @@ async def test_a_stream_resumes_on_another_replica(
 async def test_streams_per_key_are_bounded(
     settings: Settings, db: Database, client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
-    app: FastAPI = create_app(settings.model_copy(update={"streams_per_key": 2}))
-    async with app.router.lifespan_context(app), serve(app) as url:
-        async with open_stream(url, tenant.viewer), open_stream(url, tenant.viewer):
-            async with httpx.AsyncClient(base_url=url) as plain:
-                refused = await plain.get(STREAM, headers=tenant.viewer)
-                other_key = open_stream(url, tenant.admin)
-                async with other_key as allowed:
-                    assert allowed.status == 200
-        body = assert_problem(refused, 429, code="too-many-streams")
-        assert body["params"]["limit"] == 2
-        assert refused.headers["retry-after"] == "30"
-        assert isinstance(Stream(), Stream)
+    app: FastAPI = create_app(
+        settings.model_copy(update={"streams_per_key": 2, "streams_per_process": 3})
+    )
+    async with (
+        app.router.lifespan_context(app),
+        serve(app) as url,
+        open_stream(url, tenant.viewer),
+        open_stream(url, tenant.viewer),
+        httpx.AsyncClient(base_url=url) as plain,
+    ):
+        refused = await plain.get(STREAM, headers={**tenant.viewer, "Accept-Language": "vi"})
+        async with open_stream(url, tenant.admin) as allowed:
+            assert allowed.status == 200
+            full = await plain.get(STREAM, headers=tenant.operator)
+
+    body = assert_problem(refused, 429, code="too-many-streams")
+    assert (body["code"], body["params"]["limit"]) == ("too-many-streams-for-key", 2)
+    assert body["detail"].startswith("Khóa")
+    assert refused.headers["retry-after"] == "30"
+    body = assert_problem(full, 429, code="too-many-streams")
+    assert (body["code"], body["params"]["limit"]) == ("too-many-streams", 3)
