@@ -76,33 +76,39 @@ async def open_stream(
     return Opened(subscription, missed)
 
 
-def _message(event: StreamEvent) -> ServerSentEvent:
-    return ServerSentEvent(data=event.body, event=event.type, id=str(event.id))
+# Events sent together when a stream's queue holds several: one write, not one each.
+SEND_TOGETHER = 64
 
 
-async def messages(follower: OutboxFollower, opened: Opened) -> AsyncIterator[ServerSentEvent]:
+def _notice(event: str, reason: str) -> bytes:
+    return ServerSentEvent(data=json.dumps({"reason": reason}), event=event).encode()
+
+
+async def messages(follower: OutboxFollower, opened: Opened) -> AsyncIterator[bytes]:
     """The stream: a reset or the missed events, then each event as it commits, until the
     client leaves or falls too far behind."""
     subscription = opened.subscription
+    queue = subscription.queue
     try:
         if opened.missed is None:
-            yield ServerSentEvent(
-                data=json.dumps({"reason": "The events since Last-Event-ID are not kept."}),
-                event=RESET,
-            )
+            yield _notice(RESET, "The events since Last-Event-ID are not kept.")
         replayed = {event.seq for event in opened.missed or []}
         last_replayed = max(replayed, default=0)
         for event in opened.missed or []:
-            yield _message(event)
+            yield event.message
         while True:
-            event = await subscription.queue.get()
-            if event is None:
-                yield ServerSentEvent(
-                    data=json.dumps({"reason": "The stream was read too slowly."}), event=DROPPED
-                )
+            taken = [await queue.get()]
+            while not queue.empty() and len(taken) < SEND_TOGETHER:
+                taken.append(queue.get_nowait())
+            chunk = b"".join(
+                event.message
+                for event in taken
+                if event is not None and not (event.seq <= last_replayed and event.seq in replayed)
+            )
+            if chunk:
+                yield chunk
+            if None in taken:
+                yield _notice(DROPPED, "The stream was read too slowly.")
                 return
-            if event.seq <= last_replayed and event.seq in replayed:
-                continue
-            yield _message(event)
     finally:
         follower.unsubscribe(subscription)
