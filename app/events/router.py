@@ -57,7 +57,7 @@ async def stream_events(
         replay_max=settings.stream_replay_events,
     )
     return EventSourceResponse(
-        service.messages(follower, opened),
+        service.messages(follower, opened, expires_at=scope.principal.expires_at),
         ping=settings.stream_heartbeat_seconds,
         send_timeout=settings.stream_send_timeout_seconds,
     )

@@ -9,9 +9,10 @@ from app.schemas import rule_error
 
 STREAM_DESCRIPTION = (
     "Server-Sent Events, one per event: `event` is its type, `id` its id, `data` the body the "
-    "webhooks are sent (JSON). A comment line (`: ping`) comes when nothing else has for a "
+    "webhooks are sent (JSON). A comment line (`: ping …`) comes when nothing else has for a "
     "while. `event: reset` says the events since Last-Event-ID are no longer kept: reload what "
-    "is shown. `event: dropped` ends a stream read too slowly: connect again with Last-Event-ID."
+    "is shown. `event: dropped` ends a stream read too slowly, `event: expired` one whose token "
+    "or key expired: connect again (with a fresh token) and Last-Event-ID."
 )
 
 

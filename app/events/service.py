@@ -1,17 +1,21 @@
 """A stream opened: its subscription to the process's follower, what was missed since the
 client's Last-Event-ID, and the messages the stream sends."""
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from sse_starlette import ServerSentEvent
 
+from app.clock import utcnow
 from app.db.session import Database
 from app.errors import Code
 from app.events.exceptions import LastEventIdForm, TooManyStreams
 from app.outbox.follower import (
+    DROPPED,
     OutboxFollower,
     StreamEvent,
     StreamLimitReached,
@@ -22,8 +26,13 @@ from app.outbox.follower import (
 
 # Sent instead of a replay the service cannot make: the client reloads what it shows.
 RESET = "reset"
-# The last message of a stream whose reader fell too far behind.
-DROPPED = "dropped"
+# The last event of a stream whose credential (a token, a key with an expiry) has expired; a
+# stream read too slowly ends with DROPPED.
+EXPIRED = "expired"
+_REASONS = {
+    DROPPED: "The stream was read too slowly.",
+    EXPIRED: "The credential the stream was opened with has expired.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +93,20 @@ def _notice(event: str, reason: str) -> bytes:
     return ServerSentEvent(data=json.dumps({"reason": reason}), event=event).encode()
 
 
-async def messages(follower: OutboxFollower, opened: Opened) -> AsyncIterator[bytes]:
+async def messages(
+    follower: OutboxFollower, opened: Opened, *, expires_at: datetime | None
+) -> AsyncIterator[bytes]:
     """The stream: a reset or the missed events, then each event as it commits, until the
-    client leaves or falls too far behind."""
+    client leaves, falls too far behind, or its credential expires (`expires_at`)."""
     subscription = opened.subscription
     queue = subscription.queue
+    expiry = (
+        asyncio.get_running_loop().call_later(
+            max((expires_at - utcnow()).total_seconds(), 0), subscription.end, EXPIRED
+        )
+        if expires_at is not None
+        else None
+    )
     try:
         if opened.missed is None:
             yield _notice(RESET, "The events since Last-Event-ID are not kept.")
@@ -108,7 +126,10 @@ async def messages(follower: OutboxFollower, opened: Opened) -> AsyncIterator[by
             if chunk:
                 yield chunk
             if None in taken:
-                yield _notice(DROPPED, "The stream was read too slowly.")
+                reason = subscription.ended or DROPPED
+                yield _notice(reason, _REASONS[reason])
                 return
     finally:
+        if expiry is not None:
+            expiry.cancel()
         follower.unsubscribe(subscription)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import ServerSentEvent
 
 from app.db.session import Database
+from app.errors import ServiceUnavailable
 from app.outbox.models import Event
 from app.outbox.readers import OutboxReaders, payload
 
@@ -37,6 +38,8 @@ GAP_SECONDS = 30.0
 # Gaps remembered at most; beyond, the oldest are given up.
 MAX_GAPS = 10_000
 BATCH = 500
+# How long a new subscription waits for the follower to start (its first query) before 503.
+READY_SECONDS = 10.0
 
 _EVENT = Event.__table__
 assert isinstance(_EVENT, Table)
@@ -82,33 +85,42 @@ class StreamLimitReached(Exception):
         self.limit = limit
 
 
+DROPPED = "dropped"
+
+
 @dataclass(eq=False)
 class Subscription:
     """One stream's share of the fan-out: its tenant's events of its types, in a bounded queue.
-    When the queue is full the subscription is dropped: the queue is emptied and `dropped` set,
-    and its reader ends the stream."""
+    When the queue is full the subscription ends as DROPPED: the queue is emptied, `ended` set
+    and a None queued, and its reader ends the stream."""
 
     tenant_id: uuid.UUID
     types: frozenset[str]
     owner: str
     size: int
     queue: asyncio.Queue[StreamEvent | None] = field(init=False)
-    dropped: bool = False
+    ended: str | None = None
 
     def __post_init__(self) -> None:
-        # One slot more than `size`, for the None that tells a dropped reader to stop.
+        # One slot more than `size`, for the None that tells the reader to stop.
         self.queue = asyncio.Queue(self.size + 1)
 
     def offer(self, event: StreamEvent) -> None:
-        if self.dropped or (self.types and event.type not in self.types):
+        if self.ended or (self.types and event.type not in self.types):
             return
         if self.queue.qsize() >= self.size:
-            self.dropped = True
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
+            self.end(DROPPED)
             return
         self.queue.put_nowait(event)
+
+    def end(self, reason: str) -> None:
+        """No more events: the reader is told `reason` next."""
+        if self.ended:
+            return
+        self.ended = reason
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
 
 class OutboxFollower:
@@ -162,9 +174,11 @@ class OutboxFollower:
         self._count += 1
         self._wanted.set()
         try:
-            await self._ready.wait()
-        except BaseException:
+            await asyncio.wait_for(self._ready.wait(), READY_SECONDS)
+        except BaseException as error:
             self.unsubscribe(subscription)
+            if isinstance(error, TimeoutError):
+                raise ServiceUnavailable() from None
             raise
         return subscription
 

@@ -6,6 +6,7 @@ import json
 import socket
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -269,3 +270,21 @@ async def test_streams_per_key_are_bounded(
     assert refused.headers["retry-after"] == "30"
     body = assert_problem(full, 429, code="too-many-streams")
     assert (body["code"], body["params"]["limit"]) == ("too-many-streams", 3)
+
+
+async def test_a_stream_ends_when_its_key_expires(
+    live_url: str, client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    expires_at = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    created = await client.post(
+        f"/v1/tenants/{tenant.id}/api-keys",
+        json={"name": "console for a while", "role": "viewer", "expires_at": expires_at},
+        headers=tenant.admin,
+    )
+    assert created.status_code == 201, created.text
+    key = {"Authorization": f"Bearer {created.json()['key']}"}
+
+    async with open_stream(live_url, key) as stream:
+        async with asyncio.timeout(5):
+            await stream.ended.wait()
+    assert [e.event for e in stream.events] == ["expired"]
