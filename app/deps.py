@@ -61,6 +61,14 @@ IfMatch = Annotated[
 ]
 
 
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        description="The ETag of what was read before: 304 with no body while it is unchanged.",
+    ),
+]
+
+
 def _language(request: Request) -> str:
     return negotiate(request.headers.get("accept-language"))
 

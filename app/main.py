@@ -30,6 +30,7 @@ from app.devices.router import router as devices_router
 from app.errors import problem_openapi
 from app.errors.catalogue import load_catalogues
 from app.errors.handlers import install_error_handlers
+from app.events.router import router as events_router
 from app.extensions.router import router as extensions_router
 from app.health import metrics_router
 from app.health import router as health_router
@@ -40,9 +41,11 @@ from app.jobs.router import router as jobs_router
 from app.observability import tracing
 from app.observability.access import RequestObserver
 from app.observability.logs import configure_logging
+from app.outbox.follower import OutboxFollower
 from app.outbox.readers import OutboxReaders
 from app.provisioning.router import files_router as provisioning_files_router
 from app.provisioning.router import router as provisioning_router
+from app.quotas.live import MinutesAnnouncer
 from app.quotas.router import router as quotas_router
 from app.registrations.router import call_control_router as registrations_router
 from app.registrations.router import device_router as device_registrations_router
@@ -84,6 +87,7 @@ OPENAPI_TAGS = [
     {"name": "tenants", "description": "Companies (platform keys)."},
     {"name": "api keys", "description": "Keys of a tenant (platform keys)."},
     {"name": "webhooks", "description": "Where the tenant's events are delivered."},
+    {"name": "events", "description": "The tenant's events streamed to a browser as they happen."},
     {
         "name": "provisioning",
         "description": "IP phones fetch their files, softphones scan a QR code.",
@@ -122,6 +126,8 @@ CORS_REQUEST_HEADERS = [
     "Idempotency-Key",
     "X-Request-ID",
     "Prefer",
+    "If-None-Match",
+    "Last-Event-ID",
 ]
 CORS_EXPOSED_HEADERS = [
     "ETag",
@@ -206,7 +212,26 @@ def create_app(
             on_written=readers.written,
         )
         app.state.imports = imports
-        reading: list[asyncio.Task[None]] = []
+        # The event streams' one reader of the outbox, woken by the same commits.
+        follower = OutboxFollower(
+            db,
+            readers,
+            poll_seconds=settings.stream_poll_seconds,
+            queue_events=settings.stream_queue_events,
+            per_owner=settings.streams_per_key,
+            per_process=settings.streams_per_process,
+        )
+        app.state.follower = follower
+        # Calls charged here are announced (`quota.used_changed`) a few seconds later, together.
+        minutes = MinutesAnnouncer(
+            db, every_seconds=settings.minutes_flush_seconds, on_written=readers.written
+        )
+        app.state.minutes = minutes
+        loop = asyncio.get_running_loop()
+        reading: list[asyncio.Task[None]] = [
+            loop.create_task(follower.run()),
+            loop.create_task(minutes.run()),
+        ]
         if settings.webhooks_enabled:
             reading.append(asyncio.get_running_loop().create_task(dispatcher.run()))
             if bus is not None:
@@ -232,7 +257,11 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            # What was charged and not announced yet.
+            with contextlib.suppress(Exception):
+                await minutes.flush()
             await dispatcher.close()
+            await follower.close()
             if bus is not None:
                 await bus.close()
             if edges is not None:
@@ -306,6 +335,7 @@ def create_app(
         extensions_router,
         quotas_router,
         webhooks_router,
+        events_router,
         provisioning_router,
         provisioning_files_router,
         audit_router,

@@ -249,6 +249,48 @@ class Settings(BaseSettings):
     webhooks_poll_seconds: float = Field(
         default=0.5, gt=0, le=60, description="How often the worker looks for due deliveries."
     )
+    stream_heartbeat_seconds: float = Field(
+        default=15, gt=0, le=300, description="A quiet event stream sends a heartbeat this often."
+    )
+    stream_poll_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=10,
+        description="While a stream is open, how often the process looks for events committed by "
+        "other replicas (its own commits wake it at once).",
+    )
+    stream_queue_events: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="Events waiting for one stream's reader: a reader this far behind is dropped.",
+    )
+    stream_send_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=600,
+        description="A stream whose reader takes no data for this long is closed.",
+    )
+    stream_replay_events: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="At most this many missed events are replayed after Last-Event-ID; more, or "
+        "an id no longer kept, sends a `reset`.",
+    )
+    streams_per_key: int = Field(
+        default=10, ge=1, description="Event streams open at once with one key or one person."
+    )
+    streams_per_process: int = Field(
+        default=2000, ge=1, description="Event streams open at once in one process."
+    )
+    minutes_flush_seconds: float = Field(
+        default=2,
+        gt=0,
+        le=60,
+        description="Minutes used are announced (`quota.used_changed`) at most this often per "
+        "user: the changes of every call in between make one event.",
+    )
     amqp_url: SecretStr | None = Field(
         default=None,
         description="Also publish every event to this RabbitMQ (amqp://user:password@host:5672/"

@@ -7,6 +7,7 @@ from app.callcontrol.store import CallControlStore
 from app.callcontrol.store_postgres import PostgresStore
 from app.callcontrol.store_sqlalchemy import SqlAlchemyStore
 from app.db.session import Database
+from app.quotas.live import MinutesAnnouncer
 from app.settings import Settings
 
 
@@ -15,6 +16,7 @@ class CallControl:
     principal: Principal
     store: CallControlStore
     settings: Settings
+    minutes: MinutesAnnouncer
 
 
 def open_store(db: Database) -> CallControlStore:

@@ -24,6 +24,7 @@ async def _call_control(
         principal=principal,
         store=request.app.state.callcontrol_store,
         settings=request.app.state.settings,
+        minutes=request.app.state.minutes,
     )
 
 

@@ -107,6 +107,11 @@ async def report_usage(body: UsageReport, cc: CallControlAccess) -> Response:
     """Usage report: record a finished outbound call once and charge its minutes."""
     window = service.UsageWindow(cc.settings.usage_late_months, cc.settings.usage_future_seconds)
     call, created = await service.record_usage(
-        cc.store, report=body, tenant_id=cc.principal.tenant_id, now=utcnow(), window=window
+        cc.store,
+        report=body,
+        tenant_id=cc.principal.tenant_id,
+        now=utcnow(),
+        window=window,
+        minutes=cc.minutes,
     )
     return json_response(call, status_code=201 if created else 200)

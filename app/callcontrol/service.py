@@ -48,6 +48,7 @@ from app.observability.metrics import (
     HOLD_SECONDS_GRANTED,
     HOLDS_GRANTED,
 )
+from app.quotas.live import MinutesAnnouncer, Month
 from app.quotas.periods import period_of, shift_period
 from app.quotas.schemas import CallOut
 from app.quotas.service import charged_seconds, remaining_seconds
@@ -289,14 +290,16 @@ async def record_usage(
     tenant_id: uuid.UUID | None,
     now: datetime,
     window: UsageWindow,
+    minutes: MinutesAnnouncer | None = None,
 ) -> tuple[CallOut, bool]:
     """Charges a reported call once; returns the call and whether this report recorded it.
     A call authorized before its device or user was deleted is still recorded (and charged to
-    the user while it exists)."""
+    the user while it exists). A charge is told to `minutes`, which announces the month's new
+    total a moment later."""
     for _ in range(2):
         try:
             return await _record_usage(
-                store, report=report, tenant_id=tenant_id, now=now, window=window
+                store, report=report, tenant_id=tenant_id, now=now, window=window, minutes=minutes
             )
         except CallerChanged:
             # Deleted while this report was being recorded: done again, it sees the deletion.
@@ -315,6 +318,7 @@ async def _record_usage(
     tenant_id: uuid.UUID | None,
     now: datetime,
     window: UsageWindow,
+    minutes: MinutesAnnouncer | None,
 ) -> tuple[CallOut, bool]:
     async with store.connection() as conn:
         caller = await _caller(conn, report, tenant_id) or await conn.authorized_caller(
@@ -368,6 +372,8 @@ async def _record_usage(
                 )
     if created:
         CHARGED_SECONDS.inc(call.charged_seconds)
+        if minutes is not None and call.charged_seconds:
+            minutes.changed(Month(caller.tenant_id, caller.user_id, period))
     return CallOut.model_validate(call, from_attributes=True), created
 
 

@@ -43,7 +43,7 @@ async def _changed_device(
         )
         return device
 
-    await require_match(if_match, current.device.version, current=shown)
+    await require_match(if_match, current.device.version, current=shown, tagged=True)
     return current
 
 

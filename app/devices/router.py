@@ -7,7 +7,7 @@ from fastapi import Query, Response
 
 from app.auth.deps import ReadAccess, require_role
 from app.auth.models import Role
-from app.deps import CipherDep, SessionDep, SettingsDep
+from app.deps import CipherDep, IfNoneMatch, SessionDep, SettingsDep
 from app.devices import service
 from app.devices.deps import ReadDevice
 from app.devices.exceptions import (
@@ -19,12 +19,13 @@ from app.devices.schemas import (
     DeviceOut,
 )
 from app.errors import (
-    VERSIONED,
+    NOT_MODIFIED,
+    READ_TAGGED,
     Forbidden,
     Unauthorized,
     responses,
 )
-from app.etags import set_etag
+from app.etags import conditional_read
 from app.pagination import Page, PageDep
 from app.routing import api_router
 from app.tenants.exceptions import TenantNotFound
@@ -48,15 +49,16 @@ async def list_devices(session: SessionDep, current: ReadUser, page: PageDep) ->
 @router.get(
     "/v1/devices/{device_id}",
     response_model=DeviceOut,
-    responses=responses(DeviceNotFound, VERSIONED),
+    responses=responses(DeviceNotFound, READ_TAGGED, NOT_MODIFIED),
 )
-async def get_device(session: SessionDep, current: ReadDevice, response: Response) -> DeviceOut:
+async def get_device(
+    session: SessionDep, current: ReadDevice, if_none_match: IfNoneMatch = None
+) -> Response:
     """Show a SIP account, and whether it is registered."""
-    set_etag(response, current.device.version)
     [shown] = await service.device_views(
         session, tenant_id=current.tenant.id, devices=[current.device]
     )
-    return shown
+    return conditional_read(if_none_match, shown, version=current.device.version)
 
 
 @router.get(

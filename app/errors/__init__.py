@@ -13,6 +13,8 @@ from app.errors.messages import DUPLICATE_KEY, field_problem, field_rule
 from app.errors.openapi import (
     CREATED,
     CREATED_VERSIONED,
+    NOT_MODIFIED,
+    READ_TAGGED,
     VERSIONED,
     ResponseHeaders,
     Stale,
@@ -44,7 +46,9 @@ __all__ = [
     "DEFAULT_LANGUAGE",
     "DUPLICATE_KEY",
     "LANGUAGES",
+    "NOT_MODIFIED",
     "PROBLEM_MEDIA_TYPE",
+    "READ_TAGGED",
     "VERSIONED",
     "AppError",
     "Code",

@@ -34,6 +34,14 @@ CREATED = ResponseHeaders(201, {"Location": "Where the new resource can be read.
 VERSIONED = ResponseHeaders(
     200, {"ETag": "The resource's version: send it as If-Match with a change."}
 )
+# A read that answers If-None-Match: the tag of what it shows, and 304 while that is unchanged.
+_READ_TAG = (
+    "The tag of what is shown: send it as If-None-Match to get 304 while nothing shown "
+    'changed; a versioned resource\'s tag (`"3.<digest>"`) may be sent as If-Match, which '
+    "compares its version."
+)
+READ_TAGGED = ResponseHeaders(200, {"ETag": _READ_TAG})
+NOT_MODIFIED = ResponseHeaders(304, {"ETag": _READ_TAG})
 CREATED_VERSIONED = ResponseHeaders(
     201,
     {

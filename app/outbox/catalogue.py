@@ -13,6 +13,9 @@ EVENT_TYPES: dict[str, str] = {
     "quota.updated": "A user's monthly limit changed.",
     "quota.threshold_reached": "A user's month reached 80 % or 100 % of the limit (each once "
     "a month; `data.percent`).",
+    "quota.used_changed": "A user's minutes used this month changed: a call was charged, or "
+    "the month closed (`data.period`, `data.used_seconds`, `data.used_minutes`). One event for "
+    "the calls of a few seconds.",
     "call.refused_for_quota": "A user's outbound call was first refused this month because "
     "the minutes are used up (once a month).",
     "month.closed": "A tenant's month was closed and its limits kept for the history.",

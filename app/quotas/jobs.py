@@ -13,6 +13,7 @@ from app.clock import utcnow
 from app.db.session import Database
 from app.outbox import record as outbox
 from app.quotas import repository
+from app.quotas.live import announce_new_month
 from app.quotas.periods import next_period, period_of, period_start
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ async def close_finished_months(db: Database, *, now: datetime | None = None) ->
                         resource_id=tenant.id,
                         data={"period": period},
                     )
+                    if next_period(period) == current:
+                        await announce_new_month(
+                            session, tenant_id=tenant.id, closed=period, current=current
+                        )
                     closed += 1
                     logger.info("closed month %s of tenant %s", period, tenant.id)
             period = next_period(period)

@@ -32,10 +32,13 @@ EditUser = Annotated[TenantUser, Depends(_edit_user)]
 def changed_user(
     version: Callable[[User], int],
     shown: Callable[[AsyncSession, TenantUser], Awaitable[BaseModel]],
+    *,
+    tagged: bool = False,
 ) -> Callable[..., Awaitable[TenantUser]]:
     """The dependency of a user (or of a part of it with a version of its own, the quota) that
     an operator changes or deletes: still at the `version` `If-Match` names, if it names one; a
-    stale one is answered with the part as `shown` now."""
+    stale one is answered with the part as `shown` now (`tagged`: and the tag its read
+    answers)."""
 
     async def changed(
         user_id: uuid.UUID, session: SessionDep, scope: EditAccess, if_match: IfMatch = None
@@ -46,7 +49,7 @@ def changed_user(
             session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True
         )
         await require_match(
-            if_match, version(current.user), current=lambda: shown(session, current)
+            if_match, version(current.user), current=lambda: shown(session, current), tagged=tagged
         )
         return current
 

@@ -21,5 +21,7 @@ async def _toggles_shown(_session: AsyncSession, current: TenantUser) -> Toggles
 
 
 # A 412 shows the user (or its switches) as it is now.
-ChangedUser = Annotated[TenantUser, Depends(changed_user(lambda u: u.version, _user_shown))]
+ChangedUser = Annotated[
+    TenantUser, Depends(changed_user(lambda u: u.version, _user_shown, tagged=True))
+]
 ChangedToggles = Annotated[TenantUser, Depends(changed_user(lambda u: u.version, _toggles_shown))]

@@ -17,6 +17,7 @@ from app.devices.schemas import DeviceCreate, DeviceOut, DeviceUpdate, PasswordR
 from app.errors import (
     CREATED,
     CREATED_VERSIONED,
+    READ_TAGGED,
     VERSIONED,
     Forbidden,
     InvalidInput,
@@ -24,7 +25,7 @@ from app.errors import (
     Unauthorized,
     responses,
 )
-from app.etags import set_etag
+from app.etags import set_etag, set_shown_etag
 from app.extensions import service as extensions
 from app.extensions.exceptions import ExtensionNotFound, ExtensionTaken
 from app.extensions.router import NumberPath
@@ -122,7 +123,12 @@ async def create_device(
     tags=["devices"],
     response_model=DeviceWithUser,
     responses=responses(
-        DeviceNotFound, DeviceNameTaken, MacAddressTaken, InvalidInput, Stale(DeviceOut), VERSIONED
+        DeviceNotFound,
+        DeviceNameTaken,
+        MacAddressTaken,
+        InvalidInput,
+        Stale(DeviceOut),
+        READ_TAGGED,
     ),
 )
 async def update_device(
@@ -134,8 +140,8 @@ async def update_device(
 ) -> DeviceWithUser:
     """Rename, change the kind of, enable or disable a SIP account, or set its phone's MAC."""
     device = await devices.update_device(session, cipher, current=current, data=body)
-    set_etag(response, device.version)
     [shown] = await devices.device_views(session, tenant_id=current.tenant.id, devices=[device])
+    set_shown_etag(response, shown, device.version)
     row = await user_row(session, tenant=current.tenant, user_id=device.user_id)
     return DeviceWithUser(**shown.model_dump(), user=row)
 

@@ -3,9 +3,11 @@ from typing import Annotated
 from fastapi import Query, Response, status
 
 from app.auth.deps import EditTenant, IdempotencyDep, ReadTenant
-from app.deps import CipherDep, SessionDep
+from app.deps import CipherDep, IfNoneMatch, SessionDep
 from app.errors import (
     CREATED_VERSIONED,
+    NOT_MODIFIED,
+    READ_TAGGED,
     VERSIONED,
     Forbidden,
     InvalidInput,
@@ -13,7 +15,7 @@ from app.errors import (
     Unauthorized,
     responses,
 )
-from app.etags import set_etag
+from app.etags import conditional_read, set_etag, set_shown_etag
 from app.idempotency.service import create_once
 from app.pagination import CursorDep, Page, PageDep
 from app.routing import api_router
@@ -32,12 +34,13 @@ router = api_router(
 )
 
 
-@router.get("", response_model=Page[UserOut])
+@router.get("", response_model=Page[UserOut], responses=responses(READ_TAGGED, NOT_MODIFIED))
 async def list_users(
     session: SessionDep,
     tenant: ReadTenant,
     page: PageDep,
     cursor: CursorDep,
+    if_none_match: IfNoneMatch = None,
     search: Annotated[
         str | None,
         Query(
@@ -56,13 +59,14 @@ async def list_users(
             "`display_name` by the full name, `given_name` by the last word first, then the rest."
         ),
     ] = UserSort.display_name,
-) -> Page[UserOut]:
+) -> Response:
     """List users with their devices, extensions, minutes and switches. Read on by `cursor`
     (the `next` of each page, in the same `sort` and search) rather than by `offset` in a large
-    tenant; the count stops at 10,000 (`total_is_estimate`)."""
-    return await service.list_users(
+    tenant; the count stops at 10,000, or 1,000 for a search (`total_is_estimate`)."""
+    shown = await service.list_users(
         session, tenant=tenant, search=search, sort=sort, params=page, cursor=cursor
     )
+    return conditional_read(if_none_match, shown)
 
 
 @router.post(
@@ -87,24 +91,30 @@ async def create_user(
     return await create_once(session, cipher, once=once, create=create)
 
 
-@router.get("/{user_id}", response_model=UserOut, responses=responses(UserNotFound, VERSIONED))
-async def get_user(session: SessionDep, current: ReadUser, response: Response) -> UserOut:
+@router.get(
+    "/{user_id}",
+    response_model=UserOut,
+    responses=responses(UserNotFound, READ_TAGGED, NOT_MODIFIED),
+)
+async def get_user(
+    session: SessionDep, current: ReadUser, if_none_match: IfNoneMatch = None
+) -> Response:
     """Show a user."""
-    set_etag(response, current.user.version)
-    return await service.get_user(session, current=current)
+    shown = await service.get_user(session, current=current)
+    return conditional_read(if_none_match, shown, version=current.user.version)
 
 
 @router.patch(
     "/{user_id}",
     response_model=UserOut,
-    responses=responses(UserNotFound, ExternalRefTaken, Stale(UserOut), VERSIONED),
+    responses=responses(UserNotFound, ExternalRefTaken, Stale(UserOut), READ_TAGGED),
 )
 async def update_user(
     body: UserUpdate, session: SessionDep, current: ChangedUser, response: Response
 ) -> UserOut:
     """Change a user's details, switches or monthly limit."""
     updated = await service.update_user(session, current=current, data=body)
-    set_etag(response, current.user.version)
+    set_shown_etag(response, updated, current.user.version)
     return updated
 
 

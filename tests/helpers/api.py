@@ -90,6 +90,11 @@ async def add_extension(
     return result
 
 
+def version_of(etag: str) -> str:
+    """The version an ETag names: a read's `"3.<digest>"` and a write's `"3"` both name 3."""
+    return etag.strip('"').split(".", 1)[0]
+
+
 def assert_problem(
     response: httpx.Response, status: int, *, field: str | None = None, code: str | None = None
 ) -> dict[str, Any]:

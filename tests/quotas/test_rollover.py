@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 
 from app.db.session import Database
 from app.jobs.registry import start_scheduler
+from app.outbox.models import Event
 from app.quotas.jobs import close_finished_months
 from app.quotas.models import MonthRollover, QuotaHistory
 from app.settings import Settings
@@ -168,3 +169,31 @@ async def test_admin_route_runs_the_job_for_platform_keys_only(
     assert again.json()["result"] == 0
     missing = await client.post("/v1/jobs/nope/run", headers=platform)
     assert missing.status_code == 404
+
+
+async def test_a_month_closing_moves_the_minutes_of_those_who_called(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, tenant: TenantKeys
+) -> None:
+    caller = await new_agent(client, tenant, display_name="Called")
+    await new_agent(client, tenant, display_name="Silent")
+    await _backdate(db, tenant, datetime(2026, 10, 20, tzinfo=UTC))
+    november = datetime(2026, 11, 10, 3, 0, tzinfo=UTC)
+    await record_at(app, caller, "nov-1", 125, started_at=november, now=november)
+    december = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+    await record_at(app, caller, "dec-1", 60, started_at=december, now=december)
+
+    assert await close_finished_months(db, now=december) == 2
+
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            select(Event.resource_id, Event.data).where(Event.type == "quota.used_changed")
+        )
+        announced = [(row.resource_id, {**row.data, "actor": None}) for row in rows]
+    # October had no calls, November's caller now counts December's minute.
+    assert announced == [
+        (
+            caller.id,
+            {"user_id": caller.id, "period": "2026-12", "used_seconds": 60, "used_minutes": 1}
+            | {"actor": None},
+        )
+    ]

@@ -218,9 +218,14 @@ def new_edge_plan() -> EdgePlan:
     )
 
 
-def start_service(workdir: Path, *edges: EdgePlan, port: int | None = None) -> Service:
+def start_service(
+    workdir: Path,
+    *edges: EdgePlan,
+    port: int | None = None,
+    settings: dict[str, str] | None = None,
+) -> Service:
     """The service on SQLite in `workdir` (started again on the same files and `port`, it
-    keeps what it had)."""
+    keeps what it had), with these `settings` (environment variables) besides."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if edges:
@@ -240,6 +245,7 @@ def start_service(workdir: Path, *edges: EdgePlan, port: int | None = None) -> S
             "ANTRING_SCHEDULER_ENABLED": "false",
             "ANTRING_LOG_LEVEL": "INFO",
             "ANTRING_SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
+            **(settings or {}),
         }
     )
     _cli(env, "migrate")
@@ -467,17 +473,22 @@ class OwnEdge:
     tenant: Tenant
     kamailio: Kamailio
     sipp: Sipp
+    settings: dict[str, str] | None = None
 
     def restart_service(self) -> None:
-        """The stopped service again, on the same address and database."""
+        """The stopped service again, on the same address, database and settings."""
         port = int(self.service.url.rsplit(":", 1)[1])
-        self.service = start_service(self.workdir / "service", self.kamailio.plan, port=port)
+        self.service = start_service(
+            self.workdir / "service", self.kamailio.plan, port=port, settings=self.settings
+        )
 
 
 @contextlib.contextmanager
-def own_edge(workdir: Path, tenant_name: str, sip_domain: str) -> Iterator[OwnEdge]:
+def own_edge(
+    workdir: Path, tenant_name: str, sip_domain: str, *, settings: dict[str, str] | None = None
+) -> Iterator[OwnEdge]:
     plan = new_edge_plan()
-    service = start_service(workdir / "service", plan)
+    service = start_service(workdir / "service", plan, settings=settings)
     stops: list[Callable[[], None]] = []
     edge: OwnEdge | None = None
     try:
@@ -488,7 +499,7 @@ def own_edge(workdir: Path, tenant_name: str, sip_domain: str) -> Iterator[OwnEd
         stops.append(kamailio.stop)
         runner = Sipp(kamailio, workdir)
         stops.append(runner.stop_all)
-        edge = OwnEdge(workdir, service, tenant, kamailio, runner)
+        edge = OwnEdge(workdir, service, tenant, kamailio, runner, settings)
         yield edge
     finally:
         for stop in reversed(stops):

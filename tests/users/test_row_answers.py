@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers.api import TenantKeys, add_extension, create_user
+from tests.helpers.api import TenantKeys, add_extension, create_user, version_of
 
 PREFER = {"Prefer": "return=representation"}
 
@@ -42,7 +42,7 @@ async def test_device_writes_answer_the_row_they_leave(
     assert row == await _shown(client, tenant, user["id"])
     [summary] = [d for d in row["devices"] if d["id"] == device_id]
     assert summary["enabled"] is False
-    assert f'"{summary["version"]}"' == changed.headers["etag"]
+    assert str(summary["version"]) == version_of(changed.headers["etag"])
 
     # A deletion answers nothing unless asked for the row.
     plain = await client.delete(f"/v1/devices/{user['devices'][0]['id']}", headers=tenant.admin)
