@@ -389,7 +389,7 @@ export interface paths {
          * List users with their devices, extensions, minutes and switches. Read on by `cursor`
          * @description List users with their devices, extensions, minutes and switches. Read on by `cursor`
          *     (the `next` of each page, in the same `sort` and search) rather than by `offset` in a large
-         *     tenant; the count stops at 10,000 (`total_is_estimate`).
+         *     tenant; the count stops at 10,000, or 1,000 for a search (`total_is_estimate`).
          *
          *     **Roles**: admin, operator, viewer.
          */
@@ -915,6 +915,28 @@ export interface paths {
          *     **Roles**: admin.
          */
         post: operations["redeliver_webhook_delivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream the tenant's events as they happen (Server-Sent Events)
+         * @description Stream the tenant's events as they happen (Server-Sent Events).
+         *
+         *     **Roles**: admin, operator, viewer.
+         */
+        get: operations["stream_events"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1525,7 +1547,7 @@ export interface components {
          * @description A rule an error names: the key of its sentence in the catalogues.
          * @enum {string}
          */
-        Code: "acrobits-cloud-id-missing" | "also-in-row" | "api-key-expired" | "api-key-invalid" | "api-key-missing" | "api-key-not-found" | "audit-resource-type" | "blank" | "body-not-json" | "body-too-large" | "call-start-form" | "call-start-out-of-range" | "caller-not-found" | "cell-count" | "changed-concurrently" | "control-characters" | "credential-not-recognised" | "csv-header-unreadable" | "csv-unreadable" | "cursor-invalid" | "cursor-other-order" | "database-unavailable" | "date-time-without-offset" | "delivery-not-found" | "device-form" | "device-list-form" | "device-name-case" | "device-name-taken" | "device-not-found" | "dialled-number" | "digits" | "duplicate-column" | "duplicate-contact" | "duplicate-key" | "email" | "emergency-number-in-use" | "exactly-one-of" | "expires-at-before-at" | "expires-at-in-past" | "expiry-in-past" | "extension-free" | "extension-free-in-domain" | "extension-list-form" | "extension-not-held" | "extension-shadows-emergency" | "extension-taken" | "external-ref-taken" | "file-empty" | "file-not-utf8" | "file-too-large" | "headers-too-large" | "host-name" | "http-error" | "idempotency-key-form" | "idempotency-key-in-use" | "idempotency-key-reused" | "identifier" | "identity-provider-unavailable" | "if-match-form" | "import-conflict-device-name" | "import-conflict-extension" | "import-conflict-external-ref" | "import-file-type" | "import-not-found" | "import-rejected" | "internal-error" | "invalid" | "invalid-fields" | "invalid-format" | "invalid-json" | "ip-address" | "ip-network" | "ip-phone-only" | "job-not-found" | "json-too-deep" | "kind-change-needs-null" | "limit-form" | "line-too-long" | "mac-address" | "mac-address-taken" | "method-not-allowed" | "no-phone-transport" | "not-a-boolean" | "not-a-date-time" | "not-a-list" | "not-a-uuid" | "not-a-whole-number" | "not-an-object" | "not-one-of" | "not-text" | "not-utf8" | "null-not-allowed" | "number-too-large" | "number-too-small" | "offset-with-cursor" | "password-characters" | "password-contains-device-name" | "password-contains-new-name" | "password-form" | "password-letters-and-digits" | "platform-key-required" | "printable-ascii" | "provisioning-address-refused" | "provisioning-credentials-first" | "provisioning-credentials-needed" | "provisioning-device-disabled" | "provisioning-enabled-concurrently" | "provisioning-file-not-asked" | "provisioning-file-unknown" | "provisioning-link-gone" | "provisioning-link-unknown" | "provisioning-mac-unknown" | "provisioning-model-mismatch" | "provisioning-not-enabled" | "provisioning-throttled" | "query-name-not-utf8" | "reported-at-in-future" | "required" | "reserved-device-name" | "role-forbidden" | "route-not-found" | "sip-account-not-found" | "sip-domain-taken" | "sip-uri" | "sip-username" | "started-at-in-future" | "started-at-too-old" | "tenant-keys-forbidden" | "tenant-not-found" | "tenant-required" | "text-too-long" | "text-too-short" | "time-zone" | "token-algorithm" | "token-audience" | "token-claim-missing" | "token-expired" | "token-invalid" | "token-issuer" | "token-key-algorithm" | "token-key-unknown" | "token-no-kid" | "token-not-yet-valid" | "token-role-missing" | "token-signature" | "token-tenant-invalid" | "token-tenant-missing" | "token-tenant-unknown" | "token-too-long" | "too-few-items" | "too-many-failed-authentications" | "too-many-items" | "twice-in-row" | "unknown-column" | "unknown-event-types" | "unknown-field" | "upload-interrupted" | "user-not-found" | "version-changed" | "webhook-host-invalid" | "webhook-host-private" | "webhook-host-unresolved" | "webhook-not-found" | "webhook-url" | "webhook-url-credentials";
+        Code: "acrobits-cloud-id-missing" | "also-in-row" | "api-key-expired" | "api-key-invalid" | "api-key-missing" | "api-key-not-found" | "audit-resource-type" | "blank" | "body-not-json" | "body-too-large" | "call-start-form" | "call-start-out-of-range" | "caller-not-found" | "cell-count" | "changed-concurrently" | "control-characters" | "credential-not-recognised" | "csv-header-unreadable" | "csv-unreadable" | "cursor-invalid" | "cursor-other-order" | "database-unavailable" | "date-time-without-offset" | "delivery-not-found" | "device-form" | "device-list-form" | "device-name-case" | "device-name-taken" | "device-not-found" | "dialled-number" | "digits" | "duplicate-column" | "duplicate-contact" | "duplicate-key" | "email" | "emergency-number-in-use" | "exactly-one-of" | "expires-at-before-at" | "expires-at-in-past" | "expiry-in-past" | "extension-free" | "extension-free-in-domain" | "extension-list-form" | "extension-not-held" | "extension-shadows-emergency" | "extension-taken" | "external-ref-taken" | "file-empty" | "file-not-utf8" | "file-too-large" | "headers-too-large" | "host-name" | "http-error" | "idempotency-key-form" | "idempotency-key-in-use" | "idempotency-key-reused" | "identifier" | "identity-provider-unavailable" | "if-match-form" | "import-conflict-device-name" | "import-conflict-extension" | "import-conflict-external-ref" | "import-file-type" | "import-not-found" | "import-rejected" | "internal-error" | "invalid" | "invalid-fields" | "invalid-format" | "invalid-json" | "ip-address" | "ip-network" | "ip-phone-only" | "job-not-found" | "json-too-deep" | "kind-change-needs-null" | "last-event-id-form" | "limit-form" | "line-too-long" | "mac-address" | "mac-address-taken" | "method-not-allowed" | "no-phone-transport" | "not-a-boolean" | "not-a-date-time" | "not-a-list" | "not-a-uuid" | "not-a-whole-number" | "not-an-object" | "not-one-of" | "not-text" | "not-utf8" | "null-not-allowed" | "number-too-large" | "number-too-small" | "offset-with-cursor" | "password-characters" | "password-contains-device-name" | "password-contains-new-name" | "password-form" | "password-letters-and-digits" | "platform-key-required" | "printable-ascii" | "provisioning-address-refused" | "provisioning-credentials-first" | "provisioning-credentials-needed" | "provisioning-device-disabled" | "provisioning-enabled-concurrently" | "provisioning-file-not-asked" | "provisioning-file-unknown" | "provisioning-link-gone" | "provisioning-link-unknown" | "provisioning-mac-unknown" | "provisioning-model-mismatch" | "provisioning-not-enabled" | "provisioning-throttled" | "query-name-not-utf8" | "reported-at-in-future" | "required" | "reserved-device-name" | "role-forbidden" | "route-not-found" | "sip-account-not-found" | "sip-domain-taken" | "sip-uri" | "sip-username" | "started-at-in-future" | "started-at-too-old" | "tenant-keys-forbidden" | "tenant-not-found" | "tenant-required" | "text-too-long" | "text-too-short" | "time-zone" | "token-algorithm" | "token-audience" | "token-claim-missing" | "token-expired" | "token-invalid" | "token-issuer" | "token-key-algorithm" | "token-key-unknown" | "token-no-kid" | "token-not-yet-valid" | "token-role-missing" | "token-signature" | "token-tenant-invalid" | "token-tenant-missing" | "token-tenant-unknown" | "token-too-long" | "too-few-items" | "too-many-failed-authentications" | "too-many-items" | "too-many-streams" | "too-many-streams-for-key" | "twice-in-row" | "unknown-column" | "unknown-event-types" | "unknown-field" | "upload-interrupted" | "user-not-found" | "version-changed" | "webhook-host-invalid" | "webhook-host-private" | "webhook-host-unresolved" | "webhook-not-found" | "webhook-url" | "webhook-url-credentials";
         /**
          * ConfigReveal
          * @enum {string}
@@ -2968,7 +2990,7 @@ export interface components {
              * @example urn:antring:problem:extension-taken
              * @enum {string}
              */
-            type: "about:blank" | "urn:antring:problem:api-key-not-found" | "urn:antring:problem:bad-request" | "urn:antring:problem:body-too-large" | "urn:antring:problem:caller-not-found" | "urn:antring:problem:conflict" | "urn:antring:problem:database-unavailable" | "urn:antring:problem:delivery-not-found" | "urn:antring:problem:device-name-taken" | "urn:antring:problem:device-not-found" | "urn:antring:problem:emergency-number-in-use" | "urn:antring:problem:extension-not-found" | "urn:antring:problem:extension-shadows-emergency" | "urn:antring:problem:extension-taken" | "urn:antring:problem:external-ref-taken" | "urn:antring:problem:file-too-large" | "urn:antring:problem:forbidden" | "urn:antring:problem:headers-too-large" | "urn:antring:problem:identity-provider-unavailable" | "urn:antring:problem:import-conflict" | "urn:antring:problem:import-not-found" | "urn:antring:problem:import-rejected" | "urn:antring:problem:internal-error" | "urn:antring:problem:invalid-token" | "urn:antring:problem:job-not-found" | "urn:antring:problem:mac-address-taken" | "urn:antring:problem:method-not-allowed" | "urn:antring:problem:no-phone-transport" | "urn:antring:problem:not-found" | "urn:antring:problem:precondition-failed" | "urn:antring:problem:provisioning-file-not-found" | "urn:antring:problem:provisioning-forbidden" | "urn:antring:problem:provisioning-link-gone" | "urn:antring:problem:provisioning-not-enabled" | "urn:antring:problem:provisioning-unauthorized" | "urn:antring:problem:sip-account-not-found" | "urn:antring:problem:sip-domain-taken" | "urn:antring:problem:tenant-not-found" | "urn:antring:problem:token-not-accepted" | "urn:antring:problem:too-many-failed-authentications" | "urn:antring:problem:unauthorized" | "urn:antring:problem:unsupported-media-type" | "urn:antring:problem:upload-interrupted" | "urn:antring:problem:user-not-found" | "urn:antring:problem:validation-error" | "urn:antring:problem:webhook-not-found" | "urn:antring:problem:webhook-url-refused";
+            type: "about:blank" | "urn:antring:problem:api-key-not-found" | "urn:antring:problem:bad-request" | "urn:antring:problem:body-too-large" | "urn:antring:problem:caller-not-found" | "urn:antring:problem:conflict" | "urn:antring:problem:database-unavailable" | "urn:antring:problem:delivery-not-found" | "urn:antring:problem:device-name-taken" | "urn:antring:problem:device-not-found" | "urn:antring:problem:emergency-number-in-use" | "urn:antring:problem:extension-not-found" | "urn:antring:problem:extension-shadows-emergency" | "urn:antring:problem:extension-taken" | "urn:antring:problem:external-ref-taken" | "urn:antring:problem:file-too-large" | "urn:antring:problem:forbidden" | "urn:antring:problem:headers-too-large" | "urn:antring:problem:identity-provider-unavailable" | "urn:antring:problem:import-conflict" | "urn:antring:problem:import-not-found" | "urn:antring:problem:import-rejected" | "urn:antring:problem:internal-error" | "urn:antring:problem:invalid-token" | "urn:antring:problem:job-not-found" | "urn:antring:problem:mac-address-taken" | "urn:antring:problem:method-not-allowed" | "urn:antring:problem:no-phone-transport" | "urn:antring:problem:not-found" | "urn:antring:problem:precondition-failed" | "urn:antring:problem:provisioning-file-not-found" | "urn:antring:problem:provisioning-forbidden" | "urn:antring:problem:provisioning-link-gone" | "urn:antring:problem:provisioning-not-enabled" | "urn:antring:problem:provisioning-unauthorized" | "urn:antring:problem:sip-account-not-found" | "urn:antring:problem:sip-domain-taken" | "urn:antring:problem:tenant-not-found" | "urn:antring:problem:token-not-accepted" | "urn:antring:problem:too-many-failed-authentications" | "urn:antring:problem:too-many-streams" | "urn:antring:problem:unauthorized" | "urn:antring:problem:unsupported-media-type" | "urn:antring:problem:upload-interrupted" | "urn:antring:problem:user-not-found" | "urn:antring:problem:validation-error" | "urn:antring:problem:webhook-not-found" | "urn:antring:problem:webhook-url-refused";
             /**
              * Title
              * @description The kind of problem in words, in the language of the answer.
@@ -4012,7 +4034,7 @@ export interface components {
              *       "call.refused_for_quota"
              *     ]
              */
-            event_types?: ("api_key.created" | "api_key.revoked" | "call.refused_for_quota" | "device.created" | "device.deleted" | "device.password_rotated" | "device.provisioning_code_created" | "device.registered" | "device.unregistered" | "device.updated" | "extension.added" | "extension.removed" | "month.closed" | "provisioning.credentials_rotated" | "provisioning.disabled" | "provisioning.enabled" | "provisioning.updated" | "quota.threshold_reached" | "quota.updated" | "tenant.created" | "tenant.deleted" | "tenant.updated" | "user.created" | "user.deleted" | "user.updated" | "webhook_endpoint.created" | "webhook_endpoint.deleted" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.updated")[];
+            event_types?: ("api_key.created" | "api_key.revoked" | "call.refused_for_quota" | "device.created" | "device.deleted" | "device.password_rotated" | "device.provisioning_code_created" | "device.registered" | "device.unregistered" | "device.updated" | "extension.added" | "extension.removed" | "month.closed" | "provisioning.credentials_rotated" | "provisioning.disabled" | "provisioning.enabled" | "provisioning.updated" | "quota.threshold_reached" | "quota.updated" | "quota.used_changed" | "tenant.created" | "tenant.deleted" | "tenant.updated" | "user.created" | "user.deleted" | "user.updated" | "webhook_endpoint.created" | "webhook_endpoint.deleted" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.updated")[];
             /** Description */
             description?: string | null;
             /**
@@ -4104,7 +4126,7 @@ export interface components {
              *       "call.refused_for_quota"
              *     ]
              */
-            event_types?: ("api_key.created" | "api_key.revoked" | "call.refused_for_quota" | "device.created" | "device.deleted" | "device.password_rotated" | "device.provisioning_code_created" | "device.registered" | "device.unregistered" | "device.updated" | "extension.added" | "extension.removed" | "month.closed" | "provisioning.credentials_rotated" | "provisioning.disabled" | "provisioning.enabled" | "provisioning.updated" | "quota.threshold_reached" | "quota.updated" | "tenant.created" | "tenant.deleted" | "tenant.updated" | "user.created" | "user.deleted" | "user.updated" | "webhook_endpoint.created" | "webhook_endpoint.deleted" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.updated")[];
+            event_types?: ("api_key.created" | "api_key.revoked" | "call.refused_for_quota" | "device.created" | "device.deleted" | "device.password_rotated" | "device.provisioning_code_created" | "device.registered" | "device.unregistered" | "device.updated" | "extension.added" | "extension.removed" | "month.closed" | "provisioning.credentials_rotated" | "provisioning.disabled" | "provisioning.enabled" | "provisioning.updated" | "quota.threshold_reached" | "quota.updated" | "quota.used_changed" | "tenant.created" | "tenant.deleted" | "tenant.updated" | "user.created" | "user.deleted" | "user.updated" | "webhook_endpoint.created" | "webhook_endpoint.deleted" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.updated")[];
             /** Description */
             description?: string | null;
             /**
@@ -6332,6 +6354,8 @@ export interface operations {
                 cursor?: string;
             };
             header?: {
+                /** @description The ETag of what was read before: 304 with no body while it is unchanged. */
+                "if-none-match"?: string;
                 /** @description With a platform key: the tenant to act on. */
                 "x-tenant-id"?: string;
             };
@@ -6343,11 +6367,22 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    /** @description The tag of what is shown: send it as If-None-Match to get 304 while nothing shown changed; a versioned resource's tag (`"3.<digest>"`) may be sent as If-Match, which compares its version. */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Page_UserOut_"];
                 };
+            };
+            /** @description Not Modified */
+            304: {
+                headers: {
+                    /** @description The tag of what is shown: send it as If-None-Match to get 304 while nothing shown changed; a versioned resource's tag (`"3.<digest>"`) may be sent as If-Match, which compares its version. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Unauthorized */
             401: {
@@ -6579,6 +6614,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description The ETag of what was read before: 304 with no body while it is unchanged. */
+                "if-none-match"?: string;
                 /** @description With a platform key: the tenant to act on. */
                 "x-tenant-id"?: string;
             };
@@ -6592,13 +6629,22 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
-                    /** @description The resource's version: send it as If-Match with a change. */
+                    /** @description The tag of what is shown: send it as If-None-Match to get 304 while nothing shown changed; a versioned resource's tag (`"3.<digest>"`) may be sent as If-Match, which compares its version. */
                     ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["UserOut"];
                 };
+            };
+            /** @description Not Modified */
+            304: {
+                headers: {
+                    /** @description The tag of what is shown: send it as If-None-Match to get 304 while nothing shown changed; a versioned resource's tag (`"3.<digest>"`) may be sent as If-Match, which compares its version. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Unauthorized */
             401: {
@@ -6821,7 +6867,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
-                    /** @description The resource's version: send it as If-Match with a change. */
+                    /** @description The tag of what is shown: send it as If-None-Match to get 304 while nothing shown changed; a versioned resource's tag (`"3.<digest>"`) may be sent as If-Match, which compares its version. */
                     ETag?: string;
                     [name: string]: unknown;
                 };
@@ -7469,6 +7515,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description The ETag of what was read before: 304 with no body while it is unchanged. */
+                "if-none-match"?: string;
                 /** @description With a platform key: the tenant to act on. */
                 "x-tenant-id"?: string;
             };
@@ -7482,13 +7530,22 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
-                    /** @description The resource's version: send it as If-Match with a change. */
+                    /** @description The tag of what is shown: send it as If-None-Match to get 304 while nothing shown changed; a versioned resource's tag (`"3.<digest>"`) may be sent as If-Match, which compares its version. */
                     ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["DeviceOut"];
                 };
+            };
+            /** @description Not Modified */
+            304: {
+                headers: {
+                    /** @description The tag of what is shown: send it as If-None-Match to get 304 while nothing shown changed; a versioned resource's tag (`"3.<digest>"`) may be sent as If-Match, which compares its version. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Unauthorized */
             401: {
@@ -7722,7 +7779,7 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
-                    /** @description The resource's version: send it as If-Match with a change. */
+                    /** @description The tag of what is shown: send it as If-None-Match to get 304 while nothing shown changed; a versioned resource's tag (`"3.<digest>"`) may be sent as If-Match, which compares its version. */
                     ETag?: string;
                     [name: string]: unknown;
                 };
@@ -10333,6 +10390,93 @@ export interface operations {
             /** @description Too many failed authentications from this address; see Retry-After */
             429: {
                 headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request header fields too large */
+            431: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached or did not answer in time; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    stream_events: {
+        parameters: {
+            query?: {
+                /** @description The event types to send, comma-separated or repeated; none: all of them. */
+                types?: string[];
+            };
+            header?: {
+                /** @description The id of the last event received: the events since are sent first, in order (or a `reset` when they are no longer kept). */
+                "last-event-id"?: string;
+                /** @description With a platform key: the tenant to act on. */
+                "x-tenant-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-Sent Events, one per event: `event` is its type, `id` its id, `data` the body the webhooks are sent (JSON). A comment line (`: ping …`) comes when nothing else has for a while. `event: reset` says the events since Last-Event-ID are no longer kept: reload what is shown. `event: dropped` ends a stream read too slowly, `event: expired` one whose token or key expired: connect again (with a fresh token) and Last-Event-ID. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many event streams */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again. */
+                    "Retry-After"?: string;
                     /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
                     "Content-Language"?: "en" | "vi";
                     [name: string]: unknown;
