@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.helpers.browser import chromium
 from tests.helpers.idp import IdentityProvider, require_provider
 from tests.helpers.ports import reserve_port
 
@@ -60,27 +60,8 @@ def idp(tmp_path: Path) -> Iterator[IdentityProvider]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as ChromeService
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(find_tool("chromium"))
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(
-        service=ChromeService(executable_path=str(find_tool("chromedriver")), port=reserve_port()),
-        options=options,
-    )
-    try:
+    with chromium(tmp_path) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(tmp_path / "chromium", ignore_errors=True)
 
 
 def test_a_devices_dot_turns_green_when_the_edge_registers_its_phone(

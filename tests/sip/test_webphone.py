@@ -9,7 +9,6 @@ import functools
 import json
 import os
 import re
-import shutil
 import statistics
 import threading
 import time
@@ -23,6 +22,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.helpers.browser import chromium
 from tests.helpers.ports import reserve_port
 
 from .harness import (
@@ -79,32 +79,15 @@ def webphone_url() -> Iterator[str]:
 
 @pytest.fixture
 def browser(webphone_url: str, tmp_path: Path) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as ChromeService
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(find_tool("chromium"))
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
+    arguments = (
         # The edge's certificate is the tests' own, self-signed.
         "--ignore-certificate-errors",
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
         "--allow-loopback-in-peer-connection",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(
-        service=ChromeService(executable_path=str(find_tool("chromedriver")), port=reserve_port()),
-        options=options,
     )
-    try:
+    with chromium(tmp_path, arguments) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(tmp_path / "chromium", ignore_errors=True)
 
 
 def _web_view(tenant: Tenant, device_id: str) -> dict[str, Any]:
