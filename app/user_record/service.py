@@ -15,7 +15,7 @@ from app.outbox import record as outbox
 from app.schemas import PatchModel
 from app.tenants.models import Tenant
 from app.user_record import repository
-from app.user_record.exceptions import ExternalRefTaken, UserNotFound
+from app.user_record.exceptions import ExternalRefTaken, UserNameTaken, UserNotFound
 from app.user_record.models import User
 from app.user_record.schemas import UserCreate
 
@@ -176,6 +176,24 @@ async def update_user(session: AsyncSession, *, user: User, data: PatchModel) ->
 
 async def set_limit(session: AsyncSession, *, user: User, limit_minutes: int | None) -> None:
     await _change(session, user, "quota.updated", {"limit_minutes": limit_minutes})
+
+
+async def set_user_name(session: AsyncSession, *, user: User, user_name: str | None) -> None:
+    """Gives the user the login name a SCIM directory knows them by (unique in the tenant)."""
+    if user.user_name == user_name:
+        return
+    user.user_name = user_name
+    await flush_or_conflict(
+        session,
+        {
+            "uq_user_account_tenant_id_user_name": UserNameTaken(
+                field="body.userName", user_name=user_name
+            ),
+            "uq_user_account_tenant_id_external_ref": ExternalRefTaken(
+                field="body.externalId", external_ref=user.external_ref
+            ),
+        },
+    )
 
 
 async def delete_user(session: AsyncSession, *, user: User) -> None:

@@ -1,0 +1,70 @@
+"""The SCIM resources of an agent (RFC 7643), as scim2-models describes them: the User the
+service keeps (what `/scim/v2/Schemas` publishes, and what a directory gets back) and the
+service's own extension, which carries the extensions, the minute limit and the two switches."""
+
+from typing import Annotated, Any
+
+from scim2_models import (
+    URN,
+    ComplexAttribute,
+    EnterpriseUser,
+    Extension,
+    Mutability,
+    Required,
+    Resource,
+    Uniqueness,
+    User,
+)
+
+AGENT_SCHEMA = "urn:antring:params:scim:schemas:extension:AntRing:2.0:Agent"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+
+class AgentExtension(Extension):
+    """What the service adds to a SCIM user: its phone settings."""
+
+    __schema__ = URN(AGENT_SCHEMA)
+
+    extensions: Annotated[list[str] | None, Mutability.read_only] = None
+    """The agent's extension numbers (set in the console or by the import)."""
+
+    limit_minutes: Annotated[int | None, Mutability.read_write] = None
+    """Monthly outbound minutes; absent: unlimited."""
+
+    outbound_allowed: Annotated[bool | None, Mutability.read_write] = None
+    """May the agent call outside the company at all."""
+
+    auto_answer: Annotated[bool | None, Mutability.read_write] = None
+    """The agent's phones answer hotline and internal calls by themselves."""
+
+
+class AgentEmail(ComplexAttribute):
+    """The agent's one e-mail address."""
+
+    value: str | None = None
+    primary: bool | None = None
+
+
+class Agent(Resource[Any]):
+    """The SCIM User as the service keeps it: the attributes it stores, no others (a directory
+    that sends more, `name` or `title`, has them ignored rather than refused)."""
+
+    __schema__ = URN(USER_SCHEMA)
+
+    user_name: Annotated[str | None, Uniqueness.server, Required.true] = None
+    """The agent's login name in the directory; unique in the tenant."""
+
+    display_name: Annotated[str | None, Required.false] = None
+    """The agent's name as the console shows it."""
+
+    emails: list[AgentEmail] | None = None
+    """The agent's e-mail address (one)."""
+
+    active: bool | None = None
+    """An inactive agent's devices cannot register or call."""
+
+
+# What a directory's requests are read as: the whole standard User (Okta and Entra send
+# `name`, `title`, the enterprise extension...), of which the service keeps what `Agent` has.
+ScimUser = User[EnterpriseUser | AgentExtension]  # type: ignore[index]
+AgentResource = Agent[AgentExtension]  # type: ignore[index]
