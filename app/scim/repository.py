@@ -3,11 +3,9 @@ turned into a WHERE clause on the columns the SCIM attributes are kept in."""
 
 import uuid
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement as Column
 from scim2_models import ScimFilter
 from scim2_models.path import (
     AttrPath,
@@ -21,21 +19,31 @@ from scim2_models.path import (
     Present,
     ValuePath,
 )
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.scim.exceptions import InvalidFilter
 from app.scim.models import USER_SCHEMA
 from app.user_record.models import User
 
-# Each filterable attribute (lower case, as SCIM compares names) and whether its values compare
-# case by case (RFC 7643: `externalId` and `id` do, `userName` and e-mails do not).
-_ATTRIBUTES: dict[str, tuple[Column[Any], bool]] = {
-    "username": (User.user_name, False),
-    "externalid": (User.external_ref, True),
-    "emails": (User.email, False),
-    "emails.value": (User.email, False),
-    "displayname": (User.display_name, False),
-    "active": (User.enabled, True),
-    "id": (User.id, True),
+
+class _Kind(Enum):
+    text = "text"  # compared without regard to case (RFC 7643: userName, e-mails)
+    exact = "exact"  # compared case by case (externalId)
+    boolean = "boolean"
+    id = "id"
+
+
+# Each filterable attribute, by its name in lower case (SCIM compares names so).
+_ATTRIBUTES: dict[str, tuple[InstrumentedAttribute[Any], _Kind]] = {
+    "username": (User.user_name, _Kind.text),
+    "externalid": (User.external_ref, _Kind.exact),
+    "emails": (User.email, _Kind.text),
+    "emails.value": (User.email, _Kind.text),
+    "displayname": (User.display_name, _Kind.text),
+    "active": (User.enabled, _Kind.boolean),
+    "id": (User.id, _Kind.id),
 }
 
 
@@ -47,7 +55,7 @@ def _name(path: AttrPath) -> str:
     return f"{name}.{path.sub_attr.lower()}" if path.sub_attr else name
 
 
-def _column(path: AttrPath, *, prefix: str = "") -> tuple[Column[Any], bool]:
+def _column(path: AttrPath, *, prefix: str = "") -> tuple[InstrumentedAttribute[Any], _Kind]:
     name = _name(path)
     found = _ATTRIBUTES.get(f"{prefix}.{name}" if prefix else name)
     if found is None:
@@ -59,7 +67,7 @@ def _escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-_TEXT: dict[CompareOperator, Callable[[Column[Any], str], ColumnElement[bool]]] = {
+_TEXT: dict[CompareOperator, Callable[[Any, str], ColumnElement[bool]]] = {
     CompareOperator.eq: lambda column, value: column == value,
     CompareOperator.ne: lambda column, value: or_(column != value, column.is_(None)),
     CompareOperator.co: lambda column, value: column.like(f"%{_escaped(value)}%", escape="\\"),
@@ -77,13 +85,16 @@ class _Where(FilterVisitor[ColumnElement[bool]]):
         self.prefix = prefix
 
     def visit_comparison(self, node: Comparison) -> ColumnElement[bool]:
-        column, case_exact = _column(node.attr_path, prefix=self.prefix)
+        column, kind = _column(node.attr_path, prefix=self.prefix)
         value = node.value
-        if column is User.enabled:
-            if not isinstance(value, bool) or node.op not in (CompareOperator.eq, CompareOperator.ne):
+        if kind is _Kind.boolean:
+            if not isinstance(value, bool) or node.op not in (
+                CompareOperator.eq,
+                CompareOperator.ne,
+            ):
                 raise InvalidFilter("active compares with eq or ne to true or false")
             return column == value if node.op is CompareOperator.eq else column != value
-        if column is User.id:
+        if kind is _Kind.id:
             if node.op is not CompareOperator.eq or not isinstance(value, str):
                 raise InvalidFilter("id compares with eq only")
             try:
@@ -92,13 +103,13 @@ class _Where(FilterVisitor[ColumnElement[bool]]):
                 return false()
         if not isinstance(value, str):
             raise InvalidFilter(f"{node.attr_path} compares with a string")
-        if not case_exact:
-            column, value = func.lower(column), value.lower()
+        if kind is _Kind.text:
+            return _TEXT[node.op](func.lower(column), value.lower())
         return _TEXT[node.op](column, value)
 
     def visit_present(self, node: Present) -> ColumnElement[bool]:
-        column, _ = _column(node.attr_path, prefix=self.prefix)
-        if column is User.enabled or column is User.id:
+        column, kind = _column(node.attr_path, prefix=self.prefix)
+        if kind in (_Kind.boolean, _Kind.id):
             return column.is_not(None)
         return and_(column.is_not(None), column != "")
 
@@ -138,7 +149,9 @@ async def list_users(
     condition = User.tenant_id == tenant_id
     if where is not None:
         condition = and_(condition, where)
-    total = (await session.execute(select(func.count()).select_from(User).where(condition))).scalar_one()
+    total = (
+        await session.execute(select(func.count()).select_from(User).where(condition))
+    ).scalar_one()
     if limit == 0:
         return [], total
     rows = await session.scalars(

@@ -5,8 +5,8 @@ endpoints (`ServiceProviderConfig`, `ResourceTypes`, `Schemas`)."""
 
 import json
 import logging
-from contextlib import AsyncExitStack
 from collections.abc import Callable, Coroutine
+from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -36,7 +36,7 @@ from app.db.errors import UNAVAILABLE_ERRORS
 from app.deps import CipherDep, SessionDep
 from app.errors import AppError, negotiate
 from app.scim import service
-from app.scim.exceptions import InvalidSyntax, ResourceNotFound, ScimError
+from app.scim.exceptions import InvalidSyntax, NotImplementedHere, ResourceNotFound, ScimError
 from app.scim.models import AGENT_SCHEMA, USER_SCHEMA, AgentExtension, AgentResource
 from app.tenants.service import get_tenant
 
@@ -48,11 +48,16 @@ logger = logging.getLogger(__name__)
 
 def scim_response(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
     return Response(
-        json.dumps(body, default=str), status_code=status, media_type=SCIM_MEDIA_TYPE, headers=headers
+        json.dumps(body, default=str),
+        status_code=status,
+        media_type=SCIM_MEDIA_TYPE,
+        headers=headers,
     )
 
 
-def error_response(status: int, detail: str, scim_type: str | None = None, **headers: str) -> Response:
+def error_response(
+    status: int, detail: str, scim_type: str | None = None, **headers: str
+) -> Response:
     body = ScimErrorBody(status=status, scim_type=scim_type, detail=detail)
     return scim_response(body.model_dump(), status, **headers)
 
@@ -80,13 +85,17 @@ class ScimRoute(APIRoute):
             except RequestValidationError as error:
                 first = error.errors()[0] if error.errors() else {}
                 where = ".".join(str(part) for part in first.get("loc", ()))
-                return error_response(400, f"{where}: {first.get('msg', 'invalid')}", "invalidValue")
+                return error_response(
+                    400, f"{where}: {first.get('msg', 'invalid')}", "invalidValue"
+                )
             except StaleDataError:
                 return error_response(412, "The user changed meanwhile; read it again.")
             except HTTPException as error:
                 return error_response(error.status_code, str(error.detail))
             except UNAVAILABLE_ERRORS:
-                return error_response(503, "The database is unavailable; try again.", None, **{"Retry-After": "5"})
+                return error_response(
+                    503, "The database is unavailable; try again.", None, **{"Retry-After": "5"}
+                )
             except Exception:
                 logger.exception("unexpected error on %s", request.url.path)
                 return error_response(500, "Something went wrong on our side.")
@@ -129,7 +138,9 @@ def _service_provider_config(base_url: str) -> dict[str, Any]:
                 primary=True,
             )
         ],
-        meta=Meta(resource_type="ServiceProviderConfig", location=f"{base_url}/ServiceProviderConfig"),
+        meta=Meta(
+            resource_type="ServiceProviderConfig", location=f"{base_url}/ServiceProviderConfig"
+        ),
     )
     return config.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
 
@@ -141,7 +152,7 @@ def _resource_type(base_url: str) -> dict[str, Any]:
         description="An agent of the call center",
         endpoint="/Users",
         schema_=USER_SCHEMA,
-        schema_extensions=[SchemaExtension(schema_=AGENT_SCHEMA, required=False)],
+        schema_extensions=[SchemaExtension(schema_=AGENT_SCHEMA, required=True)],
         meta=Meta(resource_type="ResourceType", location=f"{base_url}/ResourceTypes/User"),
     )
     return resource_type.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
@@ -163,7 +174,7 @@ def _schemas(base_url: str) -> list[dict[str, Any]]:
 
 def _list(resources: list[dict[str, Any]], total: int, start_index: int = 1) -> dict[str, Any]:
     return {
-        "schemas": [ListResponse.__schema__],  # type: ignore[attr-defined]
+        "schemas": [ListResponse.__schema__],
         "totalResults": total,
         "startIndex": start_index,
         "itemsPerPage": len(resources),
@@ -215,6 +226,8 @@ async def list_users(
     filter: Annotated[str | None, Query(max_length=2000)] = None,
     start_index: Annotated[int, Query(alias="startIndex")] = 1,
     count: Annotated[int, Query()] = 100,
+    attributes: Annotated[str | None, Query(max_length=2000)] = None,
+    excluded: Annotated[str | None, Query(alias="excludedAttributes", max_length=2000)] = None,
 ) -> Response:
     """The tenant's agents, filtered and paged."""
     start_index = max(start_index, 1)
@@ -226,6 +239,7 @@ async def list_users(
         start_index=start_index,
         count=count,
         base_url=_base_url(request),
+        shape=service.parameters(attributes, excluded),
     )
     return scim_response(_list(resources, total, start_index))
 
@@ -248,10 +262,22 @@ async def create_user(
 
 
 @router.get("/Users/{user_id}")
-async def get_user(user_id: str, request: Request, session: SessionDep, scope: ScimAccess) -> Response:
+async def get_user(
+    user_id: str,
+    request: Request,
+    session: SessionDep,
+    scope: ScimAccess,
+    attributes: Annotated[str | None, Query(max_length=2000)] = None,
+    excluded: Annotated[str | None, Query(alias="excludedAttributes", max_length=2000)] = None,
+) -> Response:
     """One agent."""
     current = await service.require(session, tenant_id=scope.tenant_id, user_id=user_id)
-    shown = await service.show(session, user=current.user, base_url=_base_url(request))
+    shown = await service.show(
+        session,
+        user=current.user,
+        base_url=_base_url(request),
+        shape=service.parameters(attributes, excluded),
+    )
     return scim_response(shown.resource, ETag=service.version_tag(shown.version))
 
 
@@ -263,7 +289,9 @@ async def replace_user(
     user_id: str, request: Request, session: SessionDep, scope: ScimAccess, if_match: IfMatch = None
 ) -> Response:
     """Replace an agent."""
-    current = await service.require(session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True)
+    current = await service.require(
+        session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True
+    )
     service.check_version(if_match, current.user.version)
     shown = await service.replace(
         session, current=current, body=await _body(request), base_url=_base_url(request)
@@ -276,7 +304,9 @@ async def patch_user(
     user_id: str, request: Request, session: SessionDep, scope: ScimAccess, if_match: IfMatch = None
 ) -> Response:
     """Change an agent by PATCH operations (`active: false` disables it at once)."""
-    current = await service.require(session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True)
+    current = await service.require(
+        session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True
+    )
     service.check_version(if_match, current.user.version)
     shown = await service.patch(
         session, current=current, body=await _body(request), base_url=_base_url(request)
@@ -289,14 +319,34 @@ async def delete_user(
     user_id: str, session: SessionDep, scope: ScimAccess, if_match: IfMatch = None
 ) -> Response:
     """Delete an agent as `DELETE /v1/users/{id}` does."""
-    current = await service.require(session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True)
+    current = await service.require(
+        session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True
+    )
     service.check_version(if_match, current.user.version)
     await service.delete(session, current=current)
     return Response(status_code=204)
 
 
-@router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-async def unknown(rest: str) -> Response:
-    """Anything else under /scim/v2."""
-    raise ResourceNotFound(f"There is no endpoint /{rest}.")
+# What each endpoint allows, for the 405 of another method.
+_ALLOWED = {
+    "ServiceProviderConfig": "GET",
+    "ResourceTypes": "GET",
+    "Schemas": "GET",
+    "Users": "GET, POST",
+}
 
+
+@router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+async def unknown(rest: str, request: Request) -> Response:
+    """Anything else under /scim/v2: a method an endpoint does not allow, or no endpoint."""
+    if rest == ".search" and request.method == "POST":
+        raise NotImplementedHere("Searching every resource type at once is not supported.")
+    parts = rest.split("/")
+    allowed = _ALLOWED.get(parts[0])
+    if allowed is not None and len(parts) <= 2 and parts[-1]:
+        if parts[0] == "Users" and len(parts) == 2:
+            allowed = "GET, PUT, PATCH, DELETE"
+        elif len(parts) == 2:
+            allowed = "GET"
+        return error_response(405, f"{request.method} is not allowed here.", Allow=allowed)
+    raise ResourceNotFound(f"There is no endpoint /{rest}.")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from scim2_models import Context, Meta, PatchOp
+from scim2_models import Context, Meta, PatchOp, ResponseParameters
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.crypto import PasswordCipher
@@ -32,7 +32,7 @@ from app.scim.exceptions import (
     Uniqueness,
     VersionChanged,
 )
-from app.scim.models import AgentEmail, AgentExtension, AgentResource, ScimUser
+from app.scim.models import AgentEmail, AgentExtension, AgentResource, AgentSettings, ScimUser
 from app.tenants.models import Tenant
 from app.user_record import service as user_record
 from app.user_record.exceptions import ExternalRefTaken, UserNameTaken, UserNotFound
@@ -57,14 +57,28 @@ def version_tag(version: int) -> str:
     return f'W/"{version}"'
 
 
-def _present(user: User, numbers: list[str], base_url: str) -> Shown:
+def parameters(attributes: str | None, excluded: str | None) -> ResponseParameters[Any] | None:
+    """RFC 7644 §3.9's `attributes` / `excludedAttributes`, read by scim2-models."""
+    if attributes is None and excluded is None:
+        return None
+    try:
+        return ResponseParameters[AgentResource].model_validate(
+            {"attributes": attributes, "excludedAttributes": excluded}
+        )
+    except ValidationError as error:
+        raise InvalidValue(_first_error(error)) from None
+
+
+def _present(
+    user: User, numbers: list[str], base_url: str, shape: ResponseParameters[Any] | None = None
+) -> Shown:
     location = f"{base_url}/Users/{user.id}"
     resource = AgentResource(
         id=str(user.id),
         external_id=user.external_ref,
         user_name=user.user_name or user.external_ref or str(user.id),
         display_name=user.display_name,
-        emails=[AgentEmail(value=user.email, primary=True)] if user.email else None,
+        emails=[AgentEmail(value=user.email)] if user.email else None,
         active=user.enabled,
         meta=Meta(
             resource_type="User",
@@ -81,7 +95,9 @@ def _present(user: User, numbers: list[str], base_url: str) -> Shown:
         auto_answer=user.auto_answer,
     )
     return Shown(
-        resource=resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE),
+        resource=resource.model_dump(
+            scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=shape
+        ),
         version=user.version,
         location=location,
     )
@@ -98,9 +114,15 @@ async def _numbers(
     return numbers
 
 
-async def show(session: AsyncSession, *, user: User, base_url: str) -> Shown:
+async def show(
+    session: AsyncSession,
+    *,
+    user: User,
+    base_url: str,
+    shape: ResponseParameters[Any] | None = None,
+) -> Shown:
     numbers = await _numbers(session, tenant_id=user.tenant_id, users=[user])
-    return _present(user, numbers[user.id], base_url)
+    return _present(user, numbers[user.id], base_url, shape)
 
 
 def _read(body: Any, context: Context) -> Any:
@@ -155,7 +177,7 @@ def _fields(user: Any, *, current: User | None = None) -> _Fields:
     if not user.user_name:
         raise InvalidValue("userName is required")
     display_name = _display_name(user) or (current.display_name if current else None)
-    extension = user[AgentExtension] if AgentExtension in type(user).get_extension_models().values() else None
+    extension = user[AgentSettings]
     return _Fields(
         user_name=str(user.user_name),
         external_ref=str(user.external_id) if user.external_id else None,
@@ -189,7 +211,7 @@ def _scim_field(field: str) -> str:
     }.get(field, field)
 
 
-def _update(fields: _Fields, *, given: set[str] | None = None) -> UserUpdate:
+def _update(fields: _Fields) -> UserUpdate:
     values: dict[str, Any] = {
         "display_name": fields.display_name,
         "email": fields.email,
@@ -201,7 +223,8 @@ def _update(fields: _Fields, *, given: set[str] | None = None) -> UserUpdate:
         values["outbound_allowed"] = fields.outbound_allowed
     if fields.auto_answer is not None:
         values["auto_answer"] = fields.auto_answer
-    return _validated(UserUpdate, values)
+    update: UserUpdate = _validated(UserUpdate, values)
+    return update
 
 
 def _validated(model: Any, values: dict[str, Any]) -> Any:
@@ -239,7 +262,11 @@ async def create(
             "email": fields.email,
             "external_ref": fields.external_ref,
             "limit_minutes": fields.limit_minutes,
-            **({"outbound_allowed": fields.outbound_allowed} if fields.outbound_allowed is not None else {}),
+            **(
+                {"outbound_allowed": fields.outbound_allowed}
+                if fields.outbound_allowed is not None
+                else {}
+            ),
             **({"auto_answer": fields.auto_answer} if fields.auto_answer is not None else {}),
         },
     )
@@ -294,18 +321,14 @@ async def _apply(session: AsyncSession, *, current: TenantUser, fields: _Fields)
     await _set_user_name(session, current.user, fields.user_name)
 
 
-async def replace(
-    session: AsyncSession, *, current: TenantUser, body: Any, base_url: str
-) -> Shown:
+async def replace(session: AsyncSession, *, current: TenantUser, body: Any, base_url: str) -> Shown:
     """PUT: the agent becomes what the directory sends (what it leaves out is cleared)."""
     fields = _fields(_read(body, Context.RESOURCE_REPLACEMENT_REQUEST), current=current.user)
     await _apply(session, current=current, fields=fields)
     return await show(session, user=current.user, base_url=base_url)
 
 
-async def patch(
-    session: AsyncSession, *, current: TenantUser, body: Any, base_url: str
-) -> Shown:
+async def patch(session: AsyncSession, *, current: TenantUser, body: Any, base_url: str) -> Shown:
     """PATCH: add, replace and remove (RFC 7644 §3.5.2) applied by scim2-models to the agent as
     SCIM shows it, and the result kept as a replace would keep it."""
     shown = await show(session, user=current.user, base_url=base_url)
@@ -313,7 +336,7 @@ async def patch(
     if not isinstance(body, dict):
         raise InvalidSyntax("the body is not a JSON object")
     try:
-        operations = PatchOp[ScimUser].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)  # type: ignore[index]
+        operations = PatchOp[ScimUser].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
         operations.patch(resource)
     except ValidationError as error:
         raise InvalidValue(_first_error(error)) from None
@@ -343,10 +366,11 @@ async def list_users(
     start_index: int,
     count: int,
     base_url: str,
+    shape: ResponseParameters[Any] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     where = repository.where_of(filter) if filter else None
     found, total = await repository.list_users(
         session, tenant_id=tenant_id, where=where, offset=start_index - 1, limit=count
     )
     numbers = await _numbers(session, tenant_id=tenant_id, users=found)
-    return [_present(user, numbers[user.id], base_url).resource for user in found], total
+    return [_present(user, numbers[user.id], base_url, shape).resource for user in found], total

@@ -17,14 +17,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('user_account', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('user_name', sa.String(length=200), nullable=True))
-        batch_op.create_unique_constraint(
-            batch_op.f('uq_user_account_tenant_id_user_name'), ['tenant_id', 'user_name']
-        )
+    op.add_column('user_account', sa.Column('user_name', sa.String(length=200), nullable=True))
+    op.create_index(
+        'uq_user_account_tenant_id_user_name', 'user_account', ['tenant_id', 'user_name'], unique=True
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('user_account', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('uq_user_account_tenant_id_user_name'), type_='unique')
-        batch_op.drop_column('user_name')
+    op.drop_index('uq_user_account_tenant_id_user_name', table_name='user_account')
+    op.drop_column('user_account', 'user_name')

@@ -32,7 +32,9 @@ def joiner(n: int, **more: Any) -> dict[str, Any]:
     }
 
 
-async def create(client: httpx.AsyncClient, tenant: TenantKeys, body: dict[str, Any]) -> dict[str, Any]:
+async def create(
+    client: httpx.AsyncClient, tenant: TenantKeys, body: dict[str, Any]
+) -> dict[str, Any]:
     r = await client.post("/scim/v2/Users", json=body, headers=scim_headers(tenant.scim))
     assert r.status_code == 201, r.text
     assert r.headers["content-type"].startswith(SCIM)
@@ -70,7 +72,9 @@ async def test_a_retried_create_makes_no_second_agent(
     assert len(created) == 1
     # Another person with a login name already taken: SCIM's uniqueness conflict.
     taken = await client.post(
-        "/scim/v2/Users", json=joiner(3, userName="agent2@acme.vn"), headers=scim_headers(tenant.scim)
+        "/scim/v2/Users",
+        json=joiner(3, userName="agent2@acme.vn"),
+        headers=scim_headers(tenant.scim),
     )
     assert taken.status_code == 409
     assert taken.headers["content-type"].startswith(SCIM)
@@ -83,6 +87,7 @@ async def test_a_retried_create_makes_no_second_agent(
 async def test_filters_and_pages(client: httpx.AsyncClient, tenant: TenantKeys) -> None:
     for n in range(5):
         await create(client, tenant, joiner(n))
+
     async def found(expression: str, **params: Any) -> dict[str, Any]:
         r = await client.get(
             "/scim/v2/Users", params={"filter": expression, **params}, headers=tenant.scim
@@ -99,7 +104,9 @@ async def test_filters_and_pages(client: httpx.AsyncClient, tenant: TenantKeys) 
     assert (await found('emails.value eq "agent1@acme.vn"'))["totalResults"] == 1
     assert (await found('emails[value eq "agent1@acme.vn"]'))["totalResults"] == 1
     assert (await found("active eq true"))["totalResults"] == 5
-    assert (await found('userName sw "agent" and not (externalId eq "okta-0")'))["totalResults"] == 4
+    assert (await found('userName sw "agent" and not (externalId eq "okta-0")'))[
+        "totalResults"
+    ] == 4
     page = await found('userName co "@acme"', startIndex=2, count=2)
     assert page["totalResults"] == 5
     assert page["startIndex"] == 2
@@ -107,7 +114,9 @@ async def test_filters_and_pages(client: httpx.AsyncClient, tenant: TenantKeys) 
     bad = await client.get("/scim/v2/Users", params={"filter": "userName eq"}, headers=tenant.scim)
     assert bad.status_code == 400
     assert bad.json()["scimType"] == "invalidFilter"
-    unknown = await client.get("/scim/v2/Users", params={"filter": 'title eq "x"'}, headers=tenant.scim)
+    unknown = await client.get(
+        "/scim/v2/Users", params={"filter": 'title eq "x"'}, headers=tenant.scim
+    )
     assert unknown.json()["scimType"] == "invalidFilter"
 
 
@@ -125,7 +134,9 @@ async def test_a_leaver_is_disabled_by_patch_and_deleted(
         ],
     }
     # A stale version changes nothing.
-    stale = await client.patch(url, json=patch, headers=scim_headers(tenant.scim, **{"If-Match": 'W/"99"'}))
+    stale = await client.patch(
+        url, json=patch, headers=scim_headers(tenant.scim, **{"If-Match": 'W/"99"'})
+    )
     assert stale.status_code == 412
     r = await client.patch(
         url, json=patch, headers=scim_headers(tenant.scim, **{"If-Match": made["meta"]["version"]})
@@ -149,7 +160,9 @@ async def test_a_leaver_is_disabled_by_patch_and_deleted(
     assert "limitMinutes" not in removed.json()[AGENT]
     # PUT replaces.
     replaced = await client.put(
-        url, json=joiner(7, displayName="Trần Thị Lan", active=True), headers=scim_headers(tenant.scim)
+        url,
+        json=joiner(7, displayName="Trần Thị Lan", active=True),
+        headers=scim_headers(tenant.scim),
     )
     assert replaced.status_code == 200, replaced.text
     assert replaced.json()["displayName"] == "Trần Thị Lan"
