@@ -8,6 +8,7 @@ from scim2_models import (
     URN,
     AnyExtension,
     ComplexAttribute,
+    Email,
     EnterpriseUser,
     Extension,
     Mutability,
@@ -79,7 +80,21 @@ class Agent(Resource[AnyExtension]):
     an active agent)."""
 
 
-# What a directory's requests are read as: the whole standard User (Okta and Entra send
-# `name`, `title`, the enterprise extension...), of which the service keeps what `Agent` has.
-ScimUser = User[EnterpriseUser | AgentSettings]
+class DirectoryEmail(Email):
+    """An e-mail as a directory sends it. Its address is checked by the service's own rule
+    (as on /v1), not by a deliverability check that refuses a company's internal domains
+    (`corp.local`, `example.test`)."""
+
+    value: str | None = None
+
+
+class DirectoryUser(User[AnyExtension]):
+    """The whole standard User (Okta and Entra send `name`, `title`, the enterprise
+    extension...), of which the service keeps what `Agent` has."""
+
+    emails: list[DirectoryEmail] | None = None  # type: ignore[assignment]
+
+
+# What a directory's requests are read as.
+ScimUser = DirectoryUser[EnterpriseUser | AgentSettings]
 AgentResource = Agent[AgentExtension]
