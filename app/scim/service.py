@@ -271,14 +271,18 @@ async def create(
         },
     )
     try:
-        created = await users.create_user(session, cipher, tenant=tenant, data=data)
+        created = await users.create_user(
+            session, cipher, tenant=tenant, data=data, user_name=fields.user_name
+        )
     except AppError as error:
         raise _refused(error) from None
-    current = await user_record.require_user(session, tenant_id=tenant.id, user_id=created.id)
-    await _set_user_name(session, current.user, fields.user_name)
+    # In the session already: no query.
+    user = await session.get_one(User, created.id)
     if not fields.enabled:
+        current = TenantUser(user=user, tenant=tenant)
         await users.update_user(session, current=current, data=UserUpdate(enabled=False))
-    return await show(session, user=current.user, base_url=base_url), True
+    # A new agent has no extensions yet.
+    return _present(user, [], base_url), True
 
 
 async def _set_user_name(session: AsyncSession, user: User, user_name: str) -> None:

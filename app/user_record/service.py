@@ -47,7 +47,10 @@ async def flush_user(session: AsyncSession, user: User) -> None:
         {
             "uq_user_account_tenant_id_external_ref": ExternalRefTaken(
                 field="body.external_ref", external_ref=user.external_ref
-            )
+            ),
+            "uq_user_account_tenant_id_user_name": UserNameTaken(
+                field="body.userName", user_name=user.user_name
+            ),
         },
     )
 
@@ -141,9 +144,12 @@ def user_update(
     return values, user_change(type, tenant_id=tenant_id, user_id=user_id, before=old, after=new)
 
 
-async def add_user(session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCreate) -> User:
+async def add_user(
+    session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCreate, user_name: str | None = None
+) -> User:
+    """A new user; `user_name`: the login name a SCIM directory gave them."""
     new = new_user(tenant_id=tenant_id, data=data, at=utcnow())
-    user = User(**new.row)
+    user = User(**new.row, user_name=user_name)
     session.add(user)
     await flush_user(session, user)
     await outbox.record_change(session, new.created)
@@ -183,17 +189,7 @@ async def set_user_name(session: AsyncSession, *, user: User, user_name: str | N
     if user.user_name == user_name:
         return
     user.user_name = user_name
-    await flush_or_conflict(
-        session,
-        {
-            "uq_user_account_tenant_id_user_name": UserNameTaken(
-                field="body.userName", user_name=user_name
-            ),
-            "uq_user_account_tenant_id_external_ref": ExternalRefTaken(
-                field="body.externalId", external_ref=user.external_ref
-            ),
-        },
-    )
+    await flush_user(session, user)
 
 
 async def delete_user(session: AsyncSession, *, user: User) -> None:
