@@ -58,7 +58,13 @@ async def test_list_a_tenants_keys(
 
     assert response.status_code == 200
     keys = response.json()["items"]
-    assert sorted(k["role"] for k in keys) == ["admin", "call_control", "operator", "scim", "viewer"]
+    assert sorted(k["role"] for k in keys) == [
+        "admin",
+        "call_control",
+        "operator",
+        "scim",
+        "viewer",
+    ]
     assert {k["tenant_id"] for k in keys} == {str(tenant.id)}
     for headers in (tenant.admin, tenant.viewer, tenant.call_control):
         assert headers["Authorization"].removeprefix("Bearer ") not in response.text
