@@ -51,6 +51,7 @@ from app.registrations.router import call_control_router as registrations_router
 from app.registrations.router import device_router as device_registrations_router
 from app.request_limits import HeaderSizeLimit
 from app.routing import concrete_paths_first
+from app.scim.router import router as scim_router
 from app.settings import Settings, get_settings
 from app.tenancy.router import router as tenants_router
 from app.users.parts_router import router as user_parts_router
@@ -340,6 +341,7 @@ def create_app(
         provisioning_files_router,
         audit_router,
         jobs_router,
+        scim_router,
     ):
         # An import's file may be larger than any other body.
         limit = settings.import_max_bytes if router is imports_router else None

@@ -217,6 +217,9 @@ ReadAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin, Role.opera
 EditAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin, Role.operator))]
 # The tenant's settings, webhooks, keys and audit trail.
 AdminAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.admin))]
+# A tenant's SCIM directory: its own role only (an admin key is never handed to a directory,
+# and a directory's credential reaches nothing but /scim/v2).
+ScimAccess = Annotated[TenantScope, Depends(_tenant_scope(Role.scim))]
 PlatformRead = Annotated[Principal, Depends(_platform(Role.admin, Role.viewer))]
 PlatformAdmin = Annotated[Principal, Depends(_platform(Role.admin))]
 TenantKeysRead = Annotated[Principal, Depends(_tenant_keys(Role.admin, Role.viewer))]

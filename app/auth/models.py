@@ -14,6 +14,8 @@ class Role(StrEnum):
     operator = "operator"
     viewer = "viewer"
     call_control = "call_control"
+    # A tenant's SCIM directory (Okta, Entra ID, Keycloak): /scim/v2 and nothing else.
+    scim = "scim"
 
 
 class ApiKey(IdMixin, Base):

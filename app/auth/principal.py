@@ -15,7 +15,7 @@ class ActorKind(StrEnum):
 
 
 # Roles by precedence, for a token that lists several: the first it holds is its role.
-ROLE_PRECEDENCE = (Role.admin, Role.operator, Role.viewer, Role.call_control)
+ROLE_PRECEDENCE = (Role.admin, Role.operator, Role.viewer, Role.call_control, Role.scim)
 
 
 @dataclass(frozen=True, slots=True)

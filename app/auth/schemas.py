@@ -20,7 +20,7 @@ class ApiKeyCreate(BaseModel):
         description="admin: everything in the tenant; operator: the agents, their devices, "
         "extensions, quotas and switches, imports and exports (not keys, webhooks or the "
         "tenant's settings); viewer: read only, never a password; call_control: the "
-        "call-control routes only.",
+        "call-control routes only; scim: the tenant's SCIM directory, /scim/v2 only.",
         examples=["call_control"],
     )
     expires_at: DateTime | None = Field(

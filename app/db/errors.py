@@ -38,14 +38,18 @@ _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)$")
 
 
 def _sqlite_unique_names(metadata: MetaData) -> dict[str, str]:
-    """SQLite names the columns of a failed unique constraint, not the constraint: the
-    constraint's name by its "table.column, table.column" text."""
+    """SQLite names the columns of a failed unique constraint (or unique index), not the
+    constraint: the constraint's name by its "table.column, table.column" text."""
     names: dict[str, str] = {}
     for table in metadata.tables.values():
         for constraint in table.constraints:
             if isinstance(constraint, UniqueConstraint) and isinstance(constraint.name, str):
                 columns = ", ".join(f"{table.name}.{c.name}" for c in constraint.columns)
                 names[columns] = constraint.name
+        for index in table.indexes:
+            if index.unique and isinstance(index.name, str):
+                columns = ", ".join(f"{table.name}.{c.name}" for c in index.columns)
+                names[columns] = index.name
     return names
 
 

@@ -65,6 +65,7 @@ class Code(StrEnum):
     extension_free_in_domain = "extension-free-in-domain"
     user_not_found = "user-not-found"
     external_ref_taken = "external-ref-taken"
+    user_name_taken = "user-name-taken"
     tenant_not_found = "tenant-not-found"
     sip_domain_taken = "sip-domain-taken"
     emergency_number_in_use = "emergency-number-in-use"

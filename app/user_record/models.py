@@ -12,6 +12,9 @@ class User(IdMixin, TimestampMixin, VersionMixin, Base):
     __tablename__ = "user_account"
     __table_args__ = (
         UniqueConstraint("tenant_id", "external_ref"),
+        # A SCIM directory's userName is unique in the tenant (RFC 7643 §4.1.1); an index, which
+        # SQLite adds to a table in place, as it cannot add a constraint.
+        Index("uq_user_account_tenant_id_user_name", "tenant_id", "user_name", unique=True),
         # The Users table's first page in either order is the start of an index.
         Index("ix_user_account_tenant_id_name_sort", "tenant_id", "name_sort"),
         Index("ix_user_account_tenant_id_given_name_sort", "tenant_id", "given_name_sort"),
@@ -35,6 +38,9 @@ class User(IdMixin, TimestampMixin, VersionMixin, Base):
     external_ref: Mapped[str | None] = mapped_column(
         String(200).with_variant(String(200, collation="C"), "postgresql")
     )
+    # The login name a SCIM directory gave the agent (its `userName`); null for an agent made
+    # by the console, the API or an import until a directory claims it.
+    user_name: Mapped[str | None] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(default=True)
     outbound_allowed: Mapped[bool] = mapped_column(default=True)
     auto_answer: Mapped[bool] = mapped_column(default=False)

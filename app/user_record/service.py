@@ -15,7 +15,7 @@ from app.outbox import record as outbox
 from app.schemas import PatchModel
 from app.tenants.models import Tenant
 from app.user_record import repository
-from app.user_record.exceptions import ExternalRefTaken, UserNotFound
+from app.user_record.exceptions import ExternalRefTaken, UserNameTaken, UserNotFound
 from app.user_record.models import User
 from app.user_record.schemas import UserCreate
 
@@ -47,7 +47,10 @@ async def flush_user(session: AsyncSession, user: User) -> None:
         {
             "uq_user_account_tenant_id_external_ref": ExternalRefTaken(
                 field="body.external_ref", external_ref=user.external_ref
-            )
+            ),
+            "uq_user_account_tenant_id_user_name": UserNameTaken(
+                field="body.userName", user_name=user.user_name
+            ),
         },
     )
 
@@ -141,9 +144,12 @@ def user_update(
     return values, user_change(type, tenant_id=tenant_id, user_id=user_id, before=old, after=new)
 
 
-async def add_user(session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCreate) -> User:
+async def add_user(
+    session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCreate, user_name: str | None = None
+) -> User:
+    """A new user; `user_name`: the login name a SCIM directory gave them."""
     new = new_user(tenant_id=tenant_id, data=data, at=utcnow())
-    user = User(**new.row)
+    user = User(**new.row, user_name=user_name)
     session.add(user)
     await flush_user(session, user)
     await outbox.record_change(session, new.created)
@@ -176,6 +182,14 @@ async def update_user(session: AsyncSession, *, user: User, data: PatchModel) ->
 
 async def set_limit(session: AsyncSession, *, user: User, limit_minutes: int | None) -> None:
     await _change(session, user, "quota.updated", {"limit_minutes": limit_minutes})
+
+
+async def set_user_name(session: AsyncSession, *, user: User, user_name: str | None) -> None:
+    """Gives the user the login name a SCIM directory knows them by (unique in the tenant)."""
+    if user.user_name == user_name:
+        return
+    user.user_name = user_name
+    await flush_user(session, user)
 
 
 async def delete_user(session: AsyncSession, *, user: User) -> None:

@@ -99,11 +99,16 @@ async def user_row(session: AsyncSession, *, tenant: Tenant, user_id: uuid.UUID)
 
 
 async def create_user(
-    session: AsyncSession, cipher: PasswordCipher, *, tenant: Tenant, data: UserCreate
+    session: AsyncSession,
+    cipher: PasswordCipher,
+    *,
+    tenant: Tenant,
+    data: UserCreate,
+    user_name: str | None = None,
 ) -> UserCreated:
     """A new agent, with the one SIP account every agent gets by default (its password is in
-    this answer once)."""
-    user = await user_record.add_user(session, tenant_id=tenant.id, data=data)
+    this answer once); `user_name`: the login name a SCIM directory gave them."""
+    user = await user_record.add_user(session, tenant_id=tenant.id, data=data, user_name=user_name)
     _, password = await devices.add_device(
         session, cipher, tenant=tenant, user_id=user.id, data=default_device(data.display_name)
     )

@@ -327,6 +327,14 @@ async def test_each_role_of_key_calls_what_its_role_allows(
         await check_roles(client, world, db, {role: getattr(tenant, role.value)})
 
 
+async def test_a_directorys_scim_key_calls_no_v1_route(
+    client: httpx.AsyncClient, platform: dict[str, str], tenant: TenantKeys, db: Database
+) -> None:
+    """A `scim` key is refused by every tenant route (it reaches /scim/v2 only: tests/scim)."""
+    world = await make_world(client, platform, tenant, "204", db)
+    await check_roles(client, world, db, {Role.scim: tenant.scim})
+
+
 async def test_a_viewer_reads_but_cannot_write(
     client: httpx.AsyncClient, mine: World, db: Database
 ) -> None:

@@ -58,7 +58,13 @@ async def test_list_a_tenants_keys(
 
     assert response.status_code == 200
     keys = response.json()["items"]
-    assert sorted(k["role"] for k in keys) == ["admin", "call_control", "operator", "viewer"]
+    assert sorted(k["role"] for k in keys) == [
+        "admin",
+        "call_control",
+        "operator",
+        "scim",
+        "viewer",
+    ]
     assert {k["tenant_id"] for k in keys} == {str(tenant.id)}
     for headers in (tenant.admin, tenant.viewer, tenant.call_control):
         assert headers["Authorization"].removeprefix("Bearer ") not in response.text
@@ -132,7 +138,7 @@ async def test_create_a_key_refuses_bad_input(
     response = await client.post(f"/v1/tenants/{tenant.id}/api-keys", json=body, headers=platform)
 
     assert_problem(response, 422, field=field)
-    assert len(await db_rows(db, select(ApiKey.id).where(ApiKey.tenant_id == tenant.id))) == 4
+    assert len(await db_rows(db, select(ApiKey.id).where(ApiKey.tenant_id == tenant.id))) == 5
 
 
 async def test_a_key_revoked_through_this_process_stops_at_once_despite_the_cache(

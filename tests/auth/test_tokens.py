@@ -26,7 +26,7 @@ from app.auth.models import Role
 from app.db.session import Database
 from app.main import create_app
 from app.models import Base
-from app.outbox.models import Event
+from app.outbox.models import AuditEntry, Event
 from tests.auth.test_access import (
     TENANT_ROUTES,
     World,
@@ -162,6 +162,32 @@ async def test_a_machine_client_with_call_control_uses_call_control_only(
         headers=edge,
     )
     assert looked_up.status_code == 200, looked_up.text
+
+
+async def test_a_directory_client_provisions_by_scim_and_nothing_else(
+    client: httpx.AsyncClient, idp: IdentityProvider, tenant: TenantKeys, db: Database
+) -> None:
+    client_id = f"directory-{tenant.id.hex[:8]}"
+    idp.add_client(client_id, tenant_id=str(tenant.id), roles=["scim"], name="Okta")
+    directory = bearer(idp.client_token(client_id))
+    made = await client.post(
+        "/scim/v2/Users",
+        json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "lan@acme.vn",
+            "externalId": "00u1",
+            "displayName": "Lan Nguyen",
+        },
+        headers={**directory, "Content-Type": "application/scim+json"},
+    )
+    assert made.status_code == 201, made.text
+    # The agent's events name the directory's client.
+    events = await db_rows(db, select(AuditEntry).where(AuditEntry.action == "user.created"))
+    assert [(e.actor_kind, e.actor_client_id, e.actor_role) for e in events] == [
+        ("token", client_id, "scim")
+    ]
+    for path in ("/v1/users", f"/v1/users/{made.json()['id']}", f"/v1/tenants/{tenant.id}"):
+        assert (await client.get(path, headers=directory)).status_code == 403
 
 
 async def test_a_person_sees_only_their_own_tenant(

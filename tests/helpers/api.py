@@ -25,6 +25,7 @@ class TenantKeys:
     operator: dict[str, str]
     viewer: dict[str, str]
     call_control: dict[str, str]
+    scim: dict[str, str]
 
 
 async def new_platform_key(db: Database, role: Role = Role.admin) -> dict[str, str]:
@@ -56,6 +57,7 @@ async def new_tenant(
         operator=keys["operator"],
         viewer=keys["viewer"],
         call_control=keys["call_control"],
+        scim=keys["scim"],
     )
 
 

@@ -631,6 +631,33 @@ async def test_ending_registrations_tells_the_edges_and_a_late_report_cannot_rev
     ]
 
 
+async def test_a_directorys_leaver_stops_registering_within_the_one_request(
+    api: httpx.AsyncClient, pushing_app: FastAPI, edge: Receiver, acme: TenantKeys, db: Database
+) -> None:
+    """SCIM's `active: false` (a leaver in the company's directory) ends the agent's
+    registrations and tells the edges, as disabling the agent on /v1 does (that the edge then
+    refuses the phone's REGISTER: tests/sip/test_scim_day.py)."""
+    user, device = await agent(api, acme)
+    await send(api, acme, snapshot(acme, "lan.web", CONTACT))
+    assert await registered(api, acme, device["id"]) == (True, 1)
+
+    left = await api.patch(
+        f"/scim/v2/Users/{user['id']}",
+        json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": False}],
+        },
+        headers={**acme.scim, "Content-Type": "application/scim+json"},
+    )
+
+    assert left.status_code == 200, left.text
+    assert await registered(api, acme, device["id"]) == (False, 0)
+    # Its phone among the agent's devices the edge forgets (the default web device too).
+    told = await edge_calls(pushing_app, edge)
+    assert all(call in told for call in dropped(f"lan.web@{acme.sip_domain}")), told
+    assert (await events(db))[-1][1]["reason"] == "user_disabled"
+
+
 async def test_a_password_rotation_or_a_disabled_user_ends_the_registrations(
     api: httpx.AsyncClient, pushing_app: FastAPI, edge: Receiver, acme: TenantKeys, db: Database
 ) -> None:
