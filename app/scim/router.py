@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from scim2_models import (
@@ -39,6 +39,7 @@ from app.scim import service
 from app.scim.exceptions import InvalidSyntax, NotImplementedHere, ResourceNotFound, ScimError
 from app.scim.models import AGENT_SCHEMA, USER_SCHEMA, AgentExtension, AgentResource
 from app.tenants.service import get_tenant
+from app.user_record.service import TenantUser
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 PREFIX = "/scim/v2"
@@ -284,15 +285,23 @@ async def get_user(
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
-@router.put("/Users/{user_id}")
-async def replace_user(
-    user_id: str, request: Request, session: SessionDep, scope: ScimAccess, if_match: IfMatch = None
-) -> Response:
-    """Replace an agent."""
+async def _changed_user(
+    user_id: str, session: SessionDep, scope: ScimAccess, if_match: IfMatch = None
+) -> TenantUser:
+    """The agent a replace, PATCH or delete acts on: locked, at the version the directory read."""
     current = await service.require(
         session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True
     )
     service.check_version(if_match, current.user.version)
+    return current
+
+
+ChangedUser = Annotated[TenantUser, Depends(_changed_user)]
+
+
+@router.put("/Users/{user_id}")
+async def replace_user(request: Request, session: SessionDep, current: ChangedUser) -> Response:
+    """Replace an agent."""
     shown = await service.replace(
         session, current=current, body=await _body(request), base_url=_base_url(request)
     )
@@ -300,14 +309,8 @@ async def replace_user(
 
 
 @router.patch("/Users/{user_id}")
-async def patch_user(
-    user_id: str, request: Request, session: SessionDep, scope: ScimAccess, if_match: IfMatch = None
-) -> Response:
+async def patch_user(request: Request, session: SessionDep, current: ChangedUser) -> Response:
     """Change an agent by PATCH operations (`active: false` disables it at once)."""
-    current = await service.require(
-        session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True
-    )
-    service.check_version(if_match, current.user.version)
     shown = await service.patch(
         session, current=current, body=await _body(request), base_url=_base_url(request)
     )
@@ -315,14 +318,8 @@ async def patch_user(
 
 
 @router.delete("/Users/{user_id}")
-async def delete_user(
-    user_id: str, session: SessionDep, scope: ScimAccess, if_match: IfMatch = None
-) -> Response:
+async def delete_user(session: SessionDep, current: ChangedUser) -> Response:
     """Delete an agent as `DELETE /v1/users/{id}` does."""
-    current = await service.require(
-        session, tenant_id=scope.tenant_id, user_id=user_id, for_update=True
-    )
-    service.check_version(if_match, current.user.version)
     await service.delete(session, current=current)
     return Response(status_code=204)
 
