@@ -288,3 +288,46 @@ async def test_a_stream_ends_when_its_key_expires(
         async with asyncio.timeout(5):
             await stream.ended.wait()
     assert [e.event for e in stream.events] == ["expired"]
+
+
+async def test_one_tenants_stalled_reader_holds_up_no_other_tenant(
+    migrated_url: str, settings: Settings, db: Database, client: httpx.AsyncClient,
+    tenant: TenantKeys, other_tenant: TenantKeys,
+) -> None:  # fmt: skip
+    """The follower serves every tenant: a flood of one tenant's events to its reader that reads
+    nothing neither delays nor leaks into another tenant's stream."""
+    app = create_app(settings.model_copy(update={"stream_queue_events": 64}))
+    count = 2000
+    async with app.router.lifespan_context(app), serve(app) as url:
+        stalled = await _stalled(url, tenant.viewer)
+        async with open_stream(url, other_tenant.viewer) as theirs:
+            async with db.session_scope() as session:
+                await record_many(
+                    session,
+                    [
+                        Change(
+                            type="user.updated",
+                            tenant_id=tenant.id,
+                            resource_type="user",
+                            resource_id=uuid.uuid4(),
+                            data={"padding": "x" * 2000, "n": n},
+                        )
+                        for n in range(count)
+                    ]
+                    + [
+                        Change(
+                            type="user.updated",
+                            tenant_id=other_tenant.id,
+                            resource_type="user",
+                            resource_id=uuid.uuid4(),
+                            data={"n": "theirs"},
+                        )
+                    ],
+                )
+            app.state.dispatcher.wake()
+            await theirs.wait_for(lambda e: json.loads(e.data)["data"].get("n") == "theirs", 5)
+            assert [b["data"]["n"] for b in theirs.bodies] == ["theirs"]
+            received = await _read_all(stalled, within=20)
+            stalled.close()
+            assert b"theirs" not in received
+            assert app.state.follower.subscriptions == 1
