@@ -220,6 +220,7 @@ def create_app(
             poll_seconds=settings.stream_poll_seconds,
             queue_events=settings.stream_queue_events,
             per_owner=settings.streams_per_key,
+            per_tenant=settings.streams_per_tenant,
             per_process=settings.streams_per_process,
         )
         app.state.follower = follower

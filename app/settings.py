@@ -281,6 +281,12 @@ class Settings(BaseSettings):
     streams_per_key: int = Field(
         default=10, ge=1, description="Event streams open at once with one key or one person."
     )
+    streams_per_tenant: int = Field(
+        default=500,
+        ge=1,
+        description="Event streams open at once for one tenant in one process: one tenant's "
+        "screens never take every other tenant's room.",
+    )
     streams_per_process: int = Field(
         default=2000, ge=1, description="Event streams open at once in one process."
     )

@@ -131,6 +131,7 @@ class Code(StrEnum):
     webhook_host_private = "webhook-host-private"
     unknown_event_types = "unknown-event-types"
     too_many_streams_for_key = "too-many-streams-for-key"
+    too_many_streams_for_tenant = "too-many-streams-for-tenant"
     too_many_streams = "too-many-streams"
     last_event_id_form = "last-event-id-form"
     webhook_not_found = "webhook-not-found"

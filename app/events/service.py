@@ -35,6 +35,13 @@ _REASONS = {
 }
 
 
+_LIMIT_RULES = {
+    "key": Code.too_many_streams_for_key,
+    "tenant": Code.too_many_streams_for_tenant,
+    "process": Code.too_many_streams,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Opened:
     subscription: Subscription
@@ -63,8 +70,7 @@ async def open_stream(
     try:
         subscription = await follower.subscribe(tenant_id=tenant_id, types=types, owner=owner)
     except StreamLimitReached as full:
-        rule = Code.too_many_streams_for_key if full.scope == "key" else Code.too_many_streams
-        raise TooManyStreams(rule, limit=full.limit) from None
+        raise TooManyStreams(_LIMIT_RULES[full.scope], limit=full.limit) from None
     if resume_from is None:
         return Opened(subscription, [])
     try:

@@ -77,7 +77,8 @@ def stream_event(row: _Row) -> StreamEvent:
 
 
 class StreamLimitReached(Exception):
-    """No room for another subscription: `scope` is "key" or "process", `limit` its bound."""
+    """No room for another subscription: `scope` is "key", "tenant" or "process", `limit` its
+    bound."""
 
     def __init__(self, scope: str, limit: int) -> None:
         super().__init__(scope, limit)
@@ -134,6 +135,7 @@ class OutboxFollower:
         poll_seconds: float,
         queue_events: int,
         per_owner: int,
+        per_tenant: int,
         per_process: int,
     ) -> None:
         # Its own connection: a busy process's requests never hold up the streams.
@@ -145,6 +147,7 @@ class OutboxFollower:
         # a burst (a bulk import's thousands of events).
         self._batch = max(1, min(BATCH, queue_events // 2))
         self._per_owner = per_owner
+        self._per_tenant = per_tenant
         self._per_process = per_process
         self._by_tenant: dict[uuid.UUID, set[Subscription]] = {}
         self._by_owner: dict[str, int] = {}
@@ -168,6 +171,9 @@ class OutboxFollower:
             raise StreamLimitReached("process", self._per_process)
         if self._by_owner.get(owner, 0) >= self._per_owner:
             raise StreamLimitReached("key", self._per_owner)
+        # One tenant's many screens never take the room every other tenant's need.
+        if len(self._by_tenant.get(tenant_id, ())) >= self._per_tenant:
+            raise StreamLimitReached("tenant", self._per_tenant)
         subscription = Subscription(tenant_id, frozenset(types), owner, self._size)
         self._by_tenant.setdefault(tenant_id, set()).add(subscription)
         self._by_owner[owner] = self._by_owner.get(owner, 0) + 1

@@ -272,6 +272,40 @@ async def test_streams_per_key_are_bounded(
     assert (body["code"], body["params"]["limit"]) == ("too-many-streams", 3)
 
 
+async def test_one_tenants_streams_leave_room_for_every_other_tenant(
+    settings: Settings,
+    db: Database,
+    client: httpx.AsyncClient,
+    tenant: TenantKeys,
+    other_tenant: TenantKeys,
+) -> None:
+    app: FastAPI = create_app(
+        settings.model_copy(
+            update={"streams_per_key": 5, "streams_per_tenant": 2, "streams_per_process": 10}
+        )
+    )
+    async with (
+        app.router.lifespan_context(app),
+        serve(app) as url,
+        open_stream(url, tenant.viewer),
+        open_stream(url, tenant.operator),
+        httpx.AsyncClient(base_url=url) as plain,
+    ):
+        # A third screen of the same tenant, with a key that has none open yet, is refused...
+        refused = await plain.get(STREAM, headers={**tenant.admin, "Accept-Language": "vi"})
+        # ...while the other tenant still opens its streams and receives its events.
+        async with open_stream(url, other_tenant.viewer) as theirs:
+            assert theirs.status == 200
+            await create_user(client, other_tenant.admin, display_name="Globex's")
+            event = await theirs.wait_for(lambda e: e.event == "user.created", timeout=5)
+
+    body = assert_problem(refused, 429, code="too-many-streams")
+    assert (body["code"], body["params"]["limit"]) == ("too-many-streams-for-tenant", 2)
+    assert body["detail"].startswith("Doanh nghiệp")
+    assert refused.headers["retry-after"] == "30"
+    assert json.loads(event.data)["data"]["tenant_id"] == str(other_tenant.id)
+
+
 async def test_a_stream_ends_when_its_key_expires(
     live_url: str, client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:
