@@ -1,6 +1,6 @@
 // The operators' guide (../shared/seed/antring-sip-accounts.vi.txt), one test per step, in its
-// order and words. The step where a phone registers and its dot turns green is not here yet:
-// it needs the service's event stream, which comes with its own change.
+// order and words. The step where a phone registers and its dot turns green needs the reference
+// SIP edge: tests/console/test_console.py drives it with Kamailio and sipp, after these.
 import {
   accessToken,
   api,

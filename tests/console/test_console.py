@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,8 @@ class Stack:
     dev_console_url: str
     api_url: str
     admin_key: str
+    platform_key: str
+    tenant_id: str
     artifacts: Path
 
 
@@ -336,7 +339,9 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         dev_config = {"apiUrl": api_url, "oidc": None}
         sites.append(_serve_console(dev_port, json.dumps(dev_config).encode()))
         artifacts = Path(os.environ.get("CONSOLE_ARTIFACTS", work / "artifacts"))
-        yield Stack(console_url, dev_console_url, api_url, admin_key, artifacts)
+        yield Stack(
+            console_url, dev_console_url, api_url, admin_key, platform_key, tenant_id, artifacts
+        )
     finally:
         for site in sites:
             site.shutdown()
@@ -371,3 +376,112 @@ def test_the_operators_guide_step_by_step_in_chromium(stack: Stack) -> None:
     )
     print(done.stdout[-8000:])
     assert done.returncode == 0, f"{done.stdout[-12000:]}\n{done.stderr[-4000:]}"
+
+
+# The agent whose phone registers in the live test; the guide's steps leave her devices alone.
+LIVE_AGENT = "Hoàng Văn Em"
+
+
+def test_a_phone_the_edge_registers_turns_its_dot_green_without_a_reload(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The console signed in as the operator, and the reference edge (Kamailio) reporting to the
+    same service: a sipp phone registering turns the agent's dot green in the open table, and
+    unregistering turns it grey, with no reload; a call's usage reported by the edge's key moves
+    the minutes column the same way."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.helpers.browser import chromium
+    from tests.sip.harness import Sipp, start_kamailio
+
+    admin = {"Authorization": f"Bearer {stack.admin_key}"}
+    with httpx.Client(base_url=stack.api_url, timeout=30.0) as api:
+        key = api.post(
+            f"/v1/tenants/{stack.tenant_id}/api-keys",
+            json={"name": "edge", "role": "call_control"},
+            headers={"Authorization": f"Bearer {stack.platform_key}"},
+        )
+        assert key.status_code == 201, key.text
+        found = api.get("/v1/users", params={"q": LIVE_AGENT}, headers=admin).json()["items"]
+        [agent] = [u for u in found if u["display_name"] == LIVE_AGENT]
+        [device] = agent["devices"]
+        config = api.get(
+            f"/v1/devices/{device['id']}/config", params={"reveal": "password"}, headers=admin
+        ).json()["ip_phone"]
+    edge_key = key.json()["key"]
+    kamailio = start_kamailio(tmp_path / "kamailio", stack.api_url, edge_key)
+    sipp = Sipp(kamailio, tmp_path)
+    try:
+        # The operators' browser speaks Vietnamese, as the guide's console does.
+        with chromium(tmp_path, ["--lang=vi-VN", "--accept-lang=vi-VN,vi"]) as browser:
+            browser.get(f"{stack.console_url}/config/antring/users")
+            wait = WebDriverWait(browser, 30, poll_frequency=0.1)
+            wait.until(lambda b: b.find_elements(By.XPATH, "//button[.='Đăng nhập']"))[0].click()
+            account = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "input[name=login]"))
+            account[0].send_keys(OPERATOR[0])
+            browser.find_element(By.XPATH, "//button[.='Sign in']").click()
+            allow = wait.until(
+                lambda b: (
+                    b.find_elements(By.XPATH, "//button[.='Allow']")
+                    or b.find_elements(By.XPATH, "//button[.='Đăng xuất']")
+                )
+            )
+            if allow[0].text == "Allow":
+                allow[0].click()
+            search = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "input[type=search]"))
+            search[0].send_keys("hoang van em")
+            dot = f"[data-device='{device['name']}'] [data-registered]"
+            wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, dot))
+
+            def registered() -> str | None:
+                return browser.find_element(By.CSS_SELECTOR, dot).get_attribute("data-registered")
+
+            def minutes() -> str:
+                return str(browser.find_element(By.CSS_SELECTOR, "[data-testid=minutes]").text)
+
+            assert registered() == "false"
+            assert minutes() == "0/Không giới hạn"
+            # The table follows the stream (polling, its fallback, would take 30 s).
+            wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "[data-live=live]"))
+
+            port = reserve_port()
+            phone = sipp.register(
+                config["username"], config["password"], config["domain"], contact_port=port
+            )
+            assert phone.final is not None and phone.final[0] == 200, phone.log
+            # From the edge's report to the open table through the event stream: no reload.
+            live = WebDriverWait(browser, 5, poll_frequency=0.05)
+            live.until(lambda _: registered() == "true")
+
+            with httpx.Client(base_url=stack.api_url, timeout=30.0) as edge:
+                used = edge.post(
+                    "/v1/call-control/usage",
+                    json={
+                        "domain": config["domain"],
+                        "username": config["username"],
+                        "call_id": "live-console-call",
+                        "destination": "0901234567",
+                        "started_at": (datetime.now(UTC) - timedelta(minutes=3)).isoformat(),
+                        "duration_seconds": 150,
+                    },
+                    headers={"Authorization": f"Bearer {edge_key}"},
+                )
+            assert used.status_code in (200, 201, 202), used.text
+            live.until(lambda _: minutes() == "3/Không giới hạn")
+
+            gone = sipp.register(
+                config["username"],
+                config["password"],
+                config["domain"],
+                contact_port=port,
+                expires=0,
+            )
+            assert gone.final is not None and gone.final[0] == 200, gone.log
+            live.until(lambda _: registered() == "false")
+            shots = stack.artifacts / "screenshots"
+            shots.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(shots / "12-live-dot.png"))
+    finally:
+        sipp.stop_all()
+        kamailio.stop()
