@@ -28,8 +28,9 @@ class AgentExtension(Extension):
 
     __schema__ = URN(AGENT_SCHEMA)
 
-    extensions: Annotated[list[str] | None, Mutability.read_only] = None
-    """The agent's extension numbers (set in the console or by the import)."""
+    extensions: Annotated[list[str] | None, Mutability.read_write] = None
+    """The agent's extension numbers (2 to 4 digits each, unique in the tenant). Sent, they
+    become exactly the agent's numbers; left out, the numbers stay as they are."""
 
     limit_minutes: Annotated[int | None, Mutability.read_write] = None
     """Monthly outbound minutes (0 to 1,000,000); absent: unlimited."""
@@ -47,7 +48,7 @@ class AgentSettings(Extension):
 
     __schema__ = URN(AGENT_SCHEMA)
 
-    extensions: Annotated[list[str] | None, Mutability.read_only] = None
+    extensions: Annotated[list[str] | None, Mutability.read_write] = None
     limit_minutes: Annotated[int | None, Mutability.read_write] = None
     outbound_allowed: Annotated[bool | None, Mutability.read_write] = None
     auto_answer: Annotated[bool | None, Mutability.read_write] = None

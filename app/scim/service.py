@@ -8,10 +8,12 @@ entries. The mapping:
 - `userName` is the login name, kept in a column of its own (unique in the tenant);
 - `displayName` is the agent's name (`name.formatted`, or given and family names, when the
   directory sends no displayName), `emails` its one e-mail, `active` its `enabled`;
-- the AntRing Agent extension carries the minute limit, the two switches and (read only) the
-  agent's extensions.
+- the AntRing Agent extension carries the minute limit, the two switches and the agent's
+  extension numbers (sent, they become exactly the agent's numbers, added and removed as the
+  console adds and removes them; left out, they stay as they are).
 """
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.crypto import PasswordCipher
 from app.errors import AppError
 from app.extensions import repository as extensions_repository
+from app.extensions import service as extensions
+from app.extensions.exceptions import ExtensionTaken
+from app.extensions.schemas import ExtensionCreate
 from app.scim import repository
 from app.scim.exceptions import (
     InvalidSyntax,
@@ -32,7 +37,14 @@ from app.scim.exceptions import (
     Uniqueness,
     VersionChanged,
 )
-from app.scim.models import AgentEmail, AgentExtension, AgentResource, AgentSettings, ScimUser
+from app.scim.models import (
+    AGENT_SCHEMA,
+    AgentEmail,
+    AgentExtension,
+    AgentResource,
+    AgentSettings,
+    ScimUser,
+)
 from app.tenants.models import Tenant
 from app.user_record import service as user_record
 from app.user_record.exceptions import ExternalRefTaken, UserNameTaken, UserNotFound
@@ -42,6 +54,7 @@ from app.user_record.service import TenantUser
 from app.users import service as users
 
 MAX_COUNT = 1000
+AGENT_EXTENSIONS = f"{AGENT_SCHEMA}:extensions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +184,8 @@ class _Fields:
     limit_minutes: int | None
     outbound_allowed: bool | None
     auto_answer: bool | None
+    # None: left out, the agent's numbers stay as they are.
+    extensions: list[str] | None
 
 
 def _fields(user: Any, *, current: User | None = None) -> _Fields:
@@ -187,18 +202,20 @@ def _fields(user: Any, *, current: User | None = None) -> _Fields:
         limit_minutes=extension.limit_minutes if extension else None,
         outbound_allowed=extension.outbound_allowed if extension else None,
         auto_answer=extension.auto_answer if extension else None,
+        extensions=list(extension.extensions) if extension and extension.extensions else None,
     )
 
 
 def _refused(error: AppError) -> ScimError:
     """A rule of the service's, in SCIM's words."""
-    if isinstance(error, (ExternalRefTaken, UserNameTaken)):
+    if isinstance(error, (ExternalRefTaken, UserNameTaken, ExtensionTaken)):
         return Uniqueness(error.text())
     if isinstance(error, UserNotFound):
         return ResourceNotFound(error.text())
     if error.errors:
         problem = error.errors[0]
-        return InvalidValue(f"{problem.field}: {error.text()}")
+        field = AGENT_EXTENSIONS if problem.field == "body.number" else problem.field
+        return InvalidValue(f"{field}: {error.text()}")
     return InvalidValue(error.text())
 
 
@@ -278,11 +295,43 @@ async def create(
         raise _refused(error) from None
     # In the session already: no query.
     user = await session.get_one(User, created.id)
+    numbers = await _set_extensions(
+        session, tenant=tenant, user_id=user.id, held=[], wanted=fields.extensions or []
+    )
     if not fields.enabled:
         current = TenantUser(user=user, tenant=tenant)
         await users.update_user(session, current=current, data=UserUpdate(enabled=False))
-    # A new agent has no extensions yet.
-    return _present(user, [], base_url), True
+    return _present(user, numbers, base_url), True
+
+
+async def _set_extensions(
+    session: AsyncSession, *, tenant: Tenant, user_id: uuid.UUID, held: list[str], wanted: list[str]
+) -> list[str]:
+    """Makes the agent's extension numbers `wanted` (it holds `held`), removing and adding each
+    as the console does, with its events; answers them in order."""
+    for number in wanted:
+        try:
+            ExtensionCreate(number=number)
+        except ValidationError:
+            raise InvalidValue(
+                f"{AGENT_EXTENSIONS}: {number!r} is not an extension number (2 to 4 digits)"
+            ) from None
+    if len(set(wanted)) != len(wanted):
+        raise InvalidValue(f"{AGENT_EXTENSIONS}: a number is listed twice")
+    try:
+        for number in held:
+            if number not in wanted:
+                await extensions.remove_extension(
+                    session, tenant_id=tenant.id, user_id=user_id, number=number
+                )
+        for number in wanted:
+            if number not in held:
+                await extensions.add_extension(
+                    session, tenant=tenant, user_id=user_id, number=number
+                )
+    except AppError as error:
+        raise _refused(error) from None
+    return sorted(wanted)
 
 
 async def _set_user_name(session: AsyncSession, user: User, user_name: str) -> None:
@@ -323,6 +372,15 @@ async def _apply(session: AsyncSession, *, current: TenantUser, fields: _Fields)
     except AppError as error:
         raise _refused(error) from None
     await _set_user_name(session, current.user, fields.user_name)
+    if fields.extensions is not None:
+        held = await _numbers(session, tenant_id=current.tenant.id, users=[current.user])
+        await _set_extensions(
+            session,
+            tenant=current.tenant,
+            user_id=current.user.id,
+            held=held[current.user.id],
+            wanted=fields.extensions,
+        )
 
 
 async def replace(session: AsyncSession, *, current: TenantUser, body: Any, base_url: str) -> Shown:
@@ -346,7 +404,10 @@ async def patch(session: AsyncSession, *, current: TenantUser, body: Any, base_u
         raise InvalidValue(_first_error(error)) from None
     except Exception as error:  # scim2-models' SCIMException: its scimType and detail
         raise _patch_refused(error) from None
-    await _apply(session, current=current, fields=_fields(resource, current=current.user))
+    fields = _fields(resource, current=current.user)
+    # The patched agent is the whole agent: numbers it no longer has were removed.
+    fields = dataclasses.replace(fields, extensions=fields.extensions or [])
+    await _apply(session, current=current, fields=fields)
     return await show(session, user=current.user, base_url=base_url)
 
 

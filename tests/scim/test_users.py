@@ -210,3 +210,74 @@ async def test_discovery(client: httpx.AsyncClient, tenant: TenantKeys) -> None:
     schemas = (await client.get("/scim/v2/Schemas", headers=tenant.scim)).json()
     assert {s["id"] for s in schemas["Resources"]} == {USER, AGENT}
     assert "/scim/v2" not in str((await client.get("/openapi.json")).json()["paths"].keys())
+
+
+async def test_a_directory_sets_an_agents_extensions(
+    client: httpx.AsyncClient, tenant: TenantKeys, other_tenant: TenantKeys, db: Any
+) -> None:
+    async def numbers(user_id: str) -> list[str]:
+        r = await client.get(f"/v1/users/{user_id}/extensions", headers=tenant.admin)
+        return [e["number"] for e in r.json()["items"]]
+
+    made = await create(client, tenant, joiner(20, **{AGENT: {"extensions": ["201", "0202"]}}))
+    assert made[AGENT]["extensions"] == ["0202", "201"]
+    assert await numbers(made["id"]) == ["0202", "201"]
+    url = f"/scim/v2/Users/{made['id']}"
+
+    # PATCH adds one and removes another, as the console's (+) and (x) would.
+    r = await client.patch(
+        url,
+        json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [
+                {"op": "add", "path": f"{AGENT}:extensions", "value": ["203"]},
+                {"op": "remove", "path": f'{AGENT}:extensions[value eq "201"]'},
+            ],
+        },
+        headers=scim_headers(tenant.scim),
+    )
+    assert r.status_code == 200, r.text
+    assert await numbers(made["id"]) == ["0202", "203"]
+
+    # A PUT that leaves the numbers out leaves them alone; one that lists them sets them.
+    r = await client.put(url, json=joiner(20), headers=scim_headers(tenant.scim))
+    assert r.status_code == 200, r.text
+    assert r.json()[AGENT]["extensions"] == ["0202", "203"]
+    r = await client.put(
+        url, json=joiner(20, **{AGENT: {"extensions": ["203"]}}), headers=scim_headers(tenant.scim)
+    )
+    assert r.status_code == 200, r.text
+    assert await numbers(made["id"]) == ["203"]
+
+    # Refusals change nothing: a taken number (409 uniqueness), a malformed one, an emergency one.
+    other = await create(client, tenant, joiner(21))
+    taken = await client.put(
+        f"/scim/v2/Users/{other['id']}",
+        json=joiner(21, displayName="Changed", **{AGENT: {"extensions": ["204", "203"]}}),
+        headers=scim_headers(tenant.scim),
+    )
+    assert taken.status_code == 409, taken.text
+    assert taken.json()["scimType"] == "uniqueness"
+    assert await numbers(other["id"]) == []
+    shown = (await client.get(f"/v1/users/{other['id']}", headers=tenant.admin)).json()
+    assert shown["display_name"] != "Changed"
+    for bad in (["12345"], ["113"], ["205", "205"]):
+        refused = await client.put(
+            f"/scim/v2/Users/{other['id']}",
+            json=joiner(21, **{AGENT: {"extensions": bad}}),
+            headers=scim_headers(tenant.scim),
+        )
+        assert refused.status_code == 400, (bad, refused.text)
+        assert refused.json()["scimType"] == "invalidValue"
+        assert f"{AGENT}:extensions" in refused.json()["detail"]
+    assert await numbers(other["id"]) == []
+
+    # Each change is the console's own event; another tenant may hold the same number.
+    added = await db_rows(db, select(Event).where(Event.type == "extension.added"))
+    assert sorted(e.resource_id for e in added) == ["0202", "201", "203"]
+    theirs = await client.post(
+        "/scim/v2/Users",
+        json=joiner(20, **{AGENT: {"extensions": ["203"]}}),
+        headers=scim_headers(other_tenant.scim),
+    )
+    assert theirs.status_code == 201, theirs.text
