@@ -185,8 +185,7 @@ class PostgresStore:
             "name_keys": [key.name_key for key in keys],
             "tenant_ids": [key.tenant_id for key in keys],
         }
-        async with self._pool.connection() as conn:
-            rows = await _SIP_ACCOUNTS.all(conn, params)
+        rows = await self._pool.read(_SIP_ACCOUNTS, params)
         # Each row is numbered after its lookup, then the account's columns.
         found = {row[0]: SipAccountRecord._make(row[1:]) for row in rows}
         return [found.get(i) for i in range(1, len(keys) + 1)]

@@ -21,6 +21,16 @@ class PoolTimeout(TimeoutError):
     hung): the request may be retried."""
 
 
+class ConnectionLost(ConnectionError):
+    """The connection broke under a statement (the server ended it, or the driver lost track of
+    its state): the request may be retried, on another connection."""
+
+
+# What asyncpg raises, besides its connection errors, when a connection the server ended is in
+# an unknown state ("cannot switch to state ...; another operation is in progress").
+_BROKEN = (asyncpg.exceptions.InternalClientError, asyncpg.exceptions.InterfaceError)
+
+
 class DriverPool:
     """asyncpg connections for the call-control hot paths on PostgreSQL, handed out first come,
     first served. A checkout from SQLAlchemy's pool costs more CPU than a registrar lookup's
@@ -86,6 +96,10 @@ class DriverPool:
                 yield conn
                 if conn.is_in_transaction():
                     await conn.execute("COMMIT")
+            except _BROKEN as error:
+                conn.terminate()
+                self._drop_idle()
+                raise ConnectionLost(str(error)) from error
             except Exception as error:
                 await self._end_failed(conn, error)
                 raise
@@ -101,6 +115,10 @@ class DriverPool:
         state is then unknown), dropped."""
         if isinstance(error, (OSError, asyncpg.PostgresConnectionError)):
             conn.terminate()
+            if not isinstance(error, TimeoutError):
+                # The server ended this connection: it has likely ended (or restarted under)
+                # the idle ones too.
+                self._drop_idle()
             return
         if not conn.is_closed() and conn.is_in_transaction():
             try:
@@ -109,6 +127,22 @@ class DriverPool:
                 conn.terminate()
                 return
         self._give_back(conn)
+
+    def _drop_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.terminate()
+
+    async def read(self, query: "PreparedQuery", params: dict[str, Any]) -> list[asyncpg.Record]:
+        """`query`'s rows, for a statement that changes nothing: asked again once, on a new
+        connection, when the first one turns out to have been ended by the server (a
+        restarted or failed-over database, an administrator's pg_terminate_backend)."""
+        try:
+            async with self.connection() as conn:
+                return await query.all(conn, params)
+        except (ConnectionLost, asyncpg.PostgresConnectionError):
+            async with self.connection() as conn:
+                return await query.all(conn, params)
 
     def _give_back(self, conn: asyncpg.Connection) -> None:
         if conn.is_closed() or conn.is_in_transaction():

@@ -91,6 +91,49 @@ async def test_connections_closed_by_the_server_are_replaced(
     assert statuses == [200] * 4
 
 
+async def test_connections_ended_under_load_never_answer_500(
+    postgres_only: None, small_client: httpx.AsyncClient, small_agent: Agent, db: Database
+) -> None:
+    """The server ends the call-control connections while lookups and authorizations use them
+    (a database restarted or failed over, an administrator's pg_terminate_backend): a lookup is
+    asked again on a new connection and answered; an authorization, which may have written, is
+    503 (the edge retries it), never a 500."""
+    await asyncio.gather(*(_lookup(small_client, small_agent) for _ in range(4)))
+    lookups: list[int] = []
+    authorizations: list[int] = []
+
+    async def authorize(n: int) -> int:
+        response = await small_client.post(
+            "/v1/call-control/authorizations",
+            json=small_agent.caller(call_id=f"ended-{n}", destination="0901234567"),
+            headers=small_agent.tenant.call_control,
+        )
+        return response.status_code
+
+    for round in range(10):
+
+        async def end_them(delay: float = 0.002 * round) -> None:
+            await asyncio.sleep(delay)
+            async with db.engine.connect() as conn:
+                await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = :name"
+                    ),
+                    {"name": APPLICATION_NAME},
+                )
+
+        _, *statuses = await asyncio.gather(
+            end_them(),
+            *(_lookup(small_client, small_agent) for _ in range(6)),
+            *(authorize(round * 10 + n) for n in range(2)),
+        )
+        lookups += statuses[:6]
+        authorizations += statuses[6:]
+    assert set(lookups) == {200}
+    assert set(authorizations) <= {200, 503}
+
+
 async def test_a_cancelled_statement_gives_its_slot_back(
     postgres_only: None,
     small_pool_app: FastAPI,
