@@ -12,7 +12,9 @@ from app.extensions import repository as extensions_repository
 from app.imports.formats import ExportRow
 from app.user_record import repository as users_repository
 
-EXPORT_PAGE = 500
+# Rows a page: each page is three queries and one chunk of the answer; 2,000 reads about 1.6
+# times as fast as 500 (bench.scale), and a page of rows is a few hundred kilobytes.
+EXPORT_PAGE = 2000
 
 
 async def export_rows(
