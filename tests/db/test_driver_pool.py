@@ -63,6 +63,18 @@ async def _hot_backends(db: Database) -> list[int]:
         return [row.pid for row in rows]
 
 
+async def _end_hot_connections(db: Database) -> None:
+    """The server ends every call-control connection, as a restart or an administrator would."""
+    async with db.engine.connect() as conn:
+        await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = :name"
+            ),
+            {"name": APPLICATION_NAME},
+        )
+
+
 async def test_concurrent_requests_beyond_the_pool_wait_their_turn(
     backend: str, small_client: httpx.AsyncClient, small_agent: Agent, db: Database
 ) -> None:
@@ -78,14 +90,7 @@ async def test_connections_closed_by_the_server_are_replaced(
     postgres_only: None, small_client: httpx.AsyncClient, small_agent: Agent, db: Database
 ) -> None:
     await asyncio.gather(*(_lookup(small_client, small_agent) for _ in range(4)))
-    async with db.engine.connect() as conn:
-        await conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = :name"
-            ),
-            {"name": APPLICATION_NAME},
-        )
+    await _end_hot_connections(db)
     await asyncio.sleep(0.2)  # the termination reaches the idle connections' sockets
     statuses = await asyncio.gather(*(_lookup(small_client, small_agent) for _ in range(4)))
     assert statuses == [200] * 4
@@ -114,14 +119,7 @@ async def test_connections_ended_under_load_never_answer_500(
 
         async def end_them(delay: float = 0.002 * round) -> None:
             await asyncio.sleep(delay)
-            async with db.engine.connect() as conn:
-                await conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE application_name = :name"
-                    ),
-                    {"name": APPLICATION_NAME},
-                )
+            await _end_hot_connections(db)
 
         _, *statuses = await asyncio.gather(
             end_them(),
