@@ -19,7 +19,7 @@ for url in $(echo "$ANTRING_URL" | tr ',' ' '); do
         exit 2
     fi
     name=antring
-    [ "$n" -gt 1 ] && name="antring-$n"
+    [ "$n" -gt 1 ] && name="antring$n"
     printf '[%s]\nurl = %s\nusername = edge\npassword = %s\n\n' "$name" "$url" "$ANTRING_API_KEY" >>"$conf"
 done
 exec kamailio -f "$cfg" -DD -E -A "ANTRING_HTTP_CONFIG=\"$conf\"" -A "ANTRING_REPLICAS=$n" "$@"

@@ -283,6 +283,62 @@ def start_service(
             time.sleep(0.2)
 
 
+def start_replica(service: Service, workdir: Path, *, port: int | None = None) -> Service:
+    """Another replica of `service`: the same database, settings and keys, its own process and
+    port (given: started again there)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or reserve_port()
+    proc = Proc(
+        "antring replica",
+        [*_antring_cli(), "serve", "--host", LOCALHOST, "--port", str(port)],
+        workdir / f"service-{port}.log",
+        env=service.env,
+        cwd=ROOT,
+    )
+    replica = Service(
+        f"http://{LOCALHOST}:{port}", service.platform_key, service.call_control_key, proc,
+        service.env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    with replica.client() as client:
+        while True:
+            if not proc.alive():
+                raise RuntimeError(f"the replica exited at start:\n{proc.tail()}")
+            with contextlib.suppress(httpx.TransportError):
+                if client.get("/v1/tenants").status_code == 200:
+                    return replica
+            if time.monotonic() > deadline:
+                proc.stop()
+                raise RuntimeError(f"the replica did not answer within 30s:\n{proc.tail()}")
+            time.sleep(0.2)
+
+
+def cluster_defines(plan: EdgePlan, port: int, name: str, *peers: str) -> tuple[str, ...]:
+    """The defines of an edge of a cluster: its DMQ address on `port` of its own loopback
+    address, its name in its reports, and the peers (host:port) it asks when it starts."""
+    notify = [f'CLUSTER_NOTIFY="sip:{peers[0] if peers else f"{plan.host}:{port}"}"']
+    if len(peers) > 1:
+        notify.append(f'CLUSTER_NOTIFY_2="sip:{peers[1]}"')
+    return (
+        "WITH_CLUSTER",
+        f"CLUSTER_LISTEN=udp:{plan.host}:{port}",
+        f"CLUSTER_LISTEN_TCP=tcp:{plan.host}:{port}",
+        f'CLUSTER_SOCKET="udp:{plan.host}:{port}"',
+        f'CLUSTER_URI="sip:{plan.host}:{port}"',
+        f'EDGE_NAME="{name}"',
+        *notify,
+    )
+
+
+def wait_ready(kamailio: Kamailio, timeout: float = 10) -> None:
+    """Until the edge answers OPTIONS with 200: a cluster's edge has its cache."""
+    deadline = time.monotonic() + timeout
+    while sip_options(kamailio.port, host=kamailio.host) != 200:
+        if not kamailio.proc.alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the edge is not ready:\n{kamailio.proc.tail()}")
+        time.sleep(0.1)
+
+
 # --- rtpengine ----------------------------------------------------------------------------
 
 
@@ -441,7 +497,7 @@ def start_kamailio(
     urls = [service_url] if isinstance(service_url, str) else service_url
     http_config.write_text(
         "".join(
-            f"[{'antring' if n == 0 else f'antring-{n + 1}'}]\n"
+            f"[{'antring' if n == 0 else f'antring{n + 1}'}]\n"
             f"url = {url}\nusername = edge\npassword = {api_key}\n\n"
             for n, url in enumerate(urls)
         )
@@ -675,9 +731,13 @@ class Sipp:
         hold_ms: int = 500,
         wait_for_bye: bool = False,
         echo: bool = False,
+        audio: bool = False,
         timeout: float = 40,
     ) -> SippResult:
+        """A call; with `audio`, it sends a few RTP packets once answered."""
         scenario = "uac_call_wait_bye.xml" if wait_for_bye else "uac_call.xml"
+        if audio:
+            scenario = "uac_call_audio.xml"
         return self._client(
             scenario,
             [
