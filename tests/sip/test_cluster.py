@@ -204,3 +204,112 @@ def _wait_for_media(engine: Rtpengine, timeout: float = 10) -> int:
         if flowing >= 2 or time.monotonic() > deadline:
             return flowing
         time.sleep(0.2)
+
+
+def test_a_password_rotated_through_either_replica_is_refused_at_both_edges(
+    cluster: Cluster,
+) -> None:
+    tenant, domain = cluster.tenant, cluster.tenant.sip_domain
+    at_a, at_b = cluster.sipp("a"), cluster.sipp("b")
+    phone = tenant.create_user("Chau").devices[0]
+    # Registered at A: both edges have the account cached (B from A, through DMQ).
+    _ok(at_a.register(phone.name, phone.password, domain))
+    _ok(at_b.register(phone.name, phone.password, domain))
+    password = phone.password
+
+    for replica in cluster.replicas:
+        with replica.client(tenant_id=tenant.id) as api:
+            resp = api.post(f"/v1/devices/{phone.id}/password", json={})
+        rotated_at = time.monotonic()
+        assert resp.status_code == 200, resp.text
+        new_password = resp.json()["password"]
+        _ok(at_a.register(phone.name, password, domain), 401)
+        _ok(at_b.register(phone.name, password, domain), 401)
+        assert time.monotonic() - rotated_at < 1.0
+        # The new one registers at either.
+        _ok(at_b.register(phone.name, new_password, domain))
+        _ok(at_a.register(phone.name, new_password, domain))
+        password = new_password
+
+
+def test_an_edge_that_joins_takes_the_cache_and_serves_a_storm_warm(cluster: Cluster) -> None:
+    tenant, domain = cluster.tenant, cluster.tenant.sip_domain
+    phones = [tenant.create_user(f"Dung {i}").devices[0] for i in range(60)]
+    accounts = [(phone.name, phone.password) for phone in phones]
+    storm = cluster.sipp("a").register_many(accounts, domain, rate=500)
+    assert storm.returncode == 0, storm.output[-2000:]
+
+    joining = cluster.edge("c", cluster.peer("a"), cluster.peer("b"))
+    try:
+        # With every replica of the service unable to answer, only a warm cache registers them.
+        for replica in cluster.replicas:
+            replica.proc.freeze()
+        try:
+            storm = cluster.sipp("c").register_many(accounts, domain, rate=500)
+        finally:
+            for replica in cluster.replicas:
+                replica.proc.thaw()
+        assert storm.returncode == 0, storm.output[-2000:]
+        # The new edge's reports reach the service once it answers again (each storm's sipp
+        # had a contact of its own: one at A, one at C, each counted once).
+        _wait_contacts(tenant, phones[0], ["edge-a", "edge-c"], seconds=15)
+        _wait_contacts(tenant, phones[-1], ["edge-a", "edge-c"], seconds=15)
+    finally:
+        joining.stop()
+
+
+def test_a_replica_killed_during_a_storm_fails_no_register(cluster: Cluster) -> None:
+    tenant, domain = cluster.tenant, cluster.tenant.sip_domain
+    phones = [tenant.create_user(f"Giang {i}").devices[0] for i in range(150)]
+    accounts = [(phone.name, phone.password) for phone in phones]
+    first = cluster.replicas[0]
+    port = int(first.url.rsplit(":", 1)[1])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # None of these accounts is cached: every REGISTER needs the service.
+        storm = pool.submit(cluster.sipp("a").register_many, accounts, domain, rate=100)
+        time.sleep(0.5)
+        first.proc.popen.send_signal(9)
+        first.proc.stop()
+        result = storm.result(timeout=60)
+    # sipp's exit code is 0 only if every account got its 200 (retransmissions allowed).
+    assert result.returncode == 0, result.output[-3000:]
+    # The replica again, on its address, for what follows.
+    cluster.replicas[0] = start_replica(first, cluster.workdir / "service", port=port)
+    cluster.started.append(cluster.replicas[0])
+
+
+def test_an_edge_killed_its_phones_register_at_the_other_and_calls_go_on(
+    cluster: Cluster,
+) -> None:
+    tenant, domain = cluster.tenant, cluster.tenant.sip_domain
+    at_a, at_b = cluster.sipp("a"), cluster.sipp("b")
+    _, phone = _agent(tenant, "Hai", "402")
+    _, desk = _agent(tenant, "Hoa", "403")
+    caller = tenant.create_user("Hung").devices[0]
+    phone_port, desk_port = reserve_port(), reserve_port()
+    _ok(at_a.register(phone.name, phone.password, domain, contact_port=phone_port))
+    _ok(at_b.register(desk.name, desk.password, domain, contact_port=desk_port))
+    _ok(at_b.register(caller.name, caller.password, domain))
+
+    # A call through B (caller and phone both at B) is under way when A dies.
+    answering = at_b.uas("uas_answer.xml", desk_port, echo=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        calling = pool.submit(
+            at_b.call, caller.name, caller.password, domain, "403", hold_ms=4000, audio=True
+        )
+        assert _wait_for_media(cluster.rtpengine) >= 2
+        cluster.edges["a"].proc.popen.send_signal(9)
+        cluster.edges["a"].proc.stop()
+        call = calling.result(timeout=40)
+    _ok(call)
+    assert call.lines("HUNGUP"), call.log
+    assert answering.finish().lines("BYE "), answering.log()
+
+    # A's UDP phone registers at B (as DNS SRV sends it there) and is reached from B.
+    _ok(at_b.register(phone.name, phone.password, domain, contact_port=phone_port))
+    _wait_contacts(tenant, phone, ["edge-b"])
+    answering = at_b.uas("uas_answer.xml", phone_port)
+    call = at_b.call(caller.name, caller.password, domain, "402")
+    _ok(call)
+    route = answering.finish().lines("ROUTE ")[0]
+    assert route.startswith(f"ROUTE Record-Route: <sip:{HOST_B}:"), route
