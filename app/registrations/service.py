@@ -5,8 +5,8 @@ Each edge reports what it holds of an account at a time `at` of its own clock; e
 keeps the `at` of the last report that touched it (`seen_at`), and an older report leaves it as
 it is (last writer wins), so late and repeated reports are harmless. Edges that share their
 location table (a cluster) report only the contacts they hold the connection of; a contact one
-edge reports ends the same contact at any other edge, so it is counted once, where it is. A device is registered
-while it has a live contact that has not expired. Its events are its transitions only:
+edge reports ends the same contact at other edges: counted once, where it is. A device is
+registered while it has a live contact that has not expired. Its events are its transitions only:
 `device.registered` when it gets its first live contact, `device.unregistered` when it loses
 its last one (a report, the expiry job, or a change that ends its registrations).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -95,8 +96,6 @@ class _Stopper:
 
 
 def _loopback_usable(host: str) -> bool:
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
             s.bind((host, 0))
@@ -111,7 +110,8 @@ def cluster(sip_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         pytest.fail("the loopback addresses 127.0.0.2-4 are not usable here")
     workdir = tmp_path_factory.mktemp("cluster")
     token = uuid.uuid4().hex
-    plans = {n: new_edge_plan(h, token=token) for n, h in (("a", HOST_A), ("b", HOST_B), ("c", HOST_C))}
+    hosts = {"a": HOST_A, "b": HOST_B, "c": HOST_C}
+    plans = {name: new_edge_plan(host, token=token) for name, host in hosts.items()}
     started: list[Any] = []
     try:
         # Both replicas push the service's removals to every edge.
