@@ -10,6 +10,15 @@ registration adds up Kamailio's, the service's and PostgreSQL's processes.
 
     .venv/bin/python -m bench.registrations [--accounts 10000] [--rates 1000,2000,...]
     .venv/bin/python -m bench.registrations --reports-compare
+    .venv/bin/python -m bench.registrations --cluster
+
+With --cluster two more set-ups run beside them: "pair", two edges of a cluster
+(-A WITH_CLUSTER, on 127.0.0.2 and 127.0.0.3) stormed at once, each phone to one edge (half the
+accounts each, at half the rate each), their caches warm; and "restarted", the second edge killed
+and started again before each step, which takes the cache from the first and is stormed with
+every account a few seconds after it is ready. The table adds the cores each set-up kept
+busy (Kamailio's, and the whole machine's share): the pair can be no faster than the machine's
+cores allow.
 
 With --reports-compare the reference edge runs twice, interleaved at each rate: with its
 registration reports to the service (the default) and without them (`-A
@@ -59,7 +68,13 @@ SIP_DOMAIN = "storm.sip.test"
 RATES = (1000, 2000, 3000, 4000, 6000, 8000, 10000, 12000, 14000, 16000)
 P99_LIMIT_MS = 50.0
 WORKERS = 4
-TARGETS = {"warm": 1.0, "cold": 0.5}
+TARGETS = {"warm": 1.0, "cold": 0.5, "restarted": 1.0}
+# With --cluster: the two edges at once, against one edge (warm), given the cores for it.
+PAIR_TARGET = 1.6
+CLUSTER_HOSTS = {"a": "127.0.0.2", "b": "127.0.0.3"}
+# Shared memory of a cluster's edge (MB): every change it replicates is a DMQ transaction,
+# kept a few seconds after its answer, so a storm of new registrations holds thousands.
+CLUSTER_SHM_MB = 512
 # With --reports-compare: the rate with reports on, against the same cache without them.
 REPORTS_TARGET = 0.9
 # How long the edge's queued reports may take to reach the service after a step.
@@ -105,6 +120,9 @@ class Step:
     achieved_rate: float
     # With reports on: the devices the service shows registered once the reports arrived.
     reported: int | None = None
+    # Cores Kamailio kept busy on average during the step, and the machine's busy share.
+    kamailio_cores: float = 0.0
+    machine_busy: float = 0.0
 
     @property
     def clean(self) -> bool:
@@ -121,26 +139,55 @@ class Kamailio:
     """One Kamailio on a free UDP port, in its own process group."""
 
     def __init__(
-        self, name: str, argv: list[str], *, env: dict[str, str], log: Path, rpc_url: str = ""
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        log: Path,
+        rpc_url: str = "",
+        host: str = "127.0.0.1",
     ) -> None:
         self.name = name
+        self.argv = argv
+        self.env = env
+        self.log = log
         self.rpc_url = rpc_url
+        self.host = host
         self.warm = False
         self.port = _free_port(socket.SOCK_DGRAM)
         # sipp registers from the same address every step, as phones refresh their
         # registrations: the first step makes the contacts, the next ones refresh them.
         self.phones_port = _free_port(socket.SOCK_DGRAM)
         self._log = log.open("wb")
+        self.start()
+
+    def start(self) -> None:
         self.proc = subprocess.Popen(
-            [*argv, "-A", f"LISTEN=udp:127.0.0.1:{self.port}", "-A", f"WORKERS={WORKERS}"],
-            env=env,
+            [*self.argv, "-A", f"LISTEN=udp:{self.host}:{self.port}", "-A", f"WORKERS={WORKERS}"],
+            env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         time.sleep(1.5)
         if self.proc.poll() is not None:
-            raise RuntimeError(f"{name} did not start; see {log}")
+            raise RuntimeError(f"{self.name} did not start; see {self.log}")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def wait_ready(self, timeout: float = 30) -> float:
+        """Seconds until it answers OPTIONS with 200 (a cluster's edge: it has its cache)."""
+        started = time.monotonic()
+        while _options(self.host, self.port) != 200:
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"{self.name} not ready; see {self.log}")
+            time.sleep(0.05)
+        return time.monotonic() - started
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -150,6 +197,28 @@ class Kamailio:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
         self._log.close()
+
+
+def _options(host: str, port: int) -> int | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(0.3)
+        branch = uuid.uuid4().hex
+        s.sendto(
+            (
+                f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{s.getsockname()[1]};branch=z9hG4bK{branch};rport\r\n"
+                f"From: <sip:ping@127.0.0.1>;tag={branch[:8]}\r\nTo: <sip:{host}:{port}>\r\n"
+                f"Call-ID: {branch}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode(),
+            (host, port),
+        )
+        try:
+            data = s.recv(4096)
+        except OSError:
+            return None
+        return int(data[8:11]) if data.startswith(b"SIP/2.0 ") else None
 
 
 def _kamailio_binary() -> str:
@@ -230,52 +299,74 @@ class Storm:
         self.service_pid = service_pid
         self._runs = 0
 
-    def run(self, setup: str, kamailio: Kamailio, rate: int) -> Step:
+    def run(
+        self,
+        setup: str,
+        kamailio: Kamailio,
+        rate: int,
+        *,
+        shares: list[tuple[Kamailio, Path, int]] | None = None,
+    ) -> Step:
+        """One step: sipp registers every account at `rate` through `kamailio`, or, given
+        `shares`, one sipp per edge at once, each with its accounts at its share of the rate."""
         self._runs += 1
         stem = self.workdir / f"{self._runs:02d}-{setup}-{rate}"
         pcap = stem.with_suffix(".pcap")
-        stats = stem.with_suffix(".csv")
+        shares = shares or [(kamailio, self.accounts, self.count)]
+        total = sum(count for _, _, count in shares)
+        ports = " or ".join(f"udp port {edge.port}" for edge, _, _ in shares)
         tcpdump = subprocess.Popen(
-            ["tcpdump", "-i", "lo", "-n", "-s", "2048", "-B", "65536", "-w", str(pcap),
-             f"udp port {kamailio.port}"],
+            ["tcpdump", "-i", "lo", "-n", "-s", "2048", "-B", "65536", "-w", str(pcap), ports],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         time.sleep(1.0)
-        before = cpu.seconds_of(kamailio.proc.pid, self.service_pid)
+        pids = [edge.proc.pid for edge, _, _ in shares]
+        before = cpu.seconds_of(*pids, self.service_pid)
+        machine_before = cpu.sample(self.service_pid)
         started = time.monotonic()
-        sipp = subprocess.run(
-            ["sipp", "-sf", str(SCENARIO), "-inf", str(self.accounts),
-             "-i", "127.0.0.1", "-p", str(kamailio.phones_port),
-             "-r", str(rate), "-rp", "1000", "-m", str(self.count), "-l", "5000",
-             "-recv_timeout", "5000", "-max_retrans", "3", "-nostdin",
-             "-trace_stat", "-stf", str(stats), "-fd", "60",
-             "-timeout", f"{int(self.count / rate) + 60}s", "-timeout_error",
-             f"127.0.0.1:{kamailio.port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            check=False,
-        )  # fmt: skip
+        running = []
+        for n, (edge, accounts, count) in enumerate(shares):
+            stats = stem.with_name(f"{stem.name}-{n}.csv")
+            share_rate = max(1, round(rate * count / total))
+            running.append((stats, subprocess.Popen(
+                ["sipp", "-sf", str(SCENARIO), "-inf", str(accounts),
+                 "-i", "127.0.0.1", "-p", str(edge.phones_port),
+                 "-r", str(share_rate), "-rp", "1000", "-m", str(count), "-l", "5000",
+                 "-recv_timeout", "5000", "-max_retrans", "3", "-nostdin",
+                 "-trace_stat", "-stf", str(stats), "-fd", "60",
+                 "-timeout", f"{int(count / share_rate) + 60}s", "-timeout_error",
+                 f"{edge.host}:{edge.port}"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )))  # fmt: skip
+        errors = [proc.communicate()[1] for _, proc in running]
         elapsed = time.monotonic() - started
-        after = cpu.seconds_of(kamailio.proc.pid, self.service_pid)
+        after = cpu.seconds_of(*pids, self.service_pid)
+        machine_after = cpu.sample(self.service_pid)
         time.sleep(0.5)
         tcpdump.send_signal(signal.SIGINT)
         tcpdump.wait(timeout=10)
-        if not stats.exists():
-            raise RuntimeError(f"sipp wrote no statistics: {sipp.stderr[-500:]}")
-        counters = _sipp_stats(stats)
+        counters = {"succeeded": 0, "failed": 0, "retransmissions": 0}
+        for (stats, _), error in zip(running, errors, strict=True):
+            if not stats.exists():
+                raise RuntimeError(f"sipp wrote no statistics: {error[-500:]}")
+            for name, value in _sipp_stats(stats).items():
+                counters[name] += value
         latencies = _wire_latencies(pcap)
         pcap.unlink()
-        split = [
-            (a - b) * 1000 / max(counters["succeeded"], 1)
-            for a, b in zip(after, before, strict=True)
-        ]
-        used = sum(a - b for a, b in zip(after, before, strict=True))
+        # Kamailio's (every edge's), the service's, PostgreSQL's.
+        used_each = [a - b for a, b in zip(after, before, strict=True)]
+        grouped = [sum(used_each[: len(pids)]), *used_each[len(pids) :]]
+        split = [used * 1000 / max(counters["succeeded"], 1) for used in grouped]
+        used = sum(grouped)
+        busy = machine_after.busy - machine_before.busy
+        cores = machine_after.total - machine_before.total
         step = Step(
             setup=setup,
             rate=rate,
-            registrations=self.count,
+            registrations=total,
             succeeded=counters["succeeded"],
             failed=counters["failed"],
             retransmissions=counters["retransmissions"],
@@ -284,11 +375,14 @@ class Storm:
             cpu_ms_per_registration=round(used * 1000 / max(counters["succeeded"], 1), 3),
             cpu_split_ms=(round(split[0], 3), round(split[1], 3), round(split[2], 3)),
             achieved_rate=round(counters["succeeded"] / elapsed, 0),
+            kamailio_cores=round(grouped[0] / elapsed, 2),
+            machine_busy=round(busy / cores, 2) if cores else 0.0,
         )
         progress(
             f"{setup:>7} {rate:>6}/s: {step.succeeded} ok, {step.failed} failed, "
             f"{step.retransmissions} retransmitted, p50 {step.p50_ms} ms, p99 {step.p99_ms} ms, "
-            f"{step.cpu_ms_per_registration} ms CPU each {step.cpu_split_ms}"
+            f"{step.cpu_ms_per_registration} ms CPU each {step.cpu_split_ms}, "
+            f"Kamailio {step.kamailio_cores} cores, machine {step.machine_busy:.0%} busy"
         )
         return step
 
@@ -368,26 +462,37 @@ def markdown(steps: list[Step]) -> str:
     reference = _best(steps, "auth_db")
     lines = [
         "| set-up | highest clean rate | p50 / p99 at it | CPU per registration | "
-        "rate ratio to auth_db | target |",
-        "|---|---|---|---|---|---|",
+        "Kamailio's cores / machine busy at it | rate ratio to auth_db | target |",
+        "|---|---|---|---|---|---|---|",
     ]
     for setup, label in (
         ("cold", "reference edge, cold cache"),
         ("warm", "reference edge, warm cache"),
+        ("restarted", "cluster edge, restarted and synced"),
+        ("pair", "two cluster edges at once"),
         ("auth_db", "Kamailio `auth_db` on PostgreSQL"),
     ):
+        if not any(s.setup == setup for s in steps):
+            continue
         best = _best(steps, setup)
         if best is None:
-            lines.append(f"| {label} | none clean | | | | |")
+            lines.append(f"| {label} | none clean | | | | | |")
             continue
         ratio = best.rate / reference.rate if reference else float("nan")
         target = TARGETS.get(setup)
         verdict = ""
         if target is not None:
             verdict = f"{'met' if ratio >= target else 'missed'} (≥ {target})"
+        if setup == "pair" and (single := _best(steps, "warm")) is not None:
+            pair = best.rate / single.rate
+            verdict = (
+                f"{pair:.2f} of one warm edge: {'met' if pair >= PAIR_TARGET else 'missed'} "
+                f"(≥ {PAIR_TARGET}, given the cores)"
+            )
         lines.append(
             f"| {label} | {best.rate:,}/s | {best.p50_ms} / {best.p99_ms} ms | "
-            f"{best.cpu_ms_per_registration} ms | {ratio:.2f} | {verdict} |"
+            f"{best.cpu_ms_per_registration} ms | {best.kamailio_cores} / "
+            f"{best.machine_busy:.0%} | {ratio:.2f} | {verdict} |"
         )
     return "\n".join(lines)
 
@@ -403,6 +508,11 @@ def main(argv: list[str] | None = None) -> int:
         "--reports-compare",
         action="store_true",
         help="the edge with and without its registration reports, instead of against auth_db",
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also two cluster edges at once, and a cluster edge restarted before each step",
     )
     parser.add_argument(
         "--setups",
@@ -455,11 +565,13 @@ def main(argv: list[str] | None = None) -> int:
             token = uuid.uuid4().hex
             kam = _kamailio_binary()
 
-            def reference_edge(name: str, *defines: str) -> Kamailio:
+            def reference_edge(
+                name: str, *defines: str, host: str = "127.0.0.1", shm: int = 256
+            ) -> Kamailio:
                 rpc_port = _free_port(socket.SOCK_STREAM)
                 edge = Kamailio(
                     name,
-                    [kam, "-f", str(EDGE_CFG), "-DD", "-E", "-m", "256",
+                    [kam, "-f", str(EDGE_CFG), "-DD", "-E", "-m", str(shm),
                      "-A", f'ANTRING_HTTP_CONFIG="{connection}"',
                      "-A", f"RPC_LISTEN=tcp:127.0.0.1:{rpc_port}",
                      # Two edges may run at once: TCP and WebSocket on free ports too.
@@ -471,6 +583,7 @@ def main(argv: list[str] | None = None) -> int:
                     env={**os.environ, "EDGE_RPC_TOKEN": token},
                     log=workdir / f"{name.replace(' ', '-')}.log",
                     rpc_url=f"http://127.0.0.1:{rpc_port}/RPC",
+                    host=host,
                 )  # fmt: skip
                 edges.append(edge)
                 return edge
@@ -489,7 +602,34 @@ def main(argv: list[str] | None = None) -> int:
                     setups[1],
                     ("warm-off", quiet, "warm"),
                 ]
-            else:
+            shares: list[tuple[Kamailio, Path, int]] = []
+            if args.cluster:
+                dmq = {name: _free_port(socket.SOCK_DGRAM) for name in CLUSTER_HOSTS}
+                cluster: dict[str, Kamailio] = {}
+                for name, host in CLUSTER_HOSTS.items():
+                    [peer] = [
+                        f"sip:{CLUSTER_HOSTS[p]}:{dmq[p]}" for p in CLUSTER_HOSTS if p != name
+                    ]
+                    cluster[name] = reference_edge(
+                        f"cluster edge {name}",
+                        f'EDGE_NAME="cluster-{name}"', "WITH_CLUSTER",
+                        f"CLUSTER_LISTEN=udp:{host}:{dmq[name]}",
+                        f"CLUSTER_LISTEN_TCP=tcp:{host}:{dmq[name]}",
+                        f'CLUSTER_SOCKET="udp:{host}:{dmq[name]}"',
+                        f'CLUSTER_URI="sip:{host}:{dmq[name]}"',
+                        f'CLUSTER_NOTIFY="{peer}"',
+                        host=host, shm=CLUSTER_SHM_MB,
+                    )  # fmt: skip
+                for edge_of_cluster in cluster.values():
+                    edge_of_cluster.wait_ready()
+                # Each phone registers at one edge: half the accounts at each.
+                lines = accounts.read_text().splitlines()[1:]
+                for name, half in (("a", lines[0::2]), ("b", lines[1::2])):
+                    path = workdir / f"accounts-{name}.csv"
+                    path.write_text("SEQUENTIAL\n" + "".join(f"{line}\n" for line in half))
+                    shares.append((cluster[name], path, len(half)))
+                setups += [("pair", cluster["a"], "pair"), ("restarted", cluster["b"], "restarted")]
+            if not args.reports_compare:
                 db_name = args.database_url.rsplit("/", 1)[1]
                 auth_db = Kamailio(
                     "auth_db",
@@ -516,8 +656,21 @@ def main(argv: list[str] | None = None) -> int:
                     elif cache == "warm" and not kamailio.warm:
                         storm.run("warm-up", kamailio, min(rates[0], 1000))
                         kamailio.warm = True
-                    reports = name in ("cold", "warm")
-                    step = storm.run(name, kamailio, rate)
+                    elif cache == "pair" and not kamailio.warm:
+                        # Each phone's account cached (at both edges) and its contact made.
+                        storm.run("warm-up", kamailio, min(rates[0], 1000), shares=shares)
+                        kamailio.warm = True
+                    elif cache == "restarted":
+                        kamailio.kill()
+                        kamailio.start()
+                        ready = kamailio.wait_ready()
+                        progress(f"restarted edge ready after {ready:.1f} s")
+                        # Phones come back some seconds after their edge.
+                        time.sleep(3.0)
+                    reports = name in ("cold", "warm", "pair", "restarted")
+                    step = storm.run(
+                        name, kamailio, rate, shares=shares if cache == "pair" else None
+                    )
                     if reports:
                         step.reported = _wait_for_reports(args.database_url, step.succeeded)
                         progress(f"{name:>7} {rate:>6}/s: {step.reported} devices registered")

@@ -3,8 +3,10 @@ online.
 
 Each edge reports what it holds of an account at a time `at` of its own clock; every contact row
 keeps the `at` of the last report that touched it (`seen_at`), and an older report leaves it as
-it is (last writer wins), so late and repeated reports are harmless. A device is registered
-while it has a live contact that has not expired. Its events are its transitions only:
+it is (last writer wins), so late and repeated reports are harmless. Edges that share their
+location table (a cluster) report only the contacts they hold the connection of; a contact one
+edge reports ends the same contact at other edges: counted once, where it is. A device is
+registered while it has a live contact that has not expired. Its events are its transitions only:
 `device.registered` when it gets its first live contact, `device.unregistered` when it loses
 its last one (a report, the expiry job, or a change that ends its registrations).
 
@@ -192,12 +194,14 @@ def _apply(device: _Device, report: AccountReport, *, edge: str, now: datetime) 
         return
     listed = {c.contact: _unix(c.expires_at) for c in report.contacts or []}
     for contact in device.contacts.values():
-        if (
-            contact.edge == edge
-            and contact.live
-            and contact.contact not in listed
-            and contact.seen_at < at
-        ):
+        if not contact.live or contact.seen_at >= at:
+            continue
+        if contact.edge == edge and contact.contact not in listed:
+            contact.end(now=now, at=at)
+        elif contact.edge != edge and contact.contact in listed:
+            # The phone registered this contact again at this edge (its edge died, or DNS sent
+            # it elsewhere): the edges share one location table, so it is one contact, held
+            # where it registered last.
             contact.end(now=now, at=at)
     source = report.source
     transport = source.transport if source else None

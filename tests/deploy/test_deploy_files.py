@@ -61,6 +61,29 @@ def test_the_compose_stack_starts_in_order() -> None:
     assert used <= set(re.findall(r"^([A-Z_]+)=", example, re.MULTILINE)), used
 
 
+def test_the_compose_stack_runs_two_edges_as_one_registrar_over_two_replicas() -> None:
+    services = yaml.safe_load((ROOT / "deploy/compose.yaml").read_text())["services"]
+    replicas = [name for name in services if name.startswith("accounts")]
+    edges = [name for name in services if name.startswith("kamailio")]
+    assert len(replicas) == 2 and len(edges) == 2
+    for name in replicas:
+        pushes_to = services[name]["environment"]["ANTRING_EDGE_RPC_URLS"]
+        assert all(f"http://{edge}:5062/RPC" in pushes_to for edge in edges)
+    addresses = []
+    for name in edges:
+        edge = services[name]
+        assert edge["environment"]["ANTRING_URL"].split() == [
+            f"http://{replica}:8000" for replica in replicas
+        ]
+        assert "WITH_CLUSTER" in edge["command"]
+        address = edge["networks"]["sip"]["ipv4_address"]
+        assert f'CLUSTER_URI="sip:{address}:5090"' in edge["command"]
+        addresses.append(address)
+    # Each asks the other when it starts.
+    for name, other in zip(edges, reversed(addresses), strict=True):
+        assert f'CLUSTER_NOTIFY="sip:{other}:5090"' in services[name]["command"]
+
+
 def test_the_build_context_leaves_out_what_the_image_does_not_need() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     for entry in (".venv", "node_modules", ".git", "tests", "antring.db*"):

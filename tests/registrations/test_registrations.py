@@ -322,6 +322,24 @@ async def test_two_edges_keep_their_contacts_apart(
     assert [kind for kind, _ in await events(db)] == ["device.registered"]
 
 
+async def test_a_contact_that_moved_to_another_edge_counts_once_where_it_is(
+    client: httpx.AsyncClient, tenant: TenantKeys, db: Database
+) -> None:
+    _, device = await agent(client, tenant)
+    t = time.time() - 30
+    await send(client, tenant, snapshot(tenant, "lan.web", CONTACT, at=t, edge="edge-a"))
+
+    # Its edge died; the phone registered the same contact at the other edge of the cluster.
+    moved = await send(client, tenant, snapshot(tenant, "lan.web", CONTACT, at=t + 5, edge="b"))
+    # A late report of the dead edge's changes nothing.
+    late = await send(client, tenant, snapshot(tenant, "lan.web", CONTACT, at=t + 1, edge="edge-a"))
+
+    assert moved["contact_count"] == late["contact_count"] == 1
+    listed = await client.get(f"/v1/devices/{device['id']}/registrations", headers=tenant.admin)
+    assert [(i["edge"], i["contact"]) for i in listed.json()["items"]] == [("b", CONTACT)]
+    assert [kind for kind, _ in await events(db)] == ["device.registered"]
+
+
 async def test_reports_of_one_device_at_once_decide_one_transition(
     client: httpx.AsyncClient, tenant: TenantKeys, db: Database
 ) -> None:

@@ -200,21 +200,24 @@ class EdgePlan:
     wss_port: int
     rpc_port: int
     token: str
+    # The loopback address it listens on (127.0.0.2, 127.0.0.3 ... for the edges of a cluster).
+    host: str = LOCALHOST
 
     @property
     def url(self) -> str:
-        return f"http://{LOCALHOST}:{self.rpc_port}/RPC"
+        return f"http://{self.host}:{self.rpc_port}/RPC"
 
     @property
     def wss_url(self) -> str:
-        return f"wss://{LOCALHOST}:{self.wss_port}/ws"
+        return f"wss://{self.host}:{self.wss_port}/ws"
 
 
-def new_edge_plan() -> EdgePlan:
+def new_edge_plan(host: str = LOCALHOST, *, token: str | None = None) -> EdgePlan:
     return EdgePlan(
         reserve_port(),
         *(reserve_port() for _ in range(5)),
-        uuid.uuid4().hex,
+        token or uuid.uuid4().hex,
+        host,
     )
 
 
@@ -278,6 +281,62 @@ def start_service(
                 proc.stop()
                 raise RuntimeError(f"the service did not answer within 30s:\n{proc.tail()}")
             time.sleep(0.2)
+
+
+def start_replica(service: Service, workdir: Path, *, port: int | None = None) -> Service:
+    """Another replica of `service`: the same database, settings and keys, its own process and
+    port (given: started again there)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or reserve_port()
+    proc = Proc(
+        "antring replica",
+        [*_antring_cli(), "serve", "--host", LOCALHOST, "--port", str(port)],
+        workdir / f"service-{port}.log",
+        env=service.env,
+        cwd=ROOT,
+    )
+    replica = Service(
+        f"http://{LOCALHOST}:{port}", service.platform_key, service.call_control_key, proc,
+        service.env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    with replica.client() as client:
+        while True:
+            if not proc.alive():
+                raise RuntimeError(f"the replica exited at start:\n{proc.tail()}")
+            with contextlib.suppress(httpx.TransportError):
+                if client.get("/v1/tenants").status_code == 200:
+                    return replica
+            if time.monotonic() > deadline:
+                proc.stop()
+                raise RuntimeError(f"the replica did not answer within 30s:\n{proc.tail()}")
+            time.sleep(0.2)
+
+
+def cluster_defines(plan: EdgePlan, port: int, name: str, *peers: str) -> tuple[str, ...]:
+    """The defines of an edge of a cluster: its DMQ address on `port` of its own loopback
+    address, its name in its reports, and the peers (host:port) it asks when it starts."""
+    notify = [f'CLUSTER_NOTIFY="sip:{peers[0] if peers else f"{plan.host}:{port}"}"']
+    if len(peers) > 1:
+        notify.append(f'CLUSTER_NOTIFY_2="sip:{peers[1]}"')
+    return (
+        "WITH_CLUSTER",
+        f"CLUSTER_LISTEN=udp:{plan.host}:{port}",
+        f"CLUSTER_LISTEN_TCP=tcp:{plan.host}:{port}",
+        f'CLUSTER_SOCKET="udp:{plan.host}:{port}"',
+        f'CLUSTER_URI="sip:{plan.host}:{port}"',
+        f'EDGE_NAME="{name}"',
+        *notify,
+    )
+
+
+def wait_ready(kamailio: Kamailio, timeout: float = 10) -> None:
+    """Until the edge answers OPTIONS with 200: a cluster's edge has its cache."""
+    deadline = time.monotonic() + timeout
+    while sip_options(kamailio.port, host=kamailio.host) != 200:
+        if not kamailio.proc.alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the edge is not ready:\n{kamailio.proc.tail()}")
+        time.sleep(0.1)
 
 
 # --- rtpengine ----------------------------------------------------------------------------
@@ -363,34 +422,45 @@ class Kamailio:
         return self.plan.wss_port
 
     @property
+    def host(self) -> str:
+        return self.plan.host
+
+    @property
     def target(self) -> str:
-        return f"{LOCALHOST}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def stop(self) -> None:
         self.proc.stop()
 
 
-def sip_ping(port: int, timeout: float = 0.5) -> bool:
+def sip_ping(port: int, timeout: float = 0.5, *, host: str = LOCALHOST) -> bool:
     """One OPTIONS to the proxy; True when any SIP answer came back."""
+    return sip_options(port, timeout, host=host) is not None
+
+
+def sip_options(port: int, timeout: float = 0.5, *, host: str = LOCALHOST) -> int | None:
+    """One OPTIONS to the proxy: the status of its answer, None when none came back."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((LOCALHOST, 0))
         s.settimeout(timeout)
         local = s.getsockname()[1]
         call_id = uuid.uuid4().hex
         msg = (
-            f"OPTIONS sip:{LOCALHOST}:{port} SIP/2.0\r\n"
+            f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
             f"Via: SIP/2.0/UDP {LOCALHOST}:{local};branch=z9hG4bK{call_id[:16]};rport\r\n"
             f"From: <sip:ping@{LOCALHOST}>;tag={call_id[:8]}\r\n"
-            f"To: <sip:{LOCALHOST}:{port}>\r\n"
+            f"To: <sip:{host}:{port}>\r\n"
             f"Call-ID: {call_id}\r\n"
             "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         )
-        s.sendto(msg.encode(), (LOCALHOST, port))
+        s.sendto(msg.encode(), (host, port))
         try:
             data = s.recv(4096)
         except (TimeoutError, ConnectionRefusedError):
-            return False
-        return data.startswith(b"SIP/2.0 ")
+            return None
+        if not data.startswith(b"SIP/2.0 "):
+            return None
+        return int(data[8:11])
 
 
 def self_signed_certificate(workdir: Path) -> tuple[Path, Path]:
@@ -407,23 +477,30 @@ def self_signed_certificate(workdir: Path) -> tuple[Path, Path]:
 
 def start_kamailio(
     workdir: Path,
-    service_url: str,
+    service_url: str | list[str],
     api_key: str,
     *,
     plan: EdgePlan | None = None,
     rtpengine: Rtpengine | None = None,
     defines: tuple[str, ...] = (),
 ) -> Kamailio:
+    """An edge asking the service at `service_url` (or each of several replicas in turn)."""
     workdir.mkdir(parents=True, exist_ok=True)
     plan = plan or new_edge_plan()
     port = plan.port
+    ip = plan.host
     gateway_port = reserve_port()
     cert, key = self_signed_certificate(workdir)
-    # The service's address and key, in the connection file (not on the command line).
+    # The service's address and key, in the connection file (not on the command line), one
+    # connection per replica as start.sh writes them.
     http_config = workdir / "antring-http.cfg"
-    host = service_url.removeprefix("http://")
+    urls = [service_url] if isinstance(service_url, str) else service_url
     http_config.write_text(
-        f"[antring]\nurl = http://{host}\nusername = edge\npassword = {api_key}\n"
+        "".join(
+            f"[{'antring' if n == 0 else f'antring{n + 1}'}]\n"
+            f"url = {url}\nusername = edge\npassword = {api_key}\n\n"
+            for n, url in enumerate(urls)
+        )
     )
     http_config.chmod(0o600)
     env = dict(os.environ)
@@ -435,16 +512,17 @@ def start_kamailio(
         "-P", str(workdir / "kamailio.pid"),
         "-Y", str(workdir),
         "-m", "64",
-        "-A", f"LISTEN=udp:{LOCALHOST}:{port}",
-        "-A", f"LISTEN_TCP=tcp:{LOCALHOST}:{plan.tcp_port}",
-        "-A", f"LISTEN_WS=tcp:{LOCALHOST}:{plan.ws_port}",
+        "-A", f"LISTEN=udp:{ip}:{port}",
+        "-A", f"LISTEN_TCP=tcp:{ip}:{plan.tcp_port}",
+        "-A", f"LISTEN_WS=tcp:{ip}:{plan.ws_port}",
         "-A", "WITH_TLS",
-        "-A", f"LISTEN_TLS=tls:{LOCALHOST}:{plan.tls_port}",
-        "-A", f"LISTEN_WSS=tls:{LOCALHOST}:{plan.wss_port}",
+        "-A", f"LISTEN_TLS=tls:{ip}:{plan.tls_port}",
+        "-A", f"LISTEN_WSS=tls:{ip}:{plan.wss_port}",
         "-A", f'TLS_CERT="{cert}"',
         "-A", f'TLS_KEY="{key}"',
-        "-A", f"RPC_LISTEN=tcp:{LOCALHOST}:{plan.rpc_port}",
+        "-A", f"RPC_LISTEN=tcp:{ip}:{plan.rpc_port}",
         "-A", f'ANTRING_HTTP_CONFIG="{http_config}"',
+        "-A", f"ANTRING_REPLICAS={len(urls)}",
         "-A", f'GW_URI="sip:{LOCALHOST}:{gateway_port}"',
         "-A", "ANTRING_HTTP_TIMEOUT=2",
         "-A", "WORKERS=2",
@@ -455,7 +533,7 @@ def start_kamailio(
     ]  # fmt: skip
     proc = Proc("kamailio", argv, workdir / "kamailio.log", env=env)
     deadline = time.monotonic() + 15
-    while not sip_ping(port):
+    while not sip_ping(port, host=ip):
         if not proc.alive() or time.monotonic() > deadline:
             proc.stop()
             raise RuntimeError(f"Kamailio did not start:\n{proc.tail()}")
@@ -625,7 +703,7 @@ class Sipp:
                 "-key", "expires", str(expires),
             ],
             timeout=20,
-            target=f"{LOCALHOST}:{ports[transport]}",
+            target=f"{self.kamailio.host}:{ports[transport]}",
         )  # fmt: skip
 
     def register_many(
@@ -653,9 +731,13 @@ class Sipp:
         hold_ms: int = 500,
         wait_for_bye: bool = False,
         echo: bool = False,
+        audio: bool = False,
         timeout: float = 40,
     ) -> SippResult:
+        """A call; with `audio`, it sends a few RTP packets once answered."""
         scenario = "uac_call_wait_bye.xml" if wait_for_bye else "uac_call.xml"
+        if audio:
+            scenario = "uac_call_audio.xml"
         return self._client(
             scenario,
             [
