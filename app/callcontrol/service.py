@@ -308,7 +308,7 @@ async def _within_limits(
     """The granted call, or its refusal when it is one call too many at once or in a minute.
     Counted after the call's own answer is stored (and, on PostgreSQL, committed): of calls
     asked for together, the last to count sees all the others, so no more than the limit are
-    ever granted."""
+    ever granted; only a call over the limit pays for the user's lock."""
     since = now - VELOCITY_WINDOW
     if caller.outbound_lifted_at is not None and caller.outbound_lifted_at > since:
         since = caller.outbound_lifted_at
@@ -319,6 +319,13 @@ async def _within_limits(
             await conn.emit_once(_suspended_event(caller, counts.recent_calls, now=now))
         reason = Reason.outbound_suspended
     elif at_once is not None and counts.open_calls > at_once:
+        # Calls asked for together may all have counted each other: counted again one after
+        # the other, under the user's lock, each refusal leaving room for the next call.
+        await conn.begin()
+        await conn.lock_limit(user_id=caller.user_id)
+        counts = await conn.calls_in_progress(user_id=caller.user_id, now=now, since=since)
+        if counts.open_calls <= at_once:
+            return stored
         reason = Reason.too_many_calls
     else:
         return stored
