@@ -16,7 +16,7 @@ from app.callcontrol.schemas import AuthorizationRequest
 from app.clock import utcnow
 from app.db.session import Database
 from app.outbox.models import Event
-from tests.helpers.api import TenantKeys, db_rows
+from tests.helpers.api import TenantKeys, add_device, db_rows
 from tests.helpers.callcontrol import (
     Agent,
     authorize,
@@ -369,3 +369,29 @@ async def test_a_bad_policy_is_refused_naming_the_field_and_changes_nothing(
 async def _events(db: Database, type: str) -> list[dict[str, Any]]:
     rows = await db_rows(db, select(Event.data).where(Event.type == type).order_by(Event.seq))
     return [row.data for row in rows]
+
+
+async def test_a_registrar_lookup_gives_the_contacts_the_device_s_kind_may_hold(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    await outbound_policy(client, tenant, registration_limits={"web": 3, "ip_phone": 2})
+    agent = await new_agent(client, tenant)
+    desk = await add_device(client, tenant.admin, agent.id, name="desk-7", kind="ip_phone")
+    soft = await add_device(client, tenant.admin, agent.id, name="soft-7", kind="softphone")
+
+    limits = {}
+    for name in (agent.username, desk["name"], soft["name"]):
+        response = await client.get(
+            f"/v1/call-control/sip-accounts/{name}",
+            params={"domain": tenant.sip_domain},
+            headers=tenant.call_control,
+        )
+        limits[name] = response.json()["max_contacts"]
+    found = await client.post(
+        "/v1/call-control/sip-accounts/lookups",
+        json={"accounts": [{"username": agent.username, "domain": tenant.sip_domain}]},
+        headers=tenant.call_control,
+    )
+
+    assert limits == {agent.username: 3, desk["name"]: 2, soft["name"]: 2}
+    assert found.json()["accounts"][f"{agent.username}@{tenant.sip_domain}"]["max_contacts"] == 3
