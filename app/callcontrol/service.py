@@ -262,8 +262,9 @@ async def _authorize(
                     data={"call_id": request.call_id},
                 )
             )
-        # A granted call counts as open until its report or its expiry; emergency calls never.
-        counted = refusal is None and not emergency
+        # A granted call counts as open until its report or its expiry; emergency calls and
+        # short numbers (which never leave the company) never.
+        counted = refusal is None and not emergency and destination is not DestinationClass.internal
         stored, created = await conn.store_authorization(
             NewAuthorization(
                 tenant_id=caller.tenant_id,

@@ -175,6 +175,8 @@ async def test_calls_at_once_are_limited_and_a_slot_is_freed_by_its_report_or_it
     assert (first["allowed"], second["allowed"]) == (True, True)
     assert (third["allowed"], third["reason"]) == (False, "too_many_calls")
     assert await authorize(client, agent, "c-3") == third  # a retry gets the same answer
+    # A short number never leaves the company: it takes no slot.
+    assert (await authorize(client, agent, "c-short", "150"))["allowed"] is True
 
     assert (
         await report(client, agent, "c-1", 30, started_at=utcnow().isoformat())
