@@ -53,6 +53,7 @@ from app.request_limits import HeaderSizeLimit
 from app.routing import concrete_paths_first
 from app.scim.router import router as scim_router
 from app.settings import Settings, get_settings
+from app.tenancy.outbound_router import router as outbound_policy_router
 from app.tenancy.router import router as tenants_router
 from app.users.parts_router import router as user_parts_router
 from app.users.router import router as users_router
@@ -327,6 +328,7 @@ def create_app(
         registrations_router,
         health_router,
         tenants_router,
+        outbound_policy_router,
         api_keys_router,
         imports_router,
         users_router,

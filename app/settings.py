@@ -226,6 +226,12 @@ class Settings(BaseSettings):
         description="How long past its max duration a granted call's hold lasts without a usage "
         "report (ringing time, late reports).",
     )
+    open_call_seconds: int = Field(
+        default=14_400,
+        ge=60,
+        description="How long a granted call without a time limit counts as one of the agent's "
+        "calls at once when its usage report never comes (a crashed edge).",
+    )
     usage_late_months: int = Field(
         default=1,
         ge=0,

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    case,
     false,
     func,
     null,
@@ -36,7 +37,7 @@ from app.callcontrol.store import (
     StoredCall,
 )
 from app.db.sql import dialect_insert
-from app.devices.models import Device
+from app.devices.models import Device, DeviceKind
 from app.extensions.models import Extension
 from app.outbox.models import Event
 from app.quotas.models import CallAuthorization, CallRecord, MonthlyUsage
@@ -62,6 +63,11 @@ SIP_ACCOUNT_COLUMNS = (
     Device.ha1_sha256,
     User.enabled.label("user_enabled"),
     User.auto_answer,
+    case(
+        (Device.kind == DeviceKind.web, Tenant.max_contacts_web),
+        (Device.kind == DeviceKind.softphone, Tenant.max_contacts_softphone),
+        else_=Tenant.max_contacts_ip_phone,
+    ).label("max_contacts"),
 )
 
 
@@ -135,15 +141,30 @@ EXTENSION_HOLDER = (
     .order_by(Device.created_at, Device.id)
 )
 
-_CALLER_COLUMNS = (
+_TENANT_CALL_COLUMNS = (
     Tenant.id.label("tenant_id"),
     Tenant.timezone,
     Tenant.emergency_numbers,
     Tenant.billing_increment_seconds,
+    Tenant.version.label("tenant_version"),
+    Tenant.dial_plan,
+    Tenant.outbound_classes,
+    Tenant.max_calls_per_minute,
+)
+
+_CALLER_COLUMNS = (
+    *_TENANT_CALL_COLUMNS,
     User.id.label("user_id"),
     User.enabled.label("user_enabled"),
     User.outbound_allowed,
     User.limit_minutes,
+    User.extra_classes,
+    User.removed_classes,
+    func.coalesce(User.max_concurrent_calls, Tenant.max_concurrent_calls).label(
+        "max_concurrent_calls"
+    ),
+    User.outbound_suspended,
+    User.outbound_lifted_at,
 )
 
 CALLER_BY_USERNAME = (
@@ -172,14 +193,18 @@ CALLER_BY_USER_ID = (
 # The caller of an authorized call as its authorization stored it; the user may be gone.
 AUTHORIZED_CALLER = (
     select(
-        Tenant.id.label("tenant_id"),
-        Tenant.timezone,
-        Tenant.emergency_numbers,
-        Tenant.billing_increment_seconds,
+        *_TENANT_CALL_COLUMNS,
         CallAuthorization.user_id,
         func.coalesce(User.enabled, false()).label("user_enabled"),
         func.coalesce(User.outbound_allowed, false()).label("outbound_allowed"),
         User.limit_minutes,
+        User.extra_classes,
+        User.removed_classes,
+        func.coalesce(User.max_concurrent_calls, Tenant.max_concurrent_calls).label(
+            "max_concurrent_calls"
+        ),
+        func.coalesce(User.outbound_suspended, false()).label("outbound_suspended"),
+        User.outbound_lifted_at,
         CallAuthorization.device_id,
         false().label("device_enabled"),
     )
@@ -204,6 +229,63 @@ AUTHORIZATION_ANSWER = (
     CallAuthorization.max_duration_seconds,
     CallAuthorization.emergency,
     CallAuthorization.user_id,
+    CallAuthorization.destination_class,
+)
+
+_USER_ID = bindparam("user_id", type_=Uuid)
+
+# The user's granted calls still open, and the calls asked for since `since` (parameters
+# user_id, now, since): the concurrent-call and velocity limits, counted once the call's own
+# answer is stored.
+CALLS_IN_PROGRESS = select(
+    select(func.count())
+    .where(
+        CallAuthorization.user_id == _USER_ID,
+        CallAuthorization.released_at.is_(None),
+        CallAuthorization.expires_at > bindparam("now"),
+        CallAuthorization.allowed.is_(True),
+        CallAuthorization.emergency.is_(False),
+    )
+    .scalar_subquery()
+    .label("open_calls"),
+    select(func.count())
+    .where(
+        CallAuthorization.user_id == _USER_ID,
+        CallAuthorization.created_at > bindparam("since"),
+        CallAuthorization.emergency.is_(False),
+    )
+    .scalar_subquery()
+    .label("recent_calls"),
+)
+
+# A granted answer turned into a refusal: it holds nothing and counts as no open call.
+REFUSE_AUTHORIZATION = (
+    update(CallAuthorization)
+    .where(
+        CallAuthorization.tenant_id == bindparam("key_tenant_id"),
+        CallAuthorization.call_id == bindparam("key_call_id"),
+    )
+    .values(
+        allowed=False,
+        reason=bindparam("reason"),
+        max_duration_seconds=None,
+        held_seconds=0,
+        expires_at=None,
+        released_at=bindparam("now"),
+    )
+    .returning(*AUTHORIZATION_ANSWER)
+)
+
+SUSPEND_OUTBOUND = (
+    update(User)
+    .where(User.id == bindparam("key_user_id"), User.outbound_suspended.is_(False))
+    .values(
+        outbound_suspended=True,
+        outbound_suspended_at=bindparam("now"),
+        version=User.version + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(User.id)
 )
 
 SELECT_AUTHORIZATION = select(*AUTHORIZATION_ANSWER).where(

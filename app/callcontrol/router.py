@@ -90,6 +90,7 @@ async def authorize_call(body: AuthorizationRequest, cc: CallControlAccess) -> R
         tenant_id=cc.principal.tenant_id,
         now=utcnow(),
         hold_grace_seconds=cc.settings.hold_grace_seconds,
+        open_call_seconds=cc.settings.open_call_seconds,
     )
     return json_response(answer)
 

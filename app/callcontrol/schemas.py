@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from app.devices.schemas import DeviceName
+from app.dialing import DestinationClass
 from app.errors import Code
 from app.schemas import DateTime, OmittableModel, SingleLine, WholeNumber, rule_error
 from app.tenants.schemas import SipDomain
@@ -40,6 +41,9 @@ class Reason(StrEnum):
     quota_exhausted = "quota_exhausted"
     device_disabled = "device_disabled"
     unknown_caller = "unknown_caller"
+    destination_not_allowed = "destination_not_allowed"
+    too_many_calls = "too_many_calls"
+    outbound_suspended = "outbound_suspended"
 
 
 class SipAccount(BaseModel):
@@ -56,6 +60,11 @@ class SipAccount(BaseModel):
     ha1: str = Field(description="MD5(username:realm:password), RFC 2617.")
     ha1_sha256: str = Field(description="SHA-256(username:realm:password), RFC 8760.")
     auto_answer: bool
+    max_contacts: int = Field(
+        examples=[5],
+        description="Contacts the account may hold at once (the tenant's limit for the "
+        "device's kind); a registrar replaces the oldest with a new one past it.",
+    )
 
 
 class SipAccountName(BaseModel):
@@ -131,6 +140,11 @@ class AuthorizationOut(BaseModel):
     max_duration_seconds: int | None = Field(description="null: no limit on this call.")
     emergency: bool
     user_id: uuid.UUID | None
+    destination_class: DestinationClass | None = Field(
+        description="The class the tenant's dial plan puts the number in (`emergency` for "
+        "its emergency numbers); null for an unknown caller.",
+        examples=["mobile"],
+    )
 
 
 # The Unix seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the ends of a date-time.

@@ -1,10 +1,12 @@
 """Call control: what the SIP platform asks call by call, and the minute accounting behind it.
 
 The rules of the product live here: emergency numbers always pass and are never charged; a
-disabled device or user, outbound calls switched off, or a used-up quota refuse a call; a granted
+disabled device or user, outbound calls switched off or suspended, a destination class the agent
+may not call, too many calls at once or in a minute, or a used-up quota refuse a call; a granted
 call to a limited user holds what remains of the month until its usage is reported or the hold
-expires, so concurrent calls never get more than what remains; every call is charged once, rounded
-up to the tenant's billing increment, to the month (tenant's time zone) in which it started.
+expires, so concurrent calls never get more than what remains; every granted call counts as one
+of the agent's calls at once until then; every call is charged once, rounded up to the tenant's
+billing increment, to the month (tenant's time zone) in which it started.
 """
 
 import uuid
@@ -36,10 +38,18 @@ from app.callcontrol.store import (
     NewEvent,
     SipAccountKey,
     SipAccountRecord,
+    StoredAuthorization,
 )
 from app.devices.exceptions import SipAccountNotFound
 from app.devices.schemas import SIP_USERNAME
-from app.dialing import is_emergency
+from app.dialing import (
+    DestinationClass,
+    DialPlan,
+    allowed_classes,
+    classify,
+    is_emergency,
+    plan_of_json,
+)
 from app.errors import Code, InvalidInput
 from app.extensions.exceptions import ExtensionNotFound
 from app.observability.metrics import (
@@ -107,6 +117,7 @@ def _account_view(account: SipAccountRecord) -> SipAccount:
         ha1=account.ha1,
         ha1_sha256=account.ha1_sha256,
         auto_answer=account.auto_answer,
+        max_contacts=account.max_contacts,
     )
 
 
@@ -138,7 +149,7 @@ async def _caller(
     )
 
 
-def _refusal(caller: Caller, *, emergency: bool) -> Reason | None:
+def _refusal(caller: Caller, *, emergency: bool, destination: DestinationClass) -> Reason | None:
     """The refusal reason that needs no accounting, or None to go on."""
     if emergency:
         return None
@@ -146,7 +157,36 @@ def _refusal(caller: Caller, *, emergency: bool) -> Reason | None:
         return Reason.device_disabled
     if not caller.outbound_allowed:
         return Reason.outbound_disabled
+    if caller.outbound_suspended:
+        return Reason.outbound_suspended
+    allowed = allowed_classes(
+        caller.outbound_classes, caller.extra_classes or (), caller.removed_classes or ()
+    )
+    if destination not in allowed:
+        return Reason.destination_not_allowed
     return None
+
+
+# Tenants' own dial plans, read into rules once per version of the tenant.
+_plans: dict[uuid.UUID, tuple[int, DialPlan]] = {}
+
+
+def _plan_of(caller: Caller) -> DialPlan:
+    if caller.dial_plan is None:
+        return plan_of_json(None)
+    known = _plans.get(caller.tenant_id)
+    if known is not None and known[0] == caller.tenant_version:
+        return known[1]
+    plan = plan_of_json(caller.dial_plan)
+    if len(_plans) >= 10_000:
+        _plans.clear()
+    _plans[caller.tenant_id] = (caller.tenant_version, plan)
+    return plan
+
+
+VELOCITY_WINDOW = timedelta(minutes=1)
+# Refusals of one agent for one reason make one `call.refused` event in each such window.
+REFUSAL_EVENT_WINDOW_SECONDS = 600
 
 
 async def authorize(
@@ -156,16 +196,23 @@ async def authorize(
     tenant_id: uuid.UUID | None,
     now: datetime,
     hold_grace_seconds: int,
+    open_call_seconds: int = 14_400,
 ) -> AuthorizationOut:
+    times = _Times(now, hold_grace_seconds, open_call_seconds)
     try:
-        return await _authorize(
-            store, request=request, tenant_id=tenant_id, now=now, grace=hold_grace_seconds
-        )
+        return await _authorize(store, request=request, tenant_id=tenant_id, times=times)
     except CallerChanged:
         # The caller's tenant went away meanwhile: asked again, it is an unknown caller.
-        return await _authorize(
-            store, request=request, tenant_id=tenant_id, now=now, grace=hold_grace_seconds
-        )
+        return await _authorize(store, request=request, tenant_id=tenant_id, times=times)
+
+
+class _Times(NamedTuple):
+    now: datetime
+    grace: int  # how long past its granted time a hold lasts
+    open_call: int  # how long a call without a time limit counts as open
+
+    def expiry(self, held: int) -> datetime:
+        return self.now + timedelta(seconds=held + self.grace if held else self.open_call)
 
 
 async def _authorize(
@@ -173,9 +220,9 @@ async def _authorize(
     *,
     request: AuthorizationRequest,
     tenant_id: uuid.UUID | None,
-    now: datetime,
-    grace: int,
+    times: _Times,
 ) -> AuthorizationOut:
+    now = times.now
     async with store.connection() as conn:
         caller = await _caller(conn, request, tenant_id)
         if caller is None:
@@ -186,10 +233,16 @@ async def _authorize(
                 max_duration_seconds=None,
                 emergency=False,
                 user_id=None,
+                destination_class=None,
             )
         emergency = is_emergency(request.destination, caller.emergency_numbers)
+        destination = (
+            DestinationClass.emergency
+            if emergency
+            else classify(request.destination, _plan_of(caller))
+        )
         period = period_of(now, caller.timezone)
-        refusal = _refusal(caller, emergency=emergency)
+        refusal = _refusal(caller, emergency=emergency, destination=destination)
         max_duration: int | None = None
         # Only limited users pay for the lock; unlimited ones (the default) need no accounting.
         if refusal is None and not emergency and caller.limit_minutes is not None:
@@ -209,7 +262,10 @@ async def _authorize(
                     data={"call_id": request.call_id},
                 )
             )
-        stored = await conn.store_authorization(
+        # A granted call counts as open until its report or its expiry; emergency calls and
+        # short numbers (which never leave the company) never.
+        counted = refusal is None and not emergency and destination is not DestinationClass.internal
+        stored, created = await conn.store_authorization(
             NewAuthorization(
                 tenant_id=caller.tenant_id,
                 user_id=caller.user_id,
@@ -220,12 +276,18 @@ async def _authorize(
                 reason=(refusal or Reason.ok).value,
                 emergency=emergency,
                 max_duration_seconds=max_duration,
+                destination_class=destination.value,
                 held_seconds=held,
                 period=period,
-                expires_at=now + timedelta(seconds=held + grace) if held else None,
+                expires_at=times.expiry(held) if counted else None,
                 created_at=now,
             )
         )
+        limited = caller.max_concurrent_calls is not None or caller.max_calls_per_minute is not None
+        if created and counted and limited:
+            stored = await _within_limits(conn, caller, stored, now=now)
+        if created and not stored.allowed:
+            await conn.emit_once(_refused_event(caller, stored, now=now))
     DECISIONS.labels(stored.reason).inc()
     if held and stored.max_duration_seconds == held:
         HOLDS_GRANTED.inc()
@@ -237,6 +299,77 @@ async def _authorize(
         max_duration_seconds=stored.max_duration_seconds,
         emergency=stored.emergency,
         user_id=stored.user_id,
+        destination_class=stored.destination_class,
+    )
+
+
+async def _within_limits(
+    conn: CallControlConnection, caller: Caller, stored: StoredAuthorization, *, now: datetime
+) -> StoredAuthorization:
+    """The granted call, or its refusal when it is one call too many at once or in a minute.
+    Counted after the call's own answer is stored (and, on PostgreSQL, committed): of calls
+    asked for together, the last to count sees all the others, so no more than the limit are
+    ever granted; only a call over the limit pays for the user's lock."""
+    since = now - VELOCITY_WINDOW
+    if caller.outbound_lifted_at is not None and caller.outbound_lifted_at > since:
+        since = caller.outbound_lifted_at
+    counts = await conn.calls_in_progress(user_id=caller.user_id, now=now, since=since)
+    per_minute, at_once = caller.max_calls_per_minute, caller.max_concurrent_calls
+    if per_minute is not None and counts.recent_calls > per_minute:
+        if await conn.suspend_outbound(user_id=caller.user_id, now=now):
+            await conn.emit_once(_suspended_event(caller, counts.recent_calls, now=now))
+        reason = Reason.outbound_suspended
+    elif at_once is not None and counts.open_calls > at_once:
+        # Calls asked for together may all have counted each other: counted again one after
+        # the other, under the user's lock, each refusal leaving room for the next call.
+        await conn.begin()
+        await conn.lock_limit(user_id=caller.user_id)
+        counts = await conn.calls_in_progress(user_id=caller.user_id, now=now, since=since)
+        if counts.open_calls <= at_once:
+            return stored
+        reason = Reason.too_many_calls
+    else:
+        return stored
+    return await conn.refuse_authorization(
+        tenant_id=caller.tenant_id, call_id=stored.call_id, reason=reason.value, now=now
+    )
+
+
+def _refused_event(caller: Caller, stored: StoredAuthorization, *, now: datetime) -> NewEvent:
+    """`call.refused`: one event for an agent's refusals for one reason in a window of
+    REFUSAL_EVENT_WINDOW_SECONDS (a fraud desk needs to hear of it, not of every retry)."""
+    window = int(now.timestamp()) // REFUSAL_EVENT_WINDOW_SECONDS
+    return NewEvent(
+        tenant_id=caller.tenant_id,
+        type="call.refused",
+        resource_type="user",
+        resource_id=str(caller.user_id),
+        data={
+            "user_id": str(caller.user_id),
+            "reason": stored.reason,
+            "destination_class": stored.destination_class,
+            "call_id": stored.call_id,
+        },
+        once_key=f"call.refused:{caller.user_id}:{stored.reason}:{window}",
+        request_id=correlation_id.get(),
+        occurred_at=now,
+    )
+
+
+def _suspended_event(caller: Caller, calls: int, *, now: datetime) -> NewEvent:
+    return NewEvent(
+        tenant_id=caller.tenant_id,
+        type="user.outbound_suspended",
+        resource_type="user",
+        resource_id=str(caller.user_id),
+        data={
+            "user_id": str(caller.user_id),
+            "calls_in_a_minute": calls,
+            "max_calls_per_minute": caller.max_calls_per_minute,
+        },
+        once_key=f"user.outbound_suspended:{caller.user_id}:{now.isoformat()}",
+        request_id=correlation_id.get(),
+        occurred_at=now,
     )
 
 

@@ -30,6 +30,7 @@ class SipAccountRecord(NamedTuple):
     ha1_sha256: str
     user_enabled: bool
     auto_answer: bool
+    max_contacts: int
 
 
 class ExtensionHolderRecord(NamedTuple):
@@ -44,17 +45,28 @@ class ExtensionHolderRecord(NamedTuple):
 
 
 class Caller(NamedTuple):
-    """The caller of an outbound call with its tenant's call settings. `device_id` is None
-    when the caller was named by user id (then `device_enabled` is True)."""
+    """The caller of an outbound call with its tenant's call settings and outbound policy.
+    `device_id` is None when the caller was named by user id (then `device_enabled` is True).
+    `max_concurrent_calls` is the user's own limit, else the tenant's. The user's classes are
+    None only for a caller read back from a call whose user is gone."""
 
     tenant_id: uuid.UUID
     timezone: str
     emergency_numbers: Sequence[str]
     billing_increment_seconds: int
+    tenant_version: int
+    dial_plan: dict[str, Any] | None
+    outbound_classes: Sequence[str]
+    max_calls_per_minute: int | None
     user_id: uuid.UUID
     user_enabled: bool
     outbound_allowed: bool
     limit_minutes: int | None
+    extra_classes: Sequence[str] | None
+    removed_classes: Sequence[str] | None
+    max_concurrent_calls: int | None
+    outbound_suspended: bool
+    outbound_lifted_at: datetime | None
     device_id: uuid.UUID | None
     device_enabled: bool
 
@@ -62,6 +74,15 @@ class Caller(NamedTuple):
 class UsedAndHeld(NamedTuple):
     used_seconds: int
     held_seconds: int
+
+
+class CallsInProgress(NamedTuple):
+    """A user's granted calls not yet ended (nor expired), and the calls the user asked for
+    since a moment (a minute ago, or the last lift of a suspension); emergency calls are in
+    neither."""
+
+    open_calls: int
+    recent_calls: int
 
 
 class NewAuthorization(NamedTuple):
@@ -74,6 +95,7 @@ class NewAuthorization(NamedTuple):
     reason: str
     emergency: bool
     max_duration_seconds: int | None
+    destination_class: str | None
     held_seconds: int
     period: str
     expires_at: datetime | None
@@ -87,6 +109,7 @@ class StoredAuthorization(NamedTuple):
     max_duration_seconds: int | None
     emergency: bool
     user_id: uuid.UUID
+    destination_class: str | None
 
 
 class NewCall(NamedTuple):
@@ -176,9 +199,24 @@ class CallControlConnection(Protocol):
         self, *, user_id: uuid.UUID, period: str, now: datetime
     ) -> UsedAndHeld: ...
 
-    async def store_authorization(self, new: NewAuthorization) -> StoredAuthorization:
-        """Stores the answer for a call id, or returns the one stored first for it.
-        CallerChanged when the tenant went away meanwhile."""
+    async def store_authorization(self, new: NewAuthorization) -> tuple[StoredAuthorization, bool]:
+        """Stores the answer for a call id, or returns the one stored first for it; and
+        whether this call stored it. CallerChanged when the tenant went away meanwhile."""
+        ...
+
+    async def calls_in_progress(
+        self, *, user_id: uuid.UUID, now: datetime, since: datetime
+    ) -> CallsInProgress: ...
+
+    async def refuse_authorization(
+        self, *, tenant_id: uuid.UUID, call_id: str, reason: str, now: datetime
+    ) -> StoredAuthorization:
+        """Turns a granted answer into a refusal for `reason`: what it held is free again."""
+        ...
+
+    async def suspend_outbound(self, *, user_id: uuid.UUID, now: datetime) -> bool:
+        """Suspends the user's outbound calls (a new version of the user); False when they
+        already were."""
         ...
 
     async def record_call(self, new: NewCall) -> RecordedCall:

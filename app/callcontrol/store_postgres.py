@@ -14,6 +14,7 @@ from app.callcontrol import queries
 from app.callcontrol.store import (
     Caller,
     CallerChanged,
+    CallsInProgress,
     ExtensionHolderRecord,
     NewAuthorization,
     NewCall,
@@ -45,6 +46,9 @@ _INSERT_AUTHORIZATION = PreparedQuery(
     column_keys=queries.AUTHORIZATION_INSERT_KEYS,
 )
 _SELECT_AUTHORIZATION = PreparedQuery(queries.SELECT_AUTHORIZATION)
+_CALLS_IN_PROGRESS = PreparedQuery(queries.CALLS_IN_PROGRESS)
+_REFUSE_AUTHORIZATION = PreparedQuery(queries.REFUSE_AUTHORIZATION)
+_SUSPEND_OUTBOUND = PreparedQuery(queries.SUSPEND_OUTBOUND)
 _SELECT_CALL = PreparedQuery(queries.SELECT_CALL)
 _INSERT_EVENT = PreparedQuery(
     queries.insert_event_once("postgresql"), column_keys=queries.EVENT_INSERT_KEYS
@@ -136,17 +140,38 @@ class PostgresConnection:
         assert row is not None
         return UsedAndHeld(used_seconds=int(row["used"]), held_seconds=int(row["held"]))
 
-    async def store_authorization(self, new: NewAuthorization) -> StoredAuthorization:
+    async def store_authorization(self, new: NewAuthorization) -> tuple[StoredAuthorization, bool]:
         values = {"id": uuid.uuid4(), **new._asdict()}
         try:
             row = await _INSERT_AUTHORIZATION.first(self._conn, values)
         except (asyncpg.ForeignKeyViolationError, asyncpg.DeadlockDetectedError):
             raise CallerChanged() from None
-        if row is None:
-            params = {"tenant_id": new.tenant_id, "call_id": new.call_id}
-            row = await _SELECT_AUTHORIZATION.first(self._conn, params)
+        if row is not None:
+            return StoredAuthorization._make(row), True
+        params = {"tenant_id": new.tenant_id, "call_id": new.call_id}
+        row = await _SELECT_AUTHORIZATION.first(self._conn, params)
+        assert row is not None
+        return StoredAuthorization._make(row), False
+
+    async def calls_in_progress(
+        self, *, user_id: uuid.UUID, now: datetime, since: datetime
+    ) -> CallsInProgress:
+        params = {"user_id": user_id, "now": now, "since": since}
+        row = await _CALLS_IN_PROGRESS.first(self._conn, params)
+        assert row is not None
+        return CallsInProgress._make(row)
+
+    async def refuse_authorization(
+        self, *, tenant_id: uuid.UUID, call_id: str, reason: str, now: datetime
+    ) -> StoredAuthorization:
+        params = {"key_tenant_id": tenant_id, "key_call_id": call_id, "reason": reason, "now": now}
+        row = await _REFUSE_AUTHORIZATION.first(self._conn, params)
         assert row is not None
         return StoredAuthorization._make(row)
+
+    async def suspend_outbound(self, *, user_id: uuid.UUID, now: datetime) -> bool:
+        params = {"key_user_id": user_id, "now": now}
+        return await _SUSPEND_OUTBOUND.first(self._conn, params) is not None
 
     async def record_call(self, new: NewCall) -> RecordedCall:
         try:

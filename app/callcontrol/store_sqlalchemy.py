@@ -16,6 +16,7 @@ from app.callcontrol import queries
 from app.callcontrol.store import (
     Caller,
     CallerChanged,
+    CallsInProgress,
     ExtensionHolderRecord,
     NewAuthorization,
     NewCall,
@@ -106,18 +107,39 @@ class SqlAlchemyConnection:
         assert row is not None
         return UsedAndHeld(used_seconds=int(row.used), held_seconds=int(row.held))
 
-    async def store_authorization(self, new: NewAuthorization) -> StoredAuthorization:
+    async def store_authorization(self, new: NewAuthorization) -> tuple[StoredAuthorization, bool]:
         values = {"id": uuid.uuid4(), **new._asdict()}
         try:
             row = await self._first(self._writes.insert_authorization, values)
         except IntegrityError:
             raise CallerChanged() from None
-        if row is None:
-            row = await self._first(
-                queries.SELECT_AUTHORIZATION, {"tenant_id": new.tenant_id, "call_id": new.call_id}
-            )
+        if row is not None:
+            return StoredAuthorization._make(row), True
+        row = await self._first(
+            queries.SELECT_AUTHORIZATION, {"tenant_id": new.tenant_id, "call_id": new.call_id}
+        )
+        assert row is not None
+        return StoredAuthorization._make(row), False
+
+    async def calls_in_progress(
+        self, *, user_id: uuid.UUID, now: datetime, since: datetime
+    ) -> CallsInProgress:
+        params = {"user_id": user_id, "now": now, "since": since}
+        row = await self._first(queries.CALLS_IN_PROGRESS, params)
+        assert row is not None
+        return CallsInProgress._make(row)
+
+    async def refuse_authorization(
+        self, *, tenant_id: uuid.UUID, call_id: str, reason: str, now: datetime
+    ) -> StoredAuthorization:
+        params = {"key_tenant_id": tenant_id, "key_call_id": call_id, "reason": reason, "now": now}
+        row = await self._first(queries.REFUSE_AUTHORIZATION, params)
         assert row is not None
         return StoredAuthorization._make(row)
+
+    async def suspend_outbound(self, *, user_id: uuid.UUID, now: datetime) -> bool:
+        params = {"key_user_id": user_id, "now": now}
+        return await self._first(queries.SUSPEND_OUTBOUND, params) is not None
 
     async def record_call(self, new: NewCall) -> RecordedCall:
         try:

@@ -37,6 +37,8 @@ class Code(StrEnum):
     sip_username = "sip-username"
     identifier = "identifier"
     dialled_number = "dialled-number"
+    dial_rule_lengths = "dial-rule-lengths"
+    class_added_and_removed = "class-added-and-removed"
     email = "email"
     host_name = "host-name"
     time_zone = "time-zone"

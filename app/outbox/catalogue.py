@@ -18,6 +18,12 @@ EVENT_TYPES: dict[str, str] = {
     "the calls of a few seconds.",
     "call.refused_for_quota": "A user's outbound call was first refused this month because "
     "the minutes are used up (once a month).",
+    "call.refused": "A user's outbound call was refused (`data.reason`, "
+    "`data.destination_class`): one event for an agent's refusals for one reason in ten "
+    "minutes.",
+    "user.outbound_suspended": "A user made more outbound calls in a minute than the tenant's "
+    "velocity limit allows: outbound calls are suspended until an operator lifts it "
+    "(`data.calls_in_a_minute`, `data.max_calls_per_minute`).",
     "month.closed": "A tenant's month was closed and its limits kept for the history.",
     "device.created": "A SIP account was created.",
     "device.updated": "A SIP account was renamed, enabled, disabled or changed kind.",

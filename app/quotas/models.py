@@ -70,17 +70,21 @@ class _Call:
 
 class CallAuthorization(IdMixin, _Call, Base):
     """The answer given to an outbound call, kept so a retry gets the same one; a granted call
-    to a limited user holds `held_seconds` of the month's remainder until released or expired."""
+    to a limited user holds `held_seconds` of the month's remainder until released or expired,
+    and every granted call counts as one of the agent's calls at once until then."""
 
     __tablename__ = "call_authorization"
     __table_args__ = (
         UniqueConstraint("tenant_id", "call_id"),
         Index("ix_call_authorization_user_id_released_at", "user_id", "released_at"),
+        # An agent's calls of the last minute (the velocity limit).
+        Index("ix_call_authorization_user_id_created_at", "user_id", "created_at"),
     )
 
     allowed: Mapped[bool]
     reason: Mapped[str] = mapped_column(String(32))
     max_duration_seconds: Mapped[int | None]
+    destination_class: Mapped[str | None] = mapped_column(String(16))
     held_seconds: Mapped[int] = mapped_column(default=0)
     expires_at: Mapped[datetime | None]
     released_at: Mapped[datetime | None]

@@ -2,12 +2,27 @@ import re
 import uuid
 from datetime import datetime
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
+from app.dialing import (
+    DEFAULT_OUTBOUND_CLASSES,
+    VIETNAM_PLAN,
+    DestinationClass,
+    plan_of_json,
+    plan_rules_json,
+)
 from app.errors import Code
 from app.schemas import Matches, PatchModel, TrimmedLine, WholeNumber, rule_error
 
@@ -113,3 +128,127 @@ class TenantOut(BaseModel):
     billing_increment_seconds: int
     created_at: datetime
     updated_at: datetime
+
+
+def _distinct(values: list[DestinationClass]) -> list[DestinationClass]:
+    return sorted(set(values), key=list(DestinationClass).index)
+
+
+DestinationClasses = Annotated[
+    list[DestinationClass],
+    Field(max_length=len(DestinationClass)),
+    AfterValidator(_distinct),
+]
+DIAL_PREFIX = Annotated[str, StringConstraints(pattern=r"^[0-9]{0,8}$")]
+DialLength = Annotated[StrictInt, Field(ge=1, le=32), WholeNumber]
+
+
+class DialRuleIn(BaseModel):
+    """Numbers that start with `prefix` and have `min_length` to `max_length` digits are of
+    `destination_class`; of the rules that fit a number, the longest prefix decides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: DIAL_PREFIX = Field(examples=["1900"])
+    min_length: DialLength = Field(examples=[8])
+    max_length: DialLength = Field(examples=[10])
+    destination_class: DestinationClass = Field(examples=["premium"])
+
+    @model_validator(mode="after")
+    def _lengths_in_order(self) -> "DialRuleIn":
+        if self.min_length > self.max_length:
+            raise rule_error(Code.dial_rule_lengths)
+        return self
+
+
+class DialPlanIn(BaseModel):
+    """How dialled numbers are sorted into destination classes. A number given as
+    `+<country_code>…` or `00<country_code>…` is read as `0…`; any other `+` as `00`; a number
+    no rule fits is `other`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    country_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}$")] = Field(
+        examples=["84"]
+    )
+    rules: list[DialRuleIn] = Field(min_length=1, max_length=200)
+
+
+class DialPlanOut(BaseModel):
+    country_code: str
+    rules: list[DialRuleIn]
+    default: bool = Field(description="true: the default plan (Vietnam's numbering).")
+
+
+_DEFAULT_PLAN = plan_rules_json(VIETNAM_PLAN)
+
+MaxConcurrentCalls = Annotated[StrictInt, Field(ge=1, le=1000), WholeNumber]
+MaxCallsPerMinute = Annotated[StrictInt, Field(ge=1, le=10_000), WholeNumber]
+MaxContacts = Annotated[StrictInt, Field(ge=1, le=100), WholeNumber]
+
+
+class RegistrationLimits(BaseModel):
+    """Contacts one SIP account may hold at once, by its kind. A REGISTER that adds a contact
+    past the limit replaces the account's oldest contact: a phone is never locked out."""
+
+    web: MaxContacts = Field(examples=[5])
+    softphone: MaxContacts = Field(examples=[2])
+    ip_phone: MaxContacts = Field(examples=[1])
+
+
+class RegistrationLimitsUpdate(PatchModel):
+    web: MaxContacts | None = None
+    softphone: MaxContacts | None = None
+    ip_phone: MaxContacts | None = None
+
+
+class OutboundPolicy(BaseModel):
+    """What a tenant's agents may call, and how much at once."""
+
+    dial_plan: DialPlanOut
+    outbound_classes: list[DestinationClass] = Field(
+        description="The destination classes an agent may call unless the agent has more or "
+        "fewer. Emergency numbers are always allowed; the agent's outbound switch is above all.",
+        examples=[list(DEFAULT_OUTBOUND_CLASSES)],
+    )
+    max_concurrent_calls: int | None = Field(
+        examples=[4],
+        description="Outbound calls one agent may have at once unless the agent has a limit of "
+        "their own; null: no limit.",
+    )
+    max_calls_per_minute: int | None = Field(
+        examples=[10],
+        description="More outbound calls than this in a minute suspend the agent's outbound "
+        "calls until an operator lifts it; null: no limit.",
+    )
+    registration_limits: RegistrationLimits
+    version: int = Field(description="The tenant's version: send it as If-Match with a change.")
+
+    @classmethod
+    def of(cls, tenant: Any) -> "OutboundPolicy":
+        plan = tenant.dial_plan
+        shown = plan_rules_json(plan_of_json(plan)) if plan is not None else _DEFAULT_PLAN
+        return cls(
+            dial_plan=DialPlanOut(**shown, default=plan is None),
+            outbound_classes=tenant.outbound_classes,
+            max_concurrent_calls=tenant.max_concurrent_calls,
+            max_calls_per_minute=tenant.max_calls_per_minute,
+            registration_limits=RegistrationLimits(
+                web=tenant.max_contacts_web,
+                softphone=tenant.max_contacts_softphone,
+                ip_phone=tenant.max_contacts_ip_phone,
+            ),
+            version=tenant.version,
+        )
+
+
+class OutboundPolicyUpdate(PatchModel):
+    nullable = frozenset({"dial_plan", "max_concurrent_calls", "max_calls_per_minute"})
+
+    dial_plan: DialPlanIn | None = Field(
+        default=None, description="null: back to the default plan (Vietnam's numbering)."
+    )
+    outbound_classes: DestinationClasses | None = None
+    max_concurrent_calls: MaxConcurrentCalls | None = None
+    max_calls_per_minute: MaxCallsPerMinute | None = None
+    registration_limits: RegistrationLimitsUpdate | None = None

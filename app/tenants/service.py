@@ -10,7 +10,7 @@ from app.outbox import record as outbox
 from app.tenants import repository
 from app.tenants.exceptions import SipDomainTaken, TenantNotFound
 from app.tenants.models import Tenant
-from app.tenants.schemas import TenantCreate, TenantUpdate
+from app.tenants.schemas import OutboundPolicyUpdate, TenantCreate, TenantUpdate
 
 
 async def flush_tenant(session: AsyncSession, tenant: Tenant) -> None:
@@ -51,6 +51,47 @@ async def update_tenant(session: AsyncSession, *, tenant: Tenant, data: TenantUp
     data.apply_to(tenant)
     await flush_tenant(session, tenant)
     old, new = outbox.changes(before, outbox.snapshot(tenant, SHOWN))
+    await outbox.record(
+        session,
+        type="tenant.updated",
+        tenant_id=tenant.id,
+        resource_type="tenant",
+        resource_id=tenant.id,
+        before=old,
+        after=new,
+    )
+
+
+POLICY_SHOWN = (
+    "dial_plan",
+    "outbound_classes",
+    "max_concurrent_calls",
+    "max_calls_per_minute",
+    "max_contacts_web",
+    "max_contacts_softphone",
+    "max_contacts_ip_phone",
+)
+
+
+async def update_outbound_policy(
+    session: AsyncSession, *, tenant: Tenant, data: OutboundPolicyUpdate
+) -> None:
+    """The tenant's dial plan, default destination classes and limits, with the
+    `tenant.updated` event of what changed."""
+    before = outbox.snapshot(tenant, POLICY_SHOWN)
+    given = data.changes()
+    for kind, limit in (given.pop("registration_limits", None) or {}).items():
+        setattr(tenant, f"max_contacts_{kind}", limit)
+    if "outbound_classes" in given:
+        given["outbound_classes"] = [c.value for c in data.outbound_classes or []]
+    if data.dial_plan is not None:
+        given["dial_plan"] = data.dial_plan.model_dump(mode="json")
+    for field, value in given.items():
+        setattr(tenant, field, value)
+    await session.flush()
+    old, new = outbox.changes(before, outbox.snapshot(tenant, POLICY_SHOWN))
+    if not new:
+        return
     await outbox.record(
         session,
         type="tenant.updated",

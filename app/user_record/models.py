@@ -1,6 +1,7 @@
 import uuid
+from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdMixin, TimestampMixin, VersionMixin
@@ -45,6 +46,16 @@ class User(IdMixin, TimestampMixin, VersionMixin, Base):
     outbound_allowed: Mapped[bool] = mapped_column(default=True)
     auto_answer: Mapped[bool] = mapped_column(default=False)
     limit_minutes: Mapped[int | None]
+    # The agent's own outbound policy on top of the tenant's: destination classes added to or
+    # taken from the tenant's, concurrent calls (null: the tenant's), and the suspension the
+    # velocity limit sets and an operator lifts.
+    extra_classes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    removed_classes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    max_concurrent_calls: Mapped[int | None]
+    outbound_suspended: Mapped[bool] = mapped_column(default=False)
+    outbound_suspended_at: Mapped[datetime | None]
+    # When an operator last lifted a suspension: the velocity limit counts calls from then on.
+    outbound_lifted_at: Mapped[datetime | None]
     # Raised with each change of `limit_minutes` alone: the quota's own ETag, which the
     # user's other changes (a switch) leave as it is.
     quota_version: Mapped[int] = mapped_column(default=1, server_default="1")

@@ -1,9 +1,26 @@
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 from app.errors import Code
-from app.schemas import CONTROL_CHARACTERS, SPACES, Matches, PatchModel, TrimmedLine, WholeNumber
+from app.schemas import (
+    CONTROL_CHARACTERS,
+    SPACES,
+    Matches,
+    PatchModel,
+    TrimmedLine,
+    WholeNumber,
+    rule_error,
+)
+from app.tenants.schemas import DestinationClasses, MaxConcurrentCalls
 
 DisplayName = Annotated[
     str,
@@ -44,7 +61,7 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(PatchModel):
-    nullable = frozenset({"email", "external_ref", "limit_minutes"})
+    nullable = frozenset({"email", "external_ref", "limit_minutes", "max_concurrent_calls"})
 
     display_name: DisplayName | None = None
     email: Email | None = None
@@ -55,3 +72,29 @@ class UserUpdate(PatchModel):
     outbound_allowed: StrictBool | None = None
     auto_answer: StrictBool | None = None
     limit_minutes: LimitMinutes | None = None
+    extra_classes: DestinationClasses | None = Field(
+        default=None,
+        description="Destination classes this agent may call besides the tenant's (a class "
+        "given here leaves `removed_classes`).",
+    )
+    removed_classes: DestinationClasses | None = Field(
+        default=None,
+        description="Destination classes of the tenant's this agent may not call (a class given "
+        "here leaves `extra_classes`).",
+    )
+    max_concurrent_calls: MaxConcurrentCalls | None = Field(
+        default=None,
+        description="Outbound calls this agent may have at once; null: the tenant's limit.",
+    )
+    outbound_suspended: StrictBool | None = Field(
+        default=None,
+        description="false lifts the suspension the velocity limit set (true suspends the "
+        "agent's outbound calls by hand).",
+    )
+
+    @model_validator(mode="after")
+    def _not_added_and_removed(self) -> "UserUpdate":
+        both = set(self.extra_classes or ()) & set(self.removed_classes or ())
+        if both:
+            raise rule_error(Code.class_added_and_removed, classes=sorted(both))
+        return self

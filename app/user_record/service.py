@@ -64,6 +64,8 @@ SHOWN = (
     "auto_answer",
     "limit_minutes",
 )
+# The agent's own outbound policy: changed by a request only (the import leaves it).
+OUTBOUND_SHOWN = ("extra_classes", "removed_classes", "max_concurrent_calls", "outbound_suspended")
 
 
 def user_change(
@@ -106,6 +108,10 @@ def new_user(*, tenant_id: uuid.UUID, data: UserCreate, at: datetime) -> NewUser
         "tenant_id": tenant_id,
         "enabled": True,
         **data.model_dump(),
+        "extra_classes": [],
+        "removed_classes": [],
+        "max_concurrent_calls": None,
+        "outbound_suspended": False,
         **names,
         # Its own words; its devices' and extensions' join them as they are added.
         "search_text": names["search_key"],
@@ -161,7 +167,7 @@ async def _change(session: AsyncSession, user: User, type: str, given: dict[str,
     values, change = user_update(
         tenant_id=user.tenant_id,
         user_id=user.id,
-        before=outbox.snapshot(user, SHOWN),
+        before=outbox.snapshot(user, SHOWN + OUTBOUND_SHOWN),
         given=given,
         quota_version=user.quota_version,
         type=type,
@@ -176,8 +182,30 @@ async def _change(session: AsyncSession, user: User, type: str, given: dict[str,
 
 async def update_user(session: AsyncSession, *, user: User, data: PatchModel) -> User:
     """Sets the fields a partial update gives (the user's details or switches)."""
-    await _change(session, user, "user.updated", data.changes())
+    given = _outbound_given(user, data.changes())
+    suspended = given.get("outbound_suspended")
+    if suspended is not None and suspended != user.outbound_suspended:
+        if suspended:
+            user.outbound_suspended_at = utcnow()
+        else:
+            user.outbound_suspended_at, user.outbound_lifted_at = None, utcnow()
+    await _change(session, user, "user.updated", given)
     return user
+
+
+def _outbound_given(user: User, given: dict[str, Any]) -> dict[str, Any]:
+    """A change's destination classes as stored (their names), a class added leaving the
+    removed ones and the reverse."""
+    extra, removed = given.get("extra_classes"), given.get("removed_classes")
+    if extra is not None:
+        given["extra_classes"] = [str(c) for c in extra]
+        if removed is None:
+            given["removed_classes"] = [c for c in user.removed_classes if c not in extra]
+    if removed is not None:
+        given["removed_classes"] = [str(c) for c in removed]
+        if extra is None:
+            given["extra_classes"] = [c for c in user.extra_classes if c not in removed]
+    return given
 
 
 async def set_limit(session: AsyncSession, *, user: User, limit_minutes: int | None) -> None:

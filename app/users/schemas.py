@@ -4,6 +4,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, StrictBool
 
 from app.devices.schemas import DeviceCreated, DeviceOut, DeviceSummary, PasswordRotated
+from app.dialing import DestinationClass
 from app.extensions.schemas import ExtensionOut
 from app.quotas.schemas import QuotaOut
 from app.schemas import PatchModel
@@ -22,6 +23,36 @@ class MinutesSummary(BaseModel):
     )
 
 
+class OutboundLimits(BaseModel):
+    """The Users table's limits: what the agent may call, and how much at once."""
+
+    classes: list[DestinationClass] = Field(
+        description="The destination classes the agent may call: the tenant's, with "
+        "`extra_classes` and without `removed_classes`. Emergency numbers are always allowed; "
+        "`outbound_allowed` off or a suspension refuses every other call.",
+        examples=[["emergency", "internal", "domestic", "mobile", "toll_free"]],
+    )
+    extra_classes: list[DestinationClass] = Field(examples=[["international"]])
+    removed_classes: list[DestinationClass] = Field(examples=[[]])
+    max_concurrent_calls: int | None = Field(
+        examples=[4],
+        description="Outbound calls at once (the agent's or the tenant's); null: no limit.",
+    )
+    own_max_concurrent_calls: int | None = Field(
+        examples=[None], description="The agent's own limit; null: the tenant's applies."
+    )
+    max_calls_per_minute: int | None = Field(
+        examples=[10],
+        description="The tenant's velocity limit: one more call in a minute suspends the "
+        "agent's outbound calls; null: none.",
+    )
+    suspended: bool = Field(
+        description="Outbound calls suspended by the velocity limit (or by hand) until an "
+        "operator lifts it (`outbound_suspended: false`)."
+    )
+    suspended_at: datetime | None
+
+
 class UserOut(BaseModel):
     id: uuid.UUID
     version: int = Field(
@@ -36,6 +67,7 @@ class UserOut(BaseModel):
     outbound_allowed: bool
     auto_answer: bool
     limit_minutes: int | None
+    outbound: OutboundLimits
     devices: list[DeviceSummary]
     extensions: list[str] = Field(examples=[["102"]])
     minutes: MinutesSummary

@@ -17,6 +17,7 @@ from app.devices import repository as devices_repository
 from app.devices import service as devices
 from app.devices.models import DeviceKind
 from app.devices.schemas import DeviceCreate, DeviceSummary
+from app.dialing import DestinationClass, allowed_classes
 from app.errors import Code, InvalidInput
 from app.extensions import repository as extensions_repository
 from app.pagination import Page, PageParams, decode_cursor, encode_cursor
@@ -30,7 +31,14 @@ from app.user_record.schemas import UserCreate, UserUpdate
 from app.user_record.service import TenantUser
 from app.users import repository
 from app.users.repository import Position, SortValue, UserSort
-from app.users.schemas import MinutesSummary, Toggles, TogglesUpdate, UserCreated, UserOut
+from app.users.schemas import (
+    MinutesSummary,
+    OutboundLimits,
+    Toggles,
+    TogglesUpdate,
+    UserCreated,
+    UserOut,
+)
 
 
 def default_device(display_name: str) -> DeviceCreate:
@@ -73,6 +81,7 @@ async def _present(session: AsyncSession, *, tenant: Tenant, page: list[User]) -
             outbound_allowed=user.outbound_allowed,
             auto_answer=user.auto_answer,
             limit_minutes=user.limit_minutes,
+            outbound=outbound_limits(tenant, user),
             devices=devices_of[user.id],
             extensions=numbers_of[user.id],
             minutes=MinutesSummary(
@@ -86,6 +95,24 @@ async def _present(session: AsyncSession, *, tenant: Tenant, page: list[User]) -
         )
         for user in page
     ]
+
+
+def outbound_limits(tenant: Tenant, user: User) -> OutboundLimits:
+    allowed = allowed_classes(tenant.outbound_classes, user.extra_classes, user.removed_classes)
+    return OutboundLimits(
+        classes=[c for c in DestinationClass if c in allowed],
+        extra_classes=user.extra_classes,
+        removed_classes=user.removed_classes,
+        max_concurrent_calls=(
+            user.max_concurrent_calls
+            if user.max_concurrent_calls is not None
+            else tenant.max_concurrent_calls
+        ),
+        own_max_concurrent_calls=user.max_concurrent_calls,
+        max_calls_per_minute=tenant.max_calls_per_minute,
+        suspended=user.outbound_suspended,
+        suspended_at=user.outbound_suspended_at,
+    )
 
 
 async def get_user(session: AsyncSession, *, current: TenantUser) -> UserOut:

@@ -106,6 +106,9 @@ TENANT_ROUTES = [
     Route("GET", "/v1/webhooks/{webhook_id}/deliveries", access=ADMIN),
     Route("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", access=ADMIN),
     Route("GET", "/v1/audit-events", access=ADMIN),
+    # The tenant's outbound policy: everyone reads it, its admins change it.
+    Route("GET", "/v1/outbound-policy"),
+    Route("PATCH", "/v1/outbound-policy", {"max_calls_per_minute": 99}, access=ADMIN),
     # The tenant's provisioning settings and credentials: admins only; a device's codes: those
     # who set its phone up.
     Route("GET", "/v1/provisioning", access=ADMIN),

@@ -50,6 +50,7 @@ def _authorization(
         reason="ok",
         emergency=False,
         max_duration_seconds=120,
+        destination_class="mobile",
         held_seconds=120,
         period="2026-11",
         expires_at=NOW + timedelta(seconds=420),
@@ -201,6 +202,19 @@ async def test_caller_by_username_or_user_id_with_its_tenant_s_call_settings(
         "Asia/Ho_Chi_Minh",
     )
     assert list(by_name.emergency_numbers) == ["113", "114", "115"]
+    assert (by_name.dial_plan, by_name.max_concurrent_calls, by_name.max_calls_per_minute) == (
+        None,
+        4,
+        10,
+    )
+    assert list(by_name.outbound_classes) == [
+        "emergency",
+        "internal",
+        "domestic",
+        "mobile",
+        "toll_free",
+    ]
+    assert (list(by_name.extra_classes or ()), by_name.outbound_suspended) == ([], False)
     assert by_name.device_id is not None and by_name.device_enabled is True
     assert (by_id.user_id, by_id.device_id, by_id.device_enabled) == (
         uuid.UUID(agent.id),
@@ -217,15 +231,17 @@ async def test_an_authorization_is_stored_once_per_call_id(
     ids = _ids(agent)
 
     async with store.connection() as conn:
-        first = await conn.store_authorization(_authorization(ids, "c-1"))
+        first, created = await conn.store_authorization(_authorization(ids, "c-1"))
     async with store.connection() as conn:
-        again = await conn.store_authorization(
+        again, created_again = await conn.store_authorization(
             _authorization(ids, "c-1", allowed=False, reason="quota_exhausted")
         )
         held = await conn.used_and_held(user_id=ids[1], period="2026-11", now=NOW)
 
+    assert (created, created_again) == (True, False)
     assert first == again
     assert (first.allowed, first.reason, first.max_duration_seconds) == (True, "ok", 120)
+    assert first.destination_class == "mobile"
     assert (held.used_seconds, held.held_seconds) == (0, 120)
     stored = await db_rows(
         db, select(CallAuthorization.id).where(CallAuthorization.call_id == "c-1")
@@ -311,3 +327,76 @@ async def test_begun_work_commits_at_the_end_of_the_block_or_not_at_all(
     assert [row.call_id for row in stored] == ["kept"]
     async with store.connection() as conn:
         assert await conn.lock_limit(user_id=uuid.uuid4()) is None
+
+
+async def test_open_calls_and_recent_calls_are_counted_apart(
+    store: CallControlStore, client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    agent = await new_agent(client, tenant)
+    ids = _ids(agent)
+    earlier = NOW - timedelta(minutes=5)
+    async with store.connection() as conn:
+        await conn.store_authorization(_authorization(ids, "open"))
+        await conn.store_authorization(_authorization(ids, "old-open", created_at=earlier))
+        await conn.store_authorization(
+            _authorization(ids, "expired", expires_at=NOW - timedelta(seconds=1))
+        )
+        await conn.store_authorization(
+            _authorization(ids, "refused", allowed=False, reason="too_many_calls", expires_at=None)
+        )
+        await conn.store_authorization(
+            _authorization(ids, "sos", emergency=True, destination="113")
+        )
+        await conn.record_call(_call(ids, "old-open", 60)._replace(started_at=earlier))
+
+    async with store.connection() as conn:
+        counts = await conn.calls_in_progress(
+            user_id=ids[1], now=NOW, since=NOW - timedelta(minutes=1)
+        )
+    # Open: "open" only ("old-open" was reported, "expired" ran out, "refused" never was).
+    # Recent: every call asked for in the last minute but the emergency one.
+    assert (counts.open_calls, counts.recent_calls) == (1, 3)
+
+
+async def test_a_refusal_replaces_a_granted_answer_and_frees_its_hold(
+    store: CallControlStore, client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    agent = await new_agent(client, tenant, limit_minutes=10)
+    ids = _ids(agent)
+    async with store.connection() as conn:
+        await conn.store_authorization(_authorization(ids, "one-too-many"))
+        refused = await conn.refuse_authorization(
+            tenant_id=ids[0], call_id="one-too-many", reason="too_many_calls", now=NOW
+        )
+    async with store.connection() as conn:
+        spent = await conn.used_and_held(user_id=ids[1], period="2026-11", now=NOW)
+        counts = await conn.calls_in_progress(user_id=ids[1], now=NOW, since=NOW)
+        retry, created = await conn.store_authorization(_authorization(ids, "one-too-many"))
+
+    assert (refused.allowed, refused.reason, refused.max_duration_seconds) == (
+        False,
+        "too_many_calls",
+        None,
+    )
+    assert (spent.held_seconds, counts.open_calls) == (0, 0)
+    assert (retry, created) == (refused, False)
+
+
+async def test_a_user_is_suspended_once(
+    store: CallControlStore, client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    agent = await new_agent(client, tenant)
+    ids = _ids(agent)
+    version = (await client.get(f"/v1/users/{agent.id}", headers=tenant.admin)).json()["version"]
+    async with store.connection() as conn:
+        first = await conn.suspend_outbound(user_id=ids[1], now=NOW)
+    async with store.connection() as conn:
+        again = await conn.suspend_outbound(user_id=ids[1], now=NOW)
+        caller = await conn.caller(
+            domain=tenant.sip_domain, username=agent.username, user_id=None, tenant_id=None
+        )
+    assert (first, again) == (True, False)
+    assert caller is not None and caller.outbound_suspended is True
+    shown = (await client.get(f"/v1/users/{agent.id}", headers=tenant.admin)).json()
+    assert shown["outbound"]["suspended"] is True
+    assert shown["version"] == version + 1

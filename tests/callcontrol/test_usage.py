@@ -10,7 +10,14 @@ from app.db.session import Database
 from app.quotas.models import CallRecord, MonthlyUsage
 from app.quotas.periods import period_of, period_start, shift_period
 from tests.helpers.api import TenantKeys, assert_problem, db_rows, new_tenant
-from tests.helpers.callcontrol import Agent, authorize, new_agent, quota, report
+from tests.helpers.callcontrol import (
+    Agent,
+    authorize,
+    new_agent,
+    quota,
+    report,
+    without_call_limits,
+)
 
 
 async def test_a_call_is_charged_in_whole_billing_increments(
@@ -271,6 +278,7 @@ async def test_reports_racing_a_deletion_are_never_500_and_every_acknowledged_on
     client: httpx.AsyncClient, db: Database, platform: dict[str, str]
 ) -> None:
     tenant = await new_tenant(client, platform, "Racing")
+    await without_call_limits(client, tenant)
     agent = await new_agent(client, tenant)
     device = (await client.get(f"/v1/users/{agent.id}/devices", headers=tenant.admin)).json()[
         "items"

@@ -35,6 +35,21 @@ async def new_agent(client: httpx.AsyncClient, tenant: TenantKeys, **fields: Any
     )
 
 
+async def outbound_policy(
+    client: httpx.AsyncClient, tenant: TenantKeys, **changes: Any
+) -> dict[str, Any]:
+    """Changes the tenant's outbound policy (its admin's route)."""
+    response = await client.patch("/v1/outbound-policy", json=changes, headers=tenant.admin)
+    assert response.status_code == 200, response.text
+    policy: dict[str, Any] = response.json()
+    return policy
+
+
+async def without_call_limits(client: httpx.AsyncClient, tenant: TenantKeys) -> None:
+    """No limit on an agent's calls at once or in a minute: for tests that make many."""
+    await outbound_policy(client, tenant, max_concurrent_calls=None, max_calls_per_minute=None)
+
+
 async def authorize(
     client: httpx.AsyncClient, agent: Agent, call_id: str, destination: str = "0901234567"
 ) -> dict[str, Any]:

@@ -752,20 +752,54 @@ class Sipp:
         )  # fmt: skip
 
     def trusted_call(
-        self, destination: str, domain: str, caller: str, *, port: int, hold_ms: int = 500
+        self,
+        destination: str,
+        domain: str,
+        caller: str,
+        *,
+        port: int,
+        hold_ms: int = 500,
+        agent: str | None = None,
     ) -> SippResult:
         """A call without credentials from 127.0.0.1:`port` (a gateway's or an IVR's, when
-        the edge's address list names it), with `caller` as From and P-Asserted-Identity."""
+        the edge's address list names it), with `caller` as From and P-Asserted-Identity;
+        with `agent`, an IVR's call on that agent's behalf (X-AntRing-Agent)."""
         return self._client(
-            "uac_trusted.xml",
+            "uac_trusted_agent.xml" if agent else "uac_trusted.xml",
             [
                 "-s", destination,
                 "-key", "domain", domain,
                 "-key", "caller", caller,
+                *(["-key", "agent", agent] if agent else []),
                 "-d", str(hold_ms),
             ],
             timeout=40,
             port=port,
+        )  # fmt: skip
+
+    def transfer(
+        self,
+        username: str,
+        password: str,
+        domain: str,
+        destination: str,
+        refer_to: str,
+        *,
+        hold_ms: int = 300,
+    ) -> SippResult:
+        """An outbound call that, once answered, transfers the other side to `refer_to`
+        (REFER) and hangs up; its log has "REFERRED <status line>"."""
+        return self._client(
+            "uac_refer.xml",
+            [
+                "-s", destination,
+                "-au", username, "-ap", password,
+                "-key", "user", username,
+                "-key", "domain", domain,
+                "-key", "refer_to", refer_to,
+                "-d", str(hold_ms),
+            ],
+            timeout=40,
         )  # fmt: skip
 
     def stop_all(self) -> None:

@@ -86,6 +86,9 @@ def test_a_device_shows_its_registrations_as_the_edge_sees_them(
     make_tenant: MakeTenant, sipp: Sipp, kamailio: Kamailio
 ) -> None:
     tenant = make_tenant("Presence")
+    # Two phones on one account (below): the tenant lets an IP phone hold two contacts.
+    resp = tenant.api.patch("/v1/outbound-policy", json={"registration_limits": {"ip_phone": 2}})
+    assert resp.status_code == 200, resp.text
     agent = tenant.create_user("Hoa", devices=3)
     desk, soft, tcp_phone = agent.devices
     domain = tenant.sip_domain

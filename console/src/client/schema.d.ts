@@ -261,6 +261,34 @@ export interface paths {
         patch: operations["update_tenant"];
         trace?: never;
     };
+    "/v1/outbound-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show the tenant's dial plan, default destination classes and limits
+         * @description Show the tenant's dial plan, default destination classes and limits.
+         *
+         *     **Roles**: admin, operator, viewer.
+         */
+        get: operations["get_outbound_policy"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change the tenant's dial plan, default destination classes or limits
+         * @description Change the tenant's dial plan, default destination classes or limits.
+         *
+         *     **Roles**: admin.
+         */
+        patch: operations["update_outbound_policy"];
+        trace?: never;
+    };
     "/v1/tenants/{tenant_id}/api-keys": {
         parameters: {
             query?: never;
@@ -1463,6 +1491,11 @@ export interface components {
             emergency: boolean;
             /** User Id */
             user_id: string | null;
+            /**
+             * @description The class the tenant's dial plan puts the number in (`emergency` for its emergency numbers); null for an unknown caller.
+             * @example mobile
+             */
+            destination_class: components["schemas"]["DestinationClass"] | null;
         };
         /** AuthorizationRequest */
         AuthorizationRequest: {
@@ -1547,7 +1580,7 @@ export interface components {
          * @description A rule an error names: the key of its sentence in the catalogues.
          * @enum {string}
          */
-        Code: "acrobits-cloud-id-missing" | "also-in-row" | "api-key-expired" | "api-key-invalid" | "api-key-missing" | "api-key-not-found" | "audit-resource-type" | "blank" | "body-not-json" | "body-too-large" | "call-start-form" | "call-start-out-of-range" | "caller-not-found" | "cell-count" | "changed-concurrently" | "control-characters" | "credential-not-recognised" | "csv-header-unreadable" | "csv-unreadable" | "cursor-invalid" | "cursor-other-order" | "database-unavailable" | "date-time-without-offset" | "delivery-not-found" | "device-form" | "device-list-form" | "device-name-case" | "device-name-taken" | "device-not-found" | "dialled-number" | "digits" | "duplicate-column" | "duplicate-contact" | "duplicate-key" | "email" | "emergency-number-in-use" | "exactly-one-of" | "expires-at-before-at" | "expires-at-in-past" | "expiry-in-past" | "extension-free" | "extension-free-in-domain" | "extension-list-form" | "extension-not-held" | "extension-shadows-emergency" | "extension-taken" | "external-ref-taken" | "file-empty" | "file-not-utf8" | "file-too-large" | "headers-too-large" | "host-name" | "http-error" | "idempotency-key-form" | "idempotency-key-in-use" | "idempotency-key-reused" | "identifier" | "identity-provider-unavailable" | "if-match-form" | "import-conflict-device-name" | "import-conflict-extension" | "import-conflict-external-ref" | "import-file-type" | "import-not-found" | "import-rejected" | "internal-error" | "invalid" | "invalid-fields" | "invalid-format" | "invalid-json" | "ip-address" | "ip-network" | "ip-phone-only" | "job-not-found" | "json-too-deep" | "kind-change-needs-null" | "last-event-id-form" | "limit-form" | "line-too-long" | "mac-address" | "mac-address-taken" | "method-not-allowed" | "no-phone-transport" | "not-a-boolean" | "not-a-date-time" | "not-a-list" | "not-a-uuid" | "not-a-whole-number" | "not-an-object" | "not-one-of" | "not-text" | "not-utf8" | "null-not-allowed" | "number-too-large" | "number-too-small" | "offset-with-cursor" | "password-characters" | "password-contains-device-name" | "password-contains-new-name" | "password-form" | "password-letters-and-digits" | "platform-key-required" | "printable-ascii" | "provisioning-address-refused" | "provisioning-credentials-first" | "provisioning-credentials-needed" | "provisioning-device-disabled" | "provisioning-enabled-concurrently" | "provisioning-file-not-asked" | "provisioning-file-unknown" | "provisioning-link-gone" | "provisioning-link-unknown" | "provisioning-mac-unknown" | "provisioning-model-mismatch" | "provisioning-not-enabled" | "provisioning-throttled" | "query-name-not-utf8" | "reported-at-in-future" | "required" | "reserved-device-name" | "role-forbidden" | "route-not-found" | "sip-account-not-found" | "sip-domain-taken" | "sip-uri" | "sip-username" | "started-at-in-future" | "started-at-too-old" | "tenant-keys-forbidden" | "tenant-not-found" | "tenant-required" | "text-too-long" | "text-too-short" | "time-zone" | "token-algorithm" | "token-audience" | "token-claim-missing" | "token-expired" | "token-invalid" | "token-issuer" | "token-key-algorithm" | "token-key-unknown" | "token-no-kid" | "token-not-yet-valid" | "token-role-missing" | "token-signature" | "token-tenant-invalid" | "token-tenant-missing" | "token-tenant-unknown" | "token-too-long" | "too-few-items" | "too-many-failed-authentications" | "too-many-items" | "too-many-streams" | "too-many-streams-for-key" | "too-many-streams-for-tenant" | "twice-in-row" | "unknown-column" | "unknown-event-types" | "unknown-field" | "upload-interrupted" | "user-name-taken" | "user-not-found" | "version-changed" | "webhook-host-invalid" | "webhook-host-private" | "webhook-host-unresolved" | "webhook-not-found" | "webhook-url" | "webhook-url-credentials";
+        Code: "acrobits-cloud-id-missing" | "also-in-row" | "api-key-expired" | "api-key-invalid" | "api-key-missing" | "api-key-not-found" | "audit-resource-type" | "blank" | "body-not-json" | "body-too-large" | "call-start-form" | "call-start-out-of-range" | "caller-not-found" | "cell-count" | "changed-concurrently" | "class-added-and-removed" | "control-characters" | "credential-not-recognised" | "csv-header-unreadable" | "csv-unreadable" | "cursor-invalid" | "cursor-other-order" | "database-unavailable" | "date-time-without-offset" | "delivery-not-found" | "device-form" | "device-list-form" | "device-name-case" | "device-name-taken" | "device-not-found" | "dial-rule-lengths" | "dialled-number" | "digits" | "duplicate-column" | "duplicate-contact" | "duplicate-key" | "email" | "emergency-number-in-use" | "exactly-one-of" | "expires-at-before-at" | "expires-at-in-past" | "expiry-in-past" | "extension-free" | "extension-free-in-domain" | "extension-list-form" | "extension-not-held" | "extension-shadows-emergency" | "extension-taken" | "external-ref-taken" | "file-empty" | "file-not-utf8" | "file-too-large" | "headers-too-large" | "host-name" | "http-error" | "idempotency-key-form" | "idempotency-key-in-use" | "idempotency-key-reused" | "identifier" | "identity-provider-unavailable" | "if-match-form" | "import-conflict-device-name" | "import-conflict-extension" | "import-conflict-external-ref" | "import-file-type" | "import-not-found" | "import-rejected" | "internal-error" | "invalid" | "invalid-fields" | "invalid-format" | "invalid-json" | "ip-address" | "ip-network" | "ip-phone-only" | "job-not-found" | "json-too-deep" | "kind-change-needs-null" | "last-event-id-form" | "limit-form" | "line-too-long" | "mac-address" | "mac-address-taken" | "method-not-allowed" | "no-phone-transport" | "not-a-boolean" | "not-a-date-time" | "not-a-list" | "not-a-uuid" | "not-a-whole-number" | "not-an-object" | "not-one-of" | "not-text" | "not-utf8" | "null-not-allowed" | "number-too-large" | "number-too-small" | "offset-with-cursor" | "password-characters" | "password-contains-device-name" | "password-contains-new-name" | "password-form" | "password-letters-and-digits" | "platform-key-required" | "printable-ascii" | "provisioning-address-refused" | "provisioning-credentials-first" | "provisioning-credentials-needed" | "provisioning-device-disabled" | "provisioning-enabled-concurrently" | "provisioning-file-not-asked" | "provisioning-file-unknown" | "provisioning-link-gone" | "provisioning-link-unknown" | "provisioning-mac-unknown" | "provisioning-model-mismatch" | "provisioning-not-enabled" | "provisioning-throttled" | "query-name-not-utf8" | "reported-at-in-future" | "required" | "reserved-device-name" | "role-forbidden" | "route-not-found" | "sip-account-not-found" | "sip-domain-taken" | "sip-uri" | "sip-username" | "started-at-in-future" | "started-at-too-old" | "tenant-keys-forbidden" | "tenant-not-found" | "tenant-required" | "text-too-long" | "text-too-short" | "time-zone" | "token-algorithm" | "token-audience" | "token-claim-missing" | "token-expired" | "token-invalid" | "token-issuer" | "token-key-algorithm" | "token-key-unknown" | "token-no-kid" | "token-not-yet-valid" | "token-role-missing" | "token-signature" | "token-tenant-invalid" | "token-tenant-missing" | "token-tenant-unknown" | "token-too-long" | "too-few-items" | "too-many-failed-authentications" | "too-many-items" | "too-many-streams" | "too-many-streams-for-key" | "too-many-streams-for-tenant" | "twice-in-row" | "unknown-column" | "unknown-event-types" | "unknown-field" | "upload-interrupted" | "user-name-taken" | "user-not-found" | "version-changed" | "webhook-host-invalid" | "webhook-host-private" | "webhook-host-unresolved" | "webhook-not-found" | "webhook-url" | "webhook-url-credentials";
         /**
          * ConfigReveal
          * @enum {string}
@@ -1597,6 +1630,11 @@ export interface components {
          * @enum {string}
          */
         DeliveryStatus: "pending" | "succeeded" | "failed";
+        /**
+         * DestinationClass
+         * @enum {string}
+         */
+        DestinationClass: "emergency" | "internal" | "domestic" | "mobile" | "toll_free" | "premium" | "international" | "other";
         /** DeviceConfig */
         DeviceConfig: {
             /**
@@ -1853,6 +1891,57 @@ export interface components {
             updated_at: string;
             /** @description The user's row in the Users table as the change left it (its versions included): what the console redraws, without reading the user again. */
             user: components["schemas"]["UserOut"];
+        };
+        /**
+         * DialPlanIn
+         * @description How dialled numbers are sorted into destination classes. A number given as
+         *     `+<country_code>…` or `00<country_code>…` is read as `0…`; any other `+` as `00`; a number
+         *     no rule fits is `other`.
+         */
+        DialPlanIn: {
+            /**
+             * Country Code
+             * @example 84
+             */
+            country_code: string;
+            /** Rules */
+            rules: components["schemas"]["DialRuleIn"][];
+        };
+        /** DialPlanOut */
+        DialPlanOut: {
+            /** Country Code */
+            country_code: string;
+            /** Rules */
+            rules: components["schemas"]["DialRuleIn"][];
+            /**
+             * Default
+             * @description true: the default plan (Vietnam's numbering).
+             */
+            default: boolean;
+        };
+        /**
+         * DialRuleIn
+         * @description Numbers that start with `prefix` and have `min_length` to `max_length` digits are of
+         *     `destination_class`; of the rules that fit a number, the longest prefix decides.
+         */
+        DialRuleIn: {
+            /**
+             * Prefix
+             * @example 1900
+             */
+            prefix: string;
+            /**
+             * Min Length
+             * @example 8
+             */
+            min_length: number;
+            /**
+             * Max Length
+             * @example 10
+             */
+            max_length: number;
+            /** @example premium */
+            destination_class: components["schemas"]["DestinationClass"];
         };
         /** EventTypeOut */
         EventTypeOut: {
@@ -2361,6 +2450,110 @@ export interface components {
              */
             password: string;
         };
+        /**
+         * OutboundLimits
+         * @description The Users table's limits: what the agent may call, and how much at once.
+         */
+        OutboundLimits: {
+            /**
+             * Classes
+             * @description The destination classes the agent may call: the tenant's, with `extra_classes` and without `removed_classes`. Emergency numbers are always allowed; `outbound_allowed` off or a suspension refuses every other call.
+             * @example [
+             *       "emergency",
+             *       "internal",
+             *       "domestic",
+             *       "mobile",
+             *       "toll_free"
+             *     ]
+             */
+            classes: components["schemas"]["DestinationClass"][];
+            /**
+             * Extra Classes
+             * @example [
+             *       "international"
+             *     ]
+             */
+            extra_classes: components["schemas"]["DestinationClass"][];
+            /**
+             * Removed Classes
+             * @example []
+             */
+            removed_classes: components["schemas"]["DestinationClass"][];
+            /**
+             * Max Concurrent Calls
+             * @description Outbound calls at once (the agent's or the tenant's); null: no limit.
+             * @example 4
+             */
+            max_concurrent_calls: number | null;
+            /**
+             * Own Max Concurrent Calls
+             * @description The agent's own limit; null: the tenant's applies.
+             * @example null
+             */
+            own_max_concurrent_calls: number | null;
+            /**
+             * Max Calls Per Minute
+             * @description The tenant's velocity limit: one more call in a minute suspends the agent's outbound calls; null: none.
+             * @example 10
+             */
+            max_calls_per_minute: number | null;
+            /**
+             * Suspended
+             * @description Outbound calls suspended by the velocity limit (or by hand) until an operator lifts it (`outbound_suspended: false`).
+             */
+            suspended: boolean;
+            /** Suspended At */
+            suspended_at: string | null;
+        };
+        /**
+         * OutboundPolicy
+         * @description What a tenant's agents may call, and how much at once.
+         */
+        OutboundPolicy: {
+            dial_plan: components["schemas"]["DialPlanOut"];
+            /**
+             * Outbound Classes
+             * @description The destination classes an agent may call unless the agent has more or fewer. Emergency numbers are always allowed; the agent's outbound switch is above all.
+             * @example [
+             *       "emergency",
+             *       "internal",
+             *       "domestic",
+             *       "mobile",
+             *       "toll_free"
+             *     ]
+             */
+            outbound_classes: components["schemas"]["DestinationClass"][];
+            /**
+             * Max Concurrent Calls
+             * @description Outbound calls one agent may have at once unless the agent has a limit of their own; null: no limit.
+             * @example 4
+             */
+            max_concurrent_calls: number | null;
+            /**
+             * Max Calls Per Minute
+             * @description More outbound calls than this in a minute suspend the agent's outbound calls until an operator lifts it; null: no limit.
+             * @example 10
+             */
+            max_calls_per_minute: number | null;
+            registration_limits: components["schemas"]["RegistrationLimits"];
+            /**
+             * Version
+             * @description The tenant's version: send it as If-Match with a change.
+             */
+            version: number;
+        };
+        /** OutboundPolicyUpdate */
+        OutboundPolicyUpdate: {
+            /** @description null: back to the default plan (Vietnam's numbering). */
+            dial_plan?: components["schemas"]["DialPlanIn"] | null;
+            /** Outbound Classes */
+            outbound_classes?: components["schemas"]["DestinationClass"][];
+            /** Max Concurrent Calls */
+            max_concurrent_calls?: number | null;
+            /** Max Calls Per Minute */
+            max_calls_per_minute?: number | null;
+            registration_limits?: components["schemas"]["RegistrationLimitsUpdate"];
+        };
         /** Page[ApiKeyOut] */
         Page_ApiKeyOut_: {
             /** Items */
@@ -2765,6 +2958,60 @@ export interface components {
             request_id?: string | null;
             /** @description The resource as it is now; its ETag is in the ETag header. */
             current: components["schemas"]["DeviceOut"];
+        };
+        /** PreconditionFailedOutboundPolicy */
+        PreconditionFailedOutboundPolicy: {
+            /**
+             * Type
+             * @description The kind of problem (urn:antring:problem:<name>), one of those listed.
+             * @example urn:antring:problem:extension-taken
+             */
+            type: string;
+            /**
+             * Title
+             * @description The kind of problem in words, in the language of the answer.
+             * @example Extension taken
+             */
+            title: string;
+            /**
+             * Status
+             * @example 409
+             */
+            status: number;
+            /**
+             * Detail
+             * @description What happened, in the language of the answer (Content-Language).
+             * @example Extension 102 is already assigned to another user.
+             */
+            detail?: string | null;
+            /**
+             * @description The rule `detail` tells of: stable, the key of `detail` in the catalogues.
+             * @example extension-taken
+             */
+            code?: components["schemas"]["Code"] | null;
+            /**
+             * Params
+             * @description The rule's values, which `detail` quotes.
+             * @example {
+             *       "number": "102"
+             *     }
+             */
+            params?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Errors
+             * @description The fields the problem is about (every bad field of invalid input, the field whose value is taken in a conflict): one entry each.
+             */
+            errors?: components["schemas"]["FieldError"][] | null;
+            /**
+             * Request Id
+             * @description The request's id (X-Request-ID), to quote when asking about it.
+             * @example a84b4c76e66710@pc33
+             */
+            request_id?: string | null;
+            /** @description The resource as it is now; its ETag is in the ETag header. */
+            current: components["schemas"]["OutboundPolicy"];
         };
         /** PreconditionFailedQuotaOut */
         PreconditionFailedQuotaOut: {
@@ -3252,7 +3499,7 @@ export interface components {
          * Reason
          * @enum {string}
          */
-        Reason: "ok" | "outbound_disabled" | "quota_exhausted" | "device_disabled" | "unknown_caller";
+        Reason: "ok" | "outbound_disabled" | "quota_exhausted" | "device_disabled" | "unknown_caller" | "destination_not_allowed" | "too_many_calls" | "outbound_suspended";
         /**
          * RefusedReport
          * @description A report of a batch that changed nothing, and why: the problem (type, title, detail)
@@ -3332,6 +3579,37 @@ export interface components {
             applied: number;
             /** Refused */
             refused: components["schemas"]["RefusedReport"][];
+        };
+        /**
+         * RegistrationLimits
+         * @description Contacts one SIP account may hold at once, by its kind. A REGISTER that adds a contact
+         *     past the limit replaces the account's oldest contact: a phone is never locked out.
+         */
+        RegistrationLimits: {
+            /**
+             * Web
+             * @example 5
+             */
+            web: number;
+            /**
+             * Softphone
+             * @example 2
+             */
+            softphone: number;
+            /**
+             * Ip Phone
+             * @example 1
+             */
+            ip_phone: number;
+        };
+        /** RegistrationLimitsUpdate */
+        RegistrationLimitsUpdate: {
+            /** Web */
+            web?: number;
+            /** Softphone */
+            softphone?: number;
+            /** Ip Phone */
+            ip_phone?: number;
         };
         /**
          * RegistrationOut
@@ -3552,6 +3830,12 @@ export interface components {
             ha1_sha256: string;
             /** Auto Answer */
             auto_answer: boolean;
+            /**
+             * Max Contacts
+             * @description Contacts the account may hold at once (the tenant's limit for the device's kind); a registrar replaces the oldest with a new one past it.
+             * @example 5
+             */
+            max_contacts: number;
         };
         /**
          * SipAccountLookups
@@ -3850,6 +4134,7 @@ export interface components {
             auto_answer: boolean;
             /** Limit Minutes */
             limit_minutes: number | null;
+            outbound: components["schemas"]["OutboundLimits"];
             /** Devices */
             devices: components["schemas"]["DeviceSummary"][];
             /**
@@ -3904,6 +4189,7 @@ export interface components {
             auto_answer: boolean;
             /** Limit Minutes */
             limit_minutes: number | null;
+            outbound: components["schemas"]["OutboundLimits"];
             /** Devices */
             devices: components["schemas"]["DeviceSummary"][];
             /**
@@ -3961,6 +4247,26 @@ export interface components {
             auto_answer?: boolean;
             /** Limit Minutes */
             limit_minutes?: number | null;
+            /**
+             * Extra Classes
+             * @description Destination classes this agent may call besides the tenant's (a class given here leaves `removed_classes`).
+             */
+            extra_classes?: components["schemas"]["DestinationClass"][];
+            /**
+             * Removed Classes
+             * @description Destination classes of the tenant's this agent may not call (a class given here leaves `extra_classes`).
+             */
+            removed_classes?: components["schemas"]["DestinationClass"][];
+            /**
+             * Max Concurrent Calls
+             * @description Outbound calls this agent may have at once; null: the tenant's limit.
+             */
+            max_concurrent_calls?: number | null;
+            /**
+             * Outbound Suspended
+             * @description false lifts the suspension the velocity limit set (true suspends the agent's outbound calls by hand).
+             */
+            outbound_suspended?: boolean;
         };
         /**
          * WebConfig
@@ -4034,7 +4340,7 @@ export interface components {
              *       "call.refused_for_quota"
              *     ]
              */
-            event_types?: ("api_key.created" | "api_key.revoked" | "call.refused_for_quota" | "device.created" | "device.deleted" | "device.password_rotated" | "device.provisioning_code_created" | "device.registered" | "device.unregistered" | "device.updated" | "extension.added" | "extension.removed" | "month.closed" | "provisioning.credentials_rotated" | "provisioning.disabled" | "provisioning.enabled" | "provisioning.updated" | "quota.threshold_reached" | "quota.updated" | "quota.used_changed" | "tenant.created" | "tenant.deleted" | "tenant.updated" | "user.created" | "user.deleted" | "user.updated" | "webhook_endpoint.created" | "webhook_endpoint.deleted" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.updated")[];
+            event_types?: ("api_key.created" | "api_key.revoked" | "call.refused" | "call.refused_for_quota" | "device.created" | "device.deleted" | "device.password_rotated" | "device.provisioning_code_created" | "device.registered" | "device.unregistered" | "device.updated" | "extension.added" | "extension.removed" | "month.closed" | "provisioning.credentials_rotated" | "provisioning.disabled" | "provisioning.enabled" | "provisioning.updated" | "quota.threshold_reached" | "quota.updated" | "quota.used_changed" | "tenant.created" | "tenant.deleted" | "tenant.updated" | "user.created" | "user.deleted" | "user.outbound_suspended" | "user.updated" | "webhook_endpoint.created" | "webhook_endpoint.deleted" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.updated")[];
             /** Description */
             description?: string | null;
             /**
@@ -4126,7 +4432,7 @@ export interface components {
              *       "call.refused_for_quota"
              *     ]
              */
-            event_types?: ("api_key.created" | "api_key.revoked" | "call.refused_for_quota" | "device.created" | "device.deleted" | "device.password_rotated" | "device.provisioning_code_created" | "device.registered" | "device.unregistered" | "device.updated" | "extension.added" | "extension.removed" | "month.closed" | "provisioning.credentials_rotated" | "provisioning.disabled" | "provisioning.enabled" | "provisioning.updated" | "quota.threshold_reached" | "quota.updated" | "quota.used_changed" | "tenant.created" | "tenant.deleted" | "tenant.updated" | "user.created" | "user.deleted" | "user.updated" | "webhook_endpoint.created" | "webhook_endpoint.deleted" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.updated")[];
+            event_types?: ("api_key.created" | "api_key.revoked" | "call.refused" | "call.refused_for_quota" | "device.created" | "device.deleted" | "device.password_rotated" | "device.provisioning_code_created" | "device.registered" | "device.unregistered" | "device.updated" | "extension.added" | "extension.removed" | "month.closed" | "provisioning.credentials_rotated" | "provisioning.disabled" | "provisioning.enabled" | "provisioning.updated" | "quota.threshold_reached" | "quota.updated" | "quota.used_changed" | "tenant.created" | "tenant.deleted" | "tenant.updated" | "user.created" | "user.deleted" | "user.outbound_suspended" | "user.updated" | "webhook_endpoint.created" | "webhook_endpoint.deleted" | "webhook_endpoint.secret_rotated" | "webhook_endpoint.updated")[];
             /** Description */
             description?: string | null;
             /**
@@ -5553,6 +5859,255 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["PreconditionFailedTenantOut"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not declared JSON */
+            415: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed authentications from this address; see Retry-After */
+            429: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request header fields too large */
+            431: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached or did not answer in time; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_outbound_policy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description With a platform key: the tenant to act on. */
+                "x-tenant-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The resource's version: send it as If-Match with a change. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OutboundPolicy"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Tenant not found */
+            404: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed authentications from this address; see Retry-After */
+            429: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request header fields too large */
+            431: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached or did not answer in time; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_outbound_policy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag the change is based on: a stale one answers 412 and changes nothing. Without it the write goes through. */
+                "if-match"?: string;
+                /** @description With a platform key: the tenant to act on. */
+                "x-tenant-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OutboundPolicyUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    /** @description The resource's version: send it as If-Match with a change. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OutboundPolicy"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Tenant not found */
+            404: {
+                headers: {
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition failed */
+            412: {
+                headers: {
+                    /** @description The resource's version now. */
+                    ETag?: string;
+                    /** @description The language of the title, detail and messages: en or vi, as Accept-Language asks (English when it names neither). */
+                    "Content-Language"?: "en" | "vi";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["PreconditionFailedOutboundPolicy"];
                 };
             };
             /** @description Request body too large */
