@@ -434,11 +434,20 @@ def test_a_phone_the_edge_registers_turns_its_dot_green_without_a_reload(
             dot = f"[data-device='{device['name']}'] [data-registered]"
             wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, dot))
 
+            # Read in the page in one step: React redraws the row as events arrive, and an
+            # element found first and read afterwards may be gone by then.
             def registered() -> str | None:
-                return browser.find_element(By.CSS_SELECTOR, dot).get_attribute("data-registered")
+                found: str | None = browser.execute_script(
+                    "return document.querySelector(arguments[0])?.dataset.registered ?? null", dot
+                )
+                return found
 
             def minutes() -> str:
-                return str(browser.find_element(By.CSS_SELECTOR, "[data-testid=minutes]").text)
+                return str(
+                    browser.execute_script(
+                        "return document.querySelector('[data-testid=minutes]')?.innerText ?? ''"
+                    )
+                )
 
             assert registered() == "false"
             assert minutes() == "0/Không giới hạn"
