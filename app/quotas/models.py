@@ -4,7 +4,7 @@ reported call, and the closed months with their limits."""
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import utcnow
@@ -79,6 +79,15 @@ class CallAuthorization(IdMixin, _Call, Base):
         Index("ix_call_authorization_user_id_released_at", "user_id", "released_at"),
         # An agent's calls of the last minute (the velocity limit).
         Index("ix_call_authorization_user_id_created_at", "user_id", "created_at"),
+        # An agent's calls in progress (the concurrent-call limit): only the live holds, not
+        # the refusals and ended calls that pile up over the months.
+        Index(
+            "ix_call_authorization_open",
+            "user_id",
+            "expires_at",
+            postgresql_where=text("released_at IS NULL"),
+            sqlite_where=text("released_at IS NULL"),
+        ),
     )
 
     allowed: Mapped[bool]

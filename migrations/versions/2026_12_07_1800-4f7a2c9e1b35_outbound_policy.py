@@ -4,7 +4,7 @@ each authorized call
 
 Revision ID: 4f7a2c9e1b35
 Revises: 6b9e2d4f8a17
-Create Date: 2026-12-08 09:00:00.000000
+Create Date: 2026-12-07 18:00:00.000000
 """
 
 from collections.abc import Sequence
@@ -54,9 +54,18 @@ def upgrade() -> None:
         ['user_id', 'created_at'],
         unique=False,
     )
+    op.create_index(
+        'ix_call_authorization_open',
+        'call_authorization',
+        ['user_id', 'expires_at'],
+        unique=False,
+        postgresql_where=sa.text('released_at IS NULL'),
+        sqlite_where=sa.text('released_at IS NULL'),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index('ix_call_authorization_open', table_name='call_authorization')
     op.drop_index('ix_call_authorization_user_id_created_at', table_name='call_authorization')
     op.drop_column('call_authorization', 'destination_class')
     for column in reversed(_USER_COLUMNS):
