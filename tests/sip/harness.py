@@ -1229,9 +1229,10 @@ class StreamPhone:
             )
         raise AssertionError("unreachable")
 
-    def answer_call(self, timeout: float = 30) -> SipMessage:
-        """Waits for one INVITE, answers it (180, then 200 with an offer's answer), and waits
-        for its ACK and BYE (answered with 200); returns the INVITE as it arrived."""
+    def answer_call(self, timeout: float = 30, *, hang_up_after: float | None = None) -> SipMessage:
+        """Waits for one INVITE, answers it (180, then 200 with an offer's answer) and waits for
+        its ACK; then waits for the caller's BYE (answered with 200) or, `hang_up_after` seconds
+        on, hangs up itself (its BYE must get a 200). Returns the INVITE as it arrived."""
         invite = self.recv(timeout)
         assert invite.method == "INVITE", invite.first_line
         to_tag = uuid.uuid4().hex[:8]
@@ -1245,9 +1246,31 @@ class StreamPhone:
         self.send(self._reply(invite, "200 OK", to_tag, user, sdp))
         ack = self.recv(timeout)
         assert ack.method == "ACK", ack.first_line
-        bye = self.recv(timeout)
-        assert bye.method == "BYE", bye.first_line
-        self.send(self._reply(bye, "200 OK", "", user))
+        if hang_up_after is None:
+            bye = self.recv(timeout)
+            assert bye.method == "BYE", bye.first_line
+            self.send(self._reply(bye, "200 OK", "", user))
+            return invite
+        time.sleep(hang_up_after)
+        # Within the dialog: to the caller's Contact, through the Record-Route as it came.
+        target = invite.get("Contact").strip("<>").split(">")[0]
+        lines = [
+            f"BYE {target} SIP/2.0",
+            f"Via: SIP/2.0/{self._via_transport} {self.sent_by};"
+            f"branch=z9hG4bK{uuid.uuid4().hex};rport",
+            *(f"Route: {rr}" for rr in invite.all("Record-Route")),
+            f"From: {invite.get('To')};tag={to_tag}",
+            f"To: {invite.get('From')}",
+            f"Call-ID: {invite.get('Call-ID')}",
+            "CSeq: 1 BYE",
+            "Max-Forwards: 70",
+            "Content-Length: 0",
+        ]
+        self.send("\r\n".join(lines) + "\r\n\r\n")
+        answer = self.recv(timeout)
+        while 100 <= answer.status < 200:
+            answer = self.recv(timeout)
+        assert answer.status == 200, answer.first_line
         return invite
 
     def _reply(

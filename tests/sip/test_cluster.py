@@ -217,13 +217,19 @@ def test_a_phone_on_a_connection_to_one_edge_is_called_from_the_other(
         _wait_contacts(tenant, device, ["edge-a"])
 
         with ThreadPoolExecutor(max_workers=1) as pool:
+            # The caller hangs up; then the phone does, on a second call.
             answering = pool.submit(phone.answer_call, 30)
             call = at_b.call(caller.name, caller.password, domain, extension, hold_ms=1000)
             invite = answering.result(timeout=40)
+            _ok(call)
+            assert call.lines("HUNGUP"), call.log
+            answering = pool.submit(phone.answer_call, 30, hang_up_after=0.5)
+            call = at_b.call(caller.name, caller.password, domain, extension, wait_for_bye=True)
+            answering.result(timeout=40)
+            _ok(call)
+            assert call.lines("BYE_RECEIVED"), call.log
     finally:
         phone.close()
-    _ok(call)
-    assert call.lines("HUNGUP"), call.log
     # To the contact it registered, down its own connection from A (A's Via on top, A's
     # Record-Route first), which had it from B (B's Via below, B's Record-Route further on).
     assert invite.first_line == f"INVITE {phone.contact(device.name)[1:-1]} SIP/2.0", invite
