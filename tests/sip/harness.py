@@ -7,12 +7,14 @@ own process group, so it can always be killed, also when a test fails.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -1061,3 +1063,250 @@ class Linphonec:
             with contextlib.suppress(OSError):
                 self.popen.stdin.close()
         self._out.close()
+
+
+# --- a phone on a connection -----------------------------------------------------------------
+
+
+@dataclass
+class SipMessage:
+    """One SIP message as received: its first line, its headers in order, its body."""
+
+    first_line: str
+    headers: list[tuple[str, str]]
+    body: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> SipMessage:
+        head, _, body = text.partition("\r\n\r\n")
+        first_line, *lines = head.split("\r\n")
+        headers = []
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers.append((name.strip(), value.strip()))
+        return cls(first_line, headers, body)
+
+    @property
+    def method(self) -> str:
+        return "" if self.first_line.startswith("SIP/2.0 ") else self.first_line.split(" ", 1)[0]
+
+    @property
+    def status(self) -> int:
+        return int(self.first_line[8:11]) if self.first_line.startswith("SIP/2.0 ") else 0
+
+    def all(self, name: str) -> list[str]:
+        """Every value of the header, each comma-separated list of values split."""
+        values = []
+        for header, value in self.headers:
+            if header.lower() == name.lower():
+                values.extend(v.strip() for v in re.split(r",(?=\s*<)", value))
+        return values
+
+    def get(self, name: str) -> str:
+        values = self.all(name)
+        return values[0] if values else ""
+
+
+class StreamPhone:
+    """A phone with one connection to an edge over TCP, TLS, WebSocket or secure WebSocket, as
+    phones and browsers keep theirs: it registers over it and gets its calls down it, answering
+    each one. With `behind_nat`, its Via and Contact name an address where nothing listens (the
+    phone's side of a NAT), so that only the connection reaches it; over WebSocket they name an
+    .invalid host, as browsers' do."""
+
+    def __init__(self, kamailio: Kamailio, transport: str, *, behind_nat: bool = False) -> None:
+        self.transport = transport
+        self._buffer = b""
+        self._ws: Any = None
+        self._stack = contextlib.ExitStack()
+        self._sock: socket.socket | None = None
+        host = kamailio.host
+        context = ssl.create_default_context(cafile=str(kamailio.certificate))
+        # The edge's self-signed certificate names 127.0.0.1; the edges listen elsewhere too.
+        context.check_hostname = False
+        if transport in ("ws", "wss"):
+            from websockets.sync.client import connect
+            from websockets.typing import Subprotocol
+
+            port = kamailio.plan.ws_port if transport == "ws" else kamailio.wss_port
+            self._ws = self._stack.enter_context(
+                connect(
+                    f"{transport}://{host}:{port}/",
+                    subprotocols=[Subprotocol("sip")],
+                    ssl=context if transport == "wss" else None,
+                    open_timeout=5,
+                    ping_interval=None,
+                )
+            )
+            self.sent_by = f"{uuid.uuid4().hex[:12]}.invalid"
+        else:
+            raw = socket.create_connection(
+                (host, kamailio.tcp_port if transport == "tcp" else kamailio.tls_port), timeout=5
+            )
+            self._sock = context.wrap_socket(raw) if transport == "tls" else raw
+            local_port = self._sock.getsockname()[1]
+            self.sent_by = f"{LOCALHOST}:{reserve_port() if behind_nat else local_port}"
+        self.received: list[SipMessage] = []
+
+    # The connection.
+
+    def send(self, text: str) -> None:
+        if self._ws is not None:
+            self._ws.send(text)
+        else:
+            assert self._sock is not None
+            self._sock.sendall(text.encode())
+
+    def recv(self, timeout: float = 10) -> SipMessage:
+        if self._ws is not None:
+            data = self._ws.recv(timeout=timeout)
+            message = SipMessage.parse(data if isinstance(data, str) else data.decode())
+        else:
+            message = SipMessage.parse(self._read_stream(timeout))
+        self.received.append(message)
+        return message
+
+    def _read_stream(self, timeout: float) -> str:
+        assert self._sock is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            # Keep-alive CRLFs between messages.
+            self._buffer = self._buffer.lstrip(b"\r\n")
+            head, found, rest = self._buffer.partition(b"\r\n\r\n")
+            if found:
+                length = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", head)
+                size = int(length.group(1)) if length else 0
+                if len(rest) >= size:
+                    self._buffer = rest[size:]
+                    return (head + found + rest[:size]).decode(errors="replace")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no SIP message over {self.transport} within {timeout}s")
+            self._sock.settimeout(remaining)
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"the edge closed the {self.transport} connection")
+            self._buffer += chunk
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stack.close()
+            if self._sock is not None:
+                self._sock.close()
+
+    # SIP.
+
+    @property
+    def _via_transport(self) -> str:
+        return self.transport.upper()
+
+    def contact(self, user: str) -> str:
+        return f"<sip:{user}@{self.sent_by};transport={self.transport}>"
+
+    def register(self, username: str, password: str, domain: str, *, expires: int = 300) -> int:
+        """REGISTER with digest authentication; the final status."""
+        call_id, tag = uuid.uuid4().hex, uuid.uuid4().hex[:8]
+        authorization = ""
+        for cseq in (1, 2):
+            self.send(
+                f"REGISTER sip:{domain} SIP/2.0\r\n"
+                f"Via: SIP/2.0/{self._via_transport} {self.sent_by};"
+                f"branch=z9hG4bK{uuid.uuid4().hex};rport\r\n"
+                f"From: <sip:{username}@{domain}>;tag={tag}\r\n"
+                f"To: <sip:{username}@{domain}>\r\n"
+                f"Call-ID: {call_id}\r\n"
+                f"CSeq: {cseq} REGISTER\r\n"
+                f"Contact: {self.contact(username)}\r\n"
+                f"{authorization}"
+                f"Expires: {expires}\r\nMax-Forwards: 70\r\nUser-Agent: stream-phone\r\n"
+                "Content-Length: 0\r\n\r\n"
+            )
+            answer = self.recv()
+            if answer.status != 401 or cseq == 2:
+                return answer.status
+            authorization = _digest(
+                answer.get("WWW-Authenticate"), username, password, "REGISTER", f"sip:{domain}"
+            )
+        raise AssertionError("unreachable")
+
+    def answer_call(self, timeout: float = 30, *, hang_up_after: float | None = None) -> SipMessage:
+        """Waits for one INVITE, answers it (180, then 200 with an offer's answer) and waits for
+        its ACK; then waits for the caller's BYE (answered with 200) or, `hang_up_after` seconds
+        on, hangs up itself (its BYE must get a 200). Returns the INVITE as it arrived."""
+        invite = self.recv(timeout)
+        assert invite.method == "INVITE", invite.first_line
+        to_tag = uuid.uuid4().hex[:8]
+        user = invite.first_line.split()[1].removeprefix("sip:").split("@")[0]
+        sdp = (
+            "v=0\r\n"
+            f"o=phone 1 1 IN IP4 {LOCALHOST}\r\ns=-\r\nc=IN IP4 {LOCALHOST}\r\nt=0 0\r\n"
+            f"m=audio {reserve_port(span=2)} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        )
+        self.send(self._reply(invite, "180 Ringing", to_tag, user))
+        self.send(self._reply(invite, "200 OK", to_tag, user, sdp))
+        ack = self.recv(timeout)
+        assert ack.method == "ACK", ack.first_line
+        if hang_up_after is None:
+            bye = self.recv(timeout)
+            assert bye.method == "BYE", bye.first_line
+            self.send(self._reply(bye, "200 OK", "", user))
+            return invite
+        time.sleep(hang_up_after)
+        # Within the dialog: to the caller's Contact, through the Record-Route as it came.
+        target = invite.get("Contact").strip("<>").split(">")[0]
+        lines = [
+            f"BYE {target} SIP/2.0",
+            f"Via: SIP/2.0/{self._via_transport} {self.sent_by};"
+            f"branch=z9hG4bK{uuid.uuid4().hex};rport",
+            *(f"Route: {rr}" for rr in invite.all("Record-Route")),
+            f"From: {invite.get('To')};tag={to_tag}",
+            f"To: {invite.get('From')}",
+            f"Call-ID: {invite.get('Call-ID')}",
+            "CSeq: 1 BYE",
+            "Max-Forwards: 70",
+            "Content-Length: 0",
+        ]
+        self.send("\r\n".join(lines) + "\r\n\r\n")
+        answer = self.recv(timeout)
+        while 100 <= answer.status < 200:
+            answer = self.recv(timeout)
+        assert answer.status == 200, answer.first_line
+        return invite
+
+    def _reply(
+        self, request: SipMessage, status: str, to_tag: str, user: str, sdp: str = ""
+    ) -> str:
+        lines = [f"SIP/2.0 {status}"]
+        lines += [f"Via: {via}" for via in request.all("Via")]
+        lines += [f"Record-Route: {rr}" for rr in request.all("Record-Route")]
+        to = request.get("To")
+        lines += [
+            f"From: {request.get('From')}",
+            f"To: {to};tag={to_tag}" if to_tag and ";tag=" not in to else f"To: {to}",
+            f"Call-ID: {request.get('Call-ID')}",
+            f"CSeq: {request.get('CSeq')}",
+            f"Contact: {self.contact(user)}",
+        ]
+        if sdp:
+            lines.append("Content-Type: application/sdp")
+        lines.append(f"Content-Length: {len(sdp.encode())}")
+        return "\r\n".join(lines) + "\r\n\r\n" + sdp
+
+
+def _digest(challenge: str, username: str, password: str, method: str, uri: str) -> str:
+    """The Authorization header answering a WWW-Authenticate challenge (MD5, qop auth)."""
+    fields = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge.removeprefix("Digest ")))
+    realm, nonce = fields["realm"], fields["nonce"]
+    ha1 = hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
+    cnonce, nc = uuid.uuid4().hex[:16], "00000001"
+    if "auth" in fields.get("qop", "").split(","):
+        response = hashlib.md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+        extra = f', qop=auth, nc={nc}, cnonce="{cnonce}"'
+    else:
+        response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()
+        extra = ""
+    return (
+        f'Authorization: Digest username="{username}", realm="{realm}", nonce="{nonce}", '
+        f'uri="{uri}", response="{response}", algorithm=MD5{extra}\r\n'
+    )

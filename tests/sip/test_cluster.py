@@ -31,6 +31,7 @@ from .harness import (
     Service,
     Sipp,
     SippResult,
+    StreamPhone,
     Tenant,
     cluster_defines,
     new_edge_plan,
@@ -187,6 +188,56 @@ def test_a_phone_registered_at_one_edge_is_called_from_the_other(cluster: Cluste
     route = answered.lines("ROUTE ")[0]
     assert route.startswith(f"ROUTE Record-Route: <sip:{HOST_A}:"), route
     assert legs >= 2, legs
+
+
+@pytest.mark.parametrize(
+    ("transport", "behind_nat", "extension"),
+    [
+        pytest.param("tcp", False, "411", id="tcp"),
+        pytest.param("tcp", True, "412", id="tcp-behind-nat"),
+        pytest.param("tls", True, "413", id="tls-behind-nat"),
+        pytest.param("ws", True, "414", id="ws"),
+        pytest.param("wss", True, "415", id="wss"),
+    ],
+)
+def test_a_phone_on_a_connection_to_one_edge_is_called_from_the_other(
+    cluster: Cluster, transport: str, behind_nat: bool, extension: str
+) -> None:
+    """A phone or a browser keeps its one connection to the edge it registered at, and only
+    that edge can use it: a call from the other edge goes through it. Behind a NAT, the address
+    the phone names is not one anything listens on."""
+    tenant, domain = cluster.tenant, cluster.tenant.sip_domain
+    at_b = cluster.sipp("b")
+    _, device = _agent(tenant, f"Khanh {transport} {behind_nat}", extension)
+    caller = tenant.create_user(f"Lan {transport} {behind_nat}").devices[0]
+    phone = StreamPhone(cluster.edges["a"], transport, behind_nat=behind_nat)
+    try:
+        assert phone.register(device.name, device.password, domain) == 200
+        _ok(at_b.register(caller.name, caller.password, domain))
+        _wait_contacts(tenant, device, ["edge-a"])
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The caller hangs up; then the phone does, on a second call.
+            answering = pool.submit(phone.answer_call, 30)
+            call = at_b.call(caller.name, caller.password, domain, extension, hold_ms=1000)
+            invite = answering.result(timeout=40)
+            _ok(call)
+            assert call.lines("HUNGUP"), call.log
+            answering = pool.submit(phone.answer_call, 30, hang_up_after=0.5)
+            call = at_b.call(caller.name, caller.password, domain, extension, wait_for_bye=True)
+            answering.result(timeout=40)
+            _ok(call)
+            assert call.lines("BYE_RECEIVED"), call.log
+    finally:
+        phone.close()
+    # To the contact it registered, down its own connection from A (A's Via on top, A's
+    # Record-Route first), which had it from B (B's Via below, B's Record-Route further on).
+    assert invite.first_line == f"INVITE {phone.contact(device.name)[1:-1]} SIP/2.0", invite
+    vias = invite.all("Via")
+    assert HOST_A in vias[0] and HOST_B in vias[1], vias
+    route = invite.all("Record-Route")
+    assert route[0].startswith(f"<sip:{HOST_A}:"), route
+    assert any(rr.startswith(f"<sip:{HOST_B}:") for rr in route), route
 
 
 def _wait_for_media(engine: Rtpengine, timeout: float = 10) -> int:
