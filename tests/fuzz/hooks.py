@@ -57,6 +57,10 @@ NOT_IN_THE_SCHEMA = {
     # offset, so a request may not carry both.
     "cursor-invalid",
     "offset-with-cursor",
+    # A dial rule's shortest length above its longest; a class both added to an agent and
+    # taken away.
+    "dial-rule-lengths",
+    "class-added-and-removed",
 }
 # The same, for one operation only: elsewhere the document states the rule.
 NOT_IN_THE_SCHEMA_OF = {
