@@ -335,41 +335,46 @@ async def _within_limits(
     )
 
 
-def _refused_event(caller: Caller, stored: StoredAuthorization, *, now: datetime) -> NewEvent:
-    """`call.refused`: one event for an agent's refusals for one reason in a window of
-    REFUSAL_EVENT_WINDOW_SECONDS (a fraud desk needs to hear of it, not of every retry)."""
-    window = int(now.timestamp()) // REFUSAL_EVENT_WINDOW_SECONDS
+def _user_event(
+    caller: Caller, type: str, *, once: str, now: datetime, data: dict[str, object]
+) -> NewEvent:
+    """An event about the caller's agent (its `user_id` in `data`), sent once per `once` key."""
     return NewEvent(
         tenant_id=caller.tenant_id,
-        type="call.refused",
+        type=type,
         resource_type="user",
         resource_id=str(caller.user_id),
-        data={
-            "user_id": str(caller.user_id),
-            "reason": stored.reason,
-            "destination_class": stored.destination_class,
-            "call_id": stored.call_id,
-        },
-        once_key=f"call.refused:{caller.user_id}:{stored.reason}:{window}",
+        data={"user_id": str(caller.user_id), **data},
+        once_key=f"{type}:{caller.user_id}:{once}",
         request_id=correlation_id.get(),
         occurred_at=now,
     )
 
 
-def _suspended_event(caller: Caller, calls: int, *, now: datetime) -> NewEvent:
-    return NewEvent(
-        tenant_id=caller.tenant_id,
-        type="user.outbound_suspended",
-        resource_type="user",
-        resource_id=str(caller.user_id),
+def _refused_event(caller: Caller, stored: StoredAuthorization, *, now: datetime) -> NewEvent:
+    """`call.refused`: one event for an agent's refusals for one reason in a window of
+    REFUSAL_EVENT_WINDOW_SECONDS (a fraud desk needs to hear of it, not of every retry)."""
+    window = int(now.timestamp()) // REFUSAL_EVENT_WINDOW_SECONDS
+    return _user_event(
+        caller,
+        "call.refused",
+        once=f"{stored.reason}:{window}",
+        now=now,
         data={
-            "user_id": str(caller.user_id),
-            "calls_in_a_minute": calls,
-            "max_calls_per_minute": caller.max_calls_per_minute,
+            "reason": stored.reason,
+            "destination_class": stored.destination_class,
+            "call_id": stored.call_id,
         },
-        once_key=f"user.outbound_suspended:{caller.user_id}:{now.isoformat()}",
-        request_id=correlation_id.get(),
-        occurred_at=now,
+    )
+
+
+def _suspended_event(caller: Caller, calls: int, *, now: datetime) -> NewEvent:
+    return _user_event(
+        caller,
+        "user.outbound_suspended",
+        once=now.isoformat(),
+        now=now,
+        data={"calls_in_a_minute": calls, "max_calls_per_minute": caller.max_calls_per_minute},
     )
 
 
@@ -531,18 +536,10 @@ def _quota_event(
     now: datetime,
     data: dict[str, object],
 ) -> NewEvent:
-    return NewEvent(
-        tenant_id=caller.tenant_id,
-        type=type,
-        resource_type="user",
-        resource_id=str(caller.user_id),
-        data={
-            "user_id": str(caller.user_id),
-            "period": period,
-            "limit_minutes": caller.limit_minutes,
-            **data,
-        },
-        once_key=f"{type}:{caller.user_id}:{period}:{once}",
-        request_id=correlation_id.get(),
-        occurred_at=now,
+    return _user_event(
+        caller,
+        type,
+        once=f"{period}:{once}",
+        now=now,
+        data={"period": period, "limit_minutes": caller.limit_minutes, **data},
     )
