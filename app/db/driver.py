@@ -26,9 +26,14 @@ class ConnectionLost(ConnectionError):
     its state): the request may be retried, on another connection."""
 
 
-# What asyncpg raises, besides its connection errors, when a connection the server ended is in
-# an unknown state ("cannot switch to state ...; another operation is in progress").
-_BROKEN = (asyncpg.exceptions.InternalClientError, asyncpg.exceptions.InterfaceError)
+def _broken(conn: asyncpg.Connection, error: Exception) -> bool:
+    """Whether `error` left `conn` unusable, besides asyncpg's connection errors: a connection
+    the server ended, caught mid-protocol ("cannot switch to state ...; another operation is in
+    progress"), or closed under the statement. A misuse of the API on a live connection is a
+    bug, not a lost connection, and stays one."""
+    if isinstance(error, asyncpg.exceptions.InternalClientError):
+        return True
+    return isinstance(error, asyncpg.exceptions.InterfaceError) and conn.is_closed()
 
 
 class DriverPool:
@@ -96,11 +101,11 @@ class DriverPool:
                 yield conn
                 if conn.is_in_transaction():
                     await conn.execute("COMMIT")
-            except _BROKEN as error:
-                conn.terminate()
-                self._drop_idle()
-                raise ConnectionLost(str(error)) from error
             except Exception as error:
+                if _broken(conn, error):
+                    conn.terminate()
+                    self._drop_idle()
+                    raise ConnectionLost(str(error)) from error
                 await self._end_failed(conn, error)
                 raise
             except BaseException:
