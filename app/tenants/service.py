@@ -1,6 +1,7 @@
 """Tenants: the companies using the call center, each with its own SIP domain."""
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,7 +51,16 @@ async def update_tenant(session: AsyncSession, *, tenant: Tenant, data: TenantUp
     before = outbox.snapshot(tenant, SHOWN)
     data.apply_to(tenant)
     await flush_tenant(session, tenant)
-    old, new = outbox.changes(before, outbox.snapshot(tenant, SHOWN))
+    await _record_update(session, tenant, before, SHOWN)
+
+
+async def _record_update(
+    session: AsyncSession, tenant: Tenant, before: dict[str, Any], fields: tuple[str, ...]
+) -> None:
+    """`tenant.updated` with what of `fields` changed since `before`; nothing when nothing did."""
+    old, new = outbox.changes(before, outbox.snapshot(tenant, fields))
+    if not new:
+        return
     await outbox.record(
         session,
         type="tenant.updated",
@@ -89,18 +99,7 @@ async def update_outbound_policy(
     for field, value in given.items():
         setattr(tenant, field, value)
     await session.flush()
-    old, new = outbox.changes(before, outbox.snapshot(tenant, POLICY_SHOWN))
-    if not new:
-        return
-    await outbox.record(
-        session,
-        type="tenant.updated",
-        tenant_id=tenant.id,
-        resource_type="tenant",
-        resource_id=tenant.id,
-        before=old,
-        after=new,
-    )
+    await _record_update(session, tenant, before, POLICY_SHOWN)
 
 
 async def get_tenant(
