@@ -179,8 +179,8 @@ class SqlAlchemyConnection:
         await self._conn.execute(self._writes.insert_event, {"id": uuid.uuid4(), **event._asdict()})
 
     async def _record_call(self, new: NewCall) -> RecordedCall:
-        # Three statements in the connection's one transaction: SQLite has no INSERT or UPDATE
-        # inside WITH.
+        # Statements one after the other in the connection's one transaction: SQLite has no
+        # INSERT or UPDATE inside WITH.
         row = await self._first(self._writes.insert_call, {"id": uuid.uuid4(), **new._asdict()})
         if row is None:
             stored = await self._first(
