@@ -223,7 +223,14 @@ AUTHORIZED_CALLER = (
 
 USER_EXISTS = select(User.id).where(User.id == bindparam("user_id"))
 
-LOCK_LIMIT = select(User.limit_minutes).where(User.id == bindparam("user_id")).with_for_update()
+# FOR NO KEY UPDATE: a limited user's authorizations take turns, while the foreign-key checks of
+# the statements that count or charge the user's calls (which lock the user's counter first)
+# do not wait for it.
+LOCK_LIMIT = (
+    select(User.limit_minutes)
+    .where(User.id == bindparam("user_id"))
+    .with_for_update(key_share=True)
+)
 
 AUTHORIZATION_ANSWER = (
     CallAuthorization.call_id,
