@@ -418,6 +418,7 @@ class Sliced:
     cpu_seconds: float = 0.0
     slice_rates: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
+    runs: list[WrkResult] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -425,6 +426,7 @@ class Sliced:
             "server_cpu_us_per_request": round(self.cpu_seconds / self.requests * 1e6, 1),
             "p99_ms": sorted(self.p99_ms)[len(self.p99_ms) // 2],
             "slice_requests_per_second": [round(rate) for rate in self.slice_rates],
+            "answers": _reasons(self.runs),
         }
 
 
@@ -468,6 +470,7 @@ def _sliced_runs(
                 result.requests += run.requests
                 result.seconds += run.seconds
                 result.slice_rates.append(run.requests_per_second)
+                result.runs.append(run)
                 result.p99_ms.append(run.p99_ms)
         progress(
             f"{endpoint.script}: "
@@ -516,59 +519,90 @@ def _compare_observability(
     }
 
 
+# The tenant's limits set so high that the benchmark's calls never reach them: every call is
+# still classified and counted, none refused for its count.
+LIMITS_UNREACHED = {"max_concurrent_calls": 1000, "max_calls_per_minute": 10_000}
+
+
 def _compare_before(
-    bench: Bench, *, env: dict[str, str], log_path: Path, slices: int, before: Path
+    bench: Bench,
+    *,
+    env: dict[str, str],
+    log_path: Path,
+    slices: int,
+    before: Path,
+    admin_token: str,
 ) -> dict[str, Any]:
     """The authorization on a server of this checkout and one of another (`before`, on the
     same database, which this checkout migrated; each calling for its own half of the agents)
     started together, at each number of connections, in slices that alternate between them:
     the ratio is this checkout's requests over the other's in the same slices, so that the
-    machine's drift falls on both alike."""
+    machine's drift falls on both alike. First with the tenant's outbound policy as seeded
+    (the default: the benchmark never ends its calls, so its agents fill their slots and
+    calls are refused), then with limits the calls never reach."""
     envs = {"this": env, "before": {**env, "PYTHONPATH": str(before.resolve())}}
     # Each server its own half of the agents: the other server's calls would be calls this
     # one's limits never counted.
     half = bench.users // 2
     callers = {"this": (1, half), "before": (half + 1, bench.users - half)}
     runs: dict[str, Any] = {}
-    for connections in CONNECTIONS:
-        sliced = _sliced_runs(
-            bench,
-            AUTHORIZE,
-            envs=envs,
-            log_path=log_path,
-            slices=slices,
-            connections=connections,
-            callers=callers,
-        )
-        this, other = sliced["this"], sliced["before"]
-        pairs = [a / b for a, b in zip(this.slice_rates, other.slice_rates, strict=True)]
-        runs[str(connections)] = {
-            "this": this.summary(),
-            "before": other.summary(),
-            "ratio": (this.requests / this.seconds) / (other.requests / other.seconds),
-            "slice_ratios": sorted(round(ratio, 3) for ratio in pairs),
-        }
+    for policy in ("default", "unreached"):
+        if policy == "unreached":
+            with Server(env=env, workers=1, log_path=log_path) as server:
+                body = json.dumps(LIMITS_UNREACHED).encode()
+                status, _ = request_json(
+                    "PATCH", f"{server.base_url}/v1/outbound-policy", token=admin_token, body=body
+                )
+                if status != 200:
+                    raise RuntimeError(f"the outbound policy could not be changed: {status}")
+        for connections in CONNECTIONS:
+            sliced = _sliced_runs(
+                bench,
+                AUTHORIZE,
+                envs=envs,
+                log_path=log_path,
+                slices=slices,
+                connections=connections,
+                callers=callers,
+            )
+            this, other = sliced["this"], sliced["before"]
+            pairs = [a / b for a, b in zip(this.slice_rates, other.slice_rates, strict=True)]
+            runs[f"{policy} {connections}"] = {
+                "policy": policy,
+                "connections": connections,
+                "this": this.summary(),
+                "before": other.summary(),
+                "ratio": (this.requests / this.seconds) / (other.requests / other.seconds),
+                "slice_ratios": sorted(round(ratio, 3) for ratio in pairs),
+            }
     return {"slice_seconds": SLICE_SECONDS, "before": str(before), "authorization": runs}
 
 
 def _print_before(compare: dict[str, Any]) -> None:
     print()
     print(
-        f"| authorization, slices of {compare['slice_seconds']} s | connections "
+        f"| authorization against {compare['before']}, slices of {compare['slice_seconds']} s "
+        "| connections "
         "| this: requests/s | before: requests/s | this / before "
         "| slices' this / before (min, median, max) | server CPU µs/request this / before |"
     )
     print("|---|---:|---:|---:|---:|---|---:|")
-    for connections, run in compare["authorization"].items():
+    policies = {"default": "policy as seeded", "unreached": "limits never reached"}
+    for run in compare["authorization"].values():
         this, other, ratios = run["this"], run["before"], run["slice_ratios"]
         print(
-            f"| against {compare['before']} | {connections} "
+            f"| {policies[run['policy']]} | {run['connections']} "
             f"| {this['requests_per_second']:,.0f} | {other['requests_per_second']:,.0f} "
             f"| {run['ratio']:.2f} "
             f"| {ratios[0]:.2f}, {ratios[len(ratios) // 2]:.2f}, {ratios[-1]:.2f} "
             f"| {this['server_cpu_us_per_request']:,.0f} / "
             f"{other['server_cpu_us_per_request']:,.0f} |"
         )
+    for run in compare["authorization"].values():
+        answers = ", ".join(
+            f"{reason} {count:,}" for reason, count in sorted(run["this"]["answers"].items())
+        )
+        print(f"This checkout's answers, {policies[run['policy']]}, {run['connections']}: {answers}")
 
 
 def _print_observability(compare: dict[str, Any]) -> None:
@@ -695,7 +729,12 @@ def _benchmark(
     if args.before is not None:
         asyncio.run(settle_database(args.database_url))
         against_before = _compare_before(
-            bench, env=env, log_path=log_path, slices=args.slices, before=args.before
+            bench,
+            env=env,
+            log_path=log_path,
+            slices=args.slices,
+            before=args.before,
+            admin_token=prepared.admin_token,
         )
 
     table = markdown_table(rows)
