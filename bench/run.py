@@ -602,7 +602,8 @@ def _print_before(compare: dict[str, Any]) -> None:
         answers = ", ".join(
             f"{reason} {count:,}" for reason, count in sorted(run["this"]["answers"].items())
         )
-        print(f"This checkout's answers, {policies[run['policy']]}, {run['connections']}: {answers}")
+        label = f"{policies[run['policy']]}, {run['connections']} connections"
+        print(f"This checkout's answers, {label}: {answers}")
 
 
 def _print_observability(compare: dict[str, Any]) -> None:
