@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     String,
     Uuid,
@@ -20,7 +21,7 @@ from sqlalchemy import (
     case,
     false,
     func,
-    literal,
+    literal_column,
     null,
     or_,
     select,
@@ -246,6 +247,8 @@ _USER_ID = bindparam("key_user_id", type_=Uuid)
 _NOW = bindparam("now", type_=UTCDateTime())
 _WINDOW = bindparam("window", type_=UTCDateTime())
 _COUNTER = CallCounter.__table__
+# Written into the counting statements, not sent with each call as parameters.
+_ONE, _ZERO = literal_column("1", Integer), literal_column("0", Integer)
 
 # The user's live holds (granted calls neither reported nor expired), which the concurrent-call
 # limit counts; emergency calls and short numbers hold none.
@@ -290,14 +293,14 @@ def count_call(dialect: str, source: Select[Any] | None = None) -> Any:
                 else_=c.open_calls_expiry,
             ),
             "calls_window": case((same_window, c.calls_window), else_=new.calls_window),
-            "calls_in_window": case((same_window, c.calls_in_window + 1), else_=1),
+            "calls_in_window": case((same_window, c.calls_in_window + _ONE), else_=_ONE),
             "calls_in_last_window": case(
                 (same_window, c.calls_in_last_window),
                 (
                     c.calls_window == bindparam("last_window", type_=UTCDateTime()),
                     c.calls_in_window,
                 ),
-                else_=0,
+                else_=_ZERO,
             ),
         },
     ).returning(*CALL_COUNTS)
@@ -329,11 +332,11 @@ def insert_and_count() -> Any:
     )
     source = select(
         inserted.c.user_id,
-        case((inserted.c.expires_at.is_not(None), 1), else_=0),
+        case((inserted.c.expires_at.is_not(None), _ONE), else_=_ZERO),
         inserted.c.expires_at,
         _WINDOW,
-        literal(1),
-        literal(0),
+        _ONE,
+        _ZERO,
     ).where(inserted.c.emergency.is_(False))
     counted = count_call("postgresql", source).cte("counted")
     return select(
@@ -377,11 +380,11 @@ def _free_slot(user_id: ColumnElement[Any]) -> Any:
     same rule is in the PostgreSQL store's report statement)."""
     return (
         update(CallCounter)
-        .where(CallCounter.user_id == user_id, CallCounter.open_calls > 0)
+        .where(CallCounter.user_id == user_id, CallCounter.open_calls > _ZERO)
         .values(
-            open_calls=CallCounter.open_calls - 1,
+            open_calls=CallCounter.open_calls - _ONE,
             open_calls_expiry=case(
-                (CallCounter.open_calls <= 1, null()), else_=CallCounter.open_calls_expiry
+                (CallCounter.open_calls <= _ONE, null()), else_=CallCounter.open_calls_expiry
             ),
         )
     )
