@@ -416,6 +416,8 @@ class Sliced:
     requests: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    # PostgreSQL's, all of its processes (the other servers of the comparison are idle).
+    postgres_cpu_seconds: float = 0.0
     slice_rates: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
     runs: list[WrkResult] = field(default_factory=list)
@@ -424,6 +426,9 @@ class Sliced:
         return {
             "requests_per_second": self.requests / self.seconds,
             "server_cpu_us_per_request": round(self.cpu_seconds / self.requests * 1e6, 1),
+            "postgres_cpu_us_per_request": round(
+                self.postgres_cpu_seconds / self.requests * 1e6, 1
+            ),
             "p99_ms": sorted(self.p99_ms)[len(self.p99_ms) // 2],
             "slice_requests_per_second": [round(rate) for rate in self.slice_rates],
             "answers": _reasons(self.runs),
@@ -466,7 +471,9 @@ def _sliced_runs(
                 server, result = serve(name), results[name]
                 before = cpu.sample(server.pid)
                 run = bench.timed_run(endpoint, connections, SLICE_SECONDS)
-                result.cpu_seconds += cpu.sample(server.pid).server - before.server
+                after = cpu.sample(server.pid)
+                result.cpu_seconds += after.server - before.server
+                result.postgres_cpu_seconds += after.postgres - before.postgres
                 result.requests += run.requests
                 result.seconds += run.seconds
                 result.slice_rates.append(run.requests_per_second)
@@ -584,9 +591,10 @@ def _print_before(compare: dict[str, Any]) -> None:
         f"| authorization against {compare['before']}, slices of {compare['slice_seconds']} s "
         "| connections "
         "| this: requests/s | before: requests/s | this / before "
-        "| slices' this / before (min, median, max) | server CPU µs/request this / before |"
+        "| slices' this / before (min, median, max) | server CPU µs/request this / before "
+        "| PostgreSQL CPU µs/request this / before |"
     )
-    print("|---|---:|---:|---:|---:|---|---:|")
+    print("|---|---:|---:|---:|---:|---|---:|---:|")
     policies = {"default": "policy as seeded", "unreached": "limits never reached"}
     for run in compare["authorization"].values():
         this, other, ratios = run["this"], run["before"], run["slice_ratios"]
@@ -596,7 +604,9 @@ def _print_before(compare: dict[str, Any]) -> None:
             f"| {run['ratio']:.2f} "
             f"| {ratios[0]:.2f}, {ratios[len(ratios) // 2]:.2f}, {ratios[-1]:.2f} "
             f"| {this['server_cpu_us_per_request']:,.0f} / "
-            f"{other['server_cpu_us_per_request']:,.0f} |"
+            f"{other['server_cpu_us_per_request']:,.0f} "
+            f"| {this['postgres_cpu_us_per_request']:,.0f} / "
+            f"{other['postgres_cpu_us_per_request']:,.0f} |"
         )
     for run in compare["authorization"].values():
         answers = ", ".join(
