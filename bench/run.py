@@ -4,7 +4,8 @@ Creates and seeds its own database, starts `antring serve`, runs bench/lua/ scri
 connections, prints a Markdown table (stdout; progress goes to stderr), checks that every usage
 report the service acknowledged was recorded exactly once, and writes bench/results/latest.json.
 
-    .venv/bin/python -m bench.run [--workers-compare]
+    .venv/bin/python -m bench.run [--workers-compare] [--observability-compare]
+        [--before OTHER_CHECKOUT]
 """
 
 import argparse
@@ -59,10 +60,11 @@ class Endpoint:
 
 BARE = Endpoint("live", "bare `GET /health/live`", None)
 LOOKUP = Endpoint("sip_account", "registrar lookup `GET …/sip-accounts/{username}`", 0.30)
+AUTHORIZE = Endpoint("authorize", "authorization `POST …/authorizations`", 0.20)
 ENDPOINTS = (
     BARE,
     LOOKUP,
-    Endpoint("authorize", "authorization `POST …/authorizations`", 0.20),
+    AUTHORIZE,
     Endpoint("usage", "usage report `POST …/usage`", 0.18),
 )
 
@@ -166,6 +168,8 @@ class Bench:
     usage: UsageBook
     started_at: str
     runs: int = 0
+    # The callers are the seeded users first_user .. first_user + users - 1.
+    first_user: int = 1
 
     def measure(self, endpoint: Endpoint, connections: int) -> WrkResult:
         """One measured run after a warm-up."""
@@ -193,6 +197,7 @@ class Bench:
             "BENCH_TOKEN": self.token,
             "BENCH_DOMAIN": SIP_DOMAIN,
             "BENCH_USERS": str(self.users),
+            "BENCH_FIRST_USER": str(self.first_user),
             "BENCH_USERNAME_PREFIX": USERNAME_PREFIX,
             "BENCH_RUN_TAG": f"bench{self.runs}",
             "BENCH_STARTED_AT": self.started_at,
@@ -302,6 +307,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=10,
         help=f"slices of {SLICE_SECONDS} s each server gets in the observability comparison",
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="OTHER_CHECKOUT",
+        help="also the authorization on a server of this checkout and one of another checkout "
+        "(the code before a change), started together, in alternating slices at 64 and 8 "
+        "connections",
+    )
     parser.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
     args = parser.parse_args(argv)
     if not 1 <= args.users <= 99_999:
@@ -403,15 +416,22 @@ class Sliced:
     requests: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    # PostgreSQL's, all of its processes (the other servers of the comparison are idle).
+    postgres_cpu_seconds: float = 0.0
     slice_rates: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
+    runs: list[WrkResult] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
             "requests_per_second": self.requests / self.seconds,
             "server_cpu_us_per_request": round(self.cpu_seconds / self.requests * 1e6, 1),
+            "postgres_cpu_us_per_request": round(
+                self.postgres_cpu_seconds / self.requests * 1e6, 1
+            ),
             "p99_ms": sorted(self.p99_ms)[len(self.p99_ms) // 2],
             "slice_requests_per_second": [round(rate) for rate in self.slice_rates],
+            "answers": _reasons(self.runs),
         }
 
 
@@ -422,29 +442,42 @@ def _sliced_runs(
     envs: dict[str, dict[str, str]],
     log_path: Path,
     slices: int,
+    connections: int = 64,
+    callers: dict[str, tuple[int, int]] | None = None,
 ) -> dict[str, Sliced]:
     """The same load on several servers running at once (idle while another is measured), in
-    `slices` turns of SLICE_SECONDS each, the order reversed every turn."""
+    `slices` turns of SLICE_SECONDS each, the order reversed every turn; each server's
+    callers are the seeded users `callers[name]` gives (first, count), else all of them."""
+    everyone = (bench.first_user, bench.users)
+
+    def serve(name: str) -> Server:
+        server = servers[name]
+        bench.base_url = server.base_url
+        bench.first_user, bench.users = (callers or {}).get(name, everyone)
+        return server
+
     with contextlib.ExitStack() as stack:
         servers = {
             name: stack.enter_context(Server(env=env, workers=1, log_path=log_path))
             for name, env in envs.items()
         }
-        for server in servers.values():
-            bench.base_url = server.base_url
-            bench.warm_up(endpoint, 64)
+        for name in servers:
+            serve(name)
+            bench.warm_up(endpoint, connections)
         results = {name: Sliced() for name in servers}
         names = list(servers)
         for turn in range(slices):
             for name in names if turn % 2 == 0 else names[::-1]:
-                server, result = servers[name], results[name]
-                bench.base_url = server.base_url
+                server, result = serve(name), results[name]
                 before = cpu.sample(server.pid)
-                run = bench.timed_run(endpoint, 64, SLICE_SECONDS)
-                result.cpu_seconds += cpu.sample(server.pid).server - before.server
+                run = bench.timed_run(endpoint, connections, SLICE_SECONDS)
+                after = cpu.sample(server.pid)
+                result.cpu_seconds += after.server - before.server
+                result.postgres_cpu_seconds += after.postgres - before.postgres
                 result.requests += run.requests
                 result.seconds += run.seconds
                 result.slice_rates.append(run.requests_per_second)
+                result.runs.append(run)
                 result.p99_ms.append(run.p99_ms)
         progress(
             f"{endpoint.script}: "
@@ -453,6 +486,7 @@ def _sliced_runs(
                 for name, result in results.items()
             )
         )
+    bench.first_user, bench.users = everyone
     return results
 
 
@@ -490,6 +524,96 @@ def _compare_observability(
         "routes": routes,
         "lookup_parts": {name: run.summary() for name, run in parts.items()},
     }
+
+
+# The tenant's limits set so high that the benchmark's calls never reach them: every call is
+# still classified and counted, none refused for its count.
+LIMITS_UNREACHED = {"max_concurrent_calls": 1000, "max_calls_per_minute": 10_000}
+
+
+def _compare_before(
+    bench: Bench,
+    *,
+    env: dict[str, str],
+    log_path: Path,
+    slices: int,
+    before: Path,
+    admin_token: str,
+) -> dict[str, Any]:
+    """The authorization on a server of this checkout and one of another (`before`, on the
+    same database, which this checkout migrated; each calling for its own half of the agents)
+    started together, at each number of connections, in slices that alternate between them:
+    the ratio is this checkout's requests over the other's in the same slices, so that the
+    machine's drift falls on both alike. First with the tenant's outbound policy as seeded
+    (the default: the benchmark never ends its calls, so its agents fill their slots and
+    calls are refused), then with limits the calls never reach."""
+    envs = {"this": env, "before": {**env, "PYTHONPATH": str(before.resolve())}}
+    # Each server its own half of the agents: the other server's calls would be calls this
+    # one's limits never counted.
+    half = bench.users // 2
+    callers = {"this": (1, half), "before": (half + 1, bench.users - half)}
+    runs: dict[str, Any] = {}
+    for policy in ("default", "unreached"):
+        if policy == "unreached":
+            with Server(env=env, workers=1, log_path=log_path) as server:
+                body = json.dumps(LIMITS_UNREACHED).encode()
+                status, _ = request_json(
+                    "PATCH", f"{server.base_url}/v1/outbound-policy", token=admin_token, body=body
+                )
+                if status != 200:
+                    raise RuntimeError(f"the outbound policy could not be changed: {status}")
+        for connections in CONNECTIONS:
+            sliced = _sliced_runs(
+                bench,
+                AUTHORIZE,
+                envs=envs,
+                log_path=log_path,
+                slices=slices,
+                connections=connections,
+                callers=callers,
+            )
+            this, other = sliced["this"], sliced["before"]
+            pairs = [a / b for a, b in zip(this.slice_rates, other.slice_rates, strict=True)]
+            runs[f"{policy} {connections}"] = {
+                "policy": policy,
+                "connections": connections,
+                "this": this.summary(),
+                "before": other.summary(),
+                "ratio": (this.requests / this.seconds) / (other.requests / other.seconds),
+                "slice_ratios": sorted(round(ratio, 3) for ratio in pairs),
+            }
+    return {"slice_seconds": SLICE_SECONDS, "before": str(before), "authorization": runs}
+
+
+def _print_before(compare: dict[str, Any]) -> None:
+    print()
+    print(
+        f"| authorization against {compare['before']}, slices of {compare['slice_seconds']} s "
+        "| connections "
+        "| this: requests/s | before: requests/s | this / before "
+        "| slices' this / before (min, median, max) | server CPU µs/request this / before "
+        "| PostgreSQL CPU µs/request this / before |"
+    )
+    print("|---|---:|---:|---:|---:|---|---:|---:|")
+    policies = {"default": "policy as seeded", "unreached": "limits never reached"}
+    for run in compare["authorization"].values():
+        this, other, ratios = run["this"], run["before"], run["slice_ratios"]
+        print(
+            f"| {policies[run['policy']]} | {run['connections']} "
+            f"| {this['requests_per_second']:,.0f} | {other['requests_per_second']:,.0f} "
+            f"| {run['ratio']:.2f} "
+            f"| {ratios[0]:.2f}, {ratios[len(ratios) // 2]:.2f}, {ratios[-1]:.2f} "
+            f"| {this['server_cpu_us_per_request']:,.0f} / "
+            f"{other['server_cpu_us_per_request']:,.0f} "
+            f"| {this['postgres_cpu_us_per_request']:,.0f} / "
+            f"{other['postgres_cpu_us_per_request']:,.0f} |"
+        )
+    for run in compare["authorization"].values():
+        answers = ", ".join(
+            f"{reason} {count:,}" for reason, count in sorted(run["this"]["answers"].items())
+        )
+        label = f"{policies[run['policy']]}, {run['connections']} connections"
+        print(f"This checkout's answers, {label}: {answers}")
 
 
 def _print_observability(compare: dict[str, Any]) -> None:
@@ -612,6 +736,18 @@ def _benchmark(
             bench, env=env, log_path=log_path, slices=args.slices
         )
 
+    against_before = None
+    if args.before is not None:
+        asyncio.run(settle_database(args.database_url))
+        against_before = _compare_before(
+            bench,
+            env=env,
+            log_path=log_path,
+            slices=args.slices,
+            before=args.before,
+            admin_token=prepared.admin_token,
+        )
+
     table = markdown_table(rows)
     authorizations = _reasons([r for e, r in rows if e.script == "authorize"])
     _print_report(
@@ -624,6 +760,8 @@ def _benchmark(
     )
     if observability is not None:
         _print_observability(observability)
+    if against_before is not None:
+        _print_before(against_before)
     report = {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -656,6 +794,7 @@ def _benchmark(
         },
         "workers_compare": compare,
         "observability_compare": observability,
+        "before_compare": against_before,
         "markdown": table,
     }
     (RESULTS_DIR / "latest.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -3,7 +3,7 @@
 import asyncio
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +193,81 @@ def test_names_stored_before_are_searched_and_sorted_once_migrated(scratch_url: 
     assert bytes(stored_user.given_name_sort) == expected["given_name_sort"]
     assert stored_user.quota_version == 1
     assert stored_device.search_key == search_words(["Desk-2.phone"])
+
+
+def test_calls_stored_before_the_counter_are_counted_once_migrated(scratch_url: str) -> None:
+    """The migration that brings each agent's call counts sets them from the authorizations
+    already stored: the live holds open (and the earliest of their expiries), the calls of the
+    last minute recent, the rest nowhere."""
+    from app.quotas.models import CallAuthorization, CallCounter
+    from app.tenants.models import Tenant
+    from app.user_record.models import User
+
+    config = _config(scratch_url)
+    command.upgrade(config, "head")
+    command.downgrade(config, "4f7a2c9e1b35")  # the counts are not stored yet
+    now = datetime.now(UTC)
+    tenant_id, user_id, idle_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    live_expiry = now + timedelta(minutes=10)
+
+    def call(call_id: str, **fields: Any) -> dict[str, Any]:
+        granted = {
+            "id": uuid.uuid4(),
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+            "call_id": call_id,
+            "destination": "0901234567",
+            "period": now.strftime("%Y-%m"),
+            "allowed": True,
+            "reason": "ok",
+            "emergency": False,
+            "held_seconds": 0,
+            "expires_at": live_expiry,
+            "released_at": None,
+            "created_at": now - timedelta(seconds=10),
+        }
+        return granted | fields
+
+    hour_ago = now - timedelta(hours=1)
+    users = [
+        {
+            "id": an_id,
+            "tenant_id": tenant_id,
+            "display_name": name,
+            **name_columns(name, None),
+        }
+        for an_id, name in ((user_id, "Nguyễn Văn An"), (idle_id, "Trần Thị Bình"))
+    ]
+    calls = [
+        call("live"),
+        call("live-older", created_at=hour_ago, expires_at=now + timedelta(minutes=5)),
+        call("ended", created_at=hour_ago, released_at=hour_ago),
+        call("ran-out", created_at=hour_ago, expires_at=now - timedelta(minutes=1)),
+        call("refused", allowed=False, reason="too_many_calls", expires_at=None),
+        call("sos", emergency=True, destination="113", expires_at=None),
+    ]
+
+    async def run() -> list[Any]:
+        engine = create_async_engine(scratch_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    sa.insert(Tenant.__table__).values(
+                        id=tenant_id, name="Acme", sip_domain="acme.sip.test"
+                    )
+                )
+                await conn.execute(sa.insert(User.__table__), users)
+                await conn.execute(sa.insert(CallAuthorization.__table__), calls)
+            await asyncio.to_thread(command.upgrade, config, "head")
+            async with engine.connect() as conn:
+                return list(await conn.execute(sa.select(CallCounter.__table__)))
+        finally:
+            await engine.dispose()
+
+    rows = asyncio.run(run())
+    assert len(rows) == 1  # the agent who never called has no counts
+    counts = rows[0]
+    assert counts.user_id == user_id
+    # Open: "live" and "live-older"; recent: "live" and "refused" (not the emergency call).
+    assert (counts.open_calls, counts.calls_in_window, counts.calls_in_last_window) == (2, 2, 0)
+    assert counts.open_calls_expiry == now + timedelta(minutes=5)

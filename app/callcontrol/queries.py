@@ -7,10 +7,12 @@ key (None) any tenant.
 
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     String,
     Uuid,
@@ -19,6 +21,7 @@ from sqlalchemy import (
     case,
     false,
     func,
+    literal_column,
     null,
     or_,
     select,
@@ -36,11 +39,12 @@ from app.callcontrol.store import (
     StoredAuthorization,
     StoredCall,
 )
+from app.db.base import UTCDateTime
 from app.db.sql import dialect_insert
 from app.devices.models import Device, DeviceKind
 from app.extensions.models import Extension
 from app.outbox.models import Event
-from app.quotas.models import CallAuthorization, CallRecord, MonthlyUsage
+from app.quotas.models import CallAuthorization, CallCounter, CallRecord, MonthlyUsage
 from app.quotas.repository import CALL_COLUMNS
 from app.tenants.models import Tenant
 from app.user_record.models import User
@@ -220,7 +224,14 @@ AUTHORIZED_CALLER = (
 
 USER_EXISTS = select(User.id).where(User.id == bindparam("user_id"))
 
-LOCK_LIMIT = select(User.limit_minutes).where(User.id == bindparam("user_id")).with_for_update()
+# FOR NO KEY UPDATE: a limited user's authorizations take turns, while the foreign-key checks of
+# the statements that count or charge the user's calls (which lock the user's counter first)
+# do not wait for it.
+LOCK_LIMIT = (
+    select(User.limit_minutes)
+    .where(User.id == bindparam("user_id"))
+    .with_for_update(key_share=True)
+)
 
 AUTHORIZATION_ANSWER = (
     CallAuthorization.call_id,
@@ -232,31 +243,154 @@ AUTHORIZATION_ANSWER = (
     CallAuthorization.destination_class,
 )
 
-_USER_ID = bindparam("user_id", type_=Uuid)
+_USER_ID = bindparam("key_user_id", type_=Uuid)
+_NOW = bindparam("now", type_=UTCDateTime())
+_WINDOW = bindparam("window", type_=UTCDateTime())
+_COUNTER = CallCounter.__table__
+# Written into the counting statements, not sent with each call as parameters.
+_ONE, _ZERO = literal_column("1", Integer), literal_column("0", Integer)
 
-# The user's granted calls still open, and the calls asked for since `since` (parameters
-# user_id, now, since): the concurrent-call and velocity limits, counted once the call's own
-# answer is stored.
-CALLS_IN_PROGRESS = select(
-    select(func.count())
-    .where(
-        CallAuthorization.user_id == _USER_ID,
-        CallAuthorization.released_at.is_(None),
-        CallAuthorization.expires_at > bindparam("now"),
-        CallAuthorization.allowed.is_(True),
-        CallAuthorization.emergency.is_(False),
-    )
-    .scalar_subquery()
-    .label("open_calls"),
-    select(func.count())
-    .where(
-        CallAuthorization.user_id == _USER_ID,
-        CallAuthorization.created_at > bindparam("since"),
-        CallAuthorization.emergency.is_(False),
-    )
-    .scalar_subquery()
-    .label("recent_calls"),
+# The user's live holds (granted calls neither reported nor expired), which the concurrent-call
+# limit counts; emergency calls and short numbers hold none.
+_LIVE_HOLDS = and_(
+    CallAuthorization.user_id == _USER_ID,
+    CallAuthorization.released_at.is_(None),
+    CallAuthorization.expires_at > _NOW,
+    CallAuthorization.allowed.is_(True),
+    CallAuthorization.emergency.is_(False),
 )
+
+
+def count_call(dialect: str, source: Select[Any] | None = None) -> Any:
+    """Counts a call stored in CallCounter (upserted): one more open call when it holds
+    (`expires_at` set), one more call in the current minute (`window`; `last_window` is the
+    minute before). The call's (user_id, open_calls, open_calls_expiry, calls_window,
+    calls_in_window, calls_in_last_window) come from `source`, else from parameters of those
+    names. Returns the counts after it, which the limits are checked against: the upsert locks
+    the user's counter row and reads its latest version, so calls asked for together count
+    one after the other."""
+    columns = [c.name for c in _COUNTER.columns]
+    statement = dialect_insert(dialect, _COUNTER)
+    if source is not None:
+        statement = statement.from_select(columns, source)
+    else:
+        statement = statement.values({name: bindparam(name) for name in columns})
+    c, new = _COUNTER.c, statement.excluded
+    # A replica whose clock is behind counts into the later minute another one started.
+    same_window = c.calls_window >= new.calls_window
+    return statement.on_conflict_do_update(
+        index_elements=["user_id"],
+        set_={
+            "open_calls": c.open_calls + new.open_calls,
+            "open_calls_expiry": case(
+                (
+                    or_(
+                        c.open_calls_expiry.is_(None),
+                        new.open_calls_expiry < c.open_calls_expiry,
+                    ),
+                    new.open_calls_expiry,
+                ),
+                else_=c.open_calls_expiry,
+            ),
+            "calls_window": case((same_window, c.calls_window), else_=new.calls_window),
+            "calls_in_window": case((same_window, c.calls_in_window + _ONE), else_=_ONE),
+            "calls_in_last_window": case(
+                (same_window, c.calls_in_last_window),
+                (
+                    c.calls_window == bindparam("last_window", type_=UTCDateTime()),
+                    c.calls_in_window,
+                ),
+                else_=_ZERO,
+            ),
+        },
+    ).returning(*CALL_COUNTS)
+
+
+def counting_params(now: datetime) -> dict[str, datetime]:
+    """count_call's and RECOUNT's minutes for a call asked for at `now`."""
+    window = now.replace(second=0, microsecond=0)
+    return {"window": window, "last_window": window - timedelta(minutes=1)}
+
+
+CALL_COUNTS = (
+    CallCounter.open_calls,
+    CallCounter.open_calls_expiry,
+    (CallCounter.calls_in_window + CallCounter.calls_in_last_window).label("recent_calls"),
+)
+
+
+def insert_and_count() -> Any:
+    """PostgreSQL: the call's answer stored (or nothing, when its call id was stored first) and,
+    when stored and not an emergency call, counted, in one statement (see count_call)."""
+    table = CallAuthorization.__table__
+    inserted = (
+        dialect_insert("postgresql", table)
+        .values({name: bindparam(name) for name in AUTHORIZATION_INSERT_KEYS})
+        .on_conflict_do_nothing(index_elements=["tenant_id", "call_id"])
+        .returning(*AUTHORIZATION_ANSWER, CallAuthorization.expires_at)
+        .cte("inserted")
+    )
+    source = select(
+        inserted.c.user_id,
+        case((inserted.c.expires_at.is_not(None), _ONE), else_=_ZERO),
+        inserted.c.expires_at,
+        _WINDOW,
+        _ONE,
+        _ZERO,
+    ).where(inserted.c.emergency.is_(False))
+    counted = count_call("postgresql", source).cte("counted")
+    return select(
+        *(inserted.c[column.key] for column in AUTHORIZATION_ANSWER),
+        *(counted.c[column.key] for column in CALL_COUNTS),
+    ).select_from(inserted.outerjoin(counted, true()))
+
+
+# The user's counter row, locked: a recount and the calls counted meanwhile take turns.
+LOCK_COUNTER = (
+    select(CallCounter.open_calls).where(CallCounter.user_id == _USER_ID).with_for_update()
+)
+
+# The user's counts set from the stored calls (parameters key_user_id, now, since, window):
+# the live holds, and the calls asked for since `since` (a minute ago, or the suspension's
+# lift) as the current minute's. Run under LOCK_COUNTER, in a statement of its own.
+RECOUNT = (
+    update(CallCounter)
+    .where(CallCounter.user_id == _USER_ID)
+    .values(
+        open_calls=select(func.count()).where(_LIVE_HOLDS).scalar_subquery(),
+        open_calls_expiry=select(func.min(CallAuthorization.expires_at))
+        .where(_LIVE_HOLDS)
+        .scalar_subquery(),
+        calls_window=_WINDOW,
+        calls_in_window=select(func.count())
+        .where(
+            CallAuthorization.user_id == _USER_ID,
+            CallAuthorization.created_at > bindparam("since", type_=UTCDateTime()),
+            CallAuthorization.emergency.is_(False),
+        )
+        .scalar_subquery(),
+        calls_in_last_window=0,
+    )
+    .returning(CallCounter.open_calls, CallCounter.calls_in_window.label("recent_calls"))
+)
+
+
+def _free_slot(user_id: ColumnElement[Any]) -> Any:
+    """One open call fewer for the user: a hold refused, or reported before its expiry (the
+    same rule is in the PostgreSQL store's report statement)."""
+    return (
+        update(CallCounter)
+        .where(CallCounter.user_id == user_id, CallCounter.open_calls > _ZERO)
+        .values(
+            open_calls=CallCounter.open_calls - _ONE,
+            open_calls_expiry=case(
+                (CallCounter.open_calls <= _ONE, null()), else_=CallCounter.open_calls_expiry
+            ),
+        )
+    )
+
+
+FREE_SLOT = _free_slot(_USER_ID)
 
 # A granted answer turned into a refusal: it holds nothing and counts as no open call.
 REFUSE_AUTHORIZATION = (
@@ -275,6 +409,14 @@ REFUSE_AUTHORIZATION = (
     )
     .returning(*AUTHORIZATION_ANSWER)
 )
+
+
+def refuse_and_free() -> Any:
+    """PostgreSQL: REFUSE_AUTHORIZATION and the open call it held freed, in one statement."""
+    refused = REFUSE_AUTHORIZATION.cte("refused")
+    freed = _free_slot(refused.c.user_id).cte("freed")
+    return select(*(refused.c[column.key] for column in AUTHORIZATION_ANSWER)).add_cte(freed)
+
 
 SUSPEND_OUTBOUND = (
     update(User)
@@ -347,6 +489,7 @@ RELEASE_HOLD = (
         CallAuthorization.released_at.is_(None),
     )
     .values(released_at=bindparam("now"))
+    .returning(CallAuthorization.user_id, CallAuthorization.expires_at)
 )
 
 

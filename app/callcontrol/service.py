@@ -31,6 +31,7 @@ from app.callcontrol.schemas import (
 from app.callcontrol.store import (
     CallControlConnection,
     CallControlStore,
+    CallCounts,
     Caller,
     CallerChanged,
     NewAuthorization,
@@ -265,7 +266,7 @@ async def _authorize(
         # A granted call counts as open until its report or its expiry; emergency calls and
         # short numbers (which never leave the company) never.
         counted = refusal is None and not emergency and destination is not DestinationClass.internal
-        stored, created = await conn.store_authorization(
+        stored, created, counts = await conn.store_authorization(
             NewAuthorization(
                 tenant_id=caller.tenant_id,
                 user_id=caller.user_id,
@@ -283,9 +284,8 @@ async def _authorize(
                 created_at=now,
             )
         )
-        limited = caller.max_concurrent_calls is not None or caller.max_calls_per_minute is not None
-        if created and counted and limited:
-            stored = await _within_limits(conn, caller, stored, now=now)
+        if counted and counts is not None:
+            stored = await _within_limits(conn, caller, stored, counts, now=now)
         if created and not stored.allowed:
             await conn.emit_once(_refused_event(caller, stored, now=now))
     DECISIONS.labels(stored.reason).inc()
@@ -304,29 +304,38 @@ async def _authorize(
 
 
 async def _within_limits(
-    conn: CallControlConnection, caller: Caller, stored: StoredAuthorization, *, now: datetime
+    conn: CallControlConnection,
+    caller: Caller,
+    stored: StoredAuthorization,
+    counts: CallCounts,
+    *,
+    now: datetime,
 ) -> StoredAuthorization:
     """The granted call, or its refusal when it is one call too many at once or in a minute.
-    Counted after the call's own answer is stored (and, on PostgreSQL, committed): of calls
-    asked for together, the last to count sees all the others, so no more than the limit are
-    ever granted; only a call over the limit pays for the user's lock."""
-    since = now - VELOCITY_WINDOW
-    if caller.outbound_lifted_at is not None and caller.outbound_lifted_at > since:
-        since = caller.outbound_lifted_at
-    counts = await conn.calls_in_progress(user_id=caller.user_id, now=now, since=since)
+    The counts are those the call's own counting left (it included), never below the truth:
+    within the limits, the call is granted at once. Over them, calls at once are refused at
+    once when the count is exact; otherwise the user's calls are counted again from the stored
+    ones under the lock of the user's counts (a hold that expired unreported frees its slot
+    there, and the minute's calls since a lift of a suspension are the ones that count)."""
     per_minute, at_once = caller.max_calls_per_minute, caller.max_concurrent_calls
-    if per_minute is not None and counts.recent_calls > per_minute:
+    too_fast = per_minute is not None and counts.recent_calls > per_minute
+    too_many = at_once is not None and counts.open_calls > at_once
+    if not too_fast and not too_many:
+        return stored
+    if too_fast or not counts.open_calls_exact(now):
+        since = now - VELOCITY_WINDOW
+        if caller.outbound_lifted_at is not None and caller.outbound_lifted_at > since:
+            since = caller.outbound_lifted_at
+        await conn.begin()
+        exact = await conn.recount_calls(user_id=caller.user_id, now=now, since=since)
+        too_fast = per_minute is not None and exact.recent_calls > per_minute
+        too_many = at_once is not None and exact.open_calls > at_once
+        counts = counts._replace(recent_calls=exact.recent_calls)
+    if too_fast:
         if await conn.suspend_outbound(user_id=caller.user_id, now=now):
             await conn.emit_once(_suspended_event(caller, counts.recent_calls, now=now))
         reason = Reason.outbound_suspended
-    elif at_once is not None and counts.open_calls > at_once:
-        # Calls asked for together may all have counted each other: counted again one after
-        # the other, under the user's lock, each refusal leaving room for the next call.
-        await conn.begin()
-        await conn.lock_limit(user_id=caller.user_id)
-        counts = await conn.calls_in_progress(user_id=caller.user_id, now=now, since=since)
-        if counts.open_calls <= at_once:
-            return stored
+    elif too_many:
         reason = Reason.too_many_calls
     else:
         return stored

@@ -85,6 +85,20 @@ class CallsInProgress(NamedTuple):
     recent_calls: int
 
 
+class CallCounts(NamedTuple):
+    """A user's counts as a call's own counting left them (the call included): never below the
+    truth, so a call within them is within the limits; `open_calls` is exact while
+    `open_calls_expiry` (the earliest expiry it may include) is ahead, and `recent_calls` (the
+    calls of this minute and the last) is at least the calls of the last 60 seconds."""
+
+    open_calls: int
+    open_calls_expiry: datetime | None
+    recent_calls: int
+
+    def open_calls_exact(self, now: datetime) -> bool:
+        return self.open_calls_expiry is None or self.open_calls_expiry > now
+
+
 class NewAuthorization(NamedTuple):
     tenant_id: uuid.UUID
     user_id: uuid.UUID
@@ -199,19 +213,27 @@ class CallControlConnection(Protocol):
         self, *, user_id: uuid.UUID, period: str, now: datetime
     ) -> UsedAndHeld: ...
 
-    async def store_authorization(self, new: NewAuthorization) -> tuple[StoredAuthorization, bool]:
-        """Stores the answer for a call id, or returns the one stored first for it; and
-        whether this call stored it. CallerChanged when the tenant went away meanwhile."""
+    async def store_authorization(
+        self, new: NewAuthorization
+    ) -> tuple[StoredAuthorization, bool, CallCounts | None]:
+        """Stores the answer for a call id, or returns the one stored first for it; whether
+        this call stored it; and, when it did and the call is no emergency call, the user's
+        counts with it (an open call more when it holds, a call more this minute).
+        CallerChanged when the tenant went away meanwhile."""
         ...
 
-    async def calls_in_progress(
+    async def recount_calls(
         self, *, user_id: uuid.UUID, now: datetime, since: datetime
-    ) -> CallsInProgress: ...
+    ) -> CallsInProgress:
+        """In a transaction (`begin()`): locks the user's counts until it ends and sets them
+        from the stored calls (the live holds, and the calls since `since`)."""
+        ...
 
     async def refuse_authorization(
         self, *, tenant_id: uuid.UUID, call_id: str, reason: str, now: datetime
     ) -> StoredAuthorization:
-        """Turns a granted answer into a refusal for `reason`: what it held is free again."""
+        """Turns a granted answer that holds into a refusal for `reason`: what it held is free
+        again, and it is an open call fewer."""
         ...
 
     async def suspend_outbound(self, *, user_id: uuid.UUID, now: datetime) -> bool:

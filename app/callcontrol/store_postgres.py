@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from app.callcontrol import queries
 from app.callcontrol.store import (
+    CallCounts,
     Caller,
     CallerChanged,
     CallsInProgress,
@@ -29,7 +30,6 @@ from app.callcontrol.store import (
 from app.db.batching import Batcher
 from app.db.driver import DriverPool, PreparedQuery
 from app.observability.metrics import LOOKUP_BATCH
-from app.quotas.models import CallAuthorization
 from app.quotas.repository import USED_AND_HELD
 
 _SIP_ACCOUNTS = PreparedQuery(queries.SIP_ACCOUNTS)
@@ -39,15 +39,11 @@ _CALLER_BY_USER_ID = PreparedQuery(queries.CALLER_BY_USER_ID)
 _AUTHORIZED_CALLER = PreparedQuery(queries.AUTHORIZED_CALLER)
 _LOCK_LIMIT = PreparedQuery(queries.LOCK_LIMIT)
 _USED_AND_HELD = PreparedQuery(USED_AND_HELD)
-_INSERT_AUTHORIZATION = PreparedQuery(
-    queries.insert_or_nothing(
-        "postgresql", CallAuthorization.__table__, queries.AUTHORIZATION_ANSWER
-    ),
-    column_keys=queries.AUTHORIZATION_INSERT_KEYS,
-)
+_INSERT_AUTHORIZATION = PreparedQuery(queries.insert_and_count())
 _SELECT_AUTHORIZATION = PreparedQuery(queries.SELECT_AUTHORIZATION)
-_CALLS_IN_PROGRESS = PreparedQuery(queries.CALLS_IN_PROGRESS)
-_REFUSE_AUTHORIZATION = PreparedQuery(queries.REFUSE_AUTHORIZATION)
+_LOCK_COUNTER = PreparedQuery(queries.LOCK_COUNTER)
+_RECOUNT = PreparedQuery(queries.RECOUNT)
+_REFUSE_AUTHORIZATION = PreparedQuery(queries.refuse_and_free())
 _SUSPEND_OUTBOUND = PreparedQuery(queries.SUSPEND_OUTBOUND)
 _SELECT_CALL = PreparedQuery(queries.SELECT_CALL)
 _INSERT_EVENT = PreparedQuery(
@@ -86,6 +82,16 @@ _RECORD_CALL = PreparedQuery(
             WHERE call_authorization.tenant_id = inserted.tenant_id
               AND call_authorization.call_id = inserted.call_id
               AND call_authorization.released_at IS NULL
+            RETURNING call_authorization.user_id, call_authorization.expires_at
+        ), freed AS (
+            -- queries.FREE_SLOT, for a hold reported before its expiry
+            UPDATE call_counter SET open_calls = call_counter.open_calls - 1,
+                open_calls_expiry = CASE WHEN call_counter.open_calls <= 1 THEN NULL
+                    ELSE call_counter.open_calls_expiry END
+            FROM released
+            WHERE call_counter.user_id = released.user_id
+              AND released.expires_at > :created_at
+              AND call_counter.open_calls > 0
         )
         SELECT call_id, user_id, device_id, destination, started_at, duration_seconds,
             charged_seconds, period, emergency,
@@ -140,24 +146,34 @@ class PostgresConnection:
         assert row is not None
         return UsedAndHeld(used_seconds=int(row["used"]), held_seconds=int(row["held"]))
 
-    async def store_authorization(self, new: NewAuthorization) -> tuple[StoredAuthorization, bool]:
-        values = {"id": uuid.uuid4(), **new._asdict()}
+    async def store_authorization(
+        self, new: NewAuthorization
+    ) -> tuple[StoredAuthorization, bool, CallCounts | None]:
+        values = {"id": uuid.uuid4(), **new._asdict(), **queries.counting_params(new.created_at)}
         try:
             row = await _INSERT_AUTHORIZATION.first(self._conn, values)
         except (asyncpg.ForeignKeyViolationError, asyncpg.DeadlockDetectedError):
             raise CallerChanged() from None
         if row is not None:
-            return StoredAuthorization._make(row), True
+            answer, counts = row[: len(StoredAuthorization._fields)], row[-3:]
+            counted = None if counts[0] is None else CallCounts._make(counts)
+            return StoredAuthorization._make(answer), True, counted
         params = {"tenant_id": new.tenant_id, "call_id": new.call_id}
         row = await _SELECT_AUTHORIZATION.first(self._conn, params)
         assert row is not None
-        return StoredAuthorization._make(row), False
+        return StoredAuthorization._make(row), False, None
 
-    async def calls_in_progress(
+    async def recount_calls(
         self, *, user_id: uuid.UUID, now: datetime, since: datetime
     ) -> CallsInProgress:
-        params = {"user_id": user_id, "now": now, "since": since}
-        row = await _CALLS_IN_PROGRESS.first(self._conn, params)
+        await _LOCK_COUNTER.first(self._conn, {"key_user_id": user_id})
+        params = {
+            "key_user_id": user_id,
+            "now": now,
+            "since": since,
+            **queries.counting_params(now),
+        }
+        row = await _RECOUNT.first(self._conn, params)
         assert row is not None
         return CallsInProgress._make(row)
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.callcontrol import queries
 from app.callcontrol.store import (
+    CallCounts,
     Caller,
     CallerChanged,
     CallsInProgress,
@@ -43,6 +44,7 @@ class _Writes:
         self.insert_call = queries.insert_or_nothing(dialect, CallRecord.__table__, CALL_COLUMNS)
         self.add_usage = queries.add_usage(dialect)
         self.insert_event = queries.insert_event_once(dialect)
+        self.count_call = queries.count_call(dialect)
 
 
 class SqlAlchemyConnection:
@@ -107,25 +109,50 @@ class SqlAlchemyConnection:
         assert row is not None
         return UsedAndHeld(used_seconds=int(row.used), held_seconds=int(row.held))
 
-    async def store_authorization(self, new: NewAuthorization) -> tuple[StoredAuthorization, bool]:
+    async def store_authorization(
+        self, new: NewAuthorization
+    ) -> tuple[StoredAuthorization, bool, CallCounts | None]:
         values = {"id": uuid.uuid4(), **new._asdict()}
         try:
             row = await self._first(self._writes.insert_authorization, values)
+            if row is None:
+                row = await self._first(
+                    queries.SELECT_AUTHORIZATION,
+                    {"tenant_id": new.tenant_id, "call_id": new.call_id},
+                )
+                assert row is not None
+                return StoredAuthorization._make(row), False, None
+            if new.emergency:
+                return StoredAuthorization._make(row), True, None
+            minutes = queries.counting_params(new.created_at)
+            counts = await self._first(
+                self._writes.count_call,
+                {
+                    "user_id": new.user_id,
+                    "open_calls": 0 if new.expires_at is None else 1,
+                    "open_calls_expiry": new.expires_at,
+                    "calls_window": minutes["window"],
+                    "calls_in_window": 1,
+                    "calls_in_last_window": 0,
+                    "last_window": minutes["last_window"],
+                },
+            )
         except IntegrityError:
             raise CallerChanged() from None
-        if row is not None:
-            return StoredAuthorization._make(row), True
-        row = await self._first(
-            queries.SELECT_AUTHORIZATION, {"tenant_id": new.tenant_id, "call_id": new.call_id}
-        )
-        assert row is not None
-        return StoredAuthorization._make(row), False
+        assert counts is not None
+        return StoredAuthorization._make(row), True, CallCounts._make(counts)
 
-    async def calls_in_progress(
+    async def recount_calls(
         self, *, user_id: uuid.UUID, now: datetime, since: datetime
     ) -> CallsInProgress:
-        params = {"user_id": user_id, "now": now, "since": since}
-        row = await self._first(queries.CALLS_IN_PROGRESS, params)
+        await self._first(queries.LOCK_COUNTER, {"key_user_id": user_id})
+        params = {
+            "key_user_id": user_id,
+            "now": now,
+            "since": since,
+            **queries.counting_params(now),
+        }
+        row = await self._first(queries.RECOUNT, params)
         assert row is not None
         return CallsInProgress._make(row)
 
@@ -135,6 +162,7 @@ class SqlAlchemyConnection:
         params = {"key_tenant_id": tenant_id, "key_call_id": call_id, "reason": reason, "now": now}
         row = await self._first(queries.REFUSE_AUTHORIZATION, params)
         assert row is not None
+        await self._conn.execute(queries.FREE_SLOT, {"key_user_id": row.user_id})
         return StoredAuthorization._make(row)
 
     async def suspend_outbound(self, *, user_id: uuid.UUID, now: datetime) -> bool:
@@ -151,8 +179,8 @@ class SqlAlchemyConnection:
         await self._conn.execute(self._writes.insert_event, {"id": uuid.uuid4(), **event._asdict()})
 
     async def _record_call(self, new: NewCall) -> RecordedCall:
-        # Three statements in the connection's one transaction: SQLite has no INSERT or UPDATE
-        # inside WITH.
+        # Statements one after the other in the connection's one transaction: SQLite has no
+        # INSERT or UPDATE inside WITH.
         row = await self._first(self._writes.insert_call, {"id": uuid.uuid4(), **new._asdict()})
         if row is None:
             stored = await self._first(
@@ -176,10 +204,12 @@ class SqlAlchemyConnection:
                 queries.MONTH_SECONDS, {"user_id": new.user_id, "period": new.period}
             )
             month_seconds = month.used_seconds if month is not None else None
-        await self._conn.execute(
+        hold = await self._first(
             queries.RELEASE_HOLD,
             {"key_tenant_id": new.tenant_id, "key_call_id": new.call_id, "now": new.created_at},
         )
+        if hold is not None and hold.expires_at is not None and hold.expires_at > new.created_at:
+            await self._conn.execute(queries.FREE_SLOT, {"key_user_id": hold.user_id})
         return RecordedCall(StoredCall._make(row), True, month_seconds)
 
 

@@ -99,6 +99,30 @@ class CallAuthorization(IdMixin, _Call, Base):
     released_at: Mapped[datetime | None]
 
 
+class CallCounter(Base):
+    """An agent's outbound calls counted as they are authorized, so that the concurrent-call
+    and velocity limits are checked in the statement that stores the call's answer.
+
+    `open_calls` is never below the agent's live holds (raised with each granted call,
+    lowered when one is refused or reported before its expiry, set from the holds when
+    recounted) and equals them while `open_calls_expiry`, a lower bound of the counted holds'
+    expiries, is still ahead: a hold that expires unreported is only noticed by a recount.
+    `calls_in_window` and `calls_in_last_window` are the calls asked for in the minute that
+    starts at `calls_window` and in the minute before it: together never fewer than the calls
+    of the last 60 seconds."""
+
+    __tablename__ = "call_counter"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
+    )
+    open_calls: Mapped[int] = mapped_column(default=0)
+    open_calls_expiry: Mapped[datetime | None]
+    calls_window: Mapped[datetime | None]
+    calls_in_window: Mapped[int] = mapped_column(default=0)
+    calls_in_last_window: Mapped[int] = mapped_column(default=0)
+
+
 class CallRecord(IdMixin, _Call, Base):
     """The ledger: one row per reported outbound call, charged once."""
 

@@ -17,11 +17,13 @@ end
 
 -- A random seeded SIP username; the seeding names devices <prefix><index, 5 digits>.
 function M.random_username()
-  return string.format("%s%05d", M.username_prefix, math.random(M.users))
+  return string.format("%s%05d", M.username_prefix, M.first_user + math.random(M.users) - 1)
 end
 
 M.domain = M.env("BENCH_DOMAIN", "")
 M.users = tonumber(M.env("BENCH_USERS", "0"))
+-- The callers are users first_user .. first_user + users - 1.
+M.first_user = tonumber(M.env("BENCH_FIRST_USER", "1"))
 M.username_prefix = M.env("BENCH_USERNAME_PREFIX", "")
 -- Call ids are unique across every wrk run of a benchmark: run tag, thread id, counter.
 M.run_tag = M.env("BENCH_RUN_TAG", "run")

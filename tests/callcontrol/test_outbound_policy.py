@@ -216,6 +216,49 @@ async def test_concurrent_calls_never_exceed_the_limit(
     assert {a["reason"] for a in answers if not a["allowed"]} == {"too_many_calls"}
 
 
+async def test_calls_ending_while_others_are_asked_for_leave_the_count_exact(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    """Reports of ending calls and a burst of new ones, all at once: nothing fails, no more
+    than the limit are open at any time, and afterwards exactly the free slots are granted."""
+    await outbound_policy(client, tenant, max_calls_per_minute=None, max_concurrent_calls=3)
+    agent = await new_agent(client, tenant)
+    first = [await authorize(client, agent, f"first-{i}") for i in range(3)]
+    assert all(a["allowed"] for a in first)
+
+    outcomes: list[Any] = await asyncio.gather(
+        *(report(client, agent, f"first-{i}", 30) for i in range(3)),
+        *(authorize(client, agent, f"burst-{i}") for i in range(9)),
+    )
+
+    assert [r.status_code for r in outcomes[:3]] == [201, 201, 201]
+    granted = sum(1 for a in outcomes[3:] if a["allowed"])
+    assert granted <= 3
+    assert {a["reason"] for a in outcomes[3:] if not a["allowed"]} <= {"too_many_calls"}
+    after = [await authorize(client, agent, f"after-{i}") for i in range(4)]
+    assert [a["allowed"] for a in after] == [True] * (3 - granted) + [False] * (1 + granted)
+
+
+async def test_a_limited_agent_s_call_ending_while_others_are_asked_for(
+    client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    """A limited agent's calls are decided under the agent's lock while a report charges and
+    frees the call before them: all are answered, and the minutes are held once."""
+    agent = await new_agent(client, tenant, limit_minutes=600)
+    assert (await authorize(client, agent, "held"))["allowed"] is True
+
+    outcomes: list[Any] = await asyncio.gather(
+        report(client, agent, "held", 30),
+        *(authorize(client, agent, f"next-{i}") for i in range(8)),
+    )
+
+    assert outcomes[0].status_code == 201
+    granted = [a for a in outcomes[1:] if a["allowed"]]
+    assert len(granted) <= 1  # a granted call holds all that remains
+    assert {a["reason"] for a in outcomes[1:] if not a["allowed"]} <= {"quota_exhausted"}
+    assert (await authorize(client, agent, "last"))["allowed"] is (not granted)
+
+
 async def test_too_many_calls_in_a_minute_suspend_the_agent_until_an_operator_lifts_it(
     client: httpx.AsyncClient, db: Database, tenant: TenantKeys
 ) -> None:

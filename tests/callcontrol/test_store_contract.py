@@ -231,14 +231,15 @@ async def test_an_authorization_is_stored_once_per_call_id(
     ids = _ids(agent)
 
     async with store.connection() as conn:
-        first, created = await conn.store_authorization(_authorization(ids, "c-1"))
+        first, created, _ = await conn.store_authorization(_authorization(ids, "c-1"))
     async with store.connection() as conn:
-        again, created_again = await conn.store_authorization(
+        again, created_again, counted_again = await conn.store_authorization(
             _authorization(ids, "c-1", allowed=False, reason="quota_exhausted")
         )
         held = await conn.used_and_held(user_id=ids[1], period="2026-11", now=NOW)
 
     assert (created, created_again) == (True, False)
+    assert counted_again is None  # a retry counts nothing
     assert first == again
     assert (first.allowed, first.reason, first.max_duration_seconds) == (True, "ok", 120)
     assert first.destination_class == "mobile"
@@ -336,26 +337,57 @@ async def test_open_calls_and_recent_calls_are_counted_apart(
     ids = _ids(agent)
     earlier = NOW - timedelta(minutes=5)
     async with store.connection() as conn:
-        await conn.store_authorization(_authorization(ids, "open"))
         await conn.store_authorization(_authorization(ids, "old-open", created_at=earlier))
-        await conn.store_authorization(
+        _, _, first = await conn.store_authorization(_authorization(ids, "open"))
+        _, _, expired = await conn.store_authorization(
             _authorization(ids, "expired", expires_at=NOW - timedelta(seconds=1))
         )
-        await conn.store_authorization(
+        _, _, refused = await conn.store_authorization(
             _authorization(ids, "refused", allowed=False, reason="too_many_calls", expires_at=None)
         )
-        await conn.store_authorization(
+        _, _, sos = await conn.store_authorization(
             _authorization(ids, "sos", emergency=True, destination="113")
         )
         await conn.record_call(_call(ids, "old-open", 60)._replace(started_at=earlier))
 
+    # As each call is counted: "old-open" of five minutes ago is open but not recent.
+    assert first is not None and (first.open_calls, first.recent_calls) == (2, 1)
+    assert first.open_calls_exact(NOW)
+    # A hold already past its expiry still counts until a recount: the count is no longer exact.
+    assert expired is not None and (expired.open_calls, expired.recent_calls) == (3, 2)
+    assert not expired.open_calls_exact(NOW)
+    assert refused is not None and (refused.open_calls, refused.recent_calls) == (3, 3)
+    assert sos is None  # an emergency call is counted nowhere
+
     async with store.connection() as conn:
-        counts = await conn.calls_in_progress(
-            user_id=ids[1], now=NOW, since=NOW - timedelta(minutes=1)
-        )
+        await conn.begin()
+        counts = await conn.recount_calls(user_id=ids[1], now=NOW, since=NOW - timedelta(minutes=1))
     # Open: "open" only ("old-open" was reported, "expired" ran out, "refused" never was).
     # Recent: every call asked for in the last minute but the emergency one.
     assert (counts.open_calls, counts.recent_calls) == (1, 3)
+    async with store.connection() as conn:
+        _, _, after = await conn.store_authorization(_authorization(ids, "next"))
+    assert after is not None and (after.open_calls, after.recent_calls) == (2, 4)
+    assert after.open_calls_exact(NOW)
+
+
+async def test_a_report_frees_an_open_call_only_before_its_hold_expires(
+    store: CallControlStore, client: httpx.AsyncClient, tenant: TenantKeys
+) -> None:
+    agent = await new_agent(client, tenant)
+    ids = _ids(agent)
+    async with store.connection() as conn:
+        await conn.store_authorization(_authorization(ids, "ends"))
+        await conn.store_authorization(
+            _authorization(ids, "ran-out", expires_at=NOW - timedelta(seconds=1))
+        )
+        await conn.record_call(_call(ids, "ends", 60))
+        # Reported after its expiry: a recount may already have left it out, so it frees
+        # nothing (the count stays above the truth, and inexact, until the next recount).
+        await conn.record_call(_call(ids, "ran-out", 60))
+        _, _, counts = await conn.store_authorization(_authorization(ids, "third"))
+    assert counts is not None and counts.open_calls == 2
+    assert not counts.open_calls_exact(NOW)
 
 
 async def test_a_refusal_replaces_a_granted_answer_and_frees_its_hold(
@@ -370,15 +402,18 @@ async def test_a_refusal_replaces_a_granted_answer_and_frees_its_hold(
         )
     async with store.connection() as conn:
         spent = await conn.used_and_held(user_id=ids[1], period="2026-11", now=NOW)
-        counts = await conn.calls_in_progress(user_id=ids[1], now=NOW, since=NOW)
-        retry, created = await conn.store_authorization(_authorization(ids, "one-too-many"))
+        retry, created, _ = await conn.store_authorization(_authorization(ids, "one-too-many"))
+        _, _, counts = await conn.store_authorization(_authorization(ids, "next"))
+        await conn.begin()
+        exact = await conn.recount_calls(user_id=ids[1], now=NOW, since=NOW)
 
     assert (refused.allowed, refused.reason, refused.max_duration_seconds) == (
         False,
         "too_many_calls",
         None,
     )
-    assert (spent.held_seconds, counts.open_calls) == (0, 0)
+    assert (spent.held_seconds, exact.open_calls) == (0, 1)
+    assert counts is not None and counts.open_calls == 1  # "next" alone
     assert (retry, created) == (refused, False)
 
 
