@@ -395,7 +395,8 @@ async def unknown(rest: str, request: Request) -> Response:
         raise NotImplementedHere("Searching every resource type at once is not supported.")
     parts = rest.split("/")
     allowed = _ALLOWED.get(parts[0])
-    if allowed is not None and len(parts) <= 2 and parts[-1]:
+    one_resource = len(parts) == 2 and parts[0] != "Bulk"
+    if allowed is not None and (len(parts) == 1 or one_resource) and parts[-1]:
         if parts[0] == "Users" and len(parts) == 2:
             allowed = "GET, PUT, PATCH, DELETE"
         elif len(parts) == 2:

@@ -290,6 +290,8 @@ async def test_the_limits_are_advertised_and_kept(
     r = await client.get("/scim/v2/Bulk", headers=tenant.scim)
     assert r.status_code == 405
     assert r.headers["allow"] == "POST"
+    r = await client.post("/scim/v2/Bulk/1", json=bulk(post(1)), headers=scim_headers(tenant.scim))
+    assert r.status_code == 404
 
 
 async def test_a_scim_client_reaches_only_its_tenant_through_bulk(
