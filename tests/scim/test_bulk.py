@@ -281,6 +281,11 @@ async def test_the_limits_are_advertised_and_kept(
     assert r.status_code == 413
     assert r.json()["schemas"] == [ERROR]
     assert "maxPayloadSize" in r.json()["detail"]
+    # The same limit, in the same shape, on a single request.
+    one = json.dumps(joiner(1, displayName="x" * (1024 * 1024)))
+    r = await client.post("/scim/v2/Users", content=one, headers=scim_headers(tenant.scim))
+    assert r.status_code == 413
+    assert r.json()["schemas"] == [ERROR]
     # Neither was run; nor is a request that is not a BulkRequest.
     assert await db_rows(db, select(User.id)) == []
     for body in ({"Operations": "x"}, [post(1)], {"schemas": [BULK_REQUEST]}):
