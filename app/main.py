@@ -51,6 +51,7 @@ from app.registrations.router import call_control_router as registrations_router
 from app.registrations.router import device_router as device_registrations_router
 from app.request_limits import HeaderSizeLimit
 from app.routing import concrete_paths_first
+from app.scim.router import body_limit as scim_body_limit
 from app.scim.router import router as scim_router
 from app.settings import Settings, get_settings
 from app.tenancy.outbound_router import router as outbound_policy_router
@@ -346,8 +347,15 @@ def create_app(
         jobs_router,
         scim_router,
     ):
-        # An import's file may be larger than any other body.
-        limit = settings.import_max_bytes if router is imports_router else None
+        # An import's file may be larger than any other body; /scim/v2 answers a body over
+        # the limit itself, in SCIM's shape.
+        limit = (
+            settings.import_max_bytes
+            if router is imports_router
+            else scim_body_limit(settings)
+            if router is scim_router
+            else None
+        )
         app.include_router(router, max_body_size=limit)
     if settings.metrics_enabled and settings.metrics_port is None:
         app.include_router(metrics_router)

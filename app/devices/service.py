@@ -31,7 +31,7 @@ from app.devices.schemas import (
     TransportPorts,
     WebConfig,
 )
-from app.errors import Code, InvalidInput
+from app.errors import AppError, Code, InvalidInput
 from app.names import search_words
 from app.outbox import record as outbox
 from app.settings import Settings
@@ -86,14 +86,16 @@ def _set_password(device: Device, cipher: PasswordCipher, *, password: str, real
         setattr(device, column, value)
 
 
+def conflicts(device: Device) -> dict[str, AppError]:
+    """The errors a flush of the device answers when a unique constraint says no."""
+    return {
+        "uq_device_tenant_id_name_key": DeviceNameTaken(field="body.name", name=device.name),
+        "uq_device_tenant_id_mac": MacAddressTaken(field="body.mac", mac=device.mac),
+    }
+
+
 async def _flush(session: AsyncSession, device: Device) -> None:
-    await flush_or_conflict(
-        session,
-        {
-            "uq_device_tenant_id_name_key": DeviceNameTaken(field="body.name", name=device.name),
-            "uq_device_tenant_id_mac": MacAddressTaken(field="body.mac", mac=device.mac),
-        },
-    )
+    await flush_or_conflict(session, conflicts(device))
 
 
 def _check_phone_fields(device: Device | DeviceCreate, *, kind_changed: bool) -> None:

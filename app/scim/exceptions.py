@@ -47,5 +47,11 @@ class VersionChanged(ScimError):
     status = 412
 
 
+class PayloadTooLarge(ScimError):
+    """A Bulk request over maxOperations or maxPayloadSize (RFC 7644 §3.7.4)."""
+
+    status = 413
+
+
 class NotImplementedHere(ScimError):
     status = 501

@@ -2,7 +2,7 @@
 turned into a WHERE clause on the columns the SCIM attributes are kept in."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from enum import Enum
 from typing import Any
 
@@ -167,3 +167,15 @@ async def find_by_external_ref(
         select(User).where(User.tenant_id == tenant_id, User.external_ref == external_ref)
     )
     return found.first()
+
+
+async def taken_user_names(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_names: Collection[str]
+) -> set[str]:
+    """Which of these login names the tenant's agents have already."""
+    if not user_names:
+        return set()
+    found = await session.scalars(
+        select(User.user_name).where(User.tenant_id == tenant_id, User.user_name.in_(user_names))
+    )
+    return {name for name in found if name is not None}

@@ -33,11 +33,18 @@ from starlette.exceptions import HTTPException
 
 from app.auth.deps import ScimAccess
 from app.db.errors import UNAVAILABLE_ERRORS
-from app.deps import CipherDep, SessionDep
+from app.deps import CipherDep, DatabaseDep, SessionDep
 from app.errors import AppError, negotiate
-from app.scim import service
-from app.scim.exceptions import InvalidSyntax, NotImplementedHere, ResourceNotFound, ScimError
+from app.scim import bulk, service
+from app.scim.exceptions import (
+    InvalidSyntax,
+    NotImplementedHere,
+    PayloadTooLarge,
+    ResourceNotFound,
+    ScimError,
+)
 from app.scim.models import AGENT_SCHEMA, USER_SCHEMA, AgentExtension, AgentResource
+from app.settings import Settings
 from app.tenants.service import get_tenant
 from app.user_record.service import TenantUser
 
@@ -111,21 +118,39 @@ def _base_url(request: Request) -> str:
     return f"{str(request.base_url).rstrip('/')}{PREFIX}"
 
 
+def body_limit(settings: Settings) -> int:
+    """What the server reads of a body on /scim/v2 before it stops reading: more than the
+    largest body a route takes (`max_body_bytes`, the advertised maxPayloadSize), so that a
+    body over that is answered in SCIM's own shape, here."""
+    return 4 * settings.max_body_bytes
+
+
 async def _body(request: Request) -> Any:
     media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media_type not in (SCIM_MEDIA_TYPE, "application/json"):
         raise InvalidSyntax(f"send the body as {SCIM_MEDIA_TYPE}")
+    max_bytes = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"The request is larger than maxPayloadSize ({max_bytes} bytes).")
+    raw = await request.body()
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"The request is larger than maxPayloadSize ({max_bytes} bytes).")
     try:
-        return json.loads((await request.body()).decode("utf-8-sig"))
+        return json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise InvalidSyntax("the body is not JSON") from None
 
 
-def _service_provider_config(base_url: str) -> dict[str, Any]:
+def _service_provider_config(base_url: str, max_payload_size: int) -> dict[str, Any]:
     config = ServiceProviderConfig(
         documentation_uri=None,
         patch=Patch(supported=True),
-        bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+        bulk=Bulk(
+            supported=True,
+            max_operations=bulk.MAX_OPERATIONS,
+            max_payload_size=max_payload_size,
+        ),
         filter=Filter(supported=True, max_results=service.MAX_COUNT),
         change_password=ChangePassword(supported=False),
         sort=Sort(supported=False),
@@ -186,7 +211,8 @@ def _list(resources: list[dict[str, Any]], total: int, start_index: int = 1) -> 
 @router.get("/ServiceProviderConfig")
 async def service_provider_config(request: Request, _scope: ScimAccess) -> Response:
     """What this SCIM service supports."""
-    return scim_response(_service_provider_config(_base_url(request)))
+    settings: Settings = request.app.state.settings
+    return scim_response(_service_provider_config(_base_url(request), settings.max_body_bytes))
 
 
 @router.get("/ResourceTypes")
@@ -251,8 +277,9 @@ async def create_user(
 ) -> Response:
     """A new agent with its default web device (a retry with the same externalId: that agent)."""
     tenant = await get_tenant(session, tenant_id=scope.tenant_id)
+    user = service.read_user(await _body(request), Context.RESOURCE_CREATION_REQUEST)
     shown, new = await service.create(
-        session, cipher, tenant=tenant, body=await _body(request), base_url=_base_url(request)
+        session, cipher, tenant=tenant, user=user, base_url=_base_url(request)
     )
     return scim_response(
         shown.resource,
@@ -302,17 +329,17 @@ ChangedUser = Annotated[TenantUser, Depends(_changed_user)]
 @router.put("/Users/{user_id}")
 async def replace_user(request: Request, session: SessionDep, current: ChangedUser) -> Response:
     """Replace an agent."""
-    shown = await service.replace(
-        session, current=current, body=await _body(request), base_url=_base_url(request)
-    )
+    user = service.read_user(await _body(request), Context.RESOURCE_REPLACEMENT_REQUEST)
+    shown = await service.replace(session, current=current, user=user, base_url=_base_url(request))
     return scim_response(shown.resource, ETag=service.version_tag(shown.version))
 
 
 @router.patch("/Users/{user_id}")
 async def patch_user(request: Request, session: SessionDep, current: ChangedUser) -> Response:
     """Change an agent by PATCH operations (`active: false` disables it at once)."""
+    operations = service.read_patch(await _body(request))
     shown = await service.patch(
-        session, current=current, body=await _body(request), base_url=_base_url(request)
+        session, current=current, operations=operations, base_url=_base_url(request)
     )
     return scim_response(shown.resource, ETag=service.version_tag(shown.version))
 
@@ -324,8 +351,36 @@ async def delete_user(session: SessionDep, current: ChangedUser) -> Response:
     return Response(status_code=204)
 
 
+@router.post("/Bulk")
+async def bulk_operations(
+    request: Request,
+    db: DatabaseDep,
+    cipher: CipherDep,
+    scope: ScimAccess,
+) -> Response:
+    """Many operations on /Users in one request (RFC 7644 §3.7), each answered on its own."""
+    body = await _body(request)
+    operations = body.get("Operations") if isinstance(body, dict) else None
+    if isinstance(operations, list) and len(operations) > bulk.MAX_OPERATIONS:
+        raise PayloadTooLarge(
+            f"The request has {len(operations)} operations; maxOperations is {bulk.MAX_OPERATIONS}."
+        )
+    answer = await bulk.run(
+        db,
+        cipher,
+        tenant_id=scope.tenant_id,
+        request=bulk.read(body),
+        base_url=_base_url(request),
+        language=negotiate(request.headers.get("accept-language")),
+    )
+    # The operations may have written events: the delivery worker looks now.
+    request.app.state.dispatcher.wake()
+    return scim_response(answer)
+
+
 # What each endpoint allows, for the 405 of another method.
 _ALLOWED = {
+    "Bulk": "POST",
     "ServiceProviderConfig": "GET",
     "ResourceTypes": "GET",
     "Schemas": "GET",
@@ -340,7 +395,8 @@ async def unknown(rest: str, request: Request) -> Response:
         raise NotImplementedHere("Searching every resource type at once is not supported.")
     parts = rest.split("/")
     allowed = _ALLOWED.get(parts[0])
-    if allowed is not None and len(parts) <= 2 and parts[-1]:
+    one_resource = len(parts) == 2 and parts[0] != "Bulk"
+    if allowed is not None and (len(parts) == 1 or one_resource) and parts[-1]:
         if parts[0] == "Users" and len(parts) == 2:
             allowed = "GET, PUT, PATCH, DELETE"
         elif len(parts) == 2:

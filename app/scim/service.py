@@ -79,7 +79,7 @@ def parameters(attributes: str | None, excluded: str | None) -> ResponseParamete
             {"attributes": attributes, "excludedAttributes": excluded}
         )
     except ValidationError as error:
-        raise InvalidValue(_first_error(error)) from None
+        raise InvalidValue(first_error(error)) from None
 
 
 def _present(
@@ -138,17 +138,17 @@ async def show(
     return _present(user, numbers[user.id], base_url, shape)
 
 
-def _read(body: Any, context: Context) -> Any:
+def read_user(body: Any, context: Context) -> Any:
     """The directory's user, as scim2-models reads it; SCIM's invalidValue when it is not one."""
     if not isinstance(body, dict):
         raise InvalidSyntax("the body is not a JSON object")
     try:
         return ScimUser.model_validate(body, scim_ctx=context)
     except ValidationError as error:
-        raise InvalidValue(_first_error(error)) from None
+        raise InvalidValue(first_error(error)) from None
 
 
-def _first_error(error: ValidationError) -> str:
+def first_error(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     return f"{where}: {first['msg']}" if where else first["msg"]
@@ -188,7 +188,7 @@ class _Fields:
     extensions: list[str] | None
 
 
-def _fields(user: Any, *, current: User | None = None) -> _Fields:
+def fields_of(user: Any, *, current: User | None = None) -> _Fields:
     if not user.user_name:
         raise InvalidValue("userName is required")
     display_name = _display_name(user) or (current.display_name if current else None)
@@ -206,7 +206,7 @@ def _fields(user: Any, *, current: User | None = None) -> _Fields:
     )
 
 
-def _refused(error: AppError) -> ScimError:
+def refused(error: AppError) -> ScimError:
     """A rule of the service's, in SCIM's words."""
     if isinstance(error, (ExternalRefTaken, UserNameTaken, ExtensionTaken)):
         return Uniqueness(error.text())
@@ -253,26 +253,9 @@ def _validated(model: Any, values: dict[str, Any]) -> Any:
         raise InvalidValue(f"{field}: {first['msg']}") from None
 
 
-async def create(
-    session: AsyncSession,
-    cipher: PasswordCipher,
-    *,
-    tenant: Tenant,
-    body: Any,
-    base_url: str,
-) -> tuple[Shown, bool]:
-    """A new agent, made as `POST /v1/users` makes one; or, for a directory that retries a create
-    (its externalId is an agent's already, with the same userName or none yet), that agent as
-    it is. True when it is new."""
-    fields = _fields(_read(body, Context.RESOURCE_CREATION_REQUEST))
-    if fields.external_ref is not None:
-        known = await repository.find_by_external_ref(
-            session, tenant_id=tenant.id, external_ref=fields.external_ref
-        )
-        if known is not None and known.user_name in (None, fields.user_name):
-            await _set_user_name(session, known, fields.user_name)
-            return await show(session, user=known, base_url=base_url), False
-    data = _validated(
+def new_agent(fields: _Fields) -> UserCreate:
+    """What `POST /v1/users` would be given for a new agent of these fields."""
+    data: UserCreate = _validated(
         UserCreate,
         {
             "display_name": fields.display_name,
@@ -287,14 +270,37 @@ async def create(
             **({"auto_answer": fields.auto_answer} if fields.auto_answer is not None else {}),
         },
     )
+    return data
+
+
+async def create(
+    session: AsyncSession,
+    cipher: PasswordCipher,
+    *,
+    tenant: Tenant,
+    user: Any,
+    base_url: str,
+) -> tuple[Shown, bool]:
+    """A new agent, made as `POST /v1/users` makes one from the directory's `user` (as
+    `read_user` reads it); or, for a directory that retries a create (its externalId is an
+    agent's already, with the same userName or none yet), that agent as it is. True when it is
+    new."""
+    fields = fields_of(user)
+    if fields.external_ref is not None:
+        known = await repository.find_by_external_ref(
+            session, tenant_id=tenant.id, external_ref=fields.external_ref
+        )
+        if known is not None and known.user_name in (None, fields.user_name):
+            await _set_user_name(session, known, fields.user_name)
+            return await show(session, user=known, base_url=base_url), False
+    data = new_agent(fields)
     try:
-        created = await users.create_user(
+        # The write path of POST /v1/users; the device's password is not SCIM's to show.
+        user, _ = await users.add_agent(
             session, cipher, tenant=tenant, data=data, user_name=fields.user_name
         )
     except AppError as error:
-        raise _refused(error) from None
-    # In the session already: no query.
-    user = await session.get_one(User, created.id)
+        raise refused(error) from None
     numbers = await _set_extensions(
         session, tenant=tenant, user_id=user.id, held=[], wanted=fields.extensions or []
     )
@@ -304,11 +310,8 @@ async def create(
     return _present(user, numbers, base_url), True
 
 
-async def _set_extensions(
-    session: AsyncSession, *, tenant: Tenant, user_id: uuid.UUID, held: list[str], wanted: list[str]
-) -> list[str]:
-    """Makes the agent's extension numbers `wanted` (it holds `held`), removing and adding each
-    as the console does, with its events; answers them in order."""
+def check_numbers(wanted: list[str]) -> None:
+    """Extension numbers a directory sends: each one's form, none twice."""
     for number in wanted:
         try:
             ExtensionCreate(number=number)
@@ -318,6 +321,14 @@ async def _set_extensions(
             ) from None
     if len(set(wanted)) != len(wanted):
         raise InvalidValue(f"{AGENT_EXTENSIONS}: a number is listed twice")
+
+
+async def _set_extensions(
+    session: AsyncSession, *, tenant: Tenant, user_id: uuid.UUID, held: list[str], wanted: list[str]
+) -> list[str]:
+    """Makes the agent's extension numbers `wanted` (it holds `held`), removing and adding each
+    as the console does, with its events; answers them in order."""
+    check_numbers(wanted)
     try:
         for number in held:
             if number not in wanted:
@@ -330,7 +341,7 @@ async def _set_extensions(
                     session, tenant=tenant, user_id=user_id, number=number
                 )
     except AppError as error:
-        raise _refused(error) from None
+        raise refused(error) from None
     return sorted(wanted)
 
 
@@ -338,7 +349,7 @@ async def _set_user_name(session: AsyncSession, user: User, user_name: str) -> N
     try:
         await user_record.set_user_name(session, user=user, user_name=user_name)
     except AppError as error:
-        raise _refused(error) from None
+        raise refused(error) from None
 
 
 async def require(
@@ -370,7 +381,7 @@ async def _apply(session: AsyncSession, *, current: TenantUser, fields: _Fields)
     try:
         await users.update_user(session, current=current, data=_update(fields))
     except AppError as error:
-        raise _refused(error) from None
+        raise refused(error) from None
     await _set_user_name(session, current.user, fields.user_name)
     if fields.extensions is not None:
         held = await _numbers(session, tenant_id=current.tenant.id, users=[current.user])
@@ -383,28 +394,40 @@ async def _apply(session: AsyncSession, *, current: TenantUser, fields: _Fields)
         )
 
 
-async def replace(session: AsyncSession, *, current: TenantUser, body: Any, base_url: str) -> Shown:
-    """PUT: the agent becomes what the directory sends (what it leaves out is cleared)."""
-    fields = _fields(_read(body, Context.RESOURCE_REPLACEMENT_REQUEST), current=current.user)
+async def replace(session: AsyncSession, *, current: TenantUser, user: Any, base_url: str) -> Shown:
+    """PUT: the agent becomes what the directory sends (`user`, as `read_user` reads it; what
+    it leaves out is cleared)."""
+    fields = fields_of(user, current=current.user)
     await _apply(session, current=current, fields=fields)
     return await show(session, user=current.user, base_url=base_url)
 
 
-async def patch(session: AsyncSession, *, current: TenantUser, body: Any, base_url: str) -> Shown:
-    """PATCH: add, replace and remove (RFC 7644 §3.5.2) applied by scim2-models to the agent as
-    SCIM shows it, and the result kept as a replace would keep it."""
-    shown = await show(session, user=current.user, base_url=base_url)
-    resource = ScimUser.model_validate(shown.resource, scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+def read_patch(body: Any) -> Any:
+    """The directory's PATCH operations, as scim2-models reads them."""
     if not isinstance(body, dict):
         raise InvalidSyntax("the body is not a JSON object")
     try:
-        operations = PatchOp[ScimUser].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
-        operations.patch(resource)
+        return PatchOp[ScimUser].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
     except ValidationError as error:
-        raise InvalidValue(_first_error(error)) from None
+        raise InvalidValue(first_error(error)) from None
     except Exception as error:  # scim2-models' SCIMException: its scimType and detail
         raise _patch_refused(error) from None
-    fields = _fields(resource, current=current.user)
+
+
+async def patch(
+    session: AsyncSession, *, current: TenantUser, operations: Any, base_url: str
+) -> Shown:
+    """PATCH: add, replace and remove (RFC 7644 §3.5.2, as `read_patch` reads them) applied by
+    scim2-models to the agent as SCIM shows it, and the result kept as a replace would keep it."""
+    shown = await show(session, user=current.user, base_url=base_url)
+    resource = ScimUser.model_validate(shown.resource, scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    try:
+        operations.patch(resource)
+    except ValidationError as error:
+        raise InvalidValue(first_error(error)) from None
+    except Exception as error:  # scim2-models' SCIMException: its scimType and detail
+        raise _patch_refused(error) from None
+    fields = fields_of(resource, current=current.user)
     # The patched agent is the whole agent: numbers it no longer has were removed.
     fields = dataclasses.replace(fields, extensions=fields.extensions or [])
     await _apply(session, current=current, fields=fields)

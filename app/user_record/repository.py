@@ -21,6 +21,13 @@ _EXTENSION_NUMBERS = table("extension", column("user_id"), column("number"))
 _REFRESHED_AT_ONCE = 500
 
 
+def search_text(search_key: str, device_words: list[str], numbers: list[str]) -> str:
+    """A user's search text as `refresh_search_text` makes it, for a user written with its
+    devices and extensions at once: its own words, its devices' words, then a word for each
+    extension number."""
+    return search_key + "".join(device_words) + "".join(f" {number}" for number in numbers)
+
+
 async def refresh_search_text(session: AsyncSession, user_ids: Collection[uuid.UUID]) -> None:
     """Sets these users' search text anew from its sources: the words of their name and email,
     of their devices' names, and their extensions' numbers. Whatever changes one of them

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.db.conflicts import flush_or_conflict
+from app.errors.types import AppError
 from app.names import name_columns
 from app.outbox import record as outbox
 from app.schemas import PatchModel
@@ -41,18 +42,20 @@ async def require_user(
     return TenantUser(user=found[0], tenant=found[1])
 
 
+def conflicts(user: User) -> dict[str, AppError]:
+    """The errors a flush of the user answers when a unique constraint says no."""
+    return {
+        "uq_user_account_tenant_id_external_ref": ExternalRefTaken(
+            field="body.external_ref", external_ref=user.external_ref
+        ),
+        "uq_user_account_tenant_id_user_name": UserNameTaken(
+            field="body.userName", user_name=user.user_name
+        ),
+    }
+
+
 async def flush_user(session: AsyncSession, user: User) -> None:
-    await flush_or_conflict(
-        session,
-        {
-            "uq_user_account_tenant_id_external_ref": ExternalRefTaken(
-                field="body.external_ref", external_ref=user.external_ref
-            ),
-            "uq_user_account_tenant_id_user_name": UserNameTaken(
-                field="body.userName", user_name=user.user_name
-            ),
-        },
-    )
+    await flush_or_conflict(session, conflicts(user))
 
 
 SHOWN = (
@@ -148,18 +151,6 @@ def user_update(
     if "limit_minutes" in new:
         values["quota_version"] = quota_version + 1
     return values, user_change(type, tenant_id=tenant_id, user_id=user_id, before=old, after=new)
-
-
-async def add_user(
-    session: AsyncSession, *, tenant_id: uuid.UUID, data: UserCreate, user_name: str | None = None
-) -> User:
-    """A new user; `user_name`: the login name a SCIM directory gave them."""
-    new = new_user(tenant_id=tenant_id, data=data, at=utcnow())
-    user = User(**new.row, user_name=user_name)
-    session.add(user)
-    await flush_user(session, user)
-    await outbox.record_change(session, new.created)
-    return user
 
 
 async def _change(session: AsyncSession, user: User, type: str, given: dict[str, Any]) -> None:

@@ -13,18 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import utcnow
 from app.crypto import PasswordCipher
+from app.db.conflicts import flush_or_conflict
 from app.devices import repository as devices_repository
 from app.devices import service as devices
-from app.devices.models import DeviceKind
+from app.devices.models import Device, DeviceKind
 from app.devices.schemas import DeviceCreate, DeviceSummary
 from app.dialing import DestinationClass, allowed_classes
 from app.errors import Code, InvalidInput
 from app.extensions import repository as extensions_repository
+from app.outbox import record as outbox
 from app.pagination import Page, PageParams, decode_cursor, encode_cursor
 from app.quotas import repository as quotas_repository
 from app.quotas.periods import period_of
 from app.quotas.service import used_minutes
 from app.tenants.models import Tenant
+from app.user_record import repository as user_record_repository
 from app.user_record import service as user_record
 from app.user_record.models import User
 from app.user_record.schemas import UserCreate, UserUpdate
@@ -135,12 +138,43 @@ async def create_user(
 ) -> UserCreated:
     """A new agent, with the one SIP account every agent gets by default (its password is in
     this answer once); `user_name`: the login name a SCIM directory gave them."""
-    user = await user_record.add_user(session, tenant_id=tenant.id, data=data, user_name=user_name)
-    _, password = await devices.add_device(
-        session, cipher, tenant=tenant, user_id=user.id, data=default_device(data.display_name)
-    )
+    user, password = await add_agent(session, cipher, tenant=tenant, data=data, user_name=user_name)
     shown = (await _present(session, tenant=tenant, page=[user]))[0]
     return UserCreated(**shown.model_dump(), default_device_password=password)
+
+
+async def add_agent(
+    session: AsyncSession,
+    cipher: PasswordCipher,
+    *,
+    tenant: Tenant,
+    data: UserCreate,
+    user_name: str | None = None,
+) -> tuple[User, str]:
+    """The write path of a new agent (a single create's, a SCIM directory's): the user and the
+    default web device, made as the import makes them (the user with its search text already),
+    and their events and audit entries in one statement each. Returns the user and the
+    device's password."""
+    at = utcnow()
+    new = user_record.new_user(tenant_id=tenant.id, data=data, at=at)
+    device = devices.new_device(
+        cipher,
+        tenant=tenant,
+        user_id=new.row["id"],
+        data=default_device(data.display_name),
+        at=at,
+    )
+    user = User(**new.row, user_name=user_name)
+    user.search_text = user_record_repository.search_text(
+        new.row["search_key"], [device.row["search_key"]], []
+    )
+    session.add(user)
+    await flush_or_conflict(session, user_record.conflicts(user))
+    stored = Device(**device.row)
+    session.add(stored)
+    await flush_or_conflict(session, devices.conflicts(stored))
+    await outbox.record_many(session, [new.created, device.created])
+    return user, device.password
 
 
 async def list_users(
