@@ -224,6 +224,7 @@ async def _authorize(
     times: _Times,
 ) -> AuthorizationOut:
     now = times.now
+    written: list[str] = []  # the once keys of the events this authorization writes
     async with store.connection() as conn:
         caller = await _caller(conn, request, tenant_id)
         if caller is None:
@@ -253,16 +254,15 @@ async def _authorize(
         held = max_duration or 0
         if refusal is Reason.quota_exhausted:
             # Billing hears of it once a month, not once a call.
-            await conn.emit_once(
-                _quota_event(
-                    caller,
-                    "call.refused_for_quota",
-                    period=period,
-                    once="first",
-                    now=now,
-                    data={"call_id": request.call_id},
-                )
+            event = _quota_event(
+                caller,
+                "call.refused_for_quota",
+                period=period,
+                once="first",
+                now=now,
+                data={"call_id": request.call_id},
             )
+            await _emit_once(conn, event, written)
         # A granted call counts as open until its report or its expiry; emergency calls and
         # short numbers (which never leave the company) never.
         counted = refusal is None and not emergency and destination is not DestinationClass.internal
@@ -287,7 +287,8 @@ async def _authorize(
         if counted and counts is not None:
             stored = await _within_limits(conn, caller, stored, counts, now=now)
         if created and not stored.allowed:
-            await conn.emit_once(_refused_event(caller, stored, now=now))
+            await _emit_once(conn, _refused_event(caller, stored, now=now), written)
+    _EMITTED.update(written)  # committed
     DECISIONS.labels(stored.reason).inc()
     if held and stored.max_duration_seconds == held:
         HOLDS_GRANTED.inc()
@@ -342,6 +343,37 @@ async def _within_limits(
     return await conn.refuse_authorization(
         tenant_id=caller.tenant_id, call_id=stored.call_id, reason=reason.value, now=now
     )
+
+
+class _OnceKeys:
+    """The once keys of events this process has written (and committed): an event whose key
+    is among them is not sent to the database again, which would drop it anyway. Bounded: when
+    full it starts again empty, and the database's unique key keeps the events once."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._keys: set[str] = set()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+    def update(self, keys: list[str]) -> None:
+        if len(self._keys) + len(keys) > self._size:
+            self._keys.clear()
+        self._keys.update(keys)
+
+
+_EMITTED = _OnceKeys()
+
+
+async def _emit_once(conn: CallControlConnection, event: NewEvent, written: list[str]) -> None:
+    """Writes the event unless one with its once key was written before (by this process, as
+    far as it knows; by any, as the database knows); `written` collects the key, to be known
+    once the connection's work is committed."""
+    if event.once_key in _EMITTED:
+        return
+    await conn.emit_once(event)
+    written.append(event.once_key)
 
 
 def _user_event(
