@@ -30,7 +30,9 @@ from app.devices.router import router as devices_router
 from app.errors import problem_openapi
 from app.errors.catalogue import load_catalogues
 from app.errors.handlers import install_error_handlers
+from app.events.response import end_on_stop, server_stopping
 from app.events.router import router as events_router
+from app.events.service import STOPPING
 from app.extensions.router import router as extensions_router
 from app.health import metrics_router
 from app.health import router as health_router
@@ -234,6 +236,8 @@ def create_app(
         reading: list[asyncio.Task[None]] = [
             loop.create_task(follower.run()),
             loop.create_task(minutes.run()),
+            # The server waits for every open response before it stops: the streams end then.
+            loop.create_task(end_on_stop(lambda: follower.end_all(STOPPING), server_stopping)),
         ]
         if settings.webhooks_enabled:
             reading.append(asyncio.get_running_loop().create_task(dispatcher.run()))
