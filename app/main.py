@@ -60,7 +60,6 @@ from app.tenancy.router import router as tenants_router
 from app.users.parts_router import router as user_parts_router
 from app.users.router import router as users_router
 from app.users.router import toggles_router
-from app.webhooks.bus import EventBus
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.router import router as webhooks_router
 
@@ -199,16 +198,17 @@ def create_app(
             readers=readers,
         )
         app.state.dispatcher = dispatcher
-        bus = (
-            EventBus(
+        bus = None
+        if settings.amqp_url:
+            # The AMQP client (about 3 MB) is loaded by a process that publishes, only.
+            from app.webhooks.bus import EventBus
+
+            bus = EventBus(
                 db,
                 url=settings.amqp_url.get_secret_value(),
                 exchange=settings.amqp_exchange,
                 readers=readers,
             )
-            if settings.amqp_url
-            else None
-        )
         imports = ImportRunner(
             db,
             app.state.cipher,

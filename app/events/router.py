@@ -17,6 +17,7 @@ router = api_router(prefix="/v1/events", tags=["events"])
 
 @router.get(
     "/stream",
+    status_code=200,
     response_class=EventStreamResponse,
     responses={
         200: {
