@@ -12,11 +12,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
-from alembic import command
-from alembic.config import Config
 from pydantic import AliasChoices, ValidationError
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,9 +24,13 @@ from app.db.errors import database_unavailable
 from app.db.session import Database
 from app.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 # Each command imports the domains, the importer, uvicorn or tqdm it needs inside its function:
 # imported here, every `antring` run (`--help`, `tenant list`) would load them all first,
-# about 2.9 s instead of about 1.3 s on a small machine.
+# about 2.9 s instead of about 1.3 s on a small machine. Alembic too: `antring serve` runs in
+# this process, and a server that never migrates would hold its 10 MB for nothing.
 
 
 def _alembic_ini() -> Path:
@@ -37,7 +39,9 @@ def _alembic_ini() -> Path:
     return beside if beside.exists() else Path.cwd() / "alembic.ini"
 
 
-def alembic_config(database_url: str | None = None) -> Config:
+def alembic_config(database_url: str | None = None) -> "Config":
+    from alembic.config import Config
+
     config = Config(str(_alembic_ini()))
     if database_url:
         config.attributes["database_url"] = database_url
@@ -47,6 +51,8 @@ def alembic_config(database_url: str | None = None) -> Config:
 def migrate(settings: Settings, revision: str = "head") -> None:
     """Upgrades the database. Alembic's progress goes to stdout, so that a failure is the one
     line on stderr."""
+    from alembic import command
+
     config = alembic_config(settings.database_url)
     config.attributes["configure_logging"] = False
     progress = logging.StreamHandler(sys.stdout)

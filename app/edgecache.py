@@ -21,12 +21,15 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import httpx
 from prometheus_client import Counter
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +104,9 @@ class EdgePusher:
     """Sends the removals to every edge, one change after another, from one task."""
 
     def __init__(self, urls: Sequence[str], *, token: str | None, timeout: float = 0.5) -> None:
+        # Imported by a process that has edges to tell, only.
+        import httpx
+
         self.urls = list(urls)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.AsyncClient(headers=headers, timeout=timeout)
@@ -154,6 +160,8 @@ class EdgePusher:
         return {"jsonrpc": "2.0", "method": method, "params": params, "id": next(self._ids)}
 
     async def _push(self, url: str, calls: list[dict[str, object]]) -> None:
+        import httpx
+
         for call in calls:
             for delay in _RETRY_DELAYS:
                 await asyncio.sleep(delay)
@@ -177,7 +185,7 @@ class EdgePusher:
                 )
 
 
-def _done(answer: httpx.Response) -> bool:
+def _done(answer: "httpx.Response") -> bool:
     """The edge took the call: a result, or "not found" (it had nothing cached to drop, or no
     contact of the account)."""
     try:

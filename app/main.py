@@ -30,7 +30,9 @@ from app.devices.router import router as devices_router
 from app.errors import problem_openapi
 from app.errors.catalogue import load_catalogues
 from app.errors.handlers import install_error_handlers
+from app.events.response import end_on_stop, server_stopping
 from app.events.router import router as events_router
+from app.events.service import STOPPING
 from app.extensions.router import router as extensions_router
 from app.health import metrics_router
 from app.health import router as health_router
@@ -59,7 +61,6 @@ from app.tenancy.router import router as tenants_router
 from app.users.parts_router import router as user_parts_router
 from app.users.router import router as users_router
 from app.users.router import toggles_router
-from app.webhooks.bus import EventBus
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.router import router as webhooks_router
 
@@ -198,16 +199,17 @@ def create_app(
             readers=readers,
         )
         app.state.dispatcher = dispatcher
-        bus = (
-            EventBus(
+        bus = None
+        if settings.amqp_url:
+            # The AMQP client (about 3 MB) is loaded by a process that publishes, only.
+            from app.webhooks.bus import EventBus
+
+            bus = EventBus(
                 db,
                 url=settings.amqp_url.get_secret_value(),
                 exchange=settings.amqp_exchange,
                 readers=readers,
             )
-            if settings.amqp_url
-            else None
-        )
         imports = ImportRunner(
             db,
             app.state.cipher,
@@ -235,6 +237,8 @@ def create_app(
         reading: list[asyncio.Task[None]] = [
             loop.create_task(follower.run()),
             loop.create_task(minutes.run()),
+            # The server waits for every open response before it stops: the streams end then.
+            loop.create_task(end_on_stop(lambda: follower.end_all(STOPPING), server_stopping)),
         ]
         if settings.webhooks_enabled:
             reading.append(asyncio.get_running_loop().create_task(dispatcher.run()))

@@ -2,14 +2,12 @@
 without accents, đ as d) and Vietnamese order (ICU's `vi` collation) as sort keys that both
 backends order by byte."""
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import Any
 
-import icu
-
-# ICU's Vietnamese tailoring: Đ after D, Ă and Â after A, tones after the letter they sit on.
-_VIETNAMESE = icu.Collator.createInstance(icu.Locale("vi"))
 # Where a word within a word starts: after a character that is neither a letter nor a digit.
 _INNER_START = re.compile(r"(?<=[\W_])(?=[^\W_])")
 
@@ -42,10 +40,20 @@ def query_words(search: str) -> list[str]:
     return list(dict.fromkeys(fold(search).split()))
 
 
+@functools.cache
+def _vietnamese() -> Any:
+    """ICU's Vietnamese tailoring: Đ after D, Ă and Â after A, tones after the letter they sit
+    on. Loaded by the first name written: ICU and its data take about 10 MB, which a process
+    that writes no name (a replica serving call control and streams) never needs."""
+    import icu
+
+    return icu.Collator.createInstance(icu.Locale("vi"))
+
+
 def sort_key(text: str) -> bytes:
     """ICU's Vietnamese sort key of `text`: comparing keys byte by byte orders the texts as
     the collation does."""
-    return bytes(_VIETNAMESE.getSortKey(unicodedata.normalize("NFC", text)))
+    return bytes(_vietnamese().getSortKey(unicodedata.normalize("NFC", text)))
 
 
 def given_name_first(display_name: str) -> str:

@@ -142,6 +142,19 @@ async def test_method_not_allowed_is_a_problem(
     assert "GET" in response.headers["allow"]
 
 
+async def test_a_wrong_method_names_the_allowed_ones_without_building_the_document() -> None:
+    """The OpenAPI document, once built, stays in the process (several MB): a 405 reads the
+    routes instead."""
+    app = create_app(make_settings("sqlite+aiosqlite:///:memory:"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as plain:
+        response = await plain.delete("/v1/users")
+
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, POST"
+    assert app.openapi_schema is None
+
+
 async def test_conflict_is_a_problem_naming_what_is_taken(
     client: httpx.AsyncClient, tenant: TenantKeys
 ) -> None:

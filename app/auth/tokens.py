@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import jwt
 
 from app.auth.models import Role
@@ -107,6 +106,9 @@ class ProviderKeys:
         self._issuer = issuer.rstrip("/")
         self._cache_seconds = cache_seconds
         self._min_refresh_seconds = min_refresh_seconds
+        # Imported by a process that has an identity provider to ask, only.
+        import httpx
+
         self._http = httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
         self._jwks_uri: str | None = None
         self.endpoints: SignInEndpoints | None = None
@@ -170,6 +172,8 @@ class ProviderKeys:
         return self._reading
 
     async def _read(self) -> None:
+        import httpx
+
         try:
             if self._jwks_uri is None:
                 discovery = await self._get_json(f"{self._issuer}/.well-known/openid-configuration")

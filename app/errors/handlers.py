@@ -3,16 +3,15 @@ for: a domain failure, invalid input, an HTTP error, an unreachable database, a 
 change, anything unexpected."""
 
 import logging
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import compile_path
 
 from app.db.errors import UNAVAILABLE_ERRORS, database_unavailable
 from app.errors.catalogue import negotiate
@@ -38,16 +37,22 @@ def language_of(request: Request) -> str:
 
 def _allowed_methods(request: Request) -> list[str]:
     """The methods the document lists for the request's path: a concrete path's own, else those
-    of the templated paths it matches (OpenAPI matches concrete paths first, as the app does)."""
-    paths: dict[str, dict[str, Any]] = request.app.openapi()["paths"]
+    of the templated paths it matches (OpenAPI matches concrete paths first, as the app does).
+    Read from the documented routes, not from the document: a 405 does not build the OpenAPI
+    document, which the process would then hold for good (several MB)."""
     path = get_route_path(request.scope)
-    if path in paths:
-        return sorted(method.upper() for method in paths[path])
-    methods: set[str] = set()
-    for template, item in paths.items():
-        if "{" in template and compile_path(template)[0].match(path):
-            methods.update(method.upper() for method in item)
-    return sorted(methods)
+    concrete: set[str] = set()
+    templated: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute) or not route.include_in_schema or not context.path:
+            continue
+        if not context.param_convertors:
+            if context.path == path:
+                concrete.update(context.methods or ())
+        elif context.path_regex.match(path):
+            templated.update(context.methods or ())
+    return sorted(concrete or templated)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,13 +1,13 @@
 from typing import Annotated
 
 from fastapi import Header, Request
-from sse_starlette import EventSourceResponse
 
 from app.auth.deps import ReadAccess
 from app.deps import DatabaseDep, SettingsDep
 from app.errors import InvalidInput, ResponseHeaders, responses
 from app.events import service
 from app.events.exceptions import TooManyStreams
+from app.events.response import EventStreamResponse
 from app.events.schemas import STREAM_DESCRIPTION, StreamTypes
 from app.outbox.follower import OutboxFollower
 from app.routing import api_router
@@ -17,7 +17,8 @@ router = api_router(prefix="/v1/events", tags=["events"])
 
 @router.get(
     "/stream",
-    response_class=EventSourceResponse,
+    status_code=200,
+    response_class=EventStreamResponse,
     responses={
         200: {
             "description": STREAM_DESCRIPTION,
@@ -44,7 +45,7 @@ async def stream_events(
             json_schema_extra={"format": "uuid"},
         ),
     ] = None,
-) -> EventSourceResponse:
+) -> EventStreamResponse:
     """Stream the tenant's events as they happen (Server-Sent Events)."""
     follower: OutboxFollower = request.app.state.follower
     opened = await service.open_stream(
@@ -56,8 +57,15 @@ async def stream_events(
         last_event_id=last_event_id,
         replay_max=settings.stream_replay_events,
     )
-    return EventSourceResponse(
-        service.messages(follower, opened, expires_at=scope.principal.expires_at),
-        ping=settings.stream_heartbeat_seconds,
+    subscription = opened.subscription
+    return EventStreamResponse(
+        service.messages(
+            subscription,
+            opened.missed,
+            heartbeat=settings.stream_heartbeat_seconds,
+            expires_at=scope.principal.expires_at,
+        ),
         send_timeout=settings.stream_send_timeout_seconds,
+        on_disconnect=lambda: subscription.end(service.GONE),
+        on_close=lambda: follower.unsubscribe(subscription),
     )

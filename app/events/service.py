@@ -4,7 +4,7 @@ client's Last-Event-ID, and the messages the stream sends."""
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -91,21 +91,33 @@ async def open_stream(
     return Opened(subscription, missed)
 
 
-# Events sent together when a stream's queue holds several: one write, not one each.
+# Events sent together when several wait: one write, not one each.
 SEND_TOGETHER = 64
+# How a stream ends without a last event: its client left, or the process stops (the client
+# connects again, to another replica, with Last-Event-ID).
+GONE = "gone"
+STOPPING = "stopping"
 
 
 def _notice(event: str, reason: str) -> bytes:
     return ServerSentEvent(data=json.dumps({"reason": reason}), event=event).encode()
 
 
+def _ping() -> bytes:
+    return ServerSentEvent(comment=f"ping - {utcnow()}").encode()
+
+
 async def messages(
-    follower: OutboxFollower, opened: Opened, *, expires_at: datetime | None
-) -> AsyncIterator[bytes]:
-    """The stream: a reset or the missed events, then each event as it commits, until the
-    client leaves, falls too far behind, or its credential expires (`expires_at`)."""
-    subscription = opened.subscription
-    queue = subscription.queue
+    subscription: Subscription,
+    missed: list[StreamEvent] | None,
+    *,
+    heartbeat: float,
+    expires_at: datetime | None,
+) -> AsyncGenerator[bytes, None]:
+    """The stream: a reset (`missed` None) or the missed events, then each event as it commits
+    (and a heartbeat when nothing was sent for `heartbeat` seconds), until the subscription
+    ends: the client left, fell too far behind, its credential expired (`expires_at`) or the
+    process stops."""
     expiry = (
         asyncio.get_running_loop().call_later(
             max((expires_at - utcnow()).total_seconds(), 0), subscription.end, EXPIRED
@@ -114,28 +126,30 @@ async def messages(
         else None
     )
     try:
-        if opened.missed is None:
+        if missed is None:
             yield _notice(RESET, "The events since Last-Event-ID are not kept.")
-        replayed = {event.seq for event in opened.missed or []}
+        # The numbers alone are kept, to send none of these events twice.
+        replayed = {event.seq for event in missed or []}
         last_replayed = max(replayed, default=0)
-        for event in opened.missed or []:
+        for event in missed or []:
             yield event.message
+        missed = None
         while True:
-            taken = [await queue.get()]
-            while not queue.empty() and len(taken) < SEND_TOGETHER:
-                taken.append(queue.get_nowait())
+            if not await subscription.wait(heartbeat):
+                yield _ping()
+                continue
+            if subscription.ended:
+                reason = subscription.ended
+                if reason in _REASONS:
+                    yield _notice(reason, _REASONS[reason])
+                return
             chunk = b"".join(
                 event.message
-                for event in taken
-                if event is not None and not (event.seq <= last_replayed and event.seq in replayed)
+                for event in subscription.take(SEND_TOGETHER)
+                if not (event.seq <= last_replayed and event.seq in replayed)
             )
             if chunk:
                 yield chunk
-            if None in taken:
-                reason = subscription.ended or DROPPED
-                yield _notice(reason, _REASONS[reason])
-                return
     finally:
         if expiry is not None:
             expiry.cancel()
-        follower.unsubscribe(subscription)

@@ -16,7 +16,6 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -89,39 +88,67 @@ class StreamLimitReached(Exception):
 DROPPED = "dropped"
 
 
-@dataclass(eq=False)
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Subscription:
-    """One stream's share of the fan-out: its tenant's events of its types, in a bounded queue.
-    When the queue is full the subscription ends as DROPPED: the queue is emptied, `ended` set
-    and a None queued, and its reader ends the stream."""
+    """One stream's share of the fan-out: its tenant's events of its types, waiting in a bounded
+    list for its reader (the events themselves are shared by every stream they go to). When the
+    list is full the subscription ends as DROPPED: the events waiting are let go, `ended` is set
+    and the reader, woken, ends the stream."""
 
-    tenant_id: uuid.UUID
-    types: frozenset[str]
-    owner: str
-    size: int
-    queue: asyncio.Queue[StreamEvent | None] = field(init=False)
-    ended: str | None = None
+    __slots__ = ("_pending", "_waiter", "ended", "owner", "size", "tenant_id", "types")
 
-    def __post_init__(self) -> None:
-        # One slot more than `size`, for the None that tells the reader to stop.
-        self.queue = asyncio.Queue(self.size + 1)
+    def __init__(self, tenant_id: uuid.UUID, types: frozenset[str], owner: str, size: int) -> None:
+        self.tenant_id = tenant_id
+        self.types = types
+        self.owner = owner
+        self.size = size
+        self.ended: str | None = None
+        self._pending: list[StreamEvent] = []
+        # The reader's, while it waits.
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, event: StreamEvent) -> None:
         if self.ended or (self.types and event.type not in self.types):
             return
-        if self.queue.qsize() >= self.size:
+        if len(self._pending) >= self.size:
             self.end(DROPPED)
             return
-        self.queue.put_nowait(event)
+        self._pending.append(event)
+        if self._waiter is not None:
+            _wake(self._waiter)
 
     def end(self, reason: str) -> None:
         """No more events: the reader is told `reason` next."""
         if self.ended:
             return
         self.ended = reason
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self._pending = []
+        if self._waiter is not None:
+            _wake(self._waiter)
+
+    def take(self, most: int) -> list[StreamEvent]:
+        """The first `most` events waiting, in order (none once the subscription has ended)."""
+        taken, self._pending = self._pending[:most], self._pending[most:]
+        return taken
+
+    async def wait(self, seconds: float) -> bool:
+        """Until an event waits or the subscription ends (True), or `seconds` pass (False). No
+        task and no queue: a timer and, while waiting, one future."""
+        if self._pending or self.ended:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(seconds, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        return bool(self._pending or self.ended)
 
 
 class OutboxFollower:
@@ -187,6 +214,12 @@ class OutboxFollower:
                 raise ServiceUnavailable() from None
             raise
         return subscription
+
+    def end_all(self, reason: str) -> None:
+        """Ends every subscription with `reason` (the process is stopping)."""
+        for subscriptions in self._by_tenant.values():
+            for subscription in subscriptions:
+                subscription.end(reason)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         tenant = self._by_tenant.get(subscription.tenant_id)

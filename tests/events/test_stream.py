@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 
 from app.db.session import Database
@@ -365,3 +366,72 @@ async def test_one_tenants_stalled_reader_holds_up_no_other_tenant(
             stalled.close()
             assert b"theirs" not in received
             assert app.state.follower.subscriptions == 1
+
+
+async def test_a_quiet_stream_sends_heartbeats(settings: Settings, tenant: TenantKeys) -> None:
+    app = create_app(settings.model_copy(update={"stream_heartbeat_seconds": 0.2}))
+    async with (
+        app.router.lifespan_context(app),
+        serve(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=5) as plain,
+        plain.stream("GET", STREAM, headers=tenant.viewer) as response,
+    ):
+        received = ""
+        async with asyncio.timeout(3):
+            async for text in response.aiter_text():
+                received += text
+                if received.count("\r\n\r\n") >= 2:
+                    break
+    # Two comment lines, nothing else: no event happened.
+    assert [block[: len(": ping - ")] for block in received.split("\r\n\r\n")[:2]] == [
+        ": ping - ",
+        ": ping - ",
+    ]
+
+
+async def test_a_client_that_leaves_gives_its_place_back_at_once(
+    settings: Settings, tenant: TenantKeys
+) -> None:
+    app = create_app(settings.model_copy(update={"streams_per_key": 1}))
+    async with app.router.lifespan_context(app), serve(app) as url:
+        async with open_stream(url, tenant.viewer):
+            assert app.state.follower.subscriptions == 1
+        # No event and no heartbeat (every 15 s) came since: the disconnect alone frees it.
+        for _ in range(40):
+            if not app.state.follower.subscriptions:
+                break
+            await asyncio.sleep(0.05)
+        assert app.state.follower.subscriptions == 0
+        async with open_stream(url, tenant.viewer) as again:
+            assert again.status == 200
+
+
+async def test_open_streams_end_when_their_server_stops(
+    settings: Settings, tenant: TenantKeys
+) -> None:
+    """A stopping server waits for every response to end: its streams end within a second,
+    with their last chunk, and their clients connect again elsewhere with Last-Event-ID."""
+    app = create_app(settings)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    host, port = listener.getsockname()
+    server = uvicorn.Server(
+        uvicorn.Config(app, lifespan="off", log_level="warning", timeout_graceful_shutdown=30)
+    )
+    async with app.router.lifespan_context(app):
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
+        async with (
+            httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=30) as plain,
+            plain.stream("GET", STREAM, headers=tenant.viewer) as response,
+        ):
+            assert response.status_code == 200
+            began = time.monotonic()
+            server.should_exit = True
+            # A stream cut off without its last chunk would raise here.
+            body = b"".join([chunk async for chunk in response.aiter_raw()])
+            ended_after = time.monotonic() - began
+        await serving
+    listener.close()
+    assert body == b""
+    assert ended_after < 2
