@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.sql import insert_many
+from app.db.sql import insert_many, one_of
 from app.devices.models import Device, DeviceKind, PhoneModel, Registration, Transport
 from app.tenants.models import Tenant
 from app.user_record.models import User
@@ -112,10 +112,24 @@ async def stored_devices_of(
         return []
     rows = await session.execute(
         select(*_STORED_DEVICE_COLUMNS).where(
-            Device.tenant_id == tenant_id, Device.user_id.in_(user_ids)
+            Device.tenant_id == tenant_id, one_of(session, Device.user_id, user_ids)
         )
     )
     return [StoredDevice(*row) for row in rows]
+
+
+async def device_names_of(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_ids: Collection[uuid.UUID]
+) -> list[tuple[uuid.UUID, str, DeviceKind]]:
+    """Each device of these users as (user id, name, kind): what the export writes of it."""
+    if not user_ids:
+        return []
+    rows = await session.execute(
+        select(Device.user_id, Device.name, Device.kind).where(
+            Device.tenant_id == tenant_id, one_of(session, Device.user_id, user_ids)
+        )
+    )
+    return [(user_id, name, kind) for user_id, name, kind in rows]
 
 
 async def name_holders(

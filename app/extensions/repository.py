@@ -5,7 +5,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.sql import insert_many
+from app.db.sql import insert_many, one_of
 from app.extensions.models import Extension
 from app.user_record.models import User
 
@@ -86,7 +86,7 @@ async def stored_extensions_of(
         return []
     rows = await session.execute(
         select(Extension.id, Extension.user_id, Extension.number).where(
-            Extension.tenant_id == tenant_id, Extension.user_id.in_(user_ids)
+            Extension.tenant_id == tenant_id, one_of(session, Extension.user_id, user_ids)
         )
     )
     return [StoredExtension(*row) for row in rows]

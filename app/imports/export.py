@@ -42,10 +42,10 @@ async def export_pages(
             )
             user_ids = [user.id for user in page]
             devices_of: dict[uuid.UUID, list[tuple[str, str]]] = {}
-            for device in await devices_repository.stored_devices_of(
+            for user_id, name, kind in await devices_repository.device_names_of(
                 session, tenant_id=tenant_id, user_ids=user_ids
             ):
-                devices_of.setdefault(device.user_id, []).append((device.name, device.kind.value))
+                devices_of.setdefault(user_id, []).append((name, kind.value))
             numbers_of: dict[uuid.UUID, list[str]] = {}
             for extension in await extensions_repository.stored_extensions_of(
                 session, tenant_id=tenant_id, user_ids=user_ids

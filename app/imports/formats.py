@@ -360,19 +360,27 @@ def csv_header() -> str:
 def csv_line(row: ExportRow) -> str:
     """The row as a CSV line, safe to open in a spreadsheet: a value that would be taken for a
     formula has a ' before it (see _FORMULA)."""
-    return _csv_line(
-        _as_text(cell)
-        for cell in [
-            row.display_name,
-            row.email or "",
-            row.external_ref or "",
-            " ".join(row.extensions),
-            " ".join(f"{name}:{kind}" for name, kind in row.devices),
-            "" if row.limit_minutes is None else str(row.limit_minutes),
+    return csv_lines([row])
+
+
+def csv_lines(rows: Iterable[ExportRow]) -> str:
+    """The rows as CSV lines (see `csv_line`), through one writer."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(
+        [
+            _as_text(row.display_name),
+            _as_text(row.email or ""),
+            _as_text(row.external_ref or ""),
+            _as_text(" ".join(row.extensions)),
+            _as_text(" ".join(f"{name}:{kind}" for name, kind in row.devices)),
+            "" if row.limit_minutes is None else _as_text(str(row.limit_minutes)),
+            # Neither can be taken for a formula.
             "true" if row.outbound_allowed else "false",
             "true" if row.auto_answer else "false",
         ]
+        for row in rows
     )
+    return out.getvalue()
 
 
 def json_line(row: ExportRow) -> str:

@@ -28,7 +28,7 @@ from app.imports.exceptions import (
     ImportTooLarge,
     UploadInterrupted,
 )
-from app.imports.formats import MEDIA_TYPES, FileFormat, csv_header, csv_line, format_of, json_line
+from app.imports.formats import MEDIA_TYPES, FileFormat, csv_header, csv_lines, format_of, json_line
 from app.imports.schemas import ImportJobOut, ImportReport
 from app.memory import release
 from app.routing import api_router
@@ -193,7 +193,6 @@ async def export_users(
 ) -> StreamingResponse:
     """Export the users in the import's columns, without passwords."""
     pages = export.export_pages(db.session_scope, tenant_id=scope.tenant_id)
-    line = csv_line if format == FileFormat.csv else json_line
 
     # One chunk a page: a chunk a row would cost a trip through the middleware and the server's
     # transport for each agent.
@@ -201,7 +200,10 @@ async def export_users(
         if format == FileFormat.csv:
             yield csv_header()
         async for page in pages:
-            yield "".join(line(row) for row in page)
+            if format == FileFormat.csv:
+                yield csv_lines(page)
+            else:
+                yield "".join(json_line(row) for row in page)
 
     extension = "csv" if format == FileFormat.csv else "jsonl"
     return StreamingResponse(

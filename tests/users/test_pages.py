@@ -3,6 +3,7 @@ order as by offset, however the table changes between pages; a cursor belongs to
 and the count stops at 10,000, saying so."""
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from app.db.session import Database
 from app.names import name_columns
 from app.pagination import COUNT_CAP, SEARCH_COUNT_CAP
 from app.user_record.models import User
-from app.users.repository import UserSort
+from app.users.repository import WALKED_ROWS, UserSort
 from tests.helpers.api import TenantKeys, assert_problem, create_user
 
 # Repeated names, so that ties are broken by id and a page may end in the middle of one.
@@ -169,3 +170,68 @@ async def test_the_count_stops_at_ten_thousand_and_says_so(
     # A search as an operator types stops sooner: its first letters may find a third of a tenant.
     assert search.json()["total"] == SEARCH_COUNT_CAP
     assert search.json()["total_is_estimate"] is True
+
+
+# A tenant where a search finds more agents than it counts: "van" half of them, spread through
+# every order; "pham" those after the 970 Lê in the order of full names and of creation (a walk
+# along the order from its start finds 30 of them, short of a page); "le thi" fewer than it
+# counts.
+CROWD = 2_400
+FAMILY_LE = WALKED_ROWS - 30
+CROWD_SEARCHES = {"van": 1_200, "pham": CROWD - FAMILY_LE, "le thi": FAMILY_LE // 2}
+
+
+@pytest.mark.parametrize("sort", [s.value for s in UserSort])
+async def test_a_search_of_many_agents_pages_as_the_list_does(
+    client: httpx.AsyncClient, tenant: TenantKeys, other_tenant: TenantKeys, db: Database, sort: str
+) -> None:
+    now = utcnow()
+    rows = []
+    for i in range(CROWD):
+        family = "Lê" if i < FAMILY_LE else "Phạm"
+        name = f"{family} {'Văn' if i % 2 else 'Thị'} Agent{i:04}"
+        names = name_columns(name, None)
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "tenant_id": tenant.id,
+                "display_name": name,
+                "created_at": now - timedelta(seconds=CROWD - i),
+                "updated_at": now,
+                **names,
+                "search_text": names["search_key"],
+            }
+        )
+    async with db.session_scope() as session:
+        await session.execute(insert(User), rows)
+    await create_user(client, other_tenant.admin, display_name="Phạm Văn Agent0001")
+    column = {"display_name": "name_sort", "given_name": "given_name_sort"}.get(
+        sort.lstrip("-"), "created_at"
+    )
+    ordered = sorted(rows, key=lambda row: row[column], reverse=sort.startswith("-"))
+
+    for search, matches in CROWD_SEARCHES.items():
+        words = [f" {word}" for word in search.split()]
+        expected = [
+            str(row["id"]) for row in ordered if all(w in row["search_text"] for w in words)
+        ]
+        assert len(expected) == matches
+        params = {"search": search, "sort": sort, "limit": 50}
+
+        first = await client.get("/v1/users", params=params, headers=tenant.operator)
+        deeper = await client.get(
+            "/v1/users", params={**params, "offset": 100}, headers=tenant.operator
+        )
+        read = [first]
+        for _ in range(2):
+            cursor = read[-1].json()["next"]
+            read.append(
+                await client.get(
+                    "/v1/users", params={**params, "cursor": cursor}, headers=tenant.operator
+                )
+            )
+
+        assert [u["id"] for u in deeper.json()["items"]] == expected[100:150], search
+        assert [u["id"] for page in read for u in page.json()["items"]] == expected[:150], search
+        assert first.json()["total"] == min(matches, SEARCH_COUNT_CAP)
+        assert first.json()["total_is_estimate"] is (matches > SEARCH_COUNT_CAP)

@@ -1,7 +1,9 @@
 """On a tenant of 100,000 agents (PostgreSQL), every statement the Users table runs reads an
 index, never the whole of a table: its first page in each order, a page read on by cursor, and
-searches for a rare word, a common one and an extension. The statements are the service's own,
-caught as a request runs them, and explained with the values they were sent with."""
+searches for a rare word, an extension, a common word spread through the order (read along the
+order's index, not from the trigram index) and a common word whose agents lie together at the
+end of the order (from the trigram index). The statements are the service's own, caught as a
+request runs them, and explained with the values they were sent with."""
 
 import uuid
 from collections.abc import Iterator
@@ -13,16 +15,21 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.session import Database
+from app.users.repository import WALKED_ROWS
 from tests.helpers.api import TenantKeys, create_user
 
 AGENTS = 100_000
 # Tables a scan of which would grow with the tenant.
 LARGE = {"user_account", "device", "extension"}
+# Nodes that read all their input before they give a row.
+_READ_WHOLE = {"Sort", "Hash", "SetOp"}
 
 
 async def _seed(db: Database, tenant_id: uuid.UUID) -> None:
     """100,000 agents with two devices each and 8,999 extensions, in three statements (on an
-    engine of its own: the service's stops a statement after a few seconds)."""
+    engine of its own: the service's stops a statement after a few seconds). Their names sort
+    in the order they are numbered; the last 30,000 are Phạm, the others Nguyễn, Trần or Lê by
+    turns."""
     engine = create_async_engine(db.engine.url)
     async with engine.begin() as conn:
         await conn.execute(
@@ -39,8 +46,10 @@ async def _seed(db: Database, tenant_id: uuid.UUID) -> None:
                     words || ' agent-' || i || ' agent-' || i || '-sp'
                         || CASE WHEN i < 9000 THEN ' ' || (1000 + i) ELSE '' END
                 FROM generate_series(1, :agents) AS i,
-                    LATERAL (SELECT (ARRAY['Nguyễn', 'Trần', 'Lê'])[i % 3 + 1] AS family) f,
-                    LATERAL (SELECT ' ' || (ARRAY['nguyen', 'tran', 'le'])[i % 3 + 1]
+                    LATERAL (SELECT CASE WHEN i > :agents - 30000 THEN 4 ELSE i % 3 + 1 END
+                        AS n) k,
+                    LATERAL (SELECT (ARRAY['Nguyễn', 'Trần', 'Lê', 'Phạm'])[n] AS family) f,
+                    LATERAL (SELECT ' ' || (ARRAY['nguyen', 'tran', 'le', 'pham'])[n]
                         || ' agent ' || i AS words) w
                 """
             ),
@@ -77,22 +86,30 @@ async def _seed(db: Database, tenant_id: uuid.UUID) -> None:
     await engine.dispose()
 
 
-def _nodes(plan: dict[str, Any], limited: bool = False) -> Iterator[dict[str, Any]]:
-    """The plan's nodes, each marked `Limited` when a Limit above it stops it early."""
-    limited = limited or plan["Node Type"] == "Limit"
-    yield {**plan, "Limited": limited}
+def _nodes(plan: dict[str, Any], limit: float | None = None) -> Iterator[dict[str, Any]]:
+    """The plan's nodes, each marked `Limited` when a Limit above it stops it early, with the
+    rows the nearest such Limit lets through (`Limit Rows`). A Limit over a node that reads all
+    of its input first (a sort, a hash, an aggregate) stops nothing below that node."""
+    if plan["Node Type"] == "Limit":
+        limit = plan["Plan Rows"]
+    elif plan["Node Type"] in _READ_WHOLE or plan.get("Strategy") in ("Plain", "Hashed"):
+        limit = None
+    yield {**plan, "Limited": limit is not None, "Limit Rows": limit}
     for child in plan.get("Plans", []):
-        yield from _nodes(child, limited)
+        yield from _nodes(child, limit)
 
 
 async def _plans(
     client: httpx.AsyncClient, db: Database, headers: dict[str, str], **params: Any
 ) -> list[list[dict[str, Any]]]:
-    """The plan of each statement the request runs on the large tables, as nodes."""
+    """The plan of each statement the request runs on the large tables, as nodes, under the
+    settings the request gave its transaction before it (set_config)."""
     statements: list[tuple[str, Any]] = []
 
     def caught(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if any(f" {table}" in statement for table in LARGE) and statement.startswith("SELECT"):
+        if "set_config(" in statement or (
+            any(f" {table}" in statement for table in LARGE) and statement.startswith("SELECT")
+        ):
             statements.append((statement, parameters))
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", caught)
@@ -104,6 +121,9 @@ async def _plans(
     plans = []
     async with db.engine.connect() as conn:
         for statement, parameters in statements:
+            if "set_config(" in statement:
+                await conn.exec_driver_sql(statement, parameters)
+                continue
             explained = await conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters)
             plans.append(list(_nodes(explained.scalar_one()[0]["Plan"])))
     assert plans, "the request ran no statement on the large tables"
@@ -114,16 +134,28 @@ def _indexes(plans: list[list[dict[str, Any]]]) -> set[str]:
     return {node["Index Name"] for plan in plans for node in plan if "Index Name" in node}
 
 
+def _walks_at_most(plan: list[dict[str, Any]], rows: int) -> bool:
+    """Each read of an order's index in the plan stops within `rows` of it (a Limit)."""
+    return all(
+        node["Limited"] and node["Limit Rows"] <= rows
+        for node in plan
+        if node.get("Index Name", "").startswith("ix_user_account_tenant_id_")
+    )
+
+
 def _scanned_whole(plans: list[list[dict[str, Any]]]) -> set[str]:
-    """The large tables read from start to end. A scan under a Limit stops once it has the rows
-    it needs: the count, which stops at 10,001 of a tenant's rows, may read them so."""
+    """The large tables read from start to end, or the tenant's agents read whole along an
+    index of the tenant's. A scan under a Limit stops once it has the rows it needs: the count,
+    which stops at 10,001 of a tenant's rows, may read them so."""
     return {
-        node["Relation Name"]
+        node.get("Relation Name") or node["Index Name"]
         for plan in plans
         for node in plan
-        if node["Node Type"] == "Seq Scan"
-        and node.get("Relation Name") in LARGE
-        and not node["Limited"]
+        if not node["Limited"]
+        and (
+            (node["Node Type"] == "Seq Scan" and node.get("Relation Name") in LARGE)
+            or node.get("Index Name", "").startswith("ix_user_account_tenant_id")
+        )
     }
 
 
@@ -152,23 +184,26 @@ async def _read_indexes(
     first = await client.get("/v1/users", params={"limit": 50}, headers=headers)
     assert first.json()["total_is_estimate"] is True
 
+    by_name, trigrams = "ix_user_account_tenant_id_name_sort", "ix_user_account_search_text_trgm"
     reads = {
-        "first page": ({"limit": 50}, "ix_user_account_tenant_id_name_sort"),
+        "first page": ({"limit": 50}, by_name),
         "by given name": ({"sort": "-given_name"}, "ix_user_account_tenant_id_given_name_sort"),
         "newest first": ({"sort": "-created_at"}, "ix_user_account_tenant_id_created_at"),
-        "read on by cursor": (
-            {"cursor": first.json()["next"]},
-            "ix_user_account_tenant_id_name_sort",
-        ),
-        "a rare word": ({"search": "agent 99999"}, "ix_user_account_search_text_trgm"),
-        "an e-mail": ({"search": "agent4242@acme.vn"}, "ix_user_account_search_text_trgm"),
-        "an extension": ({"search": "1234"}, "ix_user_account_search_text_trgm"),
-        # A third of the tenant: read in order from the start of an index until a page is
-        # full, or from the trigram index; either way not the whole table.
-        "a common word": ({"search": "nguyen"}, None),
+        "read on by cursor": ({"cursor": first.json()["next"]}, by_name),
+        "a rare word": ({"search": "agent 99999"}, trigrams),
+        "an e-mail": ({"search": "agent4242@acme.vn"}, trigrams),
+        "an extension": ({"search": "1234"}, trigrams),
+        # A word of a quarter of the tenant, through the whole order: the page is read along
+        # the order's index, a few hundred agents, not the 23,000 the trigram index would give.
+        "a common word": ({"search": "nguyen"}, by_name),
+        # A word of 30,000 agents, all at the end of the order: a walk from its start finds
+        # none of them, the trigram index finds them all.
+        "a common word far into the order": ({"search": "pham"}, trigrams),
     }
     for read, (params, index) in reads.items():
         plans = await _plans(client, db, headers, **params)
         assert not _scanned_whole(plans), (read, plans)
-        if index is not None:
-            assert index in _indexes(plans), (read, plans)
+        assert index in _indexes(plans), (read, plans)
+        if read == "a common word":
+            assert trigrams not in _indexes(plans), plans
+            assert all(_walks_at_most(plan, WALKED_ROWS) for plan in plans), plans
